@@ -1,0 +1,5 @@
+"""`python -m cvmlint`."""
+
+from cvmlint.cli import main
+
+main()

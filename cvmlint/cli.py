@@ -1,0 +1,293 @@
+"""The `cvmlint` command line (typer). Heavy modules are imported inside the commands."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn, assert_never
+
+import typer
+
+from cvmlint import __version__
+from cvmlint.errors import CvmlintError
+
+if TYPE_CHECKING:
+    from cvmlint.facts.model import Facts
+    from cvmlint.policy.loader import Policy
+    from cvmlint.policy.results import Report
+    from cvmlint.report.interface import Reporter
+
+app = typer.Typer(
+    name="cvmlint",
+    help="Policy-as-code linter and image compliance checker for confidential-VM base images.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="Check, explain and test policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+class OutputFormat(enum.StrEnum):
+    """Result formats."""
+
+    table = "table"
+    json = "json"
+
+
+class Severity(enum.StrEnum):
+    """Severities, for --fail-on."""
+
+    critical = "critical"
+    high = "high"
+    medium = "medium"
+    low = "low"
+    info = "info"
+
+
+class UnknownMode(enum.StrEnum):
+    """How unknown results count."""
+
+    fail = "fail"
+    warn = "warn"
+
+
+def reporter_for(fmt: OutputFormat, color: bool) -> Reporter:
+    """The reporter of one output format."""
+    from cvmlint.report import JsonReporter, TableReporter
+
+    if fmt is OutputFormat.table:
+        return TableReporter(color=color)
+    if fmt is OutputFormat.json:
+        return JsonReporter()
+    assert_never(fmt)
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text.rstrip("\n") + "\n")
+
+
+def fail(message: str, tip: str = "") -> NoReturn:
+    """Print an error (and a tip) to stderr and exit 2."""
+    _err(f"cvmlint: error: {message}")
+    if tip:
+        _err(f"Tip: {tip}")
+    raise typer.Exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"cvmlint {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """cvmlint: one policy, enforced on mkosi recipes and on built images."""
+
+
+# ---- shared option types -------------------------------------------------------------------
+
+PolicyOpt = Annotated[Path | None, typer.Option("--policy", "-p", help="Policy file (default: the shipped "
+                                                "cvm-baseline).", show_default=False)]
+ProfileOpt = Annotated[list[str] | None, typer.Option("--profile", help="Policy profile to apply; "
+                                                      "repeat to combine (e.g. tdx-gpu, dev).")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Result format.")]
+FailOnOpt = Annotated[Severity, typer.Option("--fail-on", help="Lowest severity whose failure makes "
+                                             "the exit code 1.")]
+UnknownOpt = Annotated[UnknownMode, typer.Option("--unknown", help="Whether unknown results fail "
+                                                 "the run (fail) or only show (warn).")]
+WaiversOpt = Annotated[Path | None, typer.Option("--waivers", help="TOML file of approved, expiring "
+                                                 "waivers.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file "
+                                                "instead of standard output.")]
+
+
+def _load_policy(path: Path | None, profiles: list[str] | None) -> Policy:
+    from cvmlint._resources import default_policy_path
+    from cvmlint.policy import load_policy
+
+    return load_policy(path or default_policy_path(), profiles or ())
+
+
+def _write(text: str, output: Path | None) -> None:
+    # NOTE: the output file is opened only now, after the work succeeded, so a failed run never
+    # leaves a truncated report behind.
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as err:
+        fail(f"cannot write {output}: {err.strerror}")
+
+
+def finish(report: Report, fmt: OutputFormat, fail_on: Severity, unknown: UnknownMode,
+           waivers: Path | None, output: Path | None) -> NoReturn:
+    """Apply waivers, print the report, exit with the code it earns."""
+    from cvmlint.policy import apply_waivers, load_waivers
+
+    if waivers is not None:
+        apply_waivers(report, load_waivers(waivers))
+    code = report.exit_code(fail_on.value, unknown.value)
+    color = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    _write(reporter_for(fmt, color).render(report, code), output)
+    raise typer.Exit(code)
+
+
+# ---- policy commands -----------------------------------------------------------------------
+
+
+def _policy_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(p.glob("*.cvmp"))
+            if not found:
+                fail(f"{p}: no *.cvmp policy files in this directory")
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            fail(f"{p}: no such file or directory")
+    return out
+
+
+@policy_app.command("check")
+def policy_check(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Policy files, or directories of *.cvmp files "
+                                                       "(default: the shipped policies).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
+) -> None:
+    """Parse and check policies (syntax, fact names, types, rules, every profile)."""
+    from cvmlint._resources import policies_dir
+    from cvmlint.policy import load_policy
+
+    problems = 0
+    for path in _policy_files(paths or [policies_dir()]):
+        try:
+            policy = load_policy(path)  # checks every profile too
+        except CvmlintError as err:
+            _err(err.diagnostics())
+            problems += 1
+            continue
+        for warning in policy.warnings:
+            _err(warning.render())
+        if not quiet:
+            print(f"{path}: ok: policy {policy.name} {policy.version}, {len(policy.rules)} rules, "
+                  f"{len(policy.available_profiles)} profiles ({', '.join(policy.available_profiles) or '-'})")
+    raise typer.Exit(2 if problems else 0)
+
+
+@policy_app.command("explain")
+def policy_explain(
+    rule_id: Annotated[str, typer.Argument(help="Rule id, e.g. CVM-FS-001.")],
+    policy_path: PolicyOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Show a rule: metadata, rationale, remediation, and which facts it reads."""
+    from cvmlint.policy.explain import explain_rule
+
+    policy = _load_policy(policy_path, profile)
+    text = explain_rule(policy, rule_id)
+    if text is None:
+        import difflib
+
+        close = difflib.get_close_matches(rule_id, [r.id for r in policy.rules], n=1)
+        fail(f"policy {policy.name} has no rule {rule_id}",
+             f"did you mean {close[0]}?" if close else "`cvmlint policy explain --help`")
+    print(text)
+
+
+@policy_app.command("facts")
+def policy_facts() -> None:
+    """List every fact a policy can read, with its type and meaning."""
+    from cvmlint.policy.explain import fact_catalogue
+
+    print(fact_catalogue())
+
+
+@policy_app.command("test")
+def policy_test(
+    directory: Annotated[Path | None, typer.Argument(help="Folder of *.toml fixture files "
+                                                     "(default: the shipped policies/tests).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Also fail when a rule lacks a pass or a "
+                                         "fail fixture.")] = False,
+) -> None:
+    """Run policy unit tests: fact fixtures with the expected result per rule."""
+    from cvmlint._resources import policies_dir
+    from cvmlint.policy.testing import run_fixture_dir
+
+    summary = run_fixture_dir(directory or policies_dir() / "tests")
+    print(summary.render())
+    raise typer.Exit(summary.exit_code(strict))
+
+
+# ---- facts and check -----------------------------------------------------------------------
+
+
+def load_target(target: Path) -> Facts:
+    """Facts of a target. Today: a facts JSON file (readers for recipes and images come next)."""
+    from cvmlint.facts import load_facts_file
+
+    if not target.exists():
+        fail(f"{target}: no such file or directory")
+    if target.is_dir():
+        fail(f"{target}: recipes are not readable yet", "give a facts JSON file (cvmlint facts --json)")
+    return load_facts_file(target)
+
+
+@app.command("facts")
+def facts_cmd(
+    target: Annotated[Path, typer.Argument(help="What to read: a facts JSON file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON (cvmlint.facts/1).")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Print the facts a target yields."""
+    from cvmlint.facts import dump_facts
+    from cvmlint.facts.summary import summarise
+
+    facts = load_target(target)
+    _write(dump_facts(facts) if as_json else summarise(facts), output)
+
+
+@app.command("check")
+def check_cmd(
+    facts_file: Annotated[Path, typer.Argument(help="Facts JSON file (from cvmlint facts --json).")],
+    policy_path: PolicyOpt = None,
+    profile: ProfileOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+    fail_on: FailOnOpt = Severity.low,
+    unknown: UnknownOpt = UnknownMode.fail,
+    waivers: WaiversOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Evaluate a policy over saved facts."""
+    from cvmlint.policy import evaluate
+
+    policy = _load_policy(policy_path, profile)
+    facts = load_target(facts_file)
+    finish(evaluate(policy, facts), fmt, fail_on, unknown, waivers, output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app; every cvmlint error becomes a message and exit code 2."""
+    try:
+        app(args=argv, prog_name="cvmlint", standalone_mode=True)
+    except CvmlintError as err:
+        _err(err.diagnostics())
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _err("cvmlint: interrupted")
+        sys.exit(130)
+    except Exception as err:  # pragma: no cover - a bug: say so briefly, show details on request
+        if os.environ.get("CVMLINT_DEBUG"):
+            raise
+        _err(f"cvmlint: internal error: {type(err).__name__}: {err}")
+        _err("Tip: rerun with CVMLINT_DEBUG=1 for the traceback, and report it.")
+        sys.exit(2)

@@ -1,0 +1,55 @@
+"""The terminal table: rule, severity, result, message, where."""
+
+from __future__ import annotations
+
+import io
+
+from cvmlint.policy.results import Report, RuleResult, Status
+
+_STYLE = {
+    Status.PASS: "green", Status.FAIL: "bold red", Status.UNKNOWN: "yellow", Status.WAIVED: "cyan",
+    Status.SKIPPED: "dim", Status.ERROR: "bold magenta",
+}
+
+
+def _rows(r: RuleResult) -> list[tuple[str, str]]:
+    """(message, where) lines for one result."""
+    if r.findings:
+        return [(f.message + (" [waived]" if f.waived_by else ""), f.location) for f in r.findings]
+    if r.reasons:
+        return [(reason, "") for reason in r.reasons]
+    return [(r.note or r.title, "")]
+
+
+class TableReporter:
+    """A rich table; colour only when `color` is set (the CLI sets it on a terminal)."""
+
+    def __init__(self, color: bool = False, width: int | None = None) -> None:
+        self.color = color
+        self.width = width
+
+    def render(self, report: Report, exit_code: int) -> str:
+        """The table, a summary line and any notes."""
+        from rich.console import Console
+        from rich.table import Table
+
+        out = io.StringIO()
+        console = Console(file=out, force_terminal=self.color, no_color=not self.color,
+                          width=self.width or (None if self.color else 160), highlight=False)
+        table = Table(show_lines=False, expand=False)
+        for col, kw in (("rule", {"no_wrap": True}), ("severity", {}), ("result", {}),
+                        ("message", {"ratio": 3}), ("where", {"ratio": 2, "overflow": "fold"})):
+            table.add_column(col, **kw)
+        for r in report.results:
+            for i, (message, where) in enumerate(_rows(r)):
+                first = i == 0
+                table.add_row(r.rule_id if first else "", r.severity if first else "",
+                              f"[{_STYLE[r.status]}]{r.status.value}[/]" if first else "", message, where)
+            if r.note and r.findings:
+                table.add_row("", "", "", f"[dim]{r.note}[/]", "")
+        console.print(table)
+        counts = ", ".join(f"{n} {s}" for s, n in report.summary().items() if n)
+        profiles = f" (profiles: {', '.join(report.profiles)})" if report.profiles else ""
+        console.print(f"{report.target.kind} {report.target.name}: policy {report.policy_name} "
+                      f"{report.policy_version}{profiles}: {counts}; exit {exit_code}")
+        return out.getvalue()
