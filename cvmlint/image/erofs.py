@@ -1,0 +1,822 @@
+"""EROFS, read as the kernel reads it: superblock, inodes, every data layout, directories, xattrs.
+
+    byte 1024  superblock   magic e2 e1 f5 e0 | checksum | compat | blkszbits | extslots | root nid
+                            | inode count | epoch | fixed nsec | blocks | meta blkaddr | xattr blkaddr
+                            | uuid | volume name | incompat | compression algs | … | packed nid …
+    inode n    at meta_blkaddr * block_size + 32 * nid: 32-byte compact or 64-byte extended inode,
+               then inline xattrs, then (by layout) inline tail data, a chunk table, or the
+               compression map header and lcluster indexes.
+
+Layouts: FLAT_PLAIN, FLAT_INLINE (tail packed after the inode), CHUNK_BASED, COMPRESSED_FULL
+(8-byte lcluster indexes) and COMPRESSED_COMPACT (2/4-byte packed indexes), with big pclusters,
+ztailpacking (the tail pcluster inline) and fragments (tails in the packed inode).
+Algorithms: LZ4 (also LZ4HC output), MicroLZMA, DEFLATE, Zstandard.
+Facts from erofs-utils 1.9.3 include/erofs_fs.h, lib/namei.c, lib/data.c, lib/zmap.c, lib/dir.c.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import stat
+import struct
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from cvmlint.errors import FormatError
+from cvmlint.image import codecs
+from cvmlint.image.source import ByteSource, read_exact, unpack
+
+FMT = "erofs"
+MAGIC = 0xE0F5E1E2
+SB_OFFSET = 1024
+_SB = struct.Struct("<IIIBBHQQIIII16s16sIHHHBBIQBB2sIQQQQ")
+_COMPACT = struct.Struct("<HHHHIIIIHHI")
+_EXTENDED = struct.Struct("<HHHHQIIIIQII16s")
+_DIRENT = struct.Struct("<QHBB")
+_MAP_HEADER = struct.Struct("<IHBB")
+_FULL_INDEX = struct.Struct("<HHI")
+_CHUNK_INDEX = struct.Struct("<HHI")
+_XATTR_ENTRY = struct.Struct("<BBH")
+
+COMPAT_SB_CHKSUM = 0x1
+INCOMPAT_LZ4_0PADDING = 0x1
+INCOMPAT_COMPR_CFGS = 0x2
+INCOMPAT_CHUNKED_FILE = 0x4
+INCOMPAT_DEVICE_TABLE = 0x8
+INCOMPAT_ZTAILPACKING = 0x10
+INCOMPAT_FRAGMENTS = 0x20
+INCOMPAT_XATTR_PREFIXES = 0x40
+INCOMPAT_48BIT = 0x80
+INCOMPAT_METABOX = 0x100
+SUPPORTED_INCOMPAT = 0x7F
+"""48BIT and METABOX (erofs-utils 1.9, experimental) are refused with a clear message."""
+
+FLAT_PLAIN, COMPRESSED_FULL, FLAT_INLINE, COMPRESSED_COMPACT, CHUNK_BASED = range(5)
+LAYOUT_NAMES = {0: "FLAT_PLAIN", 1: "COMPRESSED_FULL", 2: "FLAT_INLINE", 3: "COMPRESSED_COMPACT",
+                4: "CHUNK_BASED"}
+ALGORITHMS = {0: "lz4", 1: "lzma", 2: "deflate", 3: "zstd"}
+SHIFTED, INTERLACED = -1, -2
+
+ADVISE_COMPACTED_2B = 0x1
+ADVISE_BIG_PCLUSTER_1 = 0x2
+ADVISE_BIG_PCLUSTER_2 = 0x4
+ADVISE_INLINE_PCLUSTER = 0x8
+ADVISE_INTERLACED_PCLUSTER = 0x10
+ADVISE_FRAGMENT_PCLUSTER = 0x20
+TYPE_PLAIN, TYPE_HEAD1, TYPE_NONHEAD, TYPE_HEAD2 = range(4)
+D0_CBLKCNT = 1 << 11
+PARTIAL_REF = 1 << 15
+NULL_ADDR32 = 0xFFFFFFFF
+PCLUSTER_MAX_SIZE = 1 << 20
+PCLUSTER_MAX_DSIZE = 12 << 20
+MAX_NAME = 255
+MAX_DEPTH = 256
+MAX_INODES = 10_000_000
+MAX_DIR_SIZE = 64 << 20
+XATTR_PREFIXES = {1: "user.", 2: "system.posix_acl_access", 3: "system.posix_acl_default", 4: "trusted.",
+                  5: "lustre.", 6: "security."}
+
+
+@dataclass(frozen=True)
+class ErofsSuperblock:
+    """The parsed superblock."""
+
+    block_size: int
+    blkszbits: int
+    root_nid: int
+    inodes: int
+    epoch: int
+    fixed_nsec: int
+    blocks: int
+    meta_blkaddr: int
+    xattr_blkaddr: int
+    uuid: str
+    volume_name: str
+    feature_compat: int
+    feature_incompat: int
+    compr_algs: int
+    """Bitmap of algorithms in use (LZ4 only when COMPR_CFGS is off)."""
+    extra_devices: int
+    xattr_prefix_count: int
+    xattr_prefix_start: int
+    packed_nid: int
+    checksum_ok: bool | None
+    """None when the image carries no checksum (SB_CHKSUM off)."""
+
+
+@dataclass(frozen=True)
+class ErofsInode:
+    """One inode, as stored."""
+
+    nid: int
+    offset: int
+    extended: bool
+    layout: int
+    mode: int
+    nlink: int
+    uid: int
+    gid: int
+    size: int
+    mtime: int
+    mtime_nsec: int
+    raw_u: int
+    """startblk (flat), compressed block count, rdev or chunk format, by type and layout."""
+    xattr_isize: int
+    shared_xattr_count_hint: int
+    dot_omitted: bool = False
+
+    @property
+    def inode_isize(self) -> int:
+        """On-disk size of the inode record itself."""
+        return 64 if self.extended else 32
+
+    @property
+    def body(self) -> int:
+        """Byte offset right after the inode and its inline xattrs."""
+        return self.offset + self.inode_isize + self.xattr_isize
+
+    @property
+    def is_dir(self) -> bool:
+        """A directory."""
+        return stat.S_ISDIR(self.mode)
+
+    @property
+    def is_reg(self) -> bool:
+        """A regular file."""
+        return stat.S_ISREG(self.mode)
+
+    @property
+    def is_symlink(self) -> bool:
+        """A symbolic link."""
+        return stat.S_ISLNK(self.mode)
+
+    @property
+    def rdev(self) -> tuple[int, int]:
+        """(major, minor) of a device node (new encoding)."""
+        dev = self.raw_u
+        return (dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00)
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    """One directory entry."""
+
+    name: str
+    nid: int
+    file_type: int
+
+
+@dataclass(frozen=True)
+class _ZHeader:
+    advise: int
+    algs: tuple[int, int]
+    lclusterbits: int
+    idata_size: int
+    fragmentoff: int
+    whole_fragment: bool
+
+
+@dataclass
+class _LCluster:
+    type: int
+    clusterofs: int
+    delta0: int = 0
+    delta1: int = 0
+    pblk: int = 0
+    cblkcnt: int = 0
+    partial: bool = False
+    nextpackoff: int = 0
+
+
+@dataclass(frozen=True)
+class _Extent:
+    la: int
+    llen: int
+    kind: str
+    """`pcluster`, `inline` (ztailpacking) or `fragment`."""
+    pa: int = 0
+    plen: int = 0
+    alg: int = 0
+    partial: bool = False
+
+
+class ErofsFileSystem:
+    """An erofs image on a byte source; every read is bounds-checked against the source size."""
+
+    def __init__(self, src: ByteSource) -> None:
+        self.src = src
+        self.sb = self._superblock()
+        self.bs = self.sb.block_size
+        self._packed: ErofsInode | None = None
+        self._prefixes: list[tuple[int, bytes]] | None = None
+        self._inode_cache = lru_cache(maxsize=4096)(self._read_inode)
+
+    # -- superblock --------------------------------------------------------------------------
+    def _superblock(self) -> ErofsSuperblock:
+        raw = read_exact(self.src, SB_OFFSET, 128, FMT, "superblock")
+        (magic, checksum, compat, blkszbits, _extslots, root_nid, inos, epoch, fixed_nsec, blocks, meta_blkaddr,
+         xattr_blkaddr, uid, volname, incompat, u1, extra_devices, _devt, _dirblkbits, prefix_count,
+         prefix_start, packed_nid, _filter, _ishare, _res, _build_time, _rootnid8, _res2, _metabox,
+         _res3) = unpack(_SB, raw + b"\0" * 16, 0, FMT, "superblock")
+        if magic != MAGIC:
+            raise FormatError(FMT, "superblock", SB_OFFSET, f"bad magic {magic:#010x} (expected {MAGIC:#010x})")
+        if not 9 <= blkszbits <= 16:
+            raise FormatError(FMT, "superblock", SB_OFFSET + 12, f"block size 2^{blkszbits} outside 512..65536")
+        unknown = incompat & ~SUPPORTED_INCOMPAT
+        if unknown:
+            names = {INCOMPAT_48BIT: "48bit", INCOMPAT_METABOX: "metabox"}
+            what = ", ".join(names.get(1 << b, f"bit {b}") for b in range(32) if unknown & (1 << b))
+            raise FormatError(FMT, "superblock", SB_OFFSET + 80, f"unsupported incompatible feature(s): {what}")
+        bs = 1 << blkszbits
+        if blocks and blocks * bs > self.src.size:
+            raise FormatError(FMT, "superblock", SB_OFFSET + 36, f"{blocks} blocks of {bs} bytes exceed "
+                              f"{self.src.name} ({self.src.size} bytes): truncated image")
+        if meta_blkaddr * bs >= self.src.size:
+            raise FormatError(FMT, "superblock", SB_OFFSET + 40, f"metadata block {meta_blkaddr} is past the end")
+        checksum_ok = None
+        if compat & COMPAT_SB_CHKSUM:
+            length = bs - SB_OFFSET if bs > SB_OFFSET else bs
+            body = bytearray(read_exact(self.src, SB_OFFSET, length, FMT, "superblock (checksummed area)"))
+            body[4:8] = b"\0\0\0\0"
+            checksum_ok = codecs.crc32c_raw(0xFFFFFFFF, bytes(body)) == checksum
+            if not checksum_ok:
+                raise FormatError(FMT, "superblock", SB_OFFSET + 4, f"checksum mismatch (stored {checksum:#010x})")
+        algs = u1 if incompat & INCOMPAT_COMPR_CFGS else 1
+        return ErofsSuperblock(bs, blkszbits, root_nid, inos, epoch, fixed_nsec, blocks, meta_blkaddr,
+                               xattr_blkaddr, str(uuid.UUID(bytes=uid)), volname.rstrip(b"\0").decode("utf-8",
+                               "replace"), compat, incompat, algs, extra_devices, prefix_count, prefix_start,
+                               packed_nid, checksum_ok)
+
+    # -- inodes -------------------------------------------------------------------------------
+    def inode(self, nid: int) -> ErofsInode:
+        """The inode with number `nid` (validated)."""
+        result: ErofsInode = self._inode_cache(nid)
+        return result
+
+    def _read_inode(self, nid: int) -> ErofsInode:
+        if nid < 0 or nid >> 63:
+            raise FormatError(FMT, f"inode {nid}", 0, "nid refers to a metabox, which is not supported")
+        offset = self.sb.meta_blkaddr * self.bs + nid * 32
+        what = f"inode {nid}"
+        head = read_exact(self.src, offset, 32, FMT, what)
+        i_format = int.from_bytes(head[:2], "little")
+        if i_format & ~0x1F:
+            raise FormatError(FMT, what, offset, f"unsupported i_format {i_format:#x}")
+        layout = (i_format >> 1) & 0x7
+        if layout > CHUNK_BASED:
+            raise FormatError(FMT, what, offset, f"unknown data layout {layout}")
+        if i_format & 1:
+            raw = read_exact(self.src, offset, 64, FMT, what)
+            (_f, icount, mode, _nb, size, raw_u, _ino, uid, gid, mtime, mtime_nsec, nlink,
+             _r) = unpack(_EXTENDED, raw, 0, FMT, what)
+            extended = True
+        else:
+            (_f, icount, mode, nb, size, mtime_rel, raw_u, _ino, uid, gid, _r) = unpack(_COMPACT, head, 0, FMT, what)
+            nlink = 1 if (not stat.S_ISDIR(mode) and (i_format >> 4) & 1) else nb
+            mtime, mtime_nsec, extended = self.sb.epoch + mtime_rel, self.sb.fixed_nsec, False
+        if stat.S_IFMT(mode) not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFCHR, stat.S_IFBLK,
+                                     stat.S_IFIFO, stat.S_IFSOCK):
+            raise FormatError(FMT, what, offset + 4, f"bogus mode {mode:o}")
+        xattr_isize = 12 + 4 * (icount - 1) if icount else 0
+        if layout in (COMPRESSED_FULL, COMPRESSED_COMPACT) and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode) \
+                and not stat.S_ISLNK(mode):
+            raise FormatError(FMT, what, offset, "compressed layout on a special file")
+        if layout == CHUNK_BASED and raw_u & 0xFFFF & ~0x7F:
+            raise FormatError(FMT, what, offset + 16, f"unsupported chunk format {raw_u & 0xFFFF:#x}")
+        if size > 1 << 44:
+            raise FormatError(FMT, what, offset + 8, f"implausible size {size}")
+        return ErofsInode(nid, offset, extended, layout, mode, nlink, uid, gid, size, mtime, mtime_nsec, raw_u,
+                          xattr_isize, icount, bool(stat.S_ISDIR(mode) and (i_format >> 4) & 1))
+
+    # -- data ---------------------------------------------------------------------------------
+    def iter_data(self, ino: ErofsInode, limit: int | None = None) -> Iterator[bytes]:
+        """A file's content in pieces, in order; holes read as zeros."""
+        if limit is not None and ino.size > limit:
+            raise FormatError(FMT, f"inode {ino.nid}", ino.offset + 8, f"size {ino.size} exceeds the "
+                              f"{limit}-byte limit")
+        if ino.size == 0:
+            return
+        if ino.layout in (FLAT_PLAIN, FLAT_INLINE):
+            yield from self._flat(ino)
+        elif ino.layout == CHUNK_BASED:
+            yield from self._chunked(ino)
+        else:
+            yield from self._compressed(ino)
+
+    def read(self, ino: ErofsInode, limit: int = 1 << 30) -> bytes:
+        """A whole file's content (refused above `limit` bytes)."""
+        return b"".join(self.iter_data(ino, limit))
+
+    def _read(self, offset: int, length: int, what: str) -> bytes:
+        return read_exact(self.src, offset, length, FMT, what)
+
+    def _read_blocks(self, start_blk: int, length: int, what: str) -> Iterator[bytes]:
+        pos, end = start_blk * self.bs, start_blk * self.bs + length
+        while pos < end:
+            n = min(1 << 20, end - pos)
+            yield self._read(pos, n, what)
+            pos += n
+
+    def _flat(self, ino: ErofsInode) -> Iterator[bytes]:
+        nblocks = -(-ino.size // self.bs)
+        tail = ino.layout == FLAT_INLINE
+        plain = (nblocks - (1 if tail else 0)) * self.bs
+        plain = min(plain, ino.size)
+        what = f"data of inode {ino.nid}"
+        if plain:
+            if ino.layout == FLAT_PLAIN and ino.raw_u == NULL_ADDR32:
+                yield from _zeros(plain)
+            else:
+                yield from self._read_blocks(ino.raw_u, plain, what)
+        if tail and ino.size > plain:
+            tail_len = ino.size - plain
+            if ino.body % self.bs + tail_len > self.bs:
+                raise FormatError(FMT, f"inline tail of inode {ino.nid}", ino.body,
+                                  f"{tail_len} bytes cross a block boundary")
+            yield self._read(ino.body, tail_len, f"inline tail of inode {ino.nid}")
+
+    def _chunked(self, ino: ErofsInode) -> Iterator[bytes]:
+        fmt = ino.raw_u & 0xFFFF
+        chunkbits = self.sb.blkszbits + (fmt & 0x1F)
+        if chunkbits > 40:
+            raise FormatError(FMT, f"inode {ino.nid}", ino.offset + 16, f"chunk size 2^{chunkbits} is implausible")
+        indexes = bool(fmt & 0x20)
+        unit = 8 if indexes else 4
+        table = -(-ino.body // unit) * unit
+        chunk = 1 << chunkbits
+        count = -(-ino.size // chunk)
+        raw = self._read(table, count * unit, f"chunk table of inode {ino.nid}")
+        for n in range(count):
+            length = min(chunk, ino.size - n * chunk)
+            if indexes:
+                hi, device, lo = unpack(_CHUNK_INDEX, raw, n * 8, FMT, f"chunk index {n} of inode {ino.nid}")
+                blk = ((hi << 32) | lo) & ((1 << 48) - 1 if fmt & 0x40 else 0xFFFFFFFF)
+                hole = blk == ((1 << 48) - 1 if fmt & 0x40 else 0xFFFFFFFF)
+                if device and not hole:
+                    raise FormatError(FMT, f"chunk {n} of inode {ino.nid}", table + n * 8,
+                                      f"data on extra device {device}, which is not part of this image")
+            else:
+                blk = int.from_bytes(raw[n * 4:n * 4 + 4], "little")
+                hole = blk == NULL_ADDR32
+            if hole:
+                yield from _zeros(length)
+            else:
+                yield from self._read_blocks(blk, length, f"chunk {n} of inode {ino.nid}")
+
+    # -- compressed ---------------------------------------------------------------------------
+    def _zheader(self, ino: ErofsInode) -> _ZHeader:
+        pos = -(-ino.body // 8) * 8
+        raw = self._read(pos, 8, f"compression map header of inode {ino.nid}")
+        word, advise, algs, clusterbits = unpack(_MAP_HEADER, raw, 0, FMT, "map header")
+        if clusterbits & 0x80:
+            fragoff = int.from_bytes(raw, "little") ^ (1 << 63)
+            return _ZHeader(ADVISE_FRAGMENT_PCLUSTER, (0, 0), self.sb.blkszbits, 0, fragoff, True)
+        if ino.layout == COMPRESSED_FULL and advise & 0x1:
+            raise FormatError(FMT, f"compression map of inode {ino.nid}", pos, "encoded extents (erofs-utils 1.9) "
+                              "are not supported")
+        if clusterbits & 0x70:
+            raise FormatError(FMT, f"compression map of inode {ino.nid}", pos + 7, f"reserved bits {clusterbits:#x}")
+        lbits = self.sb.blkszbits + (clusterbits & 0xF)
+        if lbits > 20:
+            raise FormatError(FMT, f"compression map of inode {ino.nid}", pos + 7, f"lcluster 2^{lbits} too large")
+        if ino.layout == COMPRESSED_COMPACT and bool(advise & ADVISE_BIG_PCLUSTER_1) != \
+                bool(advise & ADVISE_BIG_PCLUSTER_2):
+            raise FormatError(FMT, f"compression map of inode {ino.nid}", pos + 4,
+                              "big pcluster HEAD1/HEAD2 flags disagree in a compact index")
+        idata = word >> 16 if advise & ADVISE_INLINE_PCLUSTER else 0
+        fragoff = word if advise & ADVISE_FRAGMENT_PCLUSTER else 0
+        return _ZHeader(advise, (algs & 0xF, algs >> 4), lbits, idata, fragoff, False)
+
+    def _lcluster(self, ino: ErofsInode, zh: _ZHeader, lcn: int) -> _LCluster:
+        if ino.layout == COMPRESSED_FULL:
+            pos = -(-ino.body // 8) * 8 + 16 + lcn * 8
+            raw = self._read(pos, 8, f"lcluster {lcn} index of inode {ino.nid}")
+            advise, clusterofs, word = unpack(_FULL_INDEX, raw, 0, FMT, "lcluster index")
+            kind = advise & 3
+            if kind == TYPE_NONHEAD:
+                d0, d1 = word & 0xFFFF, word >> 16
+                lc = _LCluster(kind, 1 << zh.lclusterbits, d0, d1, nextpackoff=pos + 8)
+                if d0 & D0_CBLKCNT:
+                    lc.cblkcnt, lc.delta0 = d0 & ~D0_CBLKCNT, 1
+                return lc
+            return _LCluster(kind, clusterofs, pblk=word, partial=bool(advise & PARTIAL_REF), nextpackoff=pos + 8)
+        return self._compact_lcluster(ino, zh, lcn)
+
+    def _compact_lcluster(self, ino: ErofsInode, zh: _ZHeader, lcn: int) -> _LCluster:
+        ebase = -(-ino.body // 8) * 8 + 8
+        lbits = zh.lclusterbits
+        total = -(-ino.size // self.bs)
+        if lcn >= total or lbits > 14:
+            raise FormatError(FMT, f"compact index of inode {ino.nid}", ebase, f"lcluster {lcn} out of range")
+        initial = ((32 - ebase % 32) // 4) & 7
+        two_b = (total - initial) // 16 * 16 if zh.advise & ADVISE_COMPACTED_2B and initial < total else 0
+        pos, shift, rel = ebase, 2, lcn
+        if rel >= initial:
+            pos += initial * 4
+            rel -= initial
+            if rel < two_b:
+                shift = 1
+            else:
+                pos += two_b * 2
+                rel -= two_b
+        pos += rel << shift
+        vcnt = 2 if shift == 2 else 16
+        if shift == 1 and lbits > 12:
+            raise FormatError(FMT, f"compact index of inode {ino.nid}", pos, "2-byte pack with lclusters over 4 KiB")
+        pack_size = vcnt << shift
+        pack_start = pos - pos % pack_size
+        pack = self._read(pack_start, pack_size, f"compact index pack of inode {ino.nid}")
+        lobits = max(lbits, 12)
+        encodebits = ((pack_size - 4) * 8) // vcnt
+        i = (pos - pack_start) >> shift
+
+        def decode(j: int) -> tuple[int, int]:
+            bit = encodebits * j
+            v = int.from_bytes(pack[bit // 8:bit // 8 + 4].ljust(4, b"\0"), "little") >> (bit & 7)
+            return v & ((1 << lobits) - 1), (v >> lobits) & 3
+
+        lo, kind = decode(i)
+        nextpack = pack_start + pack_size
+        if kind == TYPE_NONHEAD:
+            lc = _LCluster(kind, 1 << lbits, nextpackoff=nextpack)
+            lc.delta1 = _lookahead(decode, i, vcnt)
+            big = bool(zh.advise & ADVISE_BIG_PCLUSTER_1)
+            if lo & D0_CBLKCNT:
+                if not big:
+                    raise FormatError(FMT, f"compact index of inode {ino.nid}", pos, "CBLKCNT without big pcluster")
+                lc.cblkcnt, lc.delta0 = lo & ~D0_CBLKCNT, 1
+            elif i + 1 != vcnt:
+                lc.delta0 = lo
+            else:  # the last entry of a pack stores delta[1]; delta[0] comes from its neighbour
+                plo, ptype = decode(i - 1)
+                lc.delta0 = (0 if ptype != TYPE_NONHEAD else 1 if plo & D0_CBLKCNT else plo) + 1
+            return lc
+        base = int.from_bytes(pack[-4:], "little")
+        return _LCluster(kind, lo, pblk=base + _heads_before(decode, i, bool(zh.advise & ADVISE_BIG_PCLUSTER_1),
+                                                              ino, pos), nextpackoff=nextpack)
+
+    def _head_of(self, ino: ErofsInode, zh: _ZHeader, ofs: int) -> int:
+        """The lcluster number of the HEAD/PLAIN lcluster whose extent holds byte `ofs` (bounded walk back)."""
+        lcn = ofs >> zh.lclusterbits
+        lc = self._lcluster(ino, zh, lcn)
+        if lc.type != TYPE_NONHEAD and ofs & ((1 << zh.lclusterbits) - 1) >= lc.clusterofs:
+            return lcn
+        distance = lc.delta0 if lc.type == TYPE_NONHEAD else 1
+        for _ in range(1 << 20):
+            if distance == 0 or distance > lcn:
+                raise FormatError(FMT, f"compression map of inode {ino.nid}", ino.offset,
+                                  f"bogus lookback distance {distance} at lcluster {lcn}")
+            lcn -= distance
+            lc = self._lcluster(ino, zh, lcn)
+            if lc.type != TYPE_NONHEAD:
+                return lcn
+            distance = lc.delta0
+        raise FormatError(FMT, f"compression map of inode {ino.nid}", ino.offset, "lookback does not end")
+
+    def _extents(self, ino: ErofsInode, zh: _ZHeader) -> Iterator[_Extent]:
+        if zh.whole_fragment:
+            yield _Extent(0, ino.size, "fragment", pa=zh.fragmentoff)
+            return
+        lbits = zh.lclusterbits
+        total = -(-ino.size // (1 << lbits))
+        heads = []
+        for lcn in range(total):
+            lc = self._lcluster(ino, zh, lcn)
+            if lc.type == TYPE_NONHEAD:
+                continue
+            if lc.clusterofs >= 1 << lbits:
+                raise FormatError(FMT, f"lcluster {lcn} of inode {ino.nid}", ino.offset,
+                                  f"clusterofs {lc.clusterofs} is past the lcluster")
+            la = (lcn << lbits) | lc.clusterofs
+            if la >= ino.size:
+                continue
+            heads.append((lcn, la, lc))
+        if not heads or heads[0][1] != 0:
+            raise FormatError(FMT, f"compression map of inode {ino.nid}", ino.offset, "does not start at offset 0")
+        tail_lcn = self._head_of(ino, zh, ino.size - 1)
+        tail_pos = self._lcluster(ino, zh, (ino.size - 1) >> lbits).nextpackoff
+        for k, (lcn, la, lc) in enumerate(heads):
+            end = heads[k + 1][1] if k + 1 < len(heads) else ino.size
+            llen = end - la
+            if llen <= 0:
+                raise FormatError(FMT, f"lcluster {lcn} of inode {ino.nid}", ino.offset, "extents out of order")
+            alg = SHIFTED if lc.type == TYPE_PLAIN else zh.algs[0 if lc.type == TYPE_HEAD1 else 1]
+            if lc.type == TYPE_PLAIN and zh.advise & ADVISE_INTERLACED_PCLUSTER:
+                alg = INTERLACED
+            if lcn == tail_lcn and zh.idata_size:
+                yield _Extent(la, llen, "inline", tail_pos, zh.idata_size, alg, lc.partial)
+            elif lcn == tail_lcn and zh.advise & ADVISE_FRAGMENT_PCLUSTER:
+                off = zh.fragmentoff | ((lc.pblk << 32) if ino.layout == COMPRESSED_FULL else 0)
+                yield _Extent(la, llen, "fragment", pa=off)
+            else:
+                blocks = self._compressed_blocks(ino, zh, lcn, lc)
+                yield _Extent(la, llen, "pcluster", lc.pblk * self.bs, blocks * self.bs, alg, lc.partial)
+
+    def _compressed_blocks(self, ino: ErofsInode, zh: _ZHeader, lcn: int, lc: _LCluster) -> int:
+        big = zh.advise & (ADVISE_BIG_PCLUSTER_1 if lc.type == TYPE_HEAD1 else ADVISE_BIG_PCLUSTER_2)
+        if not big or ((lcn + 1) << zh.lclusterbits) >= ino.size:
+            return 1
+        nxt = self._lcluster(ino, zh, lcn + 1)
+        if nxt.type != TYPE_NONHEAD:
+            return 1
+        if nxt.delta0 != 1 or not nxt.cblkcnt:
+            raise FormatError(FMT, f"lcluster {lcn + 1} of inode {ino.nid}", ino.offset,
+                              "big pcluster without its compressed block count (CBLKCNT)")
+        return nxt.cblkcnt
+
+    def _compressed(self, ino: ErofsInode) -> Iterator[bytes]:
+        zh = self._zheader(ino)
+        for ext in self._extents(ino, zh):
+            yield self._extent_data(ino, ext)
+
+    def _extent_data(self, ino: ErofsInode, ext: _Extent) -> bytes:
+        what = f"pcluster of inode {ino.nid} at logical offset {ext.la}"
+        if ext.kind == "fragment":
+            return self._packed_read(ext.pa, ext.llen, ino)
+        if ext.plen > PCLUSTER_MAX_SIZE or ext.llen > PCLUSTER_MAX_DSIZE:
+            raise FormatError(FMT, what, ext.pa, f"pcluster {ext.plen} bytes / extent {ext.llen} bytes exceed the "
+                              "format's limits")
+        if ext.kind == "inline" and ext.pa % self.bs + ext.plen > self.bs:
+            raise FormatError(FMT, f"tail pcluster of inode {ino.nid}", ext.pa, "crosses a block boundary")
+        raw = self._read(ext.pa, ext.plen, what)
+        if ext.alg == SHIFTED:
+            if ext.llen > len(raw):
+                raise FormatError(FMT, what, ext.pa, f"plain extent of {ext.llen} bytes in a {len(raw)}-byte pcluster")
+            return raw[:ext.llen]
+        if ext.alg == INTERLACED:
+            if ext.llen > len(raw) or len(raw) > self.bs:
+                raise FormatError(FMT, what, ext.pa, "interlaced extent does not fit its pcluster")
+            skip = ext.la % self.bs
+            right = min(self.bs - skip, ext.llen)
+            return raw[skip:skip + right] + raw[:ext.llen - right]
+        if not self.sb.compr_algs & (1 << ext.alg):
+            raise FormatError(FMT, what, ext.pa, f"algorithm {ext.alg} is not declared in the superblock")
+        margin = len(raw) - len(raw.lstrip(b"\0"))
+        if margin >= len(raw):
+            raise FormatError(FMT, what, ext.pa, "pcluster holds only zero padding")
+        data = raw[margin:]
+        name = ALGORITHMS.get(ext.alg)
+        if name == "lz4":
+            return codecs.lz4_block(data, ext.llen, FMT, what, ext.pa)
+        if name == "lzma":
+            return codecs.microlzma(data, ext.llen, FMT, what, ext.pa)
+        if name == "deflate":
+            return codecs.raw_deflate(data, ext.llen, FMT, what, ext.pa)
+        if name == "zstd":
+            return codecs.zstd_frame(data, ext.llen, FMT, what, ext.pa)
+        raise FormatError(FMT, what, ext.pa, f"unsupported algorithm {ext.alg}")
+
+    def _packed_read(self, offset: int, length: int, owner: ErofsInode) -> bytes:
+        if not self.sb.packed_nid or not self.sb.feature_incompat & INCOMPAT_FRAGMENTS:
+            raise FormatError(FMT, f"inode {owner.nid}", owner.offset, "refers to a fragment but the image has no "
+                              "packed inode")
+        if self._packed is None:
+            self._packed = self.inode(self.sb.packed_nid)
+            if self._packed.layout in (COMPRESSED_FULL, COMPRESSED_COMPACT) and \
+                    self._zheader(self._packed).advise & ADVISE_FRAGMENT_PCLUSTER:
+                raise FormatError(FMT, "packed inode", self._packed.offset, "the packed inode uses fragments itself")
+        if offset + length > self._packed.size:
+            raise FormatError(FMT, f"fragment of inode {owner.nid}", owner.offset,
+                              f"bytes {offset}..{offset + length} lie outside the packed inode ({self._packed.size})")
+        return self._read_range(self._packed, offset, length)
+
+    def _read_range(self, ino: ErofsInode, offset: int, length: int) -> bytes:
+        """Bytes [offset, offset+length) of a file (used for the packed inode)."""
+        out, pos = bytearray(), 0
+        for piece in self.iter_data(ino):
+            end = pos + len(piece)
+            if end > offset and pos < offset + length:
+                out += piece[max(0, offset - pos):offset + length - pos]
+            pos = end
+            if pos >= offset + length:
+                break
+        return bytes(out)
+
+    # -- directories, links, xattrs -----------------------------------------------------------
+    def readdir(self, ino: ErofsInode) -> list[DirEntry]:
+        """A directory's entries (`.` and `..` included when stored)."""
+        if not ino.is_dir:
+            raise FormatError(FMT, f"inode {ino.nid}", ino.offset, "is not a directory")
+        data = self.read(ino, MAX_DIR_SIZE)
+        entries: list[DirEntry] = []
+        for start in range(0, len(data), self.bs):
+            entries.extend(self._dirblock(ino, data[start:start + self.bs], start))
+        return entries
+
+    def _dirblock(self, ino: ErofsInode, blk: bytes, start: int) -> list[DirEntry]:
+        what = f"directory block at byte {start} of inode {ino.nid}"
+        if len(blk) < 12:
+            raise FormatError(FMT, what, ino.offset, f"only {len(blk)} bytes")
+        first_nameoff = int.from_bytes(blk[8:10], "little")
+        if first_nameoff < 12 or first_nameoff % 12 or first_nameoff >= len(blk):
+            raise FormatError(FMT, what, ino.offset, f"bogus first name offset {first_nameoff}")
+        count = first_nameoff // 12
+        raw = [unpack(_DIRENT, blk, 12 * k, FMT, what) for k in range(count)]
+        out = []
+        for k, (nid, nameoff, ftype, _r) in enumerate(raw):
+            end = raw[k + 1][1] if k + 1 < count else len(blk)
+            if k + 1 == count:
+                nul = blk.find(b"\0", nameoff)
+                end = nul if nul != -1 else len(blk)
+            if not first_nameoff <= nameoff < end <= len(blk) or end - nameoff > MAX_NAME:
+                raise FormatError(FMT, what, ino.offset, f"entry {k}: bogus name span {nameoff}..{end}")
+            name = blk[nameoff:end].decode("utf-8", "surrogateescape")
+            if "/" in name or "\0" in name:
+                raise FormatError(FMT, what, ino.offset, f"entry {k}: invalid name {name!r}")
+            out.append(DirEntry(name, nid, ftype))
+        return out
+
+    def readlink(self, ino: ErofsInode) -> str:
+        """A symlink's target."""
+        if not ino.is_symlink:
+            raise FormatError(FMT, f"inode {ino.nid}", ino.offset, "is not a symlink")
+        if ino.size > 4096:
+            raise FormatError(FMT, f"symlink inode {ino.nid}", ino.offset, f"target of {ino.size} bytes")
+        return self.read(ino, 4096).decode("utf-8", "surrogateescape")
+
+    def xattrs(self, ino: ErofsInode) -> dict[str, bytes]:
+        """Inline and shared extended attributes."""
+        if not ino.xattr_isize:
+            return {}
+        what = f"xattrs of inode {ino.nid}"
+        base = ino.offset + ino.inode_isize
+        area = self._read(base, ino.xattr_isize, what)
+        shared_count = area[4]
+        if 12 + 4 * shared_count > len(area):
+            raise FormatError(FMT, what, base + 4, f"{shared_count} shared xattrs do not fit the inline area")
+        out: dict[str, bytes] = {}
+        for k in range(shared_count):
+            sid = int.from_bytes(area[12 + 4 * k:16 + 4 * k], "little")
+            pos = self.sb.xattr_blkaddr * self.bs + 4 * sid
+            head = self._read(pos, 4, f"shared xattr {sid}")
+            nlen, _idx, vlen = unpack(_XATTR_ENTRY, head, 0, FMT, f"shared xattr {sid}")
+            name, value, _ = self._xattr_entry(self._read(pos, 4 + nlen + vlen, f"shared xattr {sid}"), 0, what)
+            out[name] = value
+        pos = 12 + 4 * shared_count
+        while pos + 4 <= len(area):
+            name, value, size = self._xattr_entry(area, pos, what)
+            out[name] = value
+            pos += size
+        return out
+
+    def _xattr_entry(self, buf: bytes, pos: int, what: str) -> tuple[str, bytes, int]:
+        nlen, index, vlen = unpack(_XATTR_ENTRY, buf, pos, FMT, what)
+        end = pos + 4 + nlen + vlen
+        if end > len(buf):
+            raise FormatError(FMT, what, pos, f"entry of {nlen}+{vlen} bytes runs past the xattr area")
+        suffix = buf[pos + 4:pos + 4 + nlen]
+        if index & 0x80:
+            prefixes = self._long_prefixes()
+            if (index & 0x7F) >= len(prefixes):
+                raise FormatError(FMT, what, pos, f"long xattr prefix {index & 0x7F} is not defined")
+            base, infix = prefixes[index & 0x7F]
+            name = XATTR_PREFIXES.get(base, "") + infix.decode("utf-8", "surrogateescape")
+        else:
+            if index not in XATTR_PREFIXES:
+                raise FormatError(FMT, what, pos, f"unknown xattr name index {index}")
+            name = XATTR_PREFIXES[index]
+        value = buf[pos + 4 + nlen:end]
+        return name + suffix.decode("utf-8", "surrogateescape"), value, -(-(4 + nlen + vlen) // 4) * 4
+
+    def _long_prefixes(self) -> list[tuple[int, bytes]]:
+        if self._prefixes is None:
+            self._prefixes = []
+            pos = self.sb.xattr_prefix_start * 4
+            packed = self.inode(self.sb.packed_nid) if self.sb.packed_nid else None
+            for _ in range(self.sb.xattr_prefix_count):
+                pos = -(-pos // 4) * 4
+                if packed is not None:
+                    head = self._read_range(packed, pos, 2)
+                else:
+                    head = self._read(pos, 2, "long xattr prefix")
+                length = int.from_bytes(head, "little")
+                if not 1 <= length <= MAX_NAME + 1:
+                    raise FormatError(FMT, "long xattr prefix", pos, f"bogus length {length}")
+                body = self._read_range(packed, pos + 2, length) if packed else self._read(pos + 2, length,
+                                                                                          "long xattr prefix")
+                self._prefixes.append((body[0], body[1:]))
+                pos += 2 + length
+        return self._prefixes
+
+    # -- tree ---------------------------------------------------------------------------------
+    def root(self) -> ErofsInode:
+        """The root directory inode."""
+        ino = self.inode(self.sb.root_nid)
+        if not ino.is_dir:
+            raise FormatError(FMT, "root inode", ino.offset, "is not a directory")
+        return ino
+
+    def walk(self) -> Iterator[tuple[str, ErofsInode]]:
+        """(path, inode) of every file, parents before children; loops and runaway trees refused."""
+        root = self.root()
+        yield "/", root
+        stack: list[tuple[str, ErofsInode, int]] = [("/", root, 0)]
+        seen_dirs = {root.nid}
+        count = 0
+        while stack:
+            path, ino, depth = stack.pop()
+            for entry in self.readdir(ino):
+                if entry.name in (".", ".."):
+                    continue
+                count += 1
+                if count > MAX_INODES:
+                    raise FormatError(FMT, "directory tree", 0, f"more than {MAX_INODES} entries")
+                child = self.inode(entry.nid)
+                child_path = posixpath.join(path, entry.name)
+                if child.is_dir:
+                    if child.nid in seen_dirs:
+                        raise FormatError(FMT, f"directory {child_path}", child.offset,
+                                          "contains itself or an ancestor (directory loop)")
+                    if depth + 1 > MAX_DEPTH:
+                        raise FormatError(FMT, f"directory {child_path}", child.offset,
+                                          f"nested deeper than {MAX_DEPTH} levels")
+                    seen_dirs.add(child.nid)
+                    stack.append((child_path, child, depth + 1))
+                yield child_path, child
+
+    def lookup(self, path: str, follow: bool = True) -> ErofsInode | None:
+        """The inode at an absolute path, following symlinks inside the image (at most 40)."""
+        parts = [p for p in path.split("/") if p]
+        ino, hops, current = self.root(), 0, "/"
+        while parts:
+            part = parts.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                current = posixpath.dirname(current) or "/"
+                found = self.lookup(current, follow=False)
+                if found is None:
+                    return None
+                ino = found
+                continue
+            entry = next((e for e in self.readdir(ino) if e.name == part), None)
+            if entry is None:
+                return None
+            child = self.inode(entry.nid)
+            if child.is_symlink and (parts or follow):
+                hops += 1
+                if hops > 40:
+                    raise FormatError(FMT, f"path {path}", child.offset, "too many levels of symbolic links")
+                target = self.readlink(child)
+                base = "/" if target.startswith("/") else current
+                rest = posixpath.normpath(posixpath.join(base, target)).split("/") + parts
+                parts, ino, current = [p for p in rest if p], self.root(), "/"
+                continue
+            ino, current = child, posixpath.join(current, part)
+            if parts and not ino.is_dir:
+                return None
+        return ino
+
+
+def _zeros(length: int) -> Iterator[bytes]:
+    while length > 0:
+        n = min(length, 1 << 20)
+        yield bytes(n)
+        length -= n
+
+
+def _lookahead(decode: object, i: int, vcnt: int) -> int:
+    """delta[1] of a NONHEAD compact entry: the distance to the next HEAD (or to the pack's end)."""
+    assert callable(decode)
+    d1, lo, j = 0, 0, i
+    while j < vcnt:
+        lo, kind = decode(j)
+        if kind != TYPE_NONHEAD:
+            return d1
+        d1 += 1
+        j += 1
+    if not lo & D0_CBLKCNT:
+        d1 += lo - 1
+    return d1
+
+
+def _heads_before(decode: object, i: int, big: bool, ino: ErofsInode, pos: int) -> int:
+    """Blocks between a compact pack's base address and the pcluster of its HEAD entry `i`."""
+    assert callable(decode)
+    if not big:
+        nblk = 1
+        while i > 0:
+            i -= 1
+            lo, kind = decode(i)
+            if kind == TYPE_NONHEAD:
+                i -= lo
+            if i >= 0:
+                nblk += 1
+        return nblk
+    nblk = 0
+    while i > 0:
+        i -= 1
+        lo, kind = decode(i)
+        if kind == TYPE_NONHEAD:
+            if lo & D0_CBLKCNT:
+                i -= 1
+                nblk += lo & ~D0_CBLKCNT
+                continue
+            if lo <= 1:
+                raise FormatError(FMT, f"compact index of inode {ino.nid}", pos, "big pcluster with delta0 <= 1")
+            i -= lo - 2
+            continue
+        nblk += 1
+    return nblk
