@@ -1,0 +1,366 @@
+"""dm-verity: the superblock of a hash partition, and the root hash recomputed from the data.
+
+    hash partition, byte 0 (512 bytes, little-endian):
+      "verity\\0\\0" | version=1 | hash_type (1 normal, 0 Chrome OS) | uuid[16] | algorithm[32]
+      | data block size | hash block size | data blocks (u64) | salt size (u16) | pad[6] | salt[256]
+    the tree follows from hash block ceil((offset + 512) / hash_block_size): the top level first,
+    the level hashing the data blocks last.
+    format 1: digest = H(salt || block), each digest in a zero-padded power-of-two slot
+    format 0: digest = H(block || salt), digests packed
+    root hash = digest of the single top-level block (of data block 0 when there is one data block)
+
+Level 0 — every data block — is hashed by worker processes over the data partition's file
+descriptor (hashlib holds the GIL for 4 KiB buffers); memory stays bounded by the digests
+(32 bytes per data block) and one read buffer per worker.
+Facts from cryptsetup lib/verity/verity.c and verity_hash.c.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import multiprocessing
+import os
+import struct
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cvmlint.errors import FormatError
+from cvmlint.image.source import ByteSource, FileSource, SliceSource, read_exact, unpack
+
+FMT = "verity"
+SIGNATURE = b"verity\0\0"
+_SB = struct.Struct("<8sII16s32sIIQH6s256s")
+MAX_LEVELS = 63
+READ_CHUNK = 1 << 20
+WINDOW = 16 << 20
+Progress = Callable[[int, int], None]
+"""Called with (bytes hashed, bytes in total)."""
+
+
+@dataclass(frozen=True)
+class VeritySuperblock:
+    """The dm-verity superblock written by `veritysetup format` (and systemd-repart)."""
+
+    version: int
+    hash_type: int
+    uuid: str
+    algorithm: str
+    data_block_size: int
+    hash_block_size: int
+    data_blocks: int
+    salt: bytes
+    offset: int = 0
+    """Byte offset of the superblock (the hash area offset) in the hash partition."""
+
+    @property
+    def first_hash_block(self) -> int:
+        """Index (in hash blocks) of the first tree block: after the superblock."""
+        return -(-(self.offset + 512) // self.hash_block_size)
+
+
+@dataclass
+class VerityResult:
+    """The recomputed root hash and how the stored tree compares with the data."""
+
+    root_hash: str
+    algorithm: str
+    hash_type: int
+    data_block_size: int
+    hash_block_size: int
+    data_blocks: int
+    salt: str
+    levels: int
+    tree_valid: bool
+    first_bad_data_block: int | None = None
+    """The first data block whose digest differs from the stored level-0 digest."""
+    problems: list[str] = field(default_factory=list)
+    """Level by level: where the stored tree departs from the recomputed one."""
+
+
+def read_superblock(src: ByteSource, offset: int = 0) -> VeritySuperblock:
+    """Parse the superblock at `offset` of a hash partition."""
+    raw = read_exact(src, offset, 512, FMT, "superblock")
+    (sig, version, hash_type, uid, alg, dbs, hbs, blocks, salt_size, _pad, salt) = unpack(_SB, raw, 0, FMT,
+                                                                                           "superblock")
+    if sig != SIGNATURE:
+        raise FormatError(FMT, "superblock", offset, "no 'verity' signature")
+    if version != 1:
+        raise FormatError(FMT, "superblock", offset + 8, f"unsupported version {version}")
+    if hash_type not in (0, 1):
+        raise FormatError(FMT, "superblock", offset + 12, f"unknown hash type {hash_type}")
+    for name, size, at in (("data", dbs, 64), ("hash", hbs, 68)):
+        if size < 512 or size > 1 << 20 or size & (size - 1):
+            raise FormatError(FMT, "superblock", offset + at, f"{name} block size {size} is not a power of two "
+                              "in 512..1048576")
+    if salt_size > 256:
+        raise FormatError(FMT, "superblock", offset + 80, f"salt size {salt_size} exceeds 256")
+    if blocks == 0:
+        raise FormatError(FMT, "superblock", offset + 72, "zero data blocks")
+    algorithm = alg.rstrip(b"\0").decode("ascii", "replace").lower()
+    return VeritySuperblock(version, hash_type, str(uuid.UUID(bytes=uid)), algorithm, dbs, hbs, blocks,
+                            salt[:salt_size], offset)
+
+
+def _hasher(algorithm: str) -> hashlib._Hash:
+    try:
+        return hashlib.new(algorithm)
+    except ValueError:
+        raise FormatError(FMT, "superblock", 32, f"unsupported hash algorithm {algorithm!r}") from None
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    digest_size: int
+    slot: int
+    per_block_bits: int
+    level_start: tuple[int, ...]
+    """Hash-block index of each level (0 = the level hashing data blocks)."""
+    level_size: tuple[int, ...]
+
+
+def geometry(sb: VeritySuperblock) -> _Geometry:
+    """Where each level of the tree lies, as veritysetup lays it out."""
+    ds = _hasher(sb.algorithm).digest_size
+    bits = (sb.hash_block_size // ds).bit_length() - 1
+    if bits <= 0:
+        raise FormatError(FMT, "superblock", 68, f"hash block size {sb.hash_block_size} below the digest size")
+    levels = 0
+    while bits * levels < 64 and (sb.data_blocks - 1) >> (bits * levels):
+        levels += 1
+    if levels > MAX_LEVELS:
+        raise FormatError(FMT, "superblock", 72, "hash tree needs more than 63 levels")
+    starts = [0] * levels
+    sizes = [0] * levels
+    position = sb.first_hash_block
+    for i in range(levels - 1, -1, -1):
+        starts[i] = position
+        sizes[i] = -(-sb.data_blocks // (1 << ((i + 1) * bits)))
+        position += sizes[i]
+    slot = 1 << (ds - 1).bit_length() if sb.hash_type == 1 else ds
+    return _Geometry(ds, slot, bits, tuple(starts), tuple(sizes))
+
+
+def _block_digest(sb: VeritySuperblock, block: bytes | memoryview) -> bytes:
+    if sb.hash_type == 1:
+        h = _hasher(sb.algorithm)
+        h.update(sb.salt)
+        h.update(block)
+        return h.digest()
+    h = _hasher(sb.algorithm)
+    h.update(block)
+    h.update(sb.salt)
+    return h.digest()
+
+
+def _pack_level(sb: VeritySuperblock, geo: _Geometry, digests: bytes | memoryview, count: int) -> list[bytes]:
+    """The hash blocks holding `count` digests, laid out as veritysetup writes them."""
+    per_block = 1 << geo.per_block_bits
+    blocks = []
+    for start in range(0, count, per_block):
+        n = min(per_block, count - start)
+        if geo.slot == geo.digest_size:
+            body = bytes(digests[start * geo.digest_size:(start + n) * geo.digest_size])
+        else:
+            pad = bytes(geo.slot - geo.digest_size)
+            body = b"".join(bytes(digests[k * geo.digest_size:(k + 1) * geo.digest_size]) + pad
+                            for k in range(start, start + n))
+        blocks.append(body + bytes(sb.hash_block_size - len(body)))
+    return blocks
+
+
+def _fd_and_offset(src: ByteSource) -> tuple[int, int] | None:
+    offset = 0
+    while isinstance(src, SliceSource):
+        offset += src.start
+        src = src.parent
+    if isinstance(src, FileSource):
+        return src.fileno(), offset
+    return None
+
+
+def _hash_range(fd: int, base: int, sb: VeritySuperblock, first: int, last: int, out: mmap.mmap,
+                done: mmap.mmap, slot: int) -> None:
+    """Hash data blocks [first, last) of `fd` at `base`; digests into the shared `out`.
+
+    The data is mapped a window at a time (no copy, and resident memory bounded by the window).
+    """
+    bs, ds = sb.data_block_size, _hasher(sb.algorithm).digest_size
+    seed = _hasher(sb.algorithm)
+    seed.update(sb.salt)
+    copy = seed.copy
+    per_window = max(1, WINDOW // bs)
+    block = first
+    while block < last:
+        n = min(per_window, last - block)
+        start = base + block * bs
+        aligned = start - start % mmap.ALLOCATIONGRANULARITY
+        window = mmap.mmap(fd, start - aligned + n * bs, mmap.MAP_SHARED, mmap.PROT_READ, offset=aligned)
+        window.madvise(mmap.MADV_SEQUENTIAL)
+        view = memoryview(window)
+        skip = start - aligned
+        digests: list[bytes] = []
+        add = digests.append
+        if sb.hash_type == 1:
+            for o in range(skip, skip + n * bs, bs):
+                h = copy()
+                h.update(view[o:o + bs])
+                add(h.digest())
+        else:
+            for o in range(skip, skip + n * bs, bs):
+                add(_block_digest(sb, view[o:o + bs]))
+        view.release()
+        window.close()
+        out[block * ds:(block + n) * ds] = b"".join(digests)
+        block += n
+        struct.pack_into("<Q", done, slot * 8, (block - first) * bs)
+
+
+def _level0(data: ByteSource, sb: VeritySuperblock, workers: int, progress: Progress | None) -> mmap.mmap:
+    ds = _hasher(sb.algorithm).digest_size
+    digests = mmap.mmap(-1, max(1, sb.data_blocks * ds))
+    total = sb.data_blocks * sb.data_block_size
+    located = _fd_and_offset(data)
+    if located is None or workers <= 1 or sb.data_blocks < 4096:
+        _hash_serially(data, sb, digests, progress)
+        return digests
+    fd, base = located
+    done = mmap.mmap(-1, 8 * workers)
+    ctx = multiprocessing.get_context("fork")
+    bounds = [sb.data_blocks * i // workers for i in range(workers + 1)]
+    procs = [ctx.Process(target=_worker, args=(fd, base, sb, bounds[i], bounds[i + 1], digests, done, i))
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    while any(p.is_alive() for p in procs):
+        if progress:
+            progress(sum(struct.unpack_from("<Q", done, 8 * i)[0] for i in range(workers)), total)
+        time.sleep(0.05)
+    for p in procs:
+        p.join()
+    if any(p.exitcode != 0 for p in procs):
+        raise FormatError(FMT, "data partition", 0, "could not read every data block (a hashing worker failed)")
+    if progress:
+        progress(total, total)
+    return digests
+
+
+def _worker(fd: int, base: int, sb: VeritySuperblock, first: int, last: int, out: mmap.mmap, done: mmap.mmap,
+            slot: int) -> None:
+    try:
+        _hash_range(fd, base, sb, first, last, out, done, slot)
+    except (OSError, ValueError):
+        os._exit(1)
+
+
+def _hash_serially(data: ByteSource, sb: VeritySuperblock, out: mmap.mmap, progress: Progress | None) -> None:
+    bs, ds = sb.data_block_size, _hasher(sb.algorithm).digest_size
+    per = max(1, READ_CHUNK // bs)
+    for first in range(0, sb.data_blocks, per):
+        n = min(per, sb.data_blocks - first)
+        chunk = read_exact(data, first * bs, n * bs, FMT, f"data block {first}")
+        view = memoryview(chunk)
+        for k in range(n):
+            pos = (first + k) * ds
+            out[pos:pos + ds] = _block_digest(sb, view[k * bs:(k + 1) * bs])
+        if progress:
+            progress((first + n) * bs, sb.data_blocks * bs)
+
+
+def verify(data: ByteSource, hashes: ByteSource, sb: VeritySuperblock | None = None, workers: int | None = None,
+           progress: Progress | None = None) -> VerityResult:
+    """Recompute the root hash from `data` and compare the stored tree in `hashes` with it, level by level."""
+    sb = sb or read_superblock(hashes)
+    geo = geometry(sb)
+    if sb.data_blocks * sb.data_block_size > data.size:
+        raise FormatError(FMT, "superblock", sb.offset + 72, f"{sb.data_blocks} data blocks of {sb.data_block_size} "
+                          f"bytes exceed the data partition ({data.size} bytes)")
+    tree_end = (geo.level_start[0] + geo.level_size[0]) * sb.hash_block_size if geo.level_size else 0
+    if tree_end > hashes.size:
+        raise FormatError(FMT, "hash tree", sb.first_hash_block * sb.hash_block_size,
+                          f"needs {tree_end} bytes but the hash partition has {hashes.size}")
+    digests = _level0(data, sb, workers or min(2, os.cpu_count() or 1), progress)
+    result = VerityResult("", sb.algorithm, sb.hash_type, sb.data_block_size, sb.hash_block_size, sb.data_blocks,
+                          sb.salt.hex(), len(geo.level_size), True)
+    if not geo.level_size:  # one data block: its digest is the root
+        result.root_hash = bytes(digests[:geo.digest_size]).hex()
+        return result
+    current, count = memoryview(digests), sb.data_blocks
+    for level, (start, size) in enumerate(zip(geo.level_start, geo.level_size, strict=True)):
+        expected = _pack_level(sb, geo, current, count)
+        assert len(expected) == size
+        _compare_level(hashes, sb, geo, level, start, expected, result)
+        current = memoryview(b"".join(_block_digest(sb, blk) for blk in expected))
+        count = size
+    result.root_hash = bytes(current[:geo.digest_size]).hex()
+    return result
+
+
+def _compare_level(hashes: ByteSource, sb: VeritySuperblock, geo: _Geometry, level: int, start: int,
+                   expected: list[bytes], result: VerityResult) -> None:
+    bs = sb.hash_block_size
+    per_block = 1 << geo.per_block_bits
+    batch = max(1, READ_CHUNK // bs)
+    for first in range(0, len(expected), batch):
+        stored = read_exact(hashes, (start + first) * bs, min(batch, len(expected) - first) * bs, FMT,
+                            f"hash tree level {level}")
+        for k in range(len(stored) // bs):
+            want = expected[first + k]
+            got = stored[k * bs:(k + 1) * bs]
+            if got == want:
+                continue
+            result.tree_valid = False
+            index = first + k
+            slot = next(i for i in range(bs) if got[i] != want[i]) // geo.slot
+            where = f"hash block {start + index}"
+            if level == 0 and slot < per_block:
+                block = index * per_block + slot
+                if block < sb.data_blocks:
+                    if result.first_bad_data_block is None:
+                        result.first_bad_data_block = block
+                    result.problems.append(f"level 0, {where}: digest of data block {block} differs")
+                    return
+            result.problems.append(f"level {level}, {where}: stored digests differ from the recomputed ones")
+            return
+
+
+def dps_uuids(root_hash: str) -> tuple[str, str]:
+    """The data and hash partition UUIDs the Discoverable Partitions Spec derives from a root hash."""
+    raw = bytes.fromhex(root_hash)
+    if len(raw) < 32:
+        raise ValueError(f"root hash of {len(raw)} bytes is too short to derive partition UUIDs")
+    return str(uuid.UUID(bytes=raw[:16])), str(uuid.UUID(bytes=raw[-16:]))
+
+
+@dataclass(frozen=True)
+class VeritySignature:
+    """The JSON of a root-verity-sig partition."""
+
+    root_hash: str
+    signature: bytes
+    certificate_fingerprint: str
+
+
+def read_signature_partition(src: ByteSource, limit: int = 16 * 4096) -> VeritySignature:
+    """Parse `{"rootHash", "signature", "certificateFingerprint"}`, NUL-padded, at the partition start."""
+    import base64
+    import binascii
+    import json
+
+    raw = read_exact(src, 0, min(limit, src.size), FMT, "signature partition")
+    text = raw.split(b"\0", 1)[0]
+    try:
+        doc = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise FormatError(FMT, "signature partition JSON", 0, f"not JSON: {err}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rootHash"), str) or \
+            not isinstance(doc.get("signature"), str):
+        raise FormatError(FMT, "signature partition JSON", 0, "needs string fields rootHash and signature")
+    try:
+        signature = base64.b64decode(doc["signature"], validate=True)
+        bytes.fromhex(doc["rootHash"])
+    except (binascii.Error, ValueError) as err:
+        raise FormatError(FMT, "signature partition JSON", 0, f"bad rootHash or signature encoding: {err}") from None
+    return VeritySignature(doc["rootHash"].lower(), signature, str(doc.get("certificateFingerprint", "")))
