@@ -62,3 +62,35 @@ def minbase_tree() -> Path:
     run(*argv[:-2], argv[-2], tmp, argv[-1])
     tmp.rename(tree)
     return tree
+
+
+TRIXIE_PACKAGES = ("erofs-utils systemd-repart cryptsetup-bin dosfstools mtools fdisk squashfs-tools")
+TRIXIE_RECIPE = f"debootstrap --variant=minbase trixie http://deb.debian.org/debian + apt-get install {TRIXIE_PACKAGES}"
+
+
+def trixie_root() -> Path:
+    """A Debian trixie chroot with newer image tools (erofs-utils 1.8, systemd-repart 257), cached."""
+    key = hashlib.sha256(TRIXIE_RECIPE.encode()).hexdigest()[:12]
+    root = CACHE / f"trixie-{key}"
+    if (root / "usr/bin/systemd-repart").exists():
+        return root
+    if os.geteuid() != 0:
+        if os.environ.get("CVMLINT_CI"):
+            pytest.fail("building the trixie tool chroot needs root")
+        pytest.skip("building the trixie tool chroot needs root")
+    require("debootstrap", "unshare", "chroot")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = CACHE / f"trixie-{key}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    run("debootstrap", "--variant=minbase", "trixie", tmp, "http://deb.debian.org/debian")
+    run("chroot", tmp, "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+        f"--no-install-recommends {TRIXIE_PACKAGES}")
+    tmp.rename(root)
+    return root
+
+
+def run_trixie(root: Path, *argv: str) -> str:
+    """Run a command inside the trixie chroot, with /proc and /dev in a private mount namespace."""
+    script = (f"mount -t proc proc {root}/proc && mount --rbind /dev {root}/dev && "
+              f"exec chroot {root} \"$@\"")
+    return run("unshare", "-m", "sh", "-c", script, "trixie", *argv)

@@ -16,6 +16,7 @@ Facts from erofs-utils 1.9.3 include/erofs_fs.h, lib/namei.c, lib/data.c, lib/zm
 
 from __future__ import annotations
 
+import bisect
 import posixpath
 import stat
 import struct
@@ -212,6 +213,8 @@ class ErofsFileSystem:
         self._packed: ErofsInode | None = None
         self._prefixes: list[tuple[int, bytes]] | None = None
         self._inode_cache = lru_cache(maxsize=4096)(self._read_inode)
+        self._extent_index: dict[int, list[_Extent]] = {}
+        self._decoded: dict[tuple[int, int], bytes] = {}
 
     # -- superblock --------------------------------------------------------------------------
     def _superblock(self) -> ErofsSuperblock:
@@ -583,15 +586,34 @@ class ErofsFileSystem:
         return self._read_range(self._packed, offset, length)
 
     def _read_range(self, ino: ErofsInode, offset: int, length: int) -> bytes:
-        """Bytes [offset, offset+length) of a file (used for the packed inode)."""
-        out, pos = bytearray(), 0
-        for piece in self.iter_data(ino):
-            end = pos + len(piece)
-            if end > offset and pos < offset + length:
-                out += piece[max(0, offset - pos):offset + length - pos]
-            pos = end
-            if pos >= offset + length:
-                break
+        """Bytes [offset, offset+length) of a file: random access, as fragments in the packed inode need."""
+        if ino.layout not in (COMPRESSED_FULL, COMPRESSED_COMPACT):
+            out, pos = bytearray(), 0
+            for piece in self.iter_data(ino):
+                end = pos + len(piece)
+                if end > offset and pos < offset + length:
+                    out += piece[max(0, offset - pos):offset + length - pos]
+                pos = end
+                if pos >= offset + length:
+                    break
+            return bytes(out)
+        if ino.nid not in self._extent_index:
+            self._extent_index[ino.nid] = list(self._extents(ino, self._zheader(ino)))
+        extents = self._extent_index[ino.nid]
+        starts = [e.la for e in extents]
+        out = bytearray()
+        k = max(0, bisect.bisect_right(starts, offset) - 1)
+        while len(out) < length and k < len(extents):
+            ext = extents[k]
+            data = self._decoded.get((ino.nid, ext.la))
+            if data is None:
+                data = self._extent_data(ino, ext)
+                self._decoded[(ino.nid, ext.la)] = data
+                if len(self._decoded) > 16:
+                    self._decoded.pop(next(iter(self._decoded)))
+            begin = max(0, offset + len(out) - ext.la)
+            out += data[begin:begin + length - len(out)]
+            k += 1
         return bytes(out)
 
     # -- directories, links, xattrs -----------------------------------------------------------

@@ -5,7 +5,7 @@
               total sectors (16-bit), media, sectors/FAT (12/16), …, total sectors (32-bit)
     byte 36   FAT32: sectors/FAT (32-bit), flags, version, root directory cluster, FSInfo, backup
     byte 510  0x55 0xAA
-The FAT type follows from the number of clusters (< 4085: FAT12, < 65525: FAT16, else FAT32).
+FAT32 has a zero 16-bit FAT size; otherwise < 4085 clusters is FAT12, else FAT16 (Linux's rule).
 Directory entries are 32 bytes; long names precede their short entry as attribute-0x0F entries.
 """
 
@@ -76,10 +76,11 @@ class FatFileSystem:
         if self.data_offset > total * bps:
             raise FormatError(FMT, "BIOS parameter block", 11, "FATs and root directory extend past the volume")
         self.clusters: int = (total * bps - self.data_offset) // self.cluster_size
-        self.bits = 12 if self.clusters < 4085 else 16 if self.clusters < 65525 else 32
-        if self.bits == 32 and fat16 != 0:
-            raise FormatError(FMT, "BIOS parameter block", 22, f"{self.clusters} clusters need FAT32 but the BPB "
-                              "is FAT12/16")
+        # As Linux decides: FAT32 when the 16-bit FAT size is zero (mkfs.fat makes small FAT32
+        # volumes too), else FAT12 below 4085 clusters and FAT16 above.
+        self.bits = 32 if fat16 == 0 else 12 if self.clusters < 4085 else 16
+        if self.bits == 16 and self.clusters >= 65525:
+            raise FormatError(FMT, "BIOS parameter block", 22, f"{self.clusters} clusters are too many for FAT16")
         if fat_sectors * bps * 8 < (self.clusters + 2) * self.bits:
             raise FormatError(FMT, "FAT", self.fat_offset, f"{fat_sectors} sectors cannot map {self.clusters} clusters")
         self.root_cluster: int = root_cluster

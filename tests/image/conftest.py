@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,26 @@ def special_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.chown(root / "small.txt", 1000, 1001)
         os.setxattr(root / "dir/random.bin", "trusted.note", b"bar" * 30)
     return root
+
+
+@pytest.fixture(scope="session")
+def trixie() -> Path:
+    """A cached Debian trixie chroot with erofs-utils 1.8 and systemd-repart 257."""
+    from tests.tools import trixie_root
+
+    return trixie_root()
+
+
+@pytest.fixture
+def trixie_work(trixie: Path, special_tree: Path) -> Iterator[Path]:
+    """A fresh work folder inside the chroot (seen there as /work/<name>), holding a copy of the special tree."""
+    import shutil
+    import uuid
+
+    from tests.tools import run
+
+    work = trixie / "work" / uuid.uuid4().hex[:8]
+    work.mkdir(parents=True)
+    run("cp", "-a", special_tree, work / "tree")  # keeps the FIFO, the device node and the xattrs
+    yield work
+    shutil.rmtree(work, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import stat
@@ -219,3 +220,55 @@ def test_bit_flips_in_metadata_give_format_errors_only(tmp_path: Path) -> None:
         except FormatError:
             errors += 1
     assert errors > 0
+
+
+# erofs-utils 1.8 (Debian trixie): other block sizes, algorithms, fragments, dedupe, long xattr prefixes
+TRIXIE_VARIANTS = {
+    "512-byte-blocks": ["-b512"],
+    "512-byte-blocks-lz4hc-ztailpacking": ["-b512", "-zlz4hc", "-Eztailpacking"],
+    "1k-blocks-lzma-fragments": ["-b1024", "-zlzma", "-Efragments"],
+    "lzma": ["-zlzma"],
+    "deflate": ["-zdeflate"],
+    "zstd": ["-zzstd"],
+    "zstd-big-pcluster": ["-zzstd", "-C65536"],
+    "fragments": ["-zlz4", "-Efragments"],
+    "all-fragments": ["-zlz4hc", "-Eall-fragments"],
+    "dedupe": ["-zlz4", "-Ededupe"],
+    "ztailpacking-fragments": ["-zlz4hc", "-Eztailpacking,fragments"],
+    "long-xattr-prefix": ["-zlz4", "-Efragments", "--xattr-prefix=trusted.overlay."],
+}
+
+
+@pytest.mark.parametrize("variant", sorted(TRIXIE_VARIANTS))
+def test_erofs_utils_1_8_variants(trixie: Path, trixie_work: Path, variant: str) -> None:
+    from tests.tools import run_trixie
+
+    tree = trixie_work / "tree"
+    if variant == "long-xattr-prefix":
+        os.setxattr(tree / "dir", "trusted.overlay.opaque", b"y")
+    name = trixie_work.name
+    run_trixie(trixie, "mkfs.erofs", "--quiet", *TRIXIE_VARIANTS[variant], f"/work/{name}/fs.erofs",
+               f"/work/{name}/tree")
+    fs = ErofsFileSystem(FileSource(trixie_work / "fs.erofs"))
+    assert differences(source_tree(tree), image_tree(fs)) == []
+    if variant.startswith("512"):
+        assert fs.sb.block_size == 512
+    if "fragments" in variant or variant == "long-xattr-prefix":
+        assert fs.sb.feature_incompat & erofs.INCOMPAT_FRAGMENTS and fs.sb.packed_nid
+
+
+@pytest.mark.slow
+def test_minbase_with_erofs_utils_1_8(trixie: Path, minbase: Path) -> None:
+    from tests.tools import run_trixie
+
+    work = trixie / "work" / "minbase-1.8"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        run("cp", "-a", minbase, work / "tree")
+        run_trixie(trixie, "mkfs.erofs", "--quiet", "-zzstd", "-Efragments,dedupe", "/work/minbase-1.8/fs.erofs",
+                   "/work/minbase-1.8/tree")
+        fs = ErofsFileSystem(FileSource(work / "fs.erofs"))
+        assert differences(source_tree(minbase), image_tree(fs)) == []
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
