@@ -214,6 +214,7 @@ class ErofsFileSystem:
         self._prefixes: list[tuple[int, bytes]] | None = None
         self._inode_cache = lru_cache(maxsize=4096)(self._read_inode)
         self._extent_index: dict[int, list[_Extent]] = {}
+        self._pieces: dict[int, bytes] = {}
         self._decoded: dict[tuple[int, int], bytes] = {}
 
     # -- superblock --------------------------------------------------------------------------
@@ -315,6 +316,22 @@ class ErofsFileSystem:
     def _read(self, offset: int, length: int, what: str) -> bytes:
         return read_exact(self.src, offset, length, FMT, what)
 
+    def _meta(self, offset: int, length: int, what: str) -> bytes:
+        """Small metadata reads (indexes, headers) through a cache of 4 KiB pieces."""
+        first, last = offset >> 12, (offset + length - 1) >> 12
+        if first != last:
+            return self._read(offset, length, what)
+        piece = self._pieces.get(first)
+        if piece is None:
+            piece = self.src.pread(first << 12, 4096)
+            self._pieces[first] = piece
+            if len(self._pieces) > 512:
+                self._pieces.pop(next(iter(self._pieces)))
+        inner = offset & 4095
+        if inner + length > len(piece):
+            return self._read(offset, length, what)  # raises the FormatError for the short read
+        return piece[inner:inner + length]
+
     def _read_blocks(self, start_blk: int, length: int, what: str) -> Iterator[bytes]:
         pos, end = start_blk * self.bs, start_blk * self.bs + length
         while pos < end:
@@ -371,7 +388,7 @@ class ErofsFileSystem:
     # -- compressed ---------------------------------------------------------------------------
     def _zheader(self, ino: ErofsInode) -> _ZHeader:
         pos = -(-ino.body // 8) * 8
-        raw = self._read(pos, 8, f"compression map header of inode {ino.nid}")
+        raw = self._meta(pos, 8, f"compression map header of inode {ino.nid}")
         word, advise, algs, clusterbits = unpack(_MAP_HEADER, raw, 0, FMT, "map header")
         if clusterbits & 0x80:
             fragoff = int.from_bytes(raw, "little") ^ (1 << 63)
@@ -395,7 +412,7 @@ class ErofsFileSystem:
     def _lcluster(self, ino: ErofsInode, zh: _ZHeader, lcn: int) -> _LCluster:
         if ino.layout == COMPRESSED_FULL:
             pos = -(-ino.body // 8) * 8 + 16 + lcn * 8
-            raw = self._read(pos, 8, f"lcluster {lcn} index of inode {ino.nid}")
+            raw = self._meta(pos, 8, f"lcluster {lcn} index of inode {ino.nid}")
             advise, clusterofs, word = unpack(_FULL_INDEX, raw, 0, FMT, "lcluster index")
             kind = advise & 3
             if kind == TYPE_NONHEAD:
@@ -430,7 +447,7 @@ class ErofsFileSystem:
             raise FormatError(FMT, f"compact index of inode {ino.nid}", pos, "2-byte pack with lclusters over 4 KiB")
         pack_size = vcnt << shift
         pack_start = pos - pos % pack_size
-        pack = self._read(pack_start, pack_size, f"compact index pack of inode {ino.nid}")
+        pack = self._meta(pack_start, pack_size, f"compact index pack of inode {ino.nid}")
         lobits = max(lbits, 12)
         encodebits = ((pack_size - 4) * 8) // vcnt
         i = (pos - pack_start) >> shift
