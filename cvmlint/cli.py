@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, assert_never
 
@@ -231,8 +233,13 @@ def policy_test(
 # ---- facts and check -----------------------------------------------------------------------
 
 
+def _is_facts_json(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(64).lstrip().startswith(b"{")
+
+
 def load_target(target: Path) -> Facts:
-    """Facts of a target. Today: a facts JSON file (readers for recipes and images come next)."""
+    """Facts saved as JSON (images and recipes are read by `scan` and `lint`)."""
     from cvmlint.facts import load_facts_file
 
     if not target.exists():
@@ -242,18 +249,82 @@ def load_target(target: Path) -> Facts:
     return load_facts_file(target)
 
 
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr for long hashing, or nothing when stderr is not a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("dm-verity: hashing the root", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
 @app.command("facts")
 def facts_cmd(
-    target: Annotated[Path, typer.Argument(help="What to read: a facts JSON file.")],
+    target: Annotated[Path, typer.Argument(help="A disk image (raw, qcow2, vhd, tar.gz) or a facts JSON file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON (cvmlint.facts/1).")] = False,
+    no_verity: Annotated[bool, typer.Option("--no-verity", help="Do not recompute the root hash.")] = False,
+    policy_path: PolicyOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """Print the facts a target yields."""
+    """Print the facts a target yields (the kernel is searched for the policy's marker strings)."""
     from cvmlint.facts import dump_facts
     from cvmlint.facts.summary import summarise
 
-    facts = load_target(target)
-    _write(dump_facts(facts) if as_json else summarise(facts), output)
+    if target.exists() and target.is_file() and _is_facts_json(target):
+        facts = load_target(target)
+        _write(dump_facts(facts) if as_json else summarise(facts), output)
+        return
+    from cvmlint.policy.probes import kernel_needles
+    from cvmlint.scan import ScanOptions, scan_image
+
+    needles = kernel_needles(_load_policy(policy_path, None))
+    if not target.exists():
+        fail(f"{target}: no such file or directory")
+    with _progress_bar(not no_verity) as progress, \
+            scan_image(target, ScanOptions(verity=not no_verity, needles=needles, progress=progress)) as facts:
+        _write(dump_facts(facts) if as_json else summarise(facts), output)
+
+
+@app.command("scan")
+def scan_cmd(
+    image: Annotated[Path, typer.Argument(help="Disk image: raw, qcow2, vhd, or a tar(.gz) holding disk.raw.")],
+    policy_path: PolicyOpt = None,
+    profile: ProfileOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+    fail_on: FailOnOpt = Severity.low,
+    unknown: UnknownOpt = UnknownMode.fail,
+    waivers: WaiversOpt = None,
+    output: OutputOpt = None,
+    no_verity: Annotated[bool, typer.Option("--no-verity", help="Skip recomputing the root hash (quick look; "
+                                            "the verity rules are then unknown).")] = False,
+    digest: Annotated[bool, typer.Option("--digest", help="Hash the whole image file for the target digest.")] = False,
+) -> None:
+    """Check a disk image against the policy: nothing is mounted, nothing from the image runs."""
+    from cvmlint.policy import evaluate
+    from cvmlint.policy.probes import kernel_needles
+    from cvmlint.scan import ScanOptions, scan_image
+
+    policy = _load_policy(policy_path, profile)
+    if not image.exists():
+        fail(f"{image}: no such file or directory")
+    if image.is_dir():
+        fail(f"{image}: is a directory", "scan takes an image file; lint takes a recipe directory")
+    options = ScanOptions(verity=not no_verity, digest=digest, needles=kernel_needles(policy))
+    with _progress_bar(not no_verity) as progress:
+        options.progress = progress
+        with scan_image(image, options) as facts:
+            report = evaluate(policy, facts)
+    finish(report, fmt, fail_on, unknown, waivers, output)
 
 
 @app.command("check")

@@ -74,6 +74,8 @@ class File(Record):
     name: str = doc("Last path component.")
     type: str = doc("`file`, `dir`, `symlink`, `char`, `block`, `fifo` or `socket`.")
     mode: int = doc("Permission bits, e.g. 0o755 (493).", default=0)
+    perms: str = doc("The permission bits in octal as chmod writes them, e.g. `4755`; derived from mode.",
+                     default="")
     uid: int = doc("Owner user id.", default=0)
     gid: int = doc("Owner group id.", default=0)
     size: int = doc("Size in bytes.", default=0)
@@ -83,6 +85,10 @@ class File(Record):
     is_elf: Maybe[bool] = doc("Regular file starting with the ELF magic.", default=False)
     elf_machine: Maybe[str] = doc("ELF machine, e.g. `x86-64`; empty when not ELF.", default="")
     elf_interpreter: Maybe[str] = doc("ELF program interpreter (PT_INTERP); empty when none.", default="")
+
+    def __post_init__(self) -> None:
+        if not self.perms:
+            object.__setattr__(self, "perms", f"{self.mode:04o}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,13 +211,15 @@ class KernelStrings:
         """Whether the kernel holds `needle`; unknown if it was never searched for."""
         if needle in self.found:
             return True
+        if self.searched is not None and needle in self.searched:
+            return False
         if self.search is not None:
             hit = self.search(needle)
             (self.found.add(needle) if hit else None)
             if self.searched is not None:
                 self.searched.add(needle)
             return hit
-        if self.searched is None or needle in self.searched:
+        if self.searched is None:
             return False
         return Unknown(f"the string {needle!r} was not searched for when these facts were recorded")
 

@@ -295,7 +295,16 @@ class ErofsFileSystem:
                           xattr_isize, icount, bool(stat.S_ISDIR(mode) and (i_format >> 4) & 1))
 
     # -- data ---------------------------------------------------------------------------------
-    def iter_data(self, ino: ErofsInode, limit: int | None = None) -> Iterator[bytes]:
+    def head(self, ino: ErofsInode, length: int) -> bytes:
+        """The first `length` bytes of a file (less if it is shorter), reading little more."""
+        out = bytearray()
+        for piece in self.iter_data(ino, piece=max(length, 4096)):
+            out += piece
+            if len(out) >= length:
+                break
+        return bytes(out[:length])
+
+    def iter_data(self, ino: ErofsInode, limit: int | None = None, piece: int = 1 << 20) -> Iterator[bytes]:
         """A file's content in pieces, in order; holes read as zeros."""
         if limit is not None and ino.size > limit:
             raise FormatError(FMT, f"inode {ino.nid}", ino.offset + 8, f"size {ino.size} exceeds the "
@@ -303,9 +312,9 @@ class ErofsFileSystem:
         if ino.size == 0:
             return
         if ino.layout in (FLAT_PLAIN, FLAT_INLINE):
-            yield from self._flat(ino)
+            yield from self._flat(ino, piece)
         elif ino.layout == CHUNK_BASED:
-            yield from self._chunked(ino)
+            yield from self._chunked(ino, piece)
         else:
             yield from self._compressed(ino)
 
@@ -332,14 +341,14 @@ class ErofsFileSystem:
             return self._read(offset, length, what)  # raises the FormatError for the short read
         return piece[inner:inner + length]
 
-    def _read_blocks(self, start_blk: int, length: int, what: str) -> Iterator[bytes]:
+    def _read_blocks(self, start_blk: int, length: int, what: str, piece: int = 1 << 20) -> Iterator[bytes]:
         pos, end = start_blk * self.bs, start_blk * self.bs + length
         while pos < end:
-            n = min(1 << 20, end - pos)
+            n = min(piece, end - pos)
             yield self._read(pos, n, what)
             pos += n
 
-    def _flat(self, ino: ErofsInode) -> Iterator[bytes]:
+    def _flat(self, ino: ErofsInode, piece: int = 1 << 20) -> Iterator[bytes]:
         nblocks = -(-ino.size // self.bs)
         tail = ino.layout == FLAT_INLINE
         plain = (nblocks - (1 if tail else 0)) * self.bs
@@ -349,7 +358,7 @@ class ErofsFileSystem:
             if ino.layout == FLAT_PLAIN and ino.raw_u == NULL_ADDR32:
                 yield from _zeros(plain)
             else:
-                yield from self._read_blocks(ino.raw_u, plain, what)
+                yield from self._read_blocks(ino.raw_u, plain, what, piece)
         if tail and ino.size > plain:
             tail_len = ino.size - plain
             if ino.body % self.bs + tail_len > self.bs:
@@ -357,7 +366,7 @@ class ErofsFileSystem:
                                   f"{tail_len} bytes cross a block boundary")
             yield self._read(ino.body, tail_len, f"inline tail of inode {ino.nid}")
 
-    def _chunked(self, ino: ErofsInode) -> Iterator[bytes]:
+    def _chunked(self, ino: ErofsInode, piece: int = 1 << 20) -> Iterator[bytes]:
         fmt = ino.raw_u & 0xFFFF
         chunkbits = self.sb.blkszbits + (fmt & 0x1F)
         if chunkbits > 40:
@@ -383,7 +392,7 @@ class ErofsFileSystem:
             if hole:
                 yield from _zeros(length)
             else:
-                yield from self._read_blocks(blk, length, f"chunk {n} of inode {ino.nid}")
+                yield from self._read_blocks(blk, length, f"chunk {n} of inode {ino.nid}", piece)
 
     # -- compressed ---------------------------------------------------------------------------
     def _zheader(self, ino: ErofsInode) -> _ZHeader:
@@ -495,14 +504,10 @@ class ErofsFileSystem:
             distance = lc.delta0
         raise FormatError(FMT, f"compression map of inode {ino.nid}", ino.offset, "lookback does not end")
 
-    def _extents(self, ino: ErofsInode, zh: _ZHeader) -> Iterator[_Extent]:
-        if zh.whole_fragment:
-            yield _Extent(0, ino.size, "fragment", pa=zh.fragmentoff)
-            return
+    def _heads(self, ino: ErofsInode, zh: _ZHeader) -> Iterator[tuple[int, int, _LCluster]]:
+        """(lcn, logical start, lcluster) of each HEAD/PLAIN lcluster starting an extent, in order."""
         lbits = zh.lclusterbits
-        total = -(-ino.size // (1 << lbits))
-        heads = []
-        for lcn in range(total):
+        for lcn in range(-(-ino.size // (1 << lbits))):
             lc = self._lcluster(ino, zh, lcn)
             if lc.type == TYPE_NONHEAD:
                 continue
@@ -510,24 +515,35 @@ class ErofsFileSystem:
                 raise FormatError(FMT, f"lcluster {lcn} of inode {ino.nid}", ino.offset,
                                   f"clusterofs {lc.clusterofs} is past the lcluster")
             la = (lcn << lbits) | lc.clusterofs
-            if la >= ino.size:
-                continue
-            heads.append((lcn, la, lc))
-        if not heads or heads[0][1] != 0:
+            if la < ino.size:
+                yield lcn, la, lc
+
+    def _extents(self, ino: ErofsInode, zh: _ZHeader) -> Iterator[_Extent]:
+        """The file's extents in order, produced as the lcluster indexes are walked."""
+        if zh.whole_fragment:
+            yield _Extent(0, ino.size, "fragment", pa=zh.fragmentoff)
+            return
+        tail: tuple[int, int] | None = None
+        heads = self._heads(ino, zh)
+        current = next(heads, None)
+        if current is None or current[1] != 0:
             raise FormatError(FMT, f"compression map of inode {ino.nid}", ino.offset, "does not start at offset 0")
-        tail_lcn = self._head_of(ino, zh, ino.size - 1)
-        tail_pos = self._lcluster(ino, zh, (ino.size - 1) >> lbits).nextpackoff
-        for k, (lcn, la, lc) in enumerate(heads):
-            end = heads[k + 1][1] if k + 1 < len(heads) else ino.size
+        while current is not None:
+            lcn, la, lc = current
+            current = next(heads, None)
+            end = current[1] if current is not None else ino.size
             llen = end - la
             if llen <= 0:
                 raise FormatError(FMT, f"lcluster {lcn} of inode {ino.nid}", ino.offset, "extents out of order")
             alg = SHIFTED if lc.type == TYPE_PLAIN else zh.algs[0 if lc.type == TYPE_HEAD1 else 1]
             if lc.type == TYPE_PLAIN and zh.advise & ADVISE_INTERLACED_PCLUSTER:
                 alg = INTERLACED
-            if lcn == tail_lcn and zh.idata_size:
-                yield _Extent(la, llen, "inline", tail_pos, zh.idata_size, alg, lc.partial)
-            elif lcn == tail_lcn and zh.advise & ADVISE_FRAGMENT_PCLUSTER:
+            if current is None and (zh.idata_size or zh.advise & ADVISE_FRAGMENT_PCLUSTER) and tail is None:
+                last = (ino.size - 1) >> zh.lclusterbits
+                tail = (self._head_of(ino, zh, ino.size - 1), self._lcluster(ino, zh, last).nextpackoff)
+            if tail is not None and lcn == tail[0] and zh.idata_size:
+                yield _Extent(la, llen, "inline", tail[1], zh.idata_size, alg, lc.partial)
+            elif tail is not None and lcn == tail[0] and zh.advise & ADVISE_FRAGMENT_PCLUSTER:
                 off = zh.fragmentoff | ((lc.pblk << 32) if ino.layout == COMPRESSED_FULL else 0)
                 yield _Extent(la, llen, "fragment", pa=off)
             else:
@@ -602,7 +618,12 @@ class ErofsFileSystem:
                               f"bytes {offset}..{offset + length} lie outside the packed inode ({self._packed.size})")
         return self._read_range(self._packed, offset, length)
 
-    def _read_range(self, ino: ErofsInode, offset: int, length: int) -> bytes:
+    def read_at(self, ino: ErofsInode, offset: int, length: int) -> bytes:
+        """Bytes [offset, offset+length) of a file, decompressing only the extents that hold them."""
+        offset = max(0, offset)
+        return self._read_range(ino, offset, max(0, min(length, ino.size - offset)), remember=False)
+
+    def _read_range(self, ino: ErofsInode, offset: int, length: int, remember: bool = True) -> bytes:
         """Bytes [offset, offset+length) of a file: random access, as fragments in the packed inode need."""
         if ino.layout not in (COMPRESSED_FULL, COMPRESSED_COMPACT):
             out, pos = bytearray(), 0
@@ -614,9 +635,9 @@ class ErofsFileSystem:
                 if pos >= offset + length:
                     break
             return bytes(out)
-        if ino.nid not in self._extent_index:
-            self._extent_index[ino.nid] = list(self._extents(ino, self._zheader(ino)))
-        extents = self._extent_index[ino.nid]
+        extents = self._extent_index.get(ino.nid) or list(self._extents(ino, self._zheader(ino)))
+        if remember:
+            self._extent_index[ino.nid] = extents
         starts = [e.la for e in extents]
         out = bytearray()
         k = max(0, bisect.bisect_right(starts, offset) - 1)
@@ -747,11 +768,14 @@ class ErofsFileSystem:
             raise FormatError(FMT, "root inode", ino.offset, "is not a directory")
         return ino
 
-    def walk(self) -> Iterator[tuple[str, ErofsInode]]:
-        """(path, inode) of every file, parents before children; loops and runaway trees refused."""
-        root = self.root()
-        yield "/", root
-        stack: list[tuple[str, ErofsInode, int]] = [("/", root, 0)]
+    def walk(self, top: str = "/") -> Iterator[tuple[str, ErofsInode]]:
+        """(path, inode) of every file below `top`, parents first; loops and runaway trees refused."""
+        root = self.root() if top == "/" else self.lookup(top)
+        if root is None or not root.is_dir:
+            return
+        top = "/" + posixpath.normpath(top).lstrip("/")
+        yield top, root
+        stack: list[tuple[str, ErofsInode, int]] = [(top, root, 0)]
         seen_dirs = {root.nid}
         count = 0
         while stack:

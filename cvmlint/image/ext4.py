@@ -245,7 +245,28 @@ class Ext4FileSystem:
         return Ext4Inode(number, offset, mode, uid, gid, size, links, flags, mtime, raw[40:100], file_acl, raw[128:])
 
     # -- data -------------------------------------------------------------------------------------
-    def iter_data(self, ino: Ext4Inode, limit: int | None = None) -> Iterator[bytes]:
+    def head(self, ino: Ext4Inode, length: int) -> bytes:
+        """The first `length` bytes of a file (less if it is shorter), reading little more."""
+        out = bytearray()
+        for piece in self.iter_data(ino, piece=max(length, 4096)):
+            out += piece
+            if len(out) >= length:
+                break
+        return bytes(out[:length])
+
+    def read_at(self, ino: Ext4Inode, offset: int, length: int) -> bytes:
+        """Bytes [offset, offset+length) of a file."""
+        out, pos = bytearray(), 0
+        for chunk in self.iter_data(ino, piece=1 << 16):
+            end = pos + len(chunk)
+            if end > offset and pos < offset + length:
+                out += chunk[max(0, offset - pos):offset + length - pos]
+            pos = end
+            if pos >= offset + length:
+                break
+        return bytes(out)
+
+    def iter_data(self, ino: Ext4Inode, limit: int | None = None, piece: int = 1 << 20) -> Iterator[bytes]:
         """A file's content in pieces, in order; holes and unwritten extents read as zeros."""
         if limit is not None and ino.size > limit:
             raise FormatError(FMT, f"inode {ino.number}", ino.offset + 4, f"size {ino.size} exceeds the "
@@ -275,7 +296,7 @@ class Ext4FileSystem:
                                       f"blocks {physical}..{physical + count} lie past the end of the file system")
                 done = 0
                 while done < length:
-                    n = min(1 << 20, length - done)
+                    n = min(piece, length - done)
                     yield read_exact(self.src, physical * self.bs + done, n, FMT, f"data of inode {ino.number}")
                     done += n
             pos = start + length
@@ -433,11 +454,14 @@ class Ext4FileSystem:
             raise FormatError(FMT, "root inode", ino.offset, "is not a directory")
         return ino
 
-    def walk(self) -> Iterator[tuple[str, Ext4Inode]]:
-        """(path, inode) of every file, parents first; loops and runaway trees refused."""
-        root = self.root()
-        yield "/", root
-        stack = [("/", root, 0)]
+    def walk(self, top: str = "/") -> Iterator[tuple[str, Ext4Inode]]:
+        """(path, inode) of every file below `top`, parents first; loops and runaway trees refused."""
+        root = self.root() if top == "/" else self.lookup(top)
+        if root is None or not root.is_dir:
+            return
+        top = "/" + posixpath.normpath(top).lstrip("/")
+        yield top, root
+        stack = [(top, root, 0)]
         seen = {root.number}
         count = 0
         while stack:

@@ -85,6 +85,7 @@ class FatFileSystem:
             raise FormatError(FMT, "FAT", self.fat_offset, f"{fat_sectors} sectors cannot map {self.clusters} clusters")
         self.root_cluster: int = root_cluster
         self._fat_cache: dict[int, bytes] = {}
+        self._entries: memoryview | None = None
 
     # -- allocation table
     def _fat_sector(self, index: int) -> bytes:
@@ -105,9 +106,22 @@ class FatFileSystem:
             length -= len(chunk)
         return out
 
+    def _table(self) -> memoryview | None:
+        """The whole FAT as 16/32-bit entries when it is small enough to hold (a few MiB)."""
+        if self._entries is None and self.bits != 12:
+            size = (self.clusters + 2) * self.bits // 8
+            if size <= 32 << 20:
+                raw = read_exact(self.src, self.fat_offset, size, FMT, "FAT")
+                self._entries = memoryview(raw).cast("I" if self.bits == 32 else "H")
+        return self._entries
+
     def next_cluster(self, cluster: int) -> int | None:
         """The FAT entry of `cluster`: the next cluster, or None at the end of the chain."""
-        if self.bits == 32:
+        table = self._table()
+        if table is not None and cluster < len(table):
+            value = table[cluster] & 0x0FFFFFFF if self.bits == 32 else table[cluster]
+            end, bad = (0x0FFFFFF8, 0x0FFFFFF7) if self.bits == 32 else (0xFFF8, 0xFFF7)
+        elif self.bits == 32:
             value = int.from_bytes(self._fat_bytes(cluster * 4, 4), "little") & 0x0FFFFFFF
             end, bad = 0x0FFFFFF8, 0x0FFFFFF7
         elif self.bits == 16:
@@ -236,8 +250,16 @@ class FatFileSystem:
             raise FormatError(FMT, f"file {entry.path}", entry.offset, f"size {entry.size} but its chain has only "
                               f"{len(clusters)} clusters")
         out = bytearray()
-        for c in clusters:
-            out += read_exact(self.src, self.cluster_offset(c), self.cluster_size, FMT, f"data of {entry.path}")
+        run_start = prev = clusters[0]
+        for c in [*clusters[1:], None]:
+            if c is not None and c == prev + 1:
+                prev = c
+                continue
+            count = prev - run_start + 1  # one read per run of consecutive clusters
+            out += read_exact(self.src, self.cluster_offset(run_start), count * self.cluster_size, FMT,
+                              f"data of {entry.path}")
+            if c is not None:
+                run_start = prev = c
         return bytes(out[:entry.size])
 
 

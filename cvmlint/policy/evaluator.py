@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
@@ -147,11 +147,16 @@ class Evaluator:
             self.globals[name] = V(const)
         for name, allow in policy.uses.items():
             self.globals[name] = V(allow)
+        self._dispatch: dict[type, Callable[[Any, Mapping[str, V]], V]] = {
+            ast.Literal: self._v_literal, ast.ListExpr: self._v_listexpr, ast.Name: self._v_name,
+            ast.Attr: self._v_attr, ast.Index: self._v_index, ast.Call: self._v_call, ast.Concat: self._v_concat,
+            ast.Count: self._v_count,
+        }
 
     # -- values -----------------------------------------------------------------------------
     def value(self, e: ast.Expr, env: Mapping[str, V]) -> V:
         """The value of an expression (possibly an Unknown, or None for an absent key)."""
-        method = getattr(self, "_v_" + type(e).__name__.lower(), None)
+        method = self._dispatch.get(type(e))
         if method is None:
             out = self.truth(e, env)
             if out.truth is None:
@@ -254,10 +259,11 @@ class Evaluator:
         where: list[Provenance] = []
         for item in coll.value:
             if e.filter is not None:
-                keep = self.truth(e.filter, {**env, e.var: V(item, _where_of(item) or coll.where)})
-                if keep.truth is None:
-                    reasons.extend(keep.reasons)
-                if not keep.truth:
+                inner = {**env, e.var: V(item, _where_of(item) or coll.where)}
+                kept = self.test(e.filter, inner)
+                if kept is None:
+                    reasons.extend(self.truth(e.filter, inner).reasons)
+                if not kept:
                     continue
             total += 1
             where.extend(_where_of(item))
@@ -281,6 +287,54 @@ class Evaluator:
         if isinstance(v.value, Unknown):
             return Outcome(None, reasons=(v.value.reason,))
         return Outcome(bool(v.value) if v.value is not None else False, (Case(_bind(env), v.where),))
+
+    def test(self, e: ast.Expr, env: Mapping[str, V]) -> bool | None:
+        """Just the truth of a condition (None = unknown), short-circuiting: for `where` filters."""
+        if isinstance(e, ast.BoolOp):
+            unknown = False
+            stop = e.op == "or"
+            for operand in e.operands:
+                t = self.test(operand, env)
+                if t is stop:
+                    return stop
+                unknown = unknown or t is None
+            return None if unknown else not stop
+        if isinstance(e, ast.Not):
+            t = self.test(e.operand, env)
+            return None if t is None else not t
+        if isinstance(e, ast.Compare):
+            left, right = self.value(e.left, env), self.value(e.right, env)
+            if isinstance(left.value, Unknown) or isinstance(right.value, Unknown):
+                return None
+            result = compare(e.op, left.value, right.value)
+            return None if isinstance(result, Unknown) else result
+        if isinstance(e, ast.Quantifier):
+            return self._test_quantifier(e, env)
+        return self.truth(e, env).truth
+
+    def _test_quantifier(self, e: ast.Quantifier, env: Mapping[str, V]) -> bool | None:
+        coll = self.value(e.collection, env)
+        if isinstance(coll.value, Unknown) or coll.value is None:
+            return None
+        unknown = False
+        for item in coll.value:
+            inner = {**env, e.var: V(item, _where_of(item) or coll.where)}
+            if e.filter is not None:
+                kept = self.test(e.filter, inner)
+                if kept is None:
+                    unknown = True
+                if not kept:
+                    continue
+            t = self.test(e.body, inner)
+            if t is None:
+                unknown = True
+            elif e.kind == "all" and not t:
+                return False  # a miss decides all
+            elif e.kind != "all" and t:
+                return e.kind == "any"  # a hit decides any (true) and none (false)
+        if unknown:
+            return None
+        return e.kind in ("all", "none")
 
     def _compare(self, e: ast.Compare, env: Mapping[str, V]) -> Outcome:
         left, right = self.value(e.left, env), self.value(e.right, env)
@@ -325,19 +379,25 @@ class Evaluator:
         for item in coll.value:
             inner = {**env, e.var: V(item, _where_of(item) or coll.where)}
             if e.filter is not None:
-                keep = self.truth(e.filter, inner)
-                if keep.truth is False:
+                kept = self.test(e.filter, inner)
+                if kept is False:
                     continue
-                if keep.truth is None:
-                    reasons.extend(keep.reasons)
+                if kept is None:
+                    reasons.extend(self.truth(e.filter, inner).reasons)
                     continue
-            out = self.truth(e.body, inner)
-            if out.truth is None:
-                reasons.extend(out.reasons)
-            elif out.truth:
+            quick = self.test(e.body, inner)  # the full outcome (with cases) only where it matters
+            if quick is None:
+                reasons.extend(self.truth(e.body, inner).reasons)
+            elif quick and e.kind != "all":
+                out = self.truth(e.body, inner)
                 hits.extend(out.cases or (Case(_bind(inner), inner[e.var].where),))
-            else:
+            elif quick:
+                hits.append(Case((), ()))
+            elif e.kind == "all":
+                out = self.truth(e.body, inner)
                 misses.extend(out.cases or (Case(_bind(inner), inner[e.var].where),))
+            else:
+                misses.append(Case((), ()))
         here = (Case(_bind(env), coll.where),)
         if e.kind == "all":
             if misses:

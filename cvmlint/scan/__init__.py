@@ -1,0 +1,270 @@
+"""Image -> facts: `cvmlint scan` and `cvmlint facts IMAGE` read a disk image into the fact model.
+
+    >>> from cvmlint.scan import scan_image
+    >>> with scan_image("image.raw") as facts:           # doctest: +SKIP
+    ...     print(facts.rootfs.format, facts.verity.root_hash)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cvmlint.errors import CvmlintError
+from cvmlint.facts.model import ConfigOption, Facts, Kernel, KernelStrings, Module, Partition, RootFs, Target, Verity
+from cvmlint.facts.provenance import Items, Provenance, Unknown
+from cvmlint.image.container import open_image
+from cvmlint.scan import boot as bootscan
+from cvmlint.scan import rootfs
+from cvmlint.scan.disk import Disk, RootChoice, Tree, find_root, open_disk
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ScanOptions:
+    """What to do beyond reading metadata."""
+
+    verity: bool = True
+    """Recompute the root hash (reads the whole root partition)."""
+    digest: bool = False
+    """Hash the whole image file for the target's digest."""
+    needles: tuple[str, ...] = ()
+    """Strings `kernel.contains()` is asked for (searched once, recorded in the facts)."""
+    progress: Progress | None = None
+
+
+@contextmanager
+def scan_image(path: str | Path, options: ScanOptions | None = None) -> Iterator[Facts]:
+    """The facts of an image; the image stays open while the facts are used (files are read lazily)."""
+    options = options or ScanOptions()
+    with open_image(path) as (src, _kind):
+        disk = open_disk(src)
+        yield _facts(Path(path), disk, options)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
+    target = Target(kind="image", name=path.name,
+                    digest=_digest(path) if options.digest else Unknown("not computed (use --digest)"))
+    choice = find_root(disk, None)
+    root_tree, tree_reason = _root_tree(disk, choice)
+    boot = bootscan.scan_boot(disk, root_tree, choice.partition)
+    if choice.partition is None and isinstance(boot.cmdline, Items):
+        spec = next((p.value for p in boot.cmdline if p.name == "root" and isinstance(p.value, str)), None)
+        if spec:
+            choice = find_root(disk, spec)
+            root_tree, tree_reason = _root_tree(disk, choice)
+    part = choice.partition
+    if part is None:
+        unknown = Unknown(f"root file system not found: {choice.reason}")
+        return Facts(target=target, packages=unknown, files=unknown, rootfs=unknown, verity=unknown,
+                     cmdline=boot.cmdline, boot=boot.boot, kernel=_kernel(disk, boot, None, options),
+                     patches=Unknown("an image carries no patch series; kernel markers stand in"),
+                     mounts=unknown, partitions=_partitions(disk))
+    root_format = part.content
+    rootfs_fact = RootFs(format=root_format, read_only=_read_only(root_format), partition=part.name,
+                         partition_type=part.entry.type_name, verity=choice.verity is not None,
+                         found_by=choice.found_by, where=part.where())
+    if root_tree is None:
+        reason = Unknown(tree_reason, part.where())
+        packages = files = mounts = reason
+    else:
+        packages = _safely(lambda: rootfs.packages(root_tree, part))
+        files = rootfs.files(root_tree, part)
+        mounts = _safely(lambda: rootfs.mounts(root_tree, part, root_format, disk))
+    return Facts(target=target, packages=packages, files=files, rootfs=rootfs_fact,
+                 verity=_verity(choice, options, disk), cmdline=boot.cmdline, boot=boot.boot,
+                 kernel=_kernel(disk, boot, root_tree, options),
+                 patches=Unknown("an image carries no patch series; kernel markers stand in"),
+                 mounts=mounts, partitions=_partitions(disk))
+
+
+def _safely(make: Callable[[], object]) -> object:
+    try:
+        return make()
+    except CvmlintError as err:
+        return Unknown(f"could not be read: {err}")
+
+
+def _root_tree(disk: Disk, choice: RootChoice) -> tuple[Tree | None, str]:
+    part = choice.partition
+    if part is None:
+        return None, choice.reason
+    if part.content.startswith("luks"):
+        return None, f"the root partition is {part.content}-encrypted; cvmlint reads no keys"
+    try:
+        return disk.tree(part), ""
+    except CvmlintError as err:
+        return None, f"the root file system cannot be read: {err}"
+
+
+def _read_only(fmt: str) -> bool | Unknown:
+    if fmt in ("erofs", "squashfs"):
+        return True
+    if fmt.startswith("luks"):
+        return Unknown("the root is encrypted; its file system cannot be identified")
+    return False  # ext4, xfs, btrfs: writable file systems, whatever fstab says (root can remount them rw)
+
+
+def _partitions(disk: Disk) -> Items[Partition]:
+    out = []
+    for p in disk.partitions:
+        luks = 2 if p.content == "luks2" else 1 if p.content == "luks1" else 0
+        out.append(Partition(name=p.name, type=p.entry.type_name, number=p.entry.number, fs=p.content,
+                             size=p.entry.size, read_only=p.entry.read_only, encrypted=luks > 0, luks_version=luks,
+                             where=Provenance(partition=p.name, offset=p.entry.start, detail="GPT entry")))
+    return Items(out, Provenance(partition="gpt", offset=disk.table.sector_size))
+
+
+def _verity(choice: RootChoice, options: ScanOptions, disk: Disk) -> Verity | Unknown:
+    from cvmlint.image.verity import dps_uuids, read_signature_partition, read_superblock, verify
+
+    root, hashes = choice.partition, choice.verity
+    if root is None or hashes is None:
+        return Unknown("no dm-verity hash partition is paired with the root")
+    if root.source is None or hashes.source is None:
+        return Unknown("the root or hash partition lies outside the image")
+    try:
+        sb = read_superblock(hashes.source)
+    except CvmlintError as err:
+        return Unknown(f"the hash partition has no usable verity superblock: {err}", hashes.where())
+    where = Provenance(partition=hashes.name, offset=hashes.entry.start, detail="verity superblock")
+    if not options.verity:
+        return Unknown("root hash not computed (--no-verity)", where)
+    result = verify(root.source, hashes.source, sb, progress=options.progress)
+    uuids = dps_uuids(result.root_hash) if len(result.root_hash) >= 64 else ("", "")
+    signed: bool | Unknown = False
+    sig = next((p for p in disk.partitions if p.entry.type_name == f"{root.entry.type_name}-verity-sig"), None)
+    if sig is not None and sig.source is not None:
+        try:
+            signed = read_signature_partition(sig.source).root_hash == result.root_hash
+        except CvmlintError as err:
+            signed = Unknown(f"signature partition unreadable: {err}")
+    bad = Provenance(partition=hashes.name, detail=f"data block {result.first_bad_data_block}") \
+        if result.first_bad_data_block is not None else where
+    return Verity(root_hash=result.root_hash, algorithm=result.algorithm, data_block_size=result.data_block_size,
+                  hash_block_size=result.hash_block_size, hash_type=result.hash_type, tree_valid=result.tree_valid,
+                  first_bad_block=result.first_bad_data_block, uuids_match=uuids == (root.entry.guid, hashes.entry.guid),
+                  signed=signed, where=where, field_where={"tree_valid": bad, "first_bad_block": bad})
+
+
+def _kernel(disk: Disk, boot: bootscan.BootScan, root_tree: Tree | None, options: ScanOptions) -> Kernel | Unknown:
+    from cvmlint.scan.kernel import read_bzimage
+
+    ref = boot.kernel
+    if isinstance(ref, Unknown):
+        return Unknown(f"no kernel: {ref.reason}")
+    try:
+        data, where = _kernel_bytes(disk, ref, root_tree)
+        image = read_bzimage(data, str(where))
+    except CvmlintError as err:
+        return Unknown(f"the default entry's kernel cannot be read: {err}")
+    vmlinux = image.vmlinux
+    strings = KernelStrings([n for n in options.needles if vmlinux and n.encode() in vmlinux],
+                            searched=list(options.needles) if vmlinux else [],
+                            search=(lambda s: s.encode() in vmlinux) if vmlinux else None)
+    params: tuple[str, ...] | Unknown = tuple(sorted(image.params)) if image.params else Unknown(
+        "no __setup/__param tables found in the kernel: " + "; ".join(image.problems or ["no section headers"]))
+    return Kernel(version=image.version or Unknown("no version string in the kernel"), compression=image.compression,
+                  boot_protocol=image.boot_protocol, config=_config(root_tree, image, where),
+                  params=params, modules=_modules(root_tree, image.version), strings=strings, where=where)
+
+
+def _kernel_bytes(disk: Disk, ref: bootscan.KernelRef, root_tree: Tree | None) -> tuple[bytes, Provenance]:
+    from cvmlint.image.fat import FatFileSystem
+    from cvmlint.scan.pe import parse_pe
+
+    part = disk.by_name(ref.partition)
+    if part is None:
+        raise CvmlintError(f"the kernel's partition {ref.partition} does not exist")
+    if ref.data is not None:
+        data = ref.data
+    elif part.content == "vfat" and part.source is not None:
+        fs = FatFileSystem(part.source)
+        entry = fs.lookup(ref.path)
+        if entry is None:
+            raise CvmlintError(f"{part.name}:{ref.path} does not exist")
+        data = fs.read(entry)
+    else:
+        tree = root_tree if part.name == "root" else disk.tree(part)
+        if tree is None:
+            raise CvmlintError(f"{part.name} cannot be read")
+        node = tree.lookup(ref.path)
+        if node is None:
+            raise CvmlintError(f"{part.name}:{ref.path} does not exist")
+        data = tree.read(node, 512 << 20)
+    where = Provenance(partition=part.name, file=ref.path, sha256=hashlib.sha256(data).hexdigest())
+    if ref.section:
+        pe = parse_pe(data, f"{part.name}:{ref.path}")
+        if ref.section not in pe.sections:
+            raise CvmlintError(f"{part.name}:{ref.path} has no {ref.section} section")
+        off, size = pe.sections[ref.section]
+        data = data[off:off + size]
+        where = Provenance(partition=part.name, file=ref.path, detail=f"section {ref.section}",
+                           sha256=hashlib.sha256(data).hexdigest())
+    return data, where
+
+
+def _config(root_tree: Tree | None, image: object, kernel_where: Provenance) -> Items[ConfigOption] | Unknown:
+    from cvmlint.scan.kernel import KernelImage, parse_config
+
+    assert isinstance(image, KernelImage)
+    version = image.version
+    if root_tree is not None and version:
+        for path in (f"/boot/config-{version}", f"/usr/lib/modules/{version}/config", f"/lib/modules/{version}/config"):
+            node = root_tree.lookup(path)
+            if node is not None and node.is_reg:
+                values, lines = parse_config(root_tree.read(node, 8 << 20).decode("utf-8", "replace"))
+                return Items([ConfigOption(name=k, value=v, where=Provenance(partition="root", file=path,
+                                                                               line=lines[k]))
+                              for k, v in values.items()], Provenance(partition="root", file=path))
+    if image.config is not None:
+        where = Provenance(partition=kernel_where.partition, file=kernel_where.file, detail="IKCONFIG")
+        return Items([ConfigOption(name=k, value=v, where=where) for k, v in image.config.items()], where)
+    return Unknown(f"no /boot/config-{version} or modules config in the root, and no IKCONFIG in the kernel")
+
+
+def _modules(root_tree: Tree | None, version: str) -> Items[Module] | Unknown:
+    if root_tree is None or not version:
+        return Unknown("the root file system (with /usr/lib/modules) cannot be read")
+    base = next((b for b in (f"/usr/lib/modules/{version}", f"/lib/modules/{version}")
+                 if root_tree.lookup(b) is not None), None)
+    if base is None:
+        return Unknown(f"no /usr/lib/modules/{version} in the root")
+    tree: Tree = root_tree
+
+    def walk() -> Iterator[Module]:
+        from cvmlint.scan.kernel import module_signed
+
+        for path, node in _subtree(tree, base):
+            if node.is_reg and path.endswith((".ko", ".ko.xz", ".ko.zst", ".ko.gz")):
+                try:
+                    if path.endswith(".ko"):  # the trailer is the file's last 28 bytes
+                        data = tree.read_at(node, node.size - 28, 28)  # type: ignore[attr-defined]
+                    else:
+                        data = tree.read(node, 256 << 20)
+                    signed: bool | Unknown = module_signed(data, path)
+                except (CvmlintError, OSError, ValueError) as err:
+                    signed = Unknown(f"unreadable: {err}")
+                yield Module(path=path, signed=signed, where=Provenance(partition="root", file=path))
+
+    return Items(factory=walk, where=Provenance(partition="root", file=base))
+
+
+def _subtree(tree: Tree, base: str) -> Iterable[tuple[str, Any]]:
+    return tree.walk(base)  # type: ignore[call-arg]
+
+
+__all__ = ["ScanOptions", "scan_image"]

@@ -1,0 +1,329 @@
+"""The boot chain from the ESP: EFI binaries and their signers, the loader chain, boot entries
+(GRUB menus, BLS Type #1 entries, UKIs) with their command lines, and the default entry's kernel."""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from dataclasses import dataclass, field
+
+from cvmlint.errors import CvmlintError
+from cvmlint.facts.model import Boot, BootBinary, BootEntry, Param
+from cvmlint.facts.provenance import Items, Provenance, Unknown
+from cvmlint.image.fat import FatEntry, FatFileSystem
+from cvmlint.scan import grub
+from cvmlint.scan.disk import Disk, DiskPartition, Tree
+from cvmlint.scan.pe import PeImage, is_pe, parse_pe
+
+MAX_EFI_FILE = 512 << 20
+FALLBACK = "/EFI/BOOT/BOOTX64.EFI"
+
+
+@dataclass
+class KernelRef:
+    """Where the default entry's kernel is: a file on a partition, or a UKI's .linux section."""
+
+    partition: str
+    path: str
+    section: str | None = None
+    data: bytes | None = None
+    """The file's bytes when the ESP scan already read them."""
+
+
+@dataclass
+class BootScan:
+    """What the ESP says."""
+
+    boot: Boot | Unknown
+    cmdline: Items[Param] | Unknown
+    kernel: KernelRef | Unknown
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Esp:
+    part: DiskPartition
+    fs: FatFileSystem
+    files: dict[str, FatEntry]
+
+    def read(self, path: str) -> bytes | None:
+        entry = self.files.get(path.lower())
+        if entry is None or entry.is_dir:
+            return None
+        return self.fs.read(entry, MAX_EFI_FILE)
+
+    def where(self, path: str, line: int | None = None) -> Provenance:
+        real = self.files[path.lower()].path if path.lower() in self.files else path
+        return Provenance(file=real, line=line, partition=self.part.name)
+
+
+def parse_cmdline(text: str, where: Provenance) -> list[Param]:
+    """Kernel command-line parameters in order (quotes honoured, `-` and `_` alike in names; `--` ends them)."""
+    params: list[Param] = []
+    word, quoted = [], False
+    for ch in text.strip() + " ":
+        if ch == '"':
+            quoted = not quoted
+            continue
+        if ch.isspace() and not quoted:
+            if word:
+                token = "".join(word)
+                if token == "--":
+                    break
+                name, eq, value = token.partition("=")
+                params.append(Param(name=name.replace("-", "_"), value=value if eq else None, where=where))
+                word = []
+            continue
+        word.append(ch)
+    return params
+
+
+def _kind(path: str, pe: PeImage, data: bytes) -> str:
+    sbat = ""
+    if ".sbat" in pe.sections:
+        off, size = pe.sections[".sbat"]
+        sbat = data[off:off + size].decode("utf-8", "replace")
+    name = posixpath.basename(path).lower()
+    if ".linux" in pe.sections:
+        return "uki"
+    if data[0x202:0x206] == b"HdrS":
+        return "kernel"
+    if "\nshim," in sbat and name.startswith(("mm", "fb")):
+        return "mokmanager" if name.startswith("mm") else "other"
+    if "\nshim," in sbat or ".vendor_cert" in pe.sections:
+        return "shim"
+    if "\ngrub," in sbat or "mods" in pe.sections:
+        return "grub"
+    if "systemd-boot" in sbat or (".sdmagic" in pe.sections and ".osrel" in pe.sections):
+        return "systemd-boot"
+    return "other"
+
+
+def _vendor(data: bytes, pe: PeImage) -> str:
+    """The distribution in a signed GRUB's SBAT (`grub.debian,…` -> `debian`)."""
+    if ".sbat" not in pe.sections:
+        return ""
+    off, size = pe.sections[".sbat"]
+    for line in data[off:off + size].decode("utf-8", "replace").splitlines():
+        if line.startswith("grub.") and "," in line:
+            return line.split(",")[0].split(".", 1)[1]
+    return ""
+
+
+def scan_boot(disk: Disk, root_tree: Tree | None, root_part: DiskPartition | None) -> BootScan:
+    """Boot facts from the first ESP; unknown with a reason when there is none or it cannot be read."""
+    esp_part = disk.by_name("esp")
+    if esp_part is None:
+        reason = "no EFI system partition on the disk"
+        return BootScan(Unknown(reason), Unknown(reason), Unknown(reason))
+    try:
+        fs = FatFileSystem(esp_part.source) if esp_part.source else None
+        if fs is None:
+            raise CvmlintError(esp_part.problem)
+        files = {e.path.lower(): e for e in fs.walk()}
+    except CvmlintError as err:
+        reason = f"the ESP cannot be read: {err}"
+        return BootScan(Unknown(reason), Unknown(reason), Unknown(reason))
+    esp = _Esp(esp_part, fs, files)
+    binaries, images = _binaries(esp)
+    first = images.get(FALLBACK.lower())
+    chain = [FALLBACK] if first else []
+    shim = bool(first and first[0] == "shim")
+    second = None
+    if shim:
+        second = posixpath.join(posixpath.dirname(FALLBACK), "grubx64.efi")
+        chain.append(second)
+    loader_path = second if shim else (FALLBACK if first else None)
+    loader_kind = images.get(loader_path.lower(), ("none",))[0] if loader_path else "none"
+    entries, problems = _entries(esp, images, loader_kind, loader_path, disk, root_tree, root_part)
+    if not entries:
+        reason = "no boot entry found: " + "; ".join(problems or ["no GRUB configuration, BLS entry or UKI"])
+        boot = Boot(loader=loader_kind, shim=shim, secure_boot=_signed_path(images, chain),
+                    uki=loader_kind == "uki", binaries=Items(binaries, esp.where("/")), entries=Unknown(reason),
+                    where=esp.where("/"))
+        return BootScan(boot, Unknown(reason), Unknown(reason), problems)
+    default = next(e for e in entries if e[0].default)
+    chain += [ref.path for _, ref in entries if isinstance(ref, KernelRef) and ref.partition == "esp"][:1]
+    ref = default[1]
+    if isinstance(ref, KernelRef) and ref.partition == "esp" and ref.path.lower() in images:
+        ref.data = images[ref.path.lower()][2]
+    boot = Boot(loader=loader_kind, shim=shim, secure_boot=_signed_path(images, chain),
+                uki=any(e.kind == "uki" for e, _ in entries), binaries=Items(binaries, esp.where("/")),
+                entries=Items([e for e, _ in entries], esp.where("/")), where=esp.where(FALLBACK))
+    return BootScan(boot, default[0].cmdline, default[1], problems)
+
+
+def _binaries(esp: _Esp) -> tuple[list[BootBinary], dict[str, tuple[str, PeImage, bytes]]]:
+    out: list[BootBinary] = []
+    images: dict[str, tuple[str, PeImage, bytes]] = {}
+    for key, entry in sorted(esp.files.items()):
+        if entry.is_dir or entry.size < 64 or not (key.endswith(".efi") or "vmlinuz" in key):
+            continue
+        data = esp.read(entry.path) or b""
+        if not is_pe(data):
+            continue
+        try:
+            pe = parse_pe(data, f"esp:{entry.path}")
+        except CvmlintError as err:
+            out.append(BootBinary(path=entry.path, kind="other", signed=Unknown(str(err)), signer=Unknown(str(err)),
+                                  where=esp.where(entry.path)))
+            continue
+        kind = _kind(entry.path, pe, data)
+        images[key] = (kind, pe, data)
+        out.append(BootBinary(path=entry.path, kind=kind, signed=pe.signed, signer=pe.signers[0] if pe.signers else "",
+                              where=esp.where(entry.path)))
+    return out, images
+
+
+def _signed_path(images: dict[str, tuple[str, PeImage, bytes]], chain: list[str]) -> bool | Unknown:
+    if not chain:
+        return Unknown("no EFI boot path found (no /EFI/BOOT/BOOTX64.EFI)")
+    for path in chain:
+        image = images.get(path.lower())
+        if image is None:
+            return Unknown(f"{path} is missing from the ESP")
+        if not image[1].signed:
+            return False
+    return True
+
+
+Entry = tuple[BootEntry, "KernelRef | Unknown"]
+
+
+def _entries(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]], loader: str, loader_path: str | None,
+             disk: Disk, root_tree: Tree | None, root_part: DiskPartition | None) -> tuple[list[Entry], list[str]]:
+    if loader == "grub" and loader_path:
+        return _grub_entries(esp, images, loader_path, disk, root_tree)
+    if loader == "systemd-boot":
+        return _sd_boot_entries(esp, images)
+    if loader == "uki" and loader_path:
+        entry = _uki_entry(esp, images, loader_path, True)
+        return ([entry], []) if entry else ([], [f"{loader_path} is not a readable UKI"])
+    return [], [f"unknown second-stage loader ({loader})"]
+
+
+def _uki_entry(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]], path: str, default: bool,
+               title: str | None = None) -> Entry | None:
+    image = images.get(path.lower())
+    if image is None or image[0] != "uki":
+        return None
+    _kind_, pe, data = image
+    where = esp.where(path)
+    params: list[Param] = []
+    if ".cmdline" in pe.sections:
+        off, size = pe.sections[".cmdline"]
+        text = data[off:off + size].split(b"\0", 1)[0].decode("utf-8", "replace")
+        where = Provenance(file=esp.files[path.lower()].path, partition=esp.part.name, detail="section .cmdline")
+        params = parse_cmdline(text, where)
+    entry = BootEntry(title=title or posixpath.basename(path), kind="uki", default=default,
+                      kernel=f"{path} (.linux)", cmdline=Items(params, where), where=esp.where(path))
+    return entry, KernelRef("esp", esp.files[path.lower()].path, ".linux")
+
+
+def _grub_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]], loader_path: str, disk: Disk,
+                  root_tree: Tree | None) -> tuple[list[Entry], list[str]]:
+    _k, pe, data = images[loader_path.lower()]
+    vendor = _vendor(data, pe)
+    start = [("esp", posixpath.join(posixpath.dirname(loader_path), "grub.cfg"))]
+    if vendor:
+        start.append(("esp", f"/EFI/{vendor}/grub.cfg"))
+    start += sorted(("esp", e.path) for e in esp.files.values() if fnmatch.fnmatch(e.path.lower(), "/efi/*/grub.cfg"))
+    start += [("esp", "/grub/grub.cfg"), ("esp", "/grub2/grub.cfg"), ("esp", "/boot/grub/grub.cfg")]
+    if root_tree is not None:
+        start.append(("root", "/boot/grub/grub.cfg"))
+
+    def load(device: str, path: str) -> grub.GrubFile | None:
+        try:
+            if device == "esp":
+                text = esp.read(path)
+                real = esp.files[path.lower()].path if text is not None else path
+                return grub.GrubFile("esp", real, text.decode("utf-8", "replace")) if text is not None else None
+            tree = disk.trees.get(device) if device != "root" else root_tree
+            if tree is None:
+                return None
+            node = tree.lookup(path)
+            if node is None or not node.is_reg:
+                return None
+            return grub.GrubFile(device, path, tree.read(node, 4 << 20).decode("utf-8", "replace"))
+        except CvmlintError:
+            return None
+
+    def find(kind: str, value: str) -> str | None:
+        for p in disk.partitions:
+            if (kind == "fs-uuid" and p.fs_uuid.lower() == value.lower()) or \
+                    (kind == "label" and p.fs_label == value):
+                return p.name
+            if kind == "file" and load(p.name, value) is not None:
+                return p.name
+        return None
+
+    menu = grub.read_menu(load, find, start, {"grub_platform": "efi", "cmdpath": "(esp)/EFI/BOOT"})
+    default = menu.default_entry()
+    out: list[Entry] = []
+    for item in menu.entries:
+        is_default = item is default
+        if item.chainloader and item.chainloader.lower() in images:
+            uki = _uki_entry(esp, images, item.chainloader, is_default, item.title)
+            if uki:
+                out.append(uki)
+                continue
+        where = Provenance(file=item.file, line=item.args_line or item.line, partition=item.device)
+        params = parse_cmdline(item.args, where)
+        ref: KernelRef | Unknown = (KernelRef(item.kernel_device or item.device, item.kernel) if item.kernel else
+                                    Unknown(f"menu entry {item.title!r} loads no kernel"))
+        out.append((BootEntry(title=item.title, kind="grub", default=is_default, kernel=item.kernel or "",
+                              initrds=tuple(item.initrds), cmdline=Items(params, where),
+                              where=Provenance(file=item.file, line=item.line, partition=item.device)), ref))
+    out.sort(key=lambda e: not e[0].default)
+    return out, menu.problems
+
+
+def _sd_boot_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]]) -> tuple[list[Entry], list[str]]:
+    conf = esp.read("/loader/loader.conf") or b""
+    pattern = ""
+    for line in conf.decode("utf-8", "replace").splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key == "default":
+            pattern = value.strip()
+    found: list[tuple[str, Entry]] = []
+    for key, entry in sorted(esp.files.items()):
+        if fnmatch.fnmatch(key, "/loader/entries/*.conf"):
+            found.append((posixpath.basename(entry.path), _bls_entry(esp, entry.path)))
+        elif fnmatch.fnmatch(key, "/efi/linux/*.efi"):
+            uki = _uki_entry(esp, images, entry.path, False)
+            if uki:
+                found.append((posixpath.basename(entry.path), uki))
+    if not found:
+        return [], ["systemd-boot finds no entry in /loader/entries or /EFI/Linux"]
+    chosen = next((i for i, (name, _) in enumerate(found) if pattern and fnmatch.fnmatch(name, pattern)), 0)
+    out = []
+    for i, (_name, (entry, ref)) in enumerate(found):
+        out.append((_with_default(entry, i == chosen), ref))
+    out.sort(key=lambda e: not e[0].default)
+    return out, []
+
+
+def _with_default(entry: BootEntry, default: bool) -> BootEntry:
+    from dataclasses import replace
+
+    return replace(entry, default=default)
+
+
+def _bls_entry(esp: _Esp, path: str) -> Entry:
+    text = (esp.read(path) or b"").decode("utf-8", "replace")
+    fields: dict[str, list[tuple[str, int]]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        key, _, value = line.strip().partition(" ")
+        if key and not key.startswith("#"):
+            fields.setdefault(key, []).append((value.strip(), number))
+    params: list[Param] = []
+    for value, number in fields.get("options", []):
+        params += parse_cmdline(value, esp.where(path, number))
+    title = fields.get("title", [(posixpath.basename(path), 0)])[0][0]
+    linux = fields.get("linux", [("", 0)])[0][0]
+    ref: KernelRef | Unknown = KernelRef("esp", linux) if linux else Unknown(f"BLS entry {path} names no kernel")
+    where = esp.where(path, fields["options"][0][1] if "options" in fields else None)
+    entry = BootEntry(title=title, kind="bls", default=False, kernel=linux,
+                      initrds=tuple(v for v, _ in fields.get("initrd", [])), cmdline=Items(params, where),
+                      where=esp.where(path))
+    return entry, ref

@@ -1,0 +1,332 @@
+"""GRUB configuration, interpreted statically: what GRUB would boot, with file and line.
+
+Handled: `set`, variables (`$x`, `${x}`, in double quotes), `search` (--fs-uuid, --label, --file,
+search.fs_uuid, --set=var), `configfile` (a new menu) and `source`, `menuentry`/`submenu`
+bodies with `linux`/`linuxefi`/`initrd`/`initrdefi`/`chainloader`, `if`/`elif`/`else`/`fi` with
+`[ "$grub_platform" = efi ]` decided and other conditions followed both ways, `default`.
+Nothing is executed; everything is bounded (file count, nesting, tokens).
+
+    # Example (mkosi's layout):
+    set timeout=0
+    if [ "${grub_platform}" == "efi" ]; then
+        menuentry "debian-6.1.0-28-cloud-amd64" {
+            linux /debian/6.1.0-28-cloud-amd64/vmlinuz roothash=3f… lockdown=integrity
+            initrd /debian/initrd
+        }
+    fi
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+MAX_FILES = 16
+MAX_TOKENS = 200_000
+MAX_DEPTH = 32
+
+
+@dataclass
+class GrubFile:
+    """A configuration file GRUB would read: its text and where it is."""
+
+    device: str
+    path: str
+    text: str
+
+
+@dataclass
+class GrubEntry:
+    """A menu entry and what it boots."""
+
+    title: str
+    device: str
+    file: str
+    line: int
+    kernel: str | None = None
+    kernel_device: str | None = None
+    args: str = ""
+    args_line: int = 0
+    initrds: list[str] = field(default_factory=list)
+    chainloader: str | None = None
+
+
+@dataclass
+class GrubMenu:
+    """The menu GRUB ends up showing, and how it got there."""
+
+    entries: list[GrubEntry] = field(default_factory=list)
+    default: str = "0"
+    files: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def default_entry(self) -> GrubEntry | None:
+        """The entry `default` names (an index or a title), else the first."""
+        if not self.entries:
+            return None
+        if self.default.isdigit() and int(self.default) < len(self.entries):
+            return self.entries[int(self.default)]
+        return next((e for e in self.entries if e.title == self.default), self.entries[0])
+
+
+Loader = Callable[[str, str], GrubFile | None]
+"""(device, path) -> the file, or None when it does not exist."""
+Finder = Callable[[str, str], str | None]
+"""(search kind: fs-uuid | label | file, value) -> device name, or None."""
+
+_TOKEN = re.compile(r"""[ \t\r]*(?:(?P<nl>\n)|(?P<semi>;)|(?P<brace>[{}])|(?P<comment>\#[^\n]*)|(?P<word>(?:[^\s;{}"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')+))""")
+
+
+@dataclass
+class _Tok:
+    kind: str
+    raw: str
+    line: int
+
+
+def tokenize(text: str) -> list[_Tok]:
+    """GRUB script tokens: words (quotes kept for expansion), separators (`;`, newline), braces."""
+    out: list[_Tok] = []
+    pos, line = 0, 1
+    while pos < len(text) and len(out) < MAX_TOKENS:
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            if not text[pos:].strip():
+                break
+            out.append(_Tok("word", text[pos], line))  # a stray character (unbalanced quote)
+            pos += 1
+            continue
+        kind = m.lastgroup
+        if kind == "nl":
+            out.append(_Tok("sep", "\n", line))
+            line += 1
+        elif kind == "semi":
+            out.append(_Tok("sep", ";", line))
+        elif kind == "brace":
+            out.append(_Tok(m.group("brace"), m.group("brace"), line))
+        elif kind == "word":
+            word = m.group("word")
+            out.append(_Tok("word", word, line))
+            line += word.count("\n")
+        pos = m.end()
+    return out
+
+
+def expand(word: str, env: dict[str, str]) -> str:
+    """Remove quotes and expand `$var`/`${var}` (not inside single quotes)."""
+    out, i = [], 0
+    while i < len(word):
+        ch = word[i]
+        if ch == "'":
+            end = word.find("'", i + 1)
+            end = len(word) if end < 0 else end
+            out.append(word[i + 1:end])
+            i = end + 1
+        elif ch == '"':
+            j = i + 1
+            buf = []
+            while j < len(word) and word[j] != '"':
+                if word[j] == "\\" and j + 1 < len(word):
+                    buf.append(word[j + 1])
+                    j += 2
+                    continue
+                buf.append(word[j])
+                j += 1
+            out.append(_subst("".join(buf), env))
+            i = j + 1
+        elif ch == "\\" and i + 1 < len(word):
+            out.append(word[i + 1])
+            i += 2
+        else:
+            j = i
+            while j < len(word) and word[j] not in "'\"\\":
+                j += 1
+            out.append(_subst(word[i:j], env))
+            i = j
+    return "".join(out)
+
+
+def _subst(text: str, env: dict[str, str]) -> str:
+    return re.sub(r"\$(?:\{([A-Za-z0-9_?]+)\}|([A-Za-z_][A-Za-z0-9_]*|[0-9?]))",
+                  lambda m: env.get(m.group(1) or m.group(2), ""), text)
+
+
+def split_device(path: str, env: dict[str, str]) -> tuple[str, str]:
+    """`(dev)/p` -> (dev, /p); a bare path lives on $root."""
+    m = re.match(r"^\(([^)]*)\)(.*)$", path)
+    if m:
+        return m.group(1), m.group(2) or "/"
+    return env.get("root", ""), path
+
+
+class _Interp:
+    def __init__(self, load: Loader, find: Finder, menu: GrubMenu) -> None:
+        self.load = load
+        self.find = find
+        self.menu = menu
+        self.loaded = 0
+
+    def run_file(self, device: str, path: str, env: dict[str, str], depth: int) -> None:
+        if self.loaded >= MAX_FILES or depth > MAX_DEPTH:
+            self.menu.problems.append(f"stopped following configfile/source at ({device}){path}: too many files")
+            return
+        if (device, path) in self.menu.files[-8:]:
+            self.menu.problems.append(f"({device}){path} loads itself: loop not followed")
+            return
+        file = self.load(device, path)
+        if file is None:
+            self.menu.problems.append(f"({device}){path} does not exist")
+            return
+        self.loaded += 1
+        self.menu.files.append((file.device, file.path))
+        env = dict(env)
+        env.setdefault("root", file.device)
+        self.block(tokenize(file.text), 0, env, file, depth, None)
+
+    def block(self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int,
+              entry: GrubEntry | None, stop: tuple[str, ...] = ()) -> int:
+        """Run commands from token i; returns the index after the block (at `}` or a stop word)."""
+        while i < len(toks):
+            tok = toks[i]
+            if tok.kind == "sep":
+                i += 1
+                continue
+            if tok.kind == "}":
+                return i
+            if tok.kind == "word" and tok.raw in stop:
+                return i
+            i = self.command(toks, i, env, file, depth, entry)
+        return i
+
+    def _words(self, toks: list[_Tok], i: int) -> tuple[list[_Tok], int]:
+        words = []
+        while i < len(toks) and toks[i].kind == "word":
+            words.append(toks[i])
+            i += 1
+        return words, i
+
+    def command(self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int,
+                entry: GrubEntry | None) -> int:
+        words, j = self._words(toks, i)
+        if not words:
+            return i + 1
+        name, line = words[0].raw, words[0].line
+        args = [expand(w.raw, env) for w in words[1:]]
+        if name in ("menuentry", "submenu") and j < len(toks) and toks[j].kind == "{":
+            title = next((a for a in args if not a.startswith("--")), "")
+            if name == "submenu":
+                end = self.block(toks, j + 1, dict(env), file, depth + 1, None)
+                return end + 1
+            new = GrubEntry(title, file.device, file.path, line)
+            end = self.block(toks, j + 1, dict(env), file, depth + 1, new)
+            self.menu.entries.append(new)
+            return end + 1
+        if name == "if":
+            return self.conditional(toks, i, env, file, depth, entry)
+        if name == "function" and j < len(toks) and toks[j].kind == "{":
+            return self.skip_braces(toks, j) + 1
+        self.simple(name, args, line, env, file, depth, entry)
+        return j
+
+    def skip_braces(self, toks: list[_Tok], i: int) -> int:
+        level = 0
+        while i < len(toks):
+            if toks[i].kind == "{":
+                level += 1
+            elif toks[i].kind == "}":
+                level -= 1
+                if level == 0:
+                    return i
+            i += 1
+        return i
+
+    def conditional(self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int,
+                    entry: GrubEntry | None) -> int:
+        """if COND; then … [elif COND; then …] [else …] fi — known conditions decided, others both ways."""
+        taken = False
+        while i < len(toks) and toks[i].raw in ("if", "elif"):
+            words, j = self._words(toks, i + 1)
+            verdict = _condition([expand(w.raw, env) for w in words])
+            while j < len(toks) and toks[j].raw != "then":
+                j += 1
+            run = verdict is not False and not taken
+            i = self.block(toks, j + 1, env if run else dict(env), file, depth, entry if run else None,
+                           ("elif", "else", "fi")) if j < len(toks) else j
+            taken = taken or verdict is True
+        if i < len(toks) and toks[i].raw == "else":
+            i = self.block(toks, i + 1, env if not taken else dict(env), file, depth, entry if not taken else None,
+                           ("fi",))
+        return i + 1 if i < len(toks) else i
+
+    def simple(self, name: str, args: list[str], line: int, env: dict[str, str], file: GrubFile, depth: int,
+               entry: GrubEntry | None) -> None:
+        if name == "set" and args and "=" in args[0]:
+            key, _, value = args[0].partition("=")
+            env[key] = value
+            if key == "default":
+                self.menu.default = value
+        elif name in ("search", "search.fs_uuid", "search.fs_label", "search.file"):
+            self.search(name, args, env)
+        elif name == "configfile" and args:
+            device, path = split_device(args[0], env)
+            self.menu.entries.clear()  # configfile starts a new menu
+            self.run_file(device, path, {k: v for k, v in env.items() if k != "root"} | {"root": device}, depth + 1)
+        elif name == "source" and args:
+            device, path = split_device(args[0], env)
+            self.run_file(device, path, env, depth + 1)
+        elif entry is not None and name in ("linux", "linuxefi", "linux16") and args:
+            entry.kernel_device, entry.kernel = split_device(args[0], env)
+            entry.args, entry.args_line = " ".join(args[1:]), line
+        elif entry is not None and name in ("initrd", "initrdefi", "initrd16"):
+            entry.initrds = [split_device(a, env)[1] for a in args]
+        elif entry is not None and name == "chainloader" and args:
+            entry.kernel_device, entry.chainloader = split_device(args[-1], env)
+
+    def search(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        kind = {"search.fs_uuid": "fs-uuid", "search.fs_label": "label", "search.file": "file"}.get(name, "file")
+        target, value = "root", None
+        positional = []
+        for a in args:
+            if a in ("--fs-uuid", "-u"):
+                kind = "fs-uuid"
+            elif a in ("--label", "-l"):
+                kind = "label"
+            elif a in ("--file", "-f"):
+                kind = "file"
+            elif a.startswith("--set="):
+                target = a.split("=", 1)[1]
+            elif not a.startswith("-"):
+                positional.append(a)
+        if positional:
+            value = positional[0]
+            if name.startswith("search.") and len(positional) > 1:
+                target = positional[1]
+        if value is not None:
+            device = self.find(kind, value)
+            if device is not None:
+                env[target] = device
+            else:
+                self.menu.problems.append(f"search --{kind} {value}: no partition matches")
+
+
+def _condition(words: list[str]) -> bool | None:
+    """True/False for conditions cvmlint can decide, None otherwise."""
+    if words[:1] == ["["] and words[-1:] == ["]"] and len(words) == 5 and words[2] in ("=", "=="):
+        left, right = words[1], words[3]
+        if {left, right} & {"efi", "pc", "xen"} and ("efi" in (left, right)):
+            return left == right
+    return None
+
+
+def read_menu(load: Loader, find: Finder, start: list[tuple[str, str]], env: dict[str, str]) -> GrubMenu:
+    """Interpret the first existing configuration of `start` and everything it loads."""
+    menu = GrubMenu()
+    interp = _Interp(load, find, menu)
+    for device, path in start:
+        if load(device, path) is not None:
+            interp.run_file(device, path, {**env, "root": device}, 0)
+            break
+    else:
+        menu.problems.append("no GRUB configuration found at " + ", ".join(f"({d}){p}" for d, p in start))
+    return menu

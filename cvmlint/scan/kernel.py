@@ -1,0 +1,264 @@
+"""The kernel: bzImage header, payload decompressed (capped), strings, known parameters, config, modules.
+
+    bzImage  0x1f1 setup sectors | 0x202 "HdrS" | 0x206 boot protocol | 0x20e version string
+             pointer (+0x200) | 0x248 payload offset (from the protected-mode code) | 0x24c length
+    payload  gzip, xz, lzma, bzip2, lz4 (legacy frames), zstd — by magic; the last 4 bytes hold
+             the decompressed size (kbuild's size_append); the result is the vmlinux ELF
+    vmlinux  .init.setup (inside .init.data when not its own section): {char *str, setup_func,
+             int early} per __setup/early_param (24 bytes)
+             __param: {char *name, mod, ops, u16 perm, s8 level, u8 flags, arg} (40 bytes)
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import re
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from cvmlint.errors import FormatError
+
+FMT = "bzimage"
+MAX_KERNEL = 512 << 20
+SIGNATURE_MARKER = b"~Module signature appended~\n"
+_MAGICS = [
+    (b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"\x5d\x00", "lzma"), (b"BZh", "bzip2"),
+    (b"\x02\x21\x4c\x18", "lz4"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x89LZO", "lzo"),
+]
+
+
+@dataclass
+class KernelImage:
+    """What a bzImage says about itself."""
+
+    version: str
+    boot_protocol: str
+    compression: str
+    vmlinux: bytes = field(default=b"", repr=False)
+    params: set[str] = field(default_factory=set)
+    config: dict[str, str] | None = None
+    """From IKCONFIG, when built in."""
+    problems: list[str] = field(default_factory=list)
+
+
+def read_bzimage(data: bytes, name: str) -> KernelImage:
+    """Parse the header, decompress the payload and read the vmlinux inside."""
+    if len(data) < 0x270 or data[0x202:0x206] != b"HdrS":
+        raise FormatError(FMT, f"{name} setup header", 0x202, "no 'HdrS' boot-protocol signature")
+    setup_sects = data[0x1F1] or 4
+    protocol = int.from_bytes(data[0x206:0x208], "little")
+    version_ptr = int.from_bytes(data[0x20E:0x210], "little")
+    version = ""
+    if version_ptr and version_ptr + 0x200 < len(data):
+        raw = data[version_ptr + 0x200:version_ptr + 0x200 + 256].split(b"\0", 1)[0]
+        version = raw.decode("ascii", "replace").split(" ", 1)[0]
+    if protocol < 0x208:
+        raise FormatError(FMT, f"{name} setup header", 0x206, f"boot protocol {protocol >> 8}.{protocol & 0xFF} has "
+                          "no payload fields (needs 2.08)")
+    start = (setup_sects + 1) * 512 + int.from_bytes(data[0x248:0x24C], "little")
+    length = int.from_bytes(data[0x24C:0x250], "little")
+    if start + length > len(data) or length < 8:
+        raise FormatError(FMT, f"{name} payload", 0x248, f"bytes {start}..{start + length} lie outside the "
+                          f"{len(data)}-byte image")
+    payload = data[start:start + length]
+    kind = next((k for magic, k in _MAGICS if payload.startswith(magic)), "unknown")
+    image = KernelImage(version, f"{protocol >> 8}.{protocol & 0xFF}", kind)
+    if kind in ("unknown", "lzo"):
+        image.problems.append(f"payload compression {kind} cannot be decompressed")
+        return image
+    expected = int.from_bytes(payload[-4:], "little")
+    if expected > MAX_KERNEL:
+        raise FormatError(FMT, f"{name} payload", start + length - 4, f"claims {expected} decompressed bytes, above "
+                          f"the {MAX_KERNEL}-byte cap")
+    image.vmlinux = decompress(payload, kind, expected, f"{name} payload", start)
+    if not image.vmlinux.startswith(b"\x7fELF"):
+        image.problems.append("the decompressed payload is not an ELF file")
+        return image
+    image.params = known_params(image.vmlinux, name)
+    image.config = ikconfig(image.vmlinux)
+    if not version:
+        m = re.search(rb"Linux version (\S+)", image.vmlinux)
+        image.version = m.group(1).decode("ascii", "replace") if m else ""
+    return image
+
+
+def decompress(payload: bytes, kind: str, expected: int, what: str, offset: int) -> bytes:
+    """The decompressed payload, refusing more than the size it announces (and the global cap)."""
+    cap = min(expected or MAX_KERNEL, MAX_KERNEL)
+    try:
+        if kind == "gzip":
+            out = zlib.decompressobj(31).decompress(payload, cap)
+        elif kind in ("xz", "lzma"):
+            fmt = lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE
+            out = lzma.LZMADecompressor(fmt).decompress(payload, max_length=cap)
+        elif kind == "bzip2":
+            out = bz2.BZ2Decompressor().decompress(payload, max_length=cap)
+        elif kind == "zstd":
+            import zstandard
+
+            out = zstandard.ZstdDecompressor().decompressobj().decompress(payload)[:cap]
+        else:
+            out = _lz4_legacy(payload[4:-4], cap, what, offset)
+    except (zlib.error, lzma.LZMAError, OSError, ValueError) as err:
+        raise FormatError(FMT, what, offset, f"{kind} data is corrupt: {err}") from None
+    except Exception as err:  # zstandard.ZstdError and friends
+        if type(err).__module__.startswith("zstandard"):
+            raise FormatError(FMT, what, offset, f"zstd data is corrupt: {err}") from None
+        raise
+    if expected and len(out) != expected:
+        raise FormatError(FMT, what, offset, f"decompresses to {len(out)} bytes, but announces {expected}")
+    return out
+
+
+def _lz4_legacy(data: bytes, cap: int, what: str, offset: int) -> bytes:
+    import lz4.block
+
+    out = bytearray()
+    pos = 0
+    while pos + 4 <= len(data):
+        size = int.from_bytes(data[pos:pos + 4], "little")
+        pos += 4
+        if size == 0x184C2102:
+            continue
+        if size == 0 or pos + size > len(data):
+            raise FormatError(FMT, what, offset + pos, f"LZ4 legacy block of {size} bytes runs past the payload")
+        try:
+            out += lz4.block.decompress(data[pos:pos + size], uncompressed_size=8 << 20)
+        except lz4.block.LZ4BlockError as err:
+            raise FormatError(FMT, what, offset + pos, f"LZ4 block is corrupt: {err}") from None
+        if len(out) > cap:
+            raise FormatError(FMT, what, offset + pos, f"decompresses past the {cap}-byte cap")
+        pos += size
+    return bytes(out)
+
+
+def _sections(vmlinux: bytes, name: str) -> tuple[dict[str, tuple[int, int, int]], bool]:
+    """Section name -> (address, file offset, size), from the ELF section headers (pyelftools)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        elf = ELFFile(io.BytesIO(vmlinux))
+        out = {s.name: (s["sh_addr"], s["sh_offset"], s["sh_size"]) for s in elf.iter_sections()}
+        return out, elf.elfclass == 64
+    except (ELFError, struct.error, ValueError) as err:
+        raise FormatError("elf", f"{name} vmlinux", 0, f"unreadable: {err}") from None
+
+
+def _string_at(vmlinux: bytes, sections: dict[str, tuple[int, int, int]], address: int) -> str | None:
+    for addr, offset, size in sections.values():
+        if addr and addr <= address < addr + size:
+            pos = offset + (address - addr)
+            end = vmlinux.find(b"\0", pos, pos + 256)
+            if end < 0:
+                return None
+            return vmlinux[pos:end].decode("ascii", "replace")
+    return None
+
+
+def known_params(vmlinux: bytes, name: str) -> set[str]:
+    """Names the kernel accepts on its command line: __setup/early_param and built-in module params."""
+    sections, is64 = _sections(vmlinux, name)
+    if not is64:
+        return set()
+    pointers = list(_param_pointers(vmlinux, sections))
+    if ".init.setup" in sections:
+        pointers += _table(vmlinux, sections[".init.setup"], 24)
+    else:
+        pointers += _setup_table(vmlinux, sections)
+    names = set()
+    for pointer in pointers:
+        text = _string_at(vmlinux, sections, pointer)
+        if text:
+            names.add(text.rstrip("=").replace("-", "_"))
+    return names
+
+
+def _table(vmlinux: bytes, section: tuple[int, int, int], size: int) -> list[int]:
+    """The first pointer of every fixed-size entry in a section."""
+    _addr, offset, length = section
+    return [int.from_bytes(vmlinux[pos:pos + 8], "little")
+            for pos in range(offset, offset + length - size + 1, size)]
+
+
+def _param_pointers(vmlinux: bytes, sections: dict[str, tuple[int, int, int]]) -> list[int]:
+    return _table(vmlinux, sections["__param"], 40) if "__param" in sections else []
+
+
+def _setup_table(vmlinux: bytes, sections: dict[str, tuple[int, int, int]]) -> list[int]:
+    """Find the __setup table inside .init.data, where the linker script puts it.
+
+    A stripped vmlinux has no __setup_start symbol, so look for the longest run of 24-byte
+    entries {string in .init.data/.rodata, function in .init.text/.text, early 0 or 1}.
+    """
+    if ".init.data" not in sections:
+        return []
+
+    def bounds(first: str, second: str) -> tuple[int, int, int, int]:
+        a, b = (sections.get(n, (0, 0, 0)) for n in (first, second))
+        return a[0], a[0] + a[2], b[0], b[0] + b[2]
+
+    s1, e1, s2, e2 = bounds(".init.data", ".rodata")
+    c1, d1, c2, d2 = bounds(".init.text", ".text")
+    _addr, offset, length = sections[".init.data"]
+    best: list[int] = []
+    for phase in (0, 8, 16):
+        count = max(0, (length - phase) // 24)
+        run: list[int] = []
+        for text, func, early in struct.iter_unpack("<QQQ", vmlinux[offset + phase:offset + phase + count * 24]):
+            if early <= 1 and (c1 <= func < d1 or c2 <= func < d2) and (s1 <= text < e1 or s2 <= text < e2):
+                run.append(text)
+            elif run:
+                best = max(best, run, key=len)
+                run = []
+        best = max(best, run, key=len)
+    return best
+
+
+def ikconfig(vmlinux: bytes) -> dict[str, str] | None:
+    """The build configuration embedded with CONFIG_IKCONFIG, if any."""
+    start = vmlinux.find(b"IKCFG_ST")
+    if start < 0:
+        return None
+    end = vmlinux.find(b"IKCFG_ED", start)
+    if end < 0:
+        return None
+    try:
+        text = gzip.decompress(vmlinux[start + 8:end])[:16 << 20].decode("utf-8", "replace")
+    except (OSError, EOFError):
+        return None
+    return parse_config(text)[0]
+
+
+def parse_config(text: str) -> tuple[dict[str, str], dict[str, int]]:
+    """A kernel .config: name -> value (`n` for "is not set"), and name -> line number."""
+    values: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        m = re.match(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$", line)
+        if m:
+            values[m.group(1)], lines[m.group(1)] = "n", number
+        elif line.startswith("CONFIG_") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key] = value.strip('"')
+            lines[key] = number
+    return values, lines
+
+
+def module_signed(data: bytes, name: str) -> bool:
+    """Whether a module file (.ko, .ko.xz, .ko.zst, .ko.gz) ends with the signature trailer."""
+    cap = 256 << 20
+    if name.endswith(".xz"):
+        data = lzma.LZMADecompressor().decompress(data, max_length=cap)
+    elif name.endswith(".gz"):
+        data = zlib.decompressobj(31).decompress(data, cap)
+    elif name.endswith(".zst"):
+        import zstandard
+
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(data)[:cap]
+    return data.endswith(SIGNATURE_MARKER)

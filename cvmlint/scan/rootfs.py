@@ -1,0 +1,272 @@
+"""Facts read from the root file system: installed packages (dpkg), the file tree, mounts."""
+
+from __future__ import annotations
+
+import posixpath
+import stat
+from collections.abc import Iterator
+from typing import Any
+
+from cvmlint.errors import CvmlintError
+from cvmlint.facts.model import File, Mount, Package
+from cvmlint.facts.provenance import Items, Provenance, Unknown
+from cvmlint.scan.disk import Disk, DiskPartition, Tree, file_kind
+
+DPKG_STATUS = "/var/lib/dpkg/status"
+RPM_DATABASES = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite", "/var/lib/rpm/Packages")
+ELF_MACHINES = {3: "x86", 62: "x86-64", 183: "aarch64", 40: "arm", 243: "riscv", 8: "mips", 20: "ppc", 21: "ppc64",
+                22: "s390", 2: "sparc", 43: "sparcv9", 50: "ia64", 258: "loongarch"}
+VOLATILE = ("tmpfs", "ramfs", "proc", "sysfs", "devtmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "debugfs",
+            "securityfs", "configfs", "hugetlbfs", "tracefs", "bpf", "efivarfs", "swap")
+UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+
+
+def packages(tree: Tree, part: DiskPartition) -> Items[Package] | Unknown:
+    """Installed packages from dpkg's status file (only those in state `installed`)."""
+    node = tree.lookup(DPKG_STATUS)
+    if node is None:
+        for path in RPM_DATABASES:
+            if tree.lookup(path) is not None:
+                return Unknown(f"only an rpm database ({path}) is present, and cvmlint does not read rpm databases yet",
+                               part.where(path))
+        return Unknown(f"no package database in the image ({DPKG_STATUS} is missing)", part.where(DPKG_STATUS))
+    import hashlib
+
+    raw = tree.read(node, 256 << 20)
+    digest = hashlib.sha256(raw).hexdigest()
+    where = Provenance(file=DPKG_STATUS, partition=part.name, sha256=digest)
+    return Items(list(_dpkg_paragraphs(raw.decode("utf-8", "replace"), part.name)), where)
+
+
+def _dpkg_paragraphs(text: str, partition: str) -> Iterator[Package]:
+    from debian.deb822 import Deb822
+
+    lines = text.splitlines(keepends=True)
+    start = 0
+    for number in range(len(lines) + 1):
+        if number < len(lines) and lines[number].strip():
+            continue
+        if number > start:
+            para = Deb822("".join(lines[start:number]))
+            status = para.get("Status", "").split()
+            if para.get("Package") and status[-1:] == ["installed"]:
+                source = para.get("Source", para["Package"]).split(" ", 1)[0]
+                yield Package(name=para["Package"], version=para.get("Version", ""),
+                              arch=para.get("Architecture", ""), source=source, origin="dpkg",
+                              where=Provenance(file=DPKG_STATUS, line=start + 1, partition=partition))
+        start = number + 1
+
+
+def elf_info(head: bytes) -> tuple[bool, str, str]:
+    """(is ELF, machine, interpreter) from the first bytes of a file."""
+    if len(head) < 52 or head[:4] != b"\x7fELF":
+        return False, "", ""
+    is64, little = head[4] == 2, head[5] == 1
+    order = "little" if little else "big"
+    machine = ELF_MACHINES.get(int.from_bytes(head[18:20], order), f"machine {int.from_bytes(head[18:20], order)}")
+    if is64:
+        phoff, phentsize, phnum = int.from_bytes(head[32:40], order), int.from_bytes(head[54:56], order), \
+            int.from_bytes(head[56:58], order)
+    else:
+        phoff, phentsize, phnum = int.from_bytes(head[28:32], order), int.from_bytes(head[42:44], order), \
+            int.from_bytes(head[44:46], order)
+    interp = ""
+    for k in range(min(phnum, 64)):
+        off = phoff + k * phentsize
+        if off + (56 if is64 else 32) > len(head):
+            break
+        if int.from_bytes(head[off:off + 4], order) != 3:  # PT_INTERP
+            continue
+        if is64:
+            start, size = int.from_bytes(head[off + 8:off + 16], order), int.from_bytes(head[off + 32:off + 40], order)
+        else:
+            start, size = int.from_bytes(head[off + 4:off + 8], order), int.from_bytes(head[off + 16:off + 20], order)
+        if start + size <= len(head) and size < 4096:
+            interp = head[start:start + size].split(b"\0", 1)[0].decode("utf-8", "replace")
+        break
+    return True, machine, interp
+
+
+MEMO_LIMIT = 60_000
+
+
+def files(tree: Tree, part: DiskPartition) -> Items[File]:
+    """Every file of the root tree. The first complete walk is remembered when the tree has at most
+    MEMO_LIMIT files (several rules walk it); larger trees are walked again each time, keeping only
+    the ELF sniffing of each file (a few bytes per file)."""
+    elf: dict[str, tuple[Any, Any, Any]] = {}
+    memo: list[File] | None = None
+    too_big = False
+
+    def walk() -> Iterator[File]:
+        nonlocal memo, too_big
+        if memo is not None:
+            yield from memo
+            return
+        seen: list[File] = []
+        for path, node in tree.walk():
+            if path == "/":
+                continue
+            record = _file(tree, part, path, node, elf)
+            if not too_big:
+                seen.append(record)
+                too_big = len(seen) > MEMO_LIMIT
+            yield record
+        if not too_big:
+            memo = seen
+        else:
+            seen.clear()
+
+    return Items(factory=walk, where=Provenance(partition=part.name, file="/"))
+
+
+def _elf_field(index: int) -> property:
+    """A File field read from the file's content on first use (see ImageFile)."""
+
+    def get(self: ImageFile) -> Any:
+        values = self.__dict__.get("_elf")
+        if values is None:
+            values = self.__dict__["_sniff"]()
+            object.__setattr__(self, "_elf", values)
+        return values[index]
+
+    def keep(self: ImageFile, value: Any) -> None:  # the value passed to __init__ (used when not sniffing)
+        self.__dict__.setdefault("_init", [False, "", ""])[index] = value
+        if "_sniff" not in self.__dict__:
+            object.__setattr__(self, "_elf", tuple(self.__dict__["_init"]))
+
+    return property(get, keep)
+
+
+class ImageFile(File):
+    """A File whose ELF fields are read from the file's first bytes only when a rule asks for them.
+
+    Most rules select files by name, type or mode first; sniffing every file's content up front
+    would read thousands of files for nothing.
+    """
+
+    is_elf = _elf_field(0)  # type: ignore[assignment]  # NOTE: a lazy property in place of the field
+    elf_machine = _elf_field(1)  # type: ignore[assignment]
+    elf_interpreter = _elf_field(2)  # type: ignore[assignment]
+
+
+def _file(tree: Tree, part: DiskPartition, path: str, node: Any, elf: dict[str, tuple[Any, Any, Any]]) -> File:
+    kind = file_kind(node.mode)
+    target = tree.readlink(node) if kind == "symlink" else ""
+    record = ImageFile(path=path, name=posixpath.basename(path), type=kind, mode=stat.S_IMODE(node.mode),
+                       uid=node.uid, gid=node.gid, size=node.size, target=target,
+                       executable=kind == "file" and bool(node.mode & 0o111),
+                       setuid=kind == "file" and bool(node.mode & 0o6000), is_elf=False, elf_machine="",
+                       elf_interpreter="", where=Provenance(partition=part.name, file=path))
+    if kind == "file" and node.size >= 52:
+
+        def sniff() -> tuple[Any, Any, Any]:
+            if path not in elf:
+                try:
+                    elf[path] = elf_info(tree.head(node, 8192))  # type: ignore[attr-defined]
+                except CvmlintError as err:
+                    reason = Unknown(f"content unreadable: {err}")
+                    elf[path] = (reason, reason, reason)
+            return elf[path]
+
+        object.__setattr__(record, "_sniff", sniff)
+        record.__dict__.pop("_elf", None)
+    return record
+
+
+def _unit_files(tree: Tree) -> tuple[dict[str, str], set[str]]:
+    """Mount unit name -> path, and the names enabled through a .wants/.requires directory."""
+    units: dict[str, str] = {}
+    enabled: set[str] = set()
+    for base in UNIT_DIRS:
+        node = tree.lookup(base)
+        if node is None or not node.is_dir:
+            continue
+        for name, child in _listdir(tree, base):
+            if name.endswith(".mount") and name not in units:
+                units[name] = posixpath.join(base, name)
+            if name.endswith((".wants", ".requires")) and child.is_dir:
+                enabled |= {n for n, _ in _listdir(tree, posixpath.join(base, name)) if n.endswith(".mount")}
+    return units, enabled
+
+
+def _listdir(tree: Tree, path: str) -> list[tuple[str, Any]]:
+    out = []
+    node = tree.lookup(path)
+    if node is None:
+        return out
+    prefix = path.rstrip("/") + "/"
+    for child_path, child in _children(tree, node, prefix):
+        out.append((child_path[len(prefix):], child))
+    return out
+
+
+def _children(tree: Tree, node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    entries = tree.readdir(node)  # type: ignore[attr-defined]
+    for entry in entries:
+        name, number = (entry.name, entry.nid) if hasattr(entry, "nid") else (entry[0], entry[1])
+        if name in (".", ".."):
+            continue
+        yield prefix + name, tree.inode(number)  # type: ignore[attr-defined]
+
+
+def mounts(tree: Tree, part: DiskPartition, root_format: str, disk: Disk) -> Items[Mount]:
+    """The root, fstab lines, enabled mount units and auto-mounted DPS partitions."""
+    out = [Mount(path="/", fstype=root_format, what=part.name, options="ro" if root_format in ("erofs", "squashfs")
+                 else "", persistent=True, encrypted=False, where=part.where())]
+    crypt = _crypttab(tree)
+    fstab = _read(tree, "/etc/fstab")
+    for number, line in enumerate(fstab.splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#") or len(fields) < 3:
+            continue
+        what, where, fstype = fields[0], fields[1], fields[2]
+        if where == "/" or fstype == "swap":
+            continue
+        out.append(Mount(path=where, fstype=fstype, what=what, options=fields[3] if len(fields) > 3 else "",
+                         persistent=fstype not in VOLATILE, encrypted=_encrypted(what, crypt),
+                         where=Provenance(partition=part.name, file="/etc/fstab", line=number)))
+    units, enabled = _unit_files(tree)
+    for name in sorted(enabled & set(units)):
+        text = _read(tree, units[name])
+        section, values, lines = "", {}, {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            line = line.strip()
+            if line.startswith("["):
+                section = line
+            elif section == "[Mount]" and "=" in line:
+                key, _, value = line.partition("=")
+                values[key.strip()], lines[key.strip()] = value.strip(), number
+        where = values.get("Where", "")
+        if not where:
+            continue
+        fstype = values.get("Type", "")
+        out.append(Mount(path=where, fstype=fstype, what=values.get("What", ""), options=values.get("Options", ""),
+                         persistent=fstype not in VOLATILE, encrypted=_encrypted(values.get("What", ""), crypt),
+                         where=Provenance(partition=part.name, file=units[name], line=lines.get("Where"))))
+    for p in disk.partitions:
+        mountpoint = {"var": "/var", "home": "/home", "srv": "/srv", "tmp": "/var/tmp"}.get(p.entry.type_name)
+        if mountpoint and not p.entry.no_auto and not any(m.path == mountpoint for m in out):
+            out.append(Mount(path=mountpoint, fstype=p.content, what=p.name, persistent=True,
+                             encrypted=p.content.startswith("luks"), where=p.where()))
+    return Items(out, Provenance(partition=part.name, file="/etc"))
+
+
+def _read(tree: Tree, path: str) -> str:
+    node = tree.lookup(path)
+    if node is None or not node.is_reg:
+        return ""
+    return tree.read(node, 1 << 20).decode("utf-8", "replace")
+
+
+def _crypttab(tree: Tree) -> set[str]:
+    names = set()
+    for line in _read(tree, "/etc/crypttab").splitlines():
+        fields = line.split()
+        if fields and not fields[0].startswith("#"):
+            names.add(fields[0])
+    return names
+
+
+def _encrypted(what: str, crypt: set[str]) -> bool:
+    return what.startswith("/dev/mapper/") and what.removeprefix("/dev/mapper/") in crypt
