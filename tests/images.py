@@ -32,7 +32,8 @@ VERITY_TYPE = "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5"
 LINUX_TYPE = "0FC63DAF-8483-4772-8e79-3D69D8477DE4"
 HARDENED_CMDLINE = "ro lockdown=integrity module.sig_enforce=1 roothash={roothash} console=ttyS0"
 FIXED_SALT = "5d1b0a7e" * 8
-MOUNT_UNIT = "[Unit]\nDescription={what}\n\n[Mount]\nWhat=tmpfs\nWhere={where}\nType=tmpfs\nOptions=mode={mode},nosuid,nodev\n"
+MOUNT_UNIT = ("[Unit]\nDescription={what}\n\n[Mount]\nWhat=tmpfs\nWhere={where}\nType=tmpfs\n"
+              "Options=mode={mode},nosuid,nodev\n")
 
 
 @dataclass
@@ -52,10 +53,11 @@ class Payload:
 
 def payload() -> Payload:
     """Download (apt-get download) and unpack the boot-path packages, once."""
-    target = CACHE / f"payload-{BUILDER_KEY}"
+    key = hashlib.sha256(" ".join(PAYLOAD_PACKAGES).encode()).hexdigest()[:12]
+    target = CACHE / f"payload-{key}"
     if not (target / "done").exists():
         require("apt-get", "dpkg-deb")
-        debs = CACHE / f"debs-{BUILDER_KEY}"
+        debs = CACHE / f"debs-{key}"
         shutil.rmtree(debs, ignore_errors=True)
         debs.mkdir(parents=True)
         _download(debs, *PAYLOAD_PACKAGES)
@@ -157,7 +159,7 @@ def _initrd(work: Path, pay: Payload) -> Path:
     return out
 
 
-def _hardened_root(work: Path, pay: Payload, variant: Variant) -> Path:
+def _hardened_root(work: Path, pay: Payload, extra_files: dict[str, Path]) -> Path:
     """The minbase tree plus the kernel's modules and config, tmpfs mount units, variant files."""
     tree = work / "root"
     shutil.rmtree(tree, ignore_errors=True)
@@ -172,7 +174,7 @@ def _hardened_root(work: Path, pay: Payload, variant: Variant) -> Path:
                               ("/var/log", "var-log.mount", "0755")):
         (units / unit).write_text(MOUNT_UNIT.format(what=f"Volatile {where}", where=where, mode=mode))
         (wants / unit).symlink_to(f"../{unit}")
-    for rel, src in variant.extra_files.items():
+    for rel, src in extra_files.items():
         dest = tree / rel.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
@@ -196,6 +198,32 @@ def _uki(work: Path, pay: Payload, cmdline: str, initrd: Path) -> Path:
     return out
 
 
+@dataclass
+class RootPartitions:
+    erofs: Path
+    verity: Path
+    roothash: str
+
+
+def _root_partitions(pay: Payload, extra_files: dict[str, Path]) -> RootPartitions:
+    """The erofs root and its verity hash partition, built once per set of extra files."""
+    key = hashlib.sha256(repr(sorted((k, str(v)) for k, v in extra_files.items())).encode()).hexdigest()[:8]
+    work = IMAGES / f"root-{key}"
+    erofs, verity = work / "root.erofs", work / "root.verity"
+    if not (work / "roothash").exists():
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        tree = _hardened_root(work, pay, extra_files)
+        run("mkfs.erofs", "--quiet", "-zlz4", "-T1700000000", "-U", "9d7f1b4e-5c3a-4e21-8f6d-0a1b2c3d4e5f",
+            erofs, tree)
+        out = run("veritysetup", "format", "--salt", FIXED_SALT, "--uuid", "11111111-2222-3333-4444-555555555555",
+                  erofs, verity)
+        shutil.rmtree(tree)
+        (work / "roothash").write_text(next(line.split()[-1] for line in out.splitlines()
+                                            if line.startswith("Root hash")))
+    return RootPartitions(erofs, verity, (work / "roothash").read_text())
+
+
 def hardened(name: str = "hardened-grub", uki: bool = False, variant: Variant | None = None) -> Path:
     """A hardened image: ESP + erofs root + verity, booting by GRUB (or a UKI)."""
     variant = variant or Variant()
@@ -203,35 +231,16 @@ def hardened(name: str = "hardened-grub", uki: bool = False, variant: Variant | 
     if image.exists():
         return image
     pay = payload()
+    rootp = _root_partitions(pay, variant.extra_files)
     work = IMAGES / f"{name}.work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    tree = _hardened_root(work, pay, variant)
-    root = work / "root.erofs"
-    run("mkfs.erofs", "--quiet", "-zlz4", "-T1700000000", "-U", "9d7f1b4e-5c3a-4e21-8f6d-0a1b2c3d4e5f", root, tree)
-    verity = work / "root.verity"
-    out = run("veritysetup", "format", "--salt", FIXED_SALT, "--uuid", "11111111-2222-3333-4444-555555555555",
-              root, verity)
-    roothash = next(line.split()[-1] for line in out.splitlines() if line.startswith("Root hash"))
+    roothash = rootp.roothash
     cmdline = variant.cmdline.format(roothash=variant.roothash_override or roothash)
-    initrd = _initrd(work, pay)
-    shim = pay.file("usr/lib/shim/shimx64.efi.signed")
-    files: dict[str, bytes | Path] = {"EFI/BOOT/BOOTX64.EFI": shim,
-                                      "EFI/BOOT/mmx64.efi": pay.file("usr/lib/shim/mmx64.efi.signed")}
-    if uki:
-        files["EFI/BOOT/grubx64.efi"] = pay.file("usr/lib/systemd/boot/efi/systemd-bootx64.efi")
-        files["loader/loader.conf"] = b"timeout 0\ndefault debian-hardened.efi\n"
-        files["EFI/Linux/debian-hardened.efi"] = _uki(work, pay, cmdline, initrd)
-    else:
-        grub_cfg = (f"set timeout=0\nset default=0\n\nmenuentry 'Debian hardened' {{\n"
-                    f"    linux /vmlinuz-{pay.kver} {cmdline}\n    initrd /initrd.img-{pay.kver}\n}}\n").encode()
-        files.update({"EFI/BOOT/grubx64.efi": pay.file("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
-                      "EFI/BOOT/grub.cfg": grub_cfg, "EFI/debian/grub.cfg": grub_cfg,
-                      f"vmlinuz-{pay.kver}": pay.kernel, f"initrd.img-{pay.kver}": initrd})
-    esp = _esp(work, files)
+    esp = _esp(work, _boot_files(work, pay, cmdline, uki))
     esp_mib = esp.stat().st_size // MIB
-    root_mib = -(-root.stat().st_size // MIB)
-    verity_mib = -(-verity.stat().st_size // MIB)
+    root_mib = -(-rootp.erofs.stat().st_size // MIB)
+    verity_mib = -(-rootp.verity.stat().st_size // MIB)
     parts = [
         {"start": str(2048), "size": str(esp_mib * 2048), "type": ESP_TYPE, "name": "esp",
          "uuid": "0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede"},
@@ -244,18 +253,34 @@ def hardened(name: str = "hardened-grub", uki: bool = False, variant: Variant | 
     tmp = work / "disk.raw"
     _sfdisk(tmp, total, parts)
     _place(tmp, esp, MIB)
-    _place(tmp, root, (1 + esp_mib) * MIB)
-    _place(tmp, verity, (1 + esp_mib + root_mib) * MIB)
+    _place(tmp, rootp.erofs, (1 + esp_mib) * MIB)
+    _place(tmp, rootp.verity, (1 + esp_mib + root_mib) * MIB)
     if variant.flip_root_byte is not None:
         with open(tmp, "r+b") as fh:
             fh.seek((1 + esp_mib) * MIB + variant.flip_root_byte)
             byte = fh.read(1)
             fh.seek(-1, os.SEEK_CUR)
             fh.write(bytes([byte[0] ^ 0xFF]))
-    (work / "roothash").write_text(roothash)
     tmp.rename(image)
-    shutil.rmtree(tree)
+    shutil.rmtree(work)
     return image
+
+
+def _boot_files(work: Path, pay: Payload, cmdline: str, uki: bool) -> dict[str, bytes | Path]:
+    initrd = _initrd(work, pay)
+    files: dict[str, bytes | Path] = {"EFI/BOOT/BOOTX64.EFI": pay.file("usr/lib/shim/shimx64.efi.signed"),
+                                      "EFI/BOOT/mmx64.efi": pay.file("usr/lib/shim/mmx64.efi.signed")}
+    if uki:
+        files["EFI/BOOT/grubx64.efi"] = pay.file("usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+        files["loader/loader.conf"] = b"timeout 0\ndefault debian-hardened.efi\n"
+        files["EFI/Linux/debian-hardened.efi"] = _uki(work, pay, cmdline, initrd)
+    else:
+        grub_cfg = (f"set timeout=0\nset default=0\n\nmenuentry 'Debian hardened' {{\n"
+                    f"    linux /vmlinuz-{pay.kver} {cmdline}\n    initrd /initrd.img-{pay.kver}\n}}\n").encode()
+        files.update({"EFI/BOOT/grubx64.efi": pay.file("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
+                      "EFI/BOOT/grub.cfg": grub_cfg, "EFI/debian/grub.cfg": grub_cfg,
+                      f"vmlinuz-{pay.kver}": pay.kernel, f"initrd.img-{pay.kver}": initrd})
+    return files
 
 
 def cloud(name: str = "cloud") -> Path:
@@ -290,7 +315,8 @@ def cloud(name: str = "cloud") -> Path:
                       "EFI/debian/grub.cfg": stub}, 64)
     esp_mib = esp.stat().st_size // MIB
     parts = [
-        {"start": "2048", "size": str(esp_mib * 2048), "type": ESP_TYPE, "uuid": "0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede"},
+        {"start": "2048", "size": str(esp_mib * 2048), "type": ESP_TYPE,
+         "uuid": "0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede"},
         {"start": str((1 + esp_mib) * 2048), "size": str(size_mib * 2048), "type": LINUX_TYPE, "uuid": part_uuid},
     ]
     tmp = work / "disk.raw"

@@ -152,6 +152,8 @@ class BootEntry(Record):
     default: bool = doc("The entry that boots without user input.", default=False)
     kernel: Maybe[str] = doc("Kernel path.", default="")
     initrds: tuple[str, ...] = doc("Initrd paths, in order.", default=())
+    initrd_files: Maybe[tuple[str, ...]] = doc("Paths inside its initrds (every cpio segment), e.g. "
+                                               "`kernel/firmware/acpi/dsdt.aml`.", default=())
     cmdline: Maybe[Items[Param]] = doc("Its kernel command line.", default_factory=Items)
 
 

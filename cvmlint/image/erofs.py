@@ -523,7 +523,6 @@ class ErofsFileSystem:
         if zh.whole_fragment:
             yield _Extent(0, ino.size, "fragment", pa=zh.fragmentoff)
             return
-        tail: tuple[int, int] | None = None
         heads = self._heads(ino, zh)
         current = next(heads, None)
         if current is None or current[1] != 0:
@@ -531,24 +530,46 @@ class ErofsFileSystem:
         while current is not None:
             lcn, la, lc = current
             current = next(heads, None)
-            end = current[1] if current is not None else ino.size
-            llen = end - la
-            if llen <= 0:
-                raise FormatError(FMT, f"lcluster {lcn} of inode {ino.nid}", ino.offset, "extents out of order")
-            alg = SHIFTED if lc.type == TYPE_PLAIN else zh.algs[0 if lc.type == TYPE_HEAD1 else 1]
-            if lc.type == TYPE_PLAIN and zh.advise & ADVISE_INTERLACED_PCLUSTER:
-                alg = INTERLACED
-            if current is None and (zh.idata_size or zh.advise & ADVISE_FRAGMENT_PCLUSTER) and tail is None:
-                last = (ino.size - 1) >> zh.lclusterbits
-                tail = (self._head_of(ino, zh, ino.size - 1), self._lcluster(ino, zh, last).nextpackoff)
-            if tail is not None and lcn == tail[0] and zh.idata_size:
-                yield _Extent(la, llen, "inline", tail[1], zh.idata_size, alg, lc.partial)
-            elif tail is not None and lcn == tail[0] and zh.advise & ADVISE_FRAGMENT_PCLUSTER:
+            yield self._extent(ino, zh, lcn, la, lc, current[1] if current is not None else ino.size)
+
+    def _extent_at(self, ino: ErofsInode, zh: _ZHeader, offset: int) -> _Extent:
+        """The extent holding byte `offset`, found without walking the whole map (back to its head,
+        then forward by delta[1] to the next one), as the kernel's map_blocks does."""
+        if zh.whole_fragment:
+            return _Extent(0, ino.size, "fragment", pa=zh.fragmentoff)
+        lbits = zh.lclusterbits
+        lcn = self._head_of(ino, zh, offset)
+        lc = self._lcluster(ino, zh, lcn)
+        total = -(-ino.size // (1 << lbits))
+        end, n = ino.size, lcn + 1
+        for _ in range(total):
+            if n >= total:
+                break
+            nxt = self._lcluster(ino, zh, n)
+            if nxt.type != TYPE_NONHEAD:
+                end = min(ino.size, (n << lbits) | nxt.clusterofs)
+                break
+            n += max(1, nxt.delta1)
+        return self._extent(ino, zh, lcn, (lcn << lbits) | lc.clusterofs, lc, end)
+
+    def _extent(self, ino: ErofsInode, zh: _ZHeader, lcn: int, la: int, lc: _LCluster, end: int) -> _Extent:
+        """The extent starting at HEAD/PLAIN lcluster `lcn` (logical start `la`) and ending at `end`."""
+        llen = end - la
+        if llen <= 0:
+            raise FormatError(FMT, f"lcluster {lcn} of inode {ino.nid}", ino.offset, "extents out of order")
+        alg = SHIFTED if lc.type == TYPE_PLAIN else zh.algs[0 if lc.type == TYPE_HEAD1 else 1]
+        if lc.type == TYPE_PLAIN and zh.advise & ADVISE_INTERLACED_PCLUSTER:
+            alg = INTERLACED
+        if end == ino.size and (zh.idata_size or zh.advise & ADVISE_FRAGMENT_PCLUSTER):
+            last = (ino.size - 1) >> zh.lclusterbits
+            if lcn == self._head_of(ino, zh, ino.size - 1):
+                if zh.idata_size:
+                    return _Extent(la, llen, "inline", self._lcluster(ino, zh, last).nextpackoff, zh.idata_size,
+                                   alg, lc.partial)
                 off = zh.fragmentoff | ((lc.pblk << 32) if ino.layout == COMPRESSED_FULL else 0)
-                yield _Extent(la, llen, "fragment", pa=off)
-            else:
-                blocks = self._compressed_blocks(ino, zh, lcn, lc)
-                yield _Extent(la, llen, "pcluster", lc.pblk * self.bs, blocks * self.bs, alg, lc.partial)
+                return _Extent(la, llen, "fragment", pa=off)
+        blocks = self._compressed_blocks(ino, zh, lcn, lc)
+        return _Extent(la, llen, "pcluster", lc.pblk * self.bs, blocks * self.bs, alg, lc.partial)
 
     def _compressed_blocks(self, ino: ErofsInode, zh: _ZHeader, lcn: int, lc: _LCluster) -> int:
         big = zh.advise & (ADVISE_BIG_PCLUSTER_1 if lc.type == TYPE_HEAD1 else ADVISE_BIG_PCLUSTER_2)
@@ -635,7 +656,13 @@ class ErofsFileSystem:
                 if pos >= offset + length:
                     break
             return bytes(out)
-        extents = self._extent_index.get(ino.nid) or list(self._extents(ino, self._zheader(ino)))
+        extents = self._extent_index.get(ino.nid)
+        if extents is None and not remember and length <= self.bs:  # a small read, e.g. a file's tail
+            extents = [self._extent_at(ino, self._zheader(ino), offset)]
+            if extents[0].la + extents[0].llen < offset + length:
+                extents = None
+        if extents is None:
+            extents = list(self._extents(ino, self._zheader(ino)))
         if remember:
             self._extent_index[ino.nid] = extents
         starts = [e.la for e in extents]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cvmlint.errors import FormatError
-from cvmlint.image.source import ByteSource, read_exact, unpack
+from cvmlint.image.source import Buffer, ByteSource, read_exact, unpack
 
 FMT = "fat"
 _BPB = struct.Struct("<3s8sHBHBHHBHHHII")
@@ -147,7 +147,15 @@ class FatFileSystem:
         seen: set[int] = set()
         cur: int | None = first
         cap = self.clusters if limit_bytes is None else limit_bytes // self.cluster_size + 1
+        table = self._table()
+        mask, end = (0x0FFFFFFF, 0x0FFFFFF7) if self.bits == 32 else (0xFFFF, 0xFFF7)
         while cur is not None:
+            if table is not None and cur < len(table) and 2 <= table[cur] & mask < min(end, self.clusters + 2) \
+                    and cur not in seen and len(out) < cap:
+                seen.add(cur)  # the common case, inline: a valid next cluster in the held table
+                out.append(cur)
+                cur = table[cur] & mask
+                continue
             if cur in seen:
                 raise FormatError(FMT, f"cluster chain from cluster {first}", self.fat_offset,
                                   f"loops back to cluster {cur}")
@@ -236,7 +244,7 @@ class FatFileSystem:
             cluster, current = entry.first_cluster, entry.path
         return entry
 
-    def read(self, entry: FatEntry, max_size: int = 512 << 20) -> bytes:
+    def read(self, entry: FatEntry, max_size: int = 512 << 20) -> Buffer:
         """The whole content of a file (refused above `max_size`)."""
         if entry.is_dir:
             raise FormatError(FMT, f"file {entry.path}", entry.offset, "is a directory")
@@ -260,7 +268,8 @@ class FatFileSystem:
                               f"data of {entry.path}")
             if c is not None:
                 run_start = prev = c
-        return bytes(out[:entry.size])
+        del out[entry.size:]
+        return out  # a bytearray: a bytes() copy of a kernel or UKI costs tens of MB at peak
 
 
 def _short_name(raw: bytes, nt: int) -> str:

@@ -13,6 +13,9 @@ from typing import Any, Protocol
 
 from cvmlint.errors import FormatError, InputError
 
+Buffer = bytes | bytearray
+"""File content held in memory: large reads stay bytearrays (a bytes() copy doubles the peak)."""
+
 
 class ByteSource(Protocol):
     """A read-only, random-access run of bytes of known size."""

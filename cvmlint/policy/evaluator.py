@@ -152,6 +152,7 @@ class Evaluator:
             ast.Attr: self._v_attr, ast.Index: self._v_index, ast.Call: self._v_call, ast.Concat: self._v_concat,
             ast.Count: self._v_count,
         }
+        self._tests: dict[int, Callable[[Mapping[str, V]], bool | None]] = {}
 
     # -- values -----------------------------------------------------------------------------
     def value(self, e: ast.Expr, env: Mapping[str, V]) -> V:
@@ -290,27 +291,73 @@ class Evaluator:
 
     def test(self, e: ast.Expr, env: Mapping[str, V]) -> bool | None:
         """Just the truth of a condition (None = unknown), short-circuiting: for `where` filters."""
+        fn = self._tests.get(id(e))
+        if fn is None:
+            fn = self._tests[id(e)] = self._compile_test(e)
+        return fn(env)
+
+    def _compile_test(self, e: ast.Expr) -> Callable[[Mapping[str, V]], bool | None]:
+        """A closure deciding `e` from an environment: the quantifier loops run it once per item."""
         if isinstance(e, ast.BoolOp):
-            unknown = False
+            parts = [self._compile_test(x) for x in e.operands]
             stop = e.op == "or"
-            for operand in e.operands:
-                t = self.test(operand, env)
-                if t is stop:
-                    return stop
-                unknown = unknown or t is None
-            return None if unknown else not stop
+
+            def boolop(env: Mapping[str, V]) -> bool | None:
+                unknown = False
+                for part in parts:
+                    t = part(env)
+                    if t is stop:
+                        return stop
+                    unknown = unknown or t is None
+                return None if unknown else not stop
+            return boolop
         if isinstance(e, ast.Not):
-            t = self.test(e.operand, env)
-            return None if t is None else not t
+            inner = self._compile_test(e.operand)
+
+            def negation(env: Mapping[str, V]) -> bool | None:
+                t = inner(env)
+                return None if t is None else not t
+            return negation
         if isinstance(e, ast.Compare):
-            left, right = self.value(e.left, env), self.value(e.right, env)
-            if isinstance(left.value, Unknown) or isinstance(right.value, Unknown):
-                return None
-            result = compare(e.op, left.value, right.value)
-            return None if isinstance(result, Unknown) else result
+            left, right, op = self._compile_raw(e.left), self._compile_raw(e.right), e.op
+
+            def comparison(env: Mapping[str, V]) -> bool | None:
+                a, b = left(env), right(env)
+                if isinstance(a, Unknown) or isinstance(b, Unknown):
+                    return None
+                result = compare(op, a, b)
+                return None if isinstance(result, Unknown) else result
+            return comparison
         if isinstance(e, ast.Quantifier):
-            return self._test_quantifier(e, env)
-        return self.truth(e, env).truth
+            quantifier = e
+            return lambda env: self._test_quantifier(quantifier, env)
+        return lambda env: self.truth(e, env).truth
+
+    def _compile_raw(self, e: ast.Expr) -> Callable[[Mapping[str, V]], Any]:
+        """A closure giving just the value of `e` (no provenance)."""
+        if isinstance(e, ast.Literal):
+            constant = e.value
+            return lambda env: constant
+        if isinstance(e, ast.Name):
+            name, globals_ = e.id, self.globals
+
+            def lookup(env: Mapping[str, V]) -> Any:
+                found = env.get(name)
+                return (found if found is not None else globals_[name]).value
+            return lookup
+        if isinstance(e, ast.Attr):
+            obj, attr = self._compile_raw(e.obj), e.name
+
+            def attribute(env: Mapping[str, V]) -> Any:
+                rec = obj(env)
+                if rec is None or isinstance(rec, Unknown):
+                    return rec
+                value = getattr(rec, attr)
+                if isinstance(value, str) and attr in _version_fields(type(rec)):
+                    return VersionStr(value)
+                return value
+            return attribute
+        return lambda env: self.value(e, env).value
 
     def _test_quantifier(self, e: ast.Quantifier, env: Mapping[str, V]) -> bool | None:
         coll = self.value(e.collection, env)
@@ -376,6 +423,7 @@ class Evaluator:
         hits: list[Case] = []   # items where the body holds
         misses: list[Case] = []  # items where it does not
         reasons: list[str] = []
+        looked_at: tuple[Provenance, ...] = ()  # what a failing `any` read besides its items
         for item in coll.value:
             inner = {**env, e.var: V(item, _where_of(item) or coll.where)}
             if e.filter is not None:
@@ -397,6 +445,9 @@ class Evaluator:
                 out = self.truth(e.body, inner)
                 misses.extend(out.cases or (Case(_bind(inner), inner[e.var].where),))
             else:
+                if not misses and e.kind == "any":
+                    own = set(inner[e.var].where)
+                    looked_at = tuple(w for c in self.truth(e.body, inner).cases for w in c.where if w not in own)
                 misses.append(Case((), ()))
         here = (Case(_bind(env), coll.where),)
         if e.kind == "all":
@@ -406,7 +457,9 @@ class Evaluator:
         if e.kind == "any":
             if hits:
                 return Outcome(True, tuple(hits))
-            return Outcome(None, reasons=tuple(reasons)) if reasons else Outcome(False, here)
+            if reasons:
+                return Outcome(None, reasons=tuple(reasons))
+            return Outcome(False, (Case(_bind(env), _merge(coll.where, looked_at)),))
         if hits:  # none
             return Outcome(False, tuple(hits))
         return Outcome(None, reasons=tuple(reasons)) if reasons else Outcome(True, here)

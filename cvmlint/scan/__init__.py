@@ -77,6 +77,9 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
     rootfs_fact = RootFs(format=root_format, read_only=_read_only(root_format), partition=part.name,
                          partition_type=part.entry.type_name, verity=choice.verity is not None,
                          found_by=choice.found_by, where=part.where())
+    packages: Any
+    files: Any
+    mounts: Any
     if root_tree is None:
         reason = Unknown(tree_reason, part.where())
         packages = files = mounts = reason
@@ -156,7 +159,8 @@ def _verity(choice: RootChoice, options: ScanOptions, disk: Disk) -> Verity | Un
         if result.first_bad_data_block is not None else where
     return Verity(root_hash=result.root_hash, algorithm=result.algorithm, data_block_size=result.data_block_size,
                   hash_block_size=result.hash_block_size, hash_type=result.hash_type, tree_valid=result.tree_valid,
-                  first_bad_block=result.first_bad_data_block, uuids_match=uuids == (root.entry.guid, hashes.entry.guid),
+                  first_bad_block=result.first_bad_data_block,
+                  uuids_match=uuids == (root.entry.guid, hashes.entry.guid),
                   signed=signed, where=where, field_where={"tree_valid": bad, "first_bad_block": bad})
 
 
@@ -167,54 +171,18 @@ def _kernel(disk: Disk, boot: bootscan.BootScan, root_tree: Tree | None, options
     if isinstance(ref, Unknown):
         return Unknown(f"no kernel: {ref.reason}")
     try:
-        data, where = _kernel_bytes(disk, ref, root_tree)
+        data, where = bootscan.read_boot_file(disk, root_tree, ref)
         image = read_bzimage(data, str(where))
     except CvmlintError as err:
         return Unknown(f"the default entry's kernel cannot be read: {err}")
-    vmlinux = image.vmlinux
+    vmlinux = image.vmlinux  # searched once for the policy's strings, then let go (tens of MB)
     strings = KernelStrings([n for n in options.needles if vmlinux and n.encode() in vmlinux],
-                            searched=list(options.needles) if vmlinux else [],
-                            search=(lambda s: s.encode() in vmlinux) if vmlinux else None)
+                            searched=list(options.needles) if vmlinux else [])
     params: tuple[str, ...] | Unknown = tuple(sorted(image.params)) if image.params else Unknown(
         "no __setup/__param tables found in the kernel: " + "; ".join(image.problems or ["no section headers"]))
     return Kernel(version=image.version or Unknown("no version string in the kernel"), compression=image.compression,
                   boot_protocol=image.boot_protocol, config=_config(root_tree, image, where),
                   params=params, modules=_modules(root_tree, image.version), strings=strings, where=where)
-
-
-def _kernel_bytes(disk: Disk, ref: bootscan.KernelRef, root_tree: Tree | None) -> tuple[bytes, Provenance]:
-    from cvmlint.image.fat import FatFileSystem
-    from cvmlint.scan.pe import parse_pe
-
-    part = disk.by_name(ref.partition)
-    if part is None:
-        raise CvmlintError(f"the kernel's partition {ref.partition} does not exist")
-    if ref.data is not None:
-        data = ref.data
-    elif part.content == "vfat" and part.source is not None:
-        fs = FatFileSystem(part.source)
-        entry = fs.lookup(ref.path)
-        if entry is None:
-            raise CvmlintError(f"{part.name}:{ref.path} does not exist")
-        data = fs.read(entry)
-    else:
-        tree = root_tree if part.name == "root" else disk.tree(part)
-        if tree is None:
-            raise CvmlintError(f"{part.name} cannot be read")
-        node = tree.lookup(ref.path)
-        if node is None:
-            raise CvmlintError(f"{part.name}:{ref.path} does not exist")
-        data = tree.read(node, 512 << 20)
-    where = Provenance(partition=part.name, file=ref.path, sha256=hashlib.sha256(data).hexdigest())
-    if ref.section:
-        pe = parse_pe(data, f"{part.name}:{ref.path}")
-        if ref.section not in pe.sections:
-            raise CvmlintError(f"{part.name}:{ref.path} has no {ref.section} section")
-        off, size = pe.sections[ref.section]
-        data = data[off:off + size]
-        where = Provenance(partition=part.name, file=ref.path, detail=f"section {ref.section}",
-                           sha256=hashlib.sha256(data).hexdigest())
-    return data, where
 
 
 def _config(root_tree: Tree | None, image: object, kernel_where: Provenance) -> Items[ConfigOption] | Unknown:

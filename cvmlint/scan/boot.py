@@ -11,6 +11,7 @@ from cvmlint.errors import CvmlintError
 from cvmlint.facts.model import Boot, BootBinary, BootEntry, Param
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.image.fat import FatEntry, FatFileSystem
+from cvmlint.image.source import Buffer
 from cvmlint.scan import grub
 from cvmlint.scan.disk import Disk, DiskPartition, Tree
 from cvmlint.scan.pe import PeImage, is_pe, parse_pe
@@ -26,8 +27,10 @@ class KernelRef:
     partition: str
     path: str
     section: str | None = None
-    data: bytes | None = None
+    data: Buffer | None = None
     """The file's bytes when the ESP scan already read them."""
+    initrds: tuple[str, ...] = ()
+    """Initrd paths on the same partition; for a UKI, its .initrd section."""
 
 
 @dataclass
@@ -46,7 +49,7 @@ class _Esp:
     fs: FatFileSystem
     files: dict[str, FatEntry]
 
-    def read(self, path: str) -> bytes | None:
+    def read(self, path: str) -> Buffer | None:
         entry = self.files.get(path.lower())
         if entry is None or entry.is_dir:
             return None
@@ -60,7 +63,8 @@ class _Esp:
 def parse_cmdline(text: str, where: Provenance) -> list[Param]:
     """Kernel command-line parameters in order (quotes honoured, `-` and `_` alike in names; `--` ends them)."""
     params: list[Param] = []
-    word, quoted = [], False
+    word: list[str] = []
+    quoted = False
     for ch in text.strip() + " ":
         if ch == '"':
             quoted = not quoted
@@ -78,7 +82,7 @@ def parse_cmdline(text: str, where: Provenance) -> list[Param]:
     return params
 
 
-def _kind(path: str, pe: PeImage, data: bytes) -> str:
+def _kind(path: str, pe: PeImage, data: Buffer) -> str:
     sbat = ""
     if ".sbat" in pe.sections:
         off, size = pe.sections[".sbat"]
@@ -99,7 +103,7 @@ def _kind(path: str, pe: PeImage, data: bytes) -> str:
     return "other"
 
 
-def _vendor(data: bytes, pe: PeImage) -> str:
+def _vendor(data: Buffer, pe: PeImage) -> str:
     """The distribution in a signed GRUB's SBAT (`grub.debian,…` -> `debian`)."""
     if ".sbat" not in pe.sections:
         return ""
@@ -142,20 +146,21 @@ def scan_boot(disk: Disk, root_tree: Tree | None, root_part: DiskPartition | Non
                     uki=loader_kind == "uki", binaries=Items(binaries, esp.where("/")), entries=Unknown(reason),
                     where=esp.where("/"))
         return BootScan(boot, Unknown(reason), Unknown(reason), problems)
-    default = next(e for e in entries if e[0].default)
     chain += [ref.path for _, ref in entries if isinstance(ref, KernelRef) and ref.partition == "esp"][:1]
-    ref = default[1]
-    if isinstance(ref, KernelRef) and ref.partition == "esp" and ref.path.lower() in images:
-        ref.data = images[ref.path.lower()][2]
+    for _, ref in entries:
+        if isinstance(ref, KernelRef) and ref.partition == "esp" and ref.path.lower() in images:
+            ref.data = images[ref.path.lower()][2]
+    entries = _with_initrd_files(disk, root_tree, entries)
+    default = next(e for e in entries if e[0].default)
     boot = Boot(loader=loader_kind, shim=shim, secure_boot=_signed_path(images, chain),
                 uki=any(e.kind == "uki" for e, _ in entries), binaries=Items(binaries, esp.where("/")),
                 entries=Items([e for e, _ in entries], esp.where("/")), where=esp.where(FALLBACK))
     return BootScan(boot, default[0].cmdline, default[1], problems)
 
 
-def _binaries(esp: _Esp) -> tuple[list[BootBinary], dict[str, tuple[str, PeImage, bytes]]]:
+def _binaries(esp: _Esp) -> tuple[list[BootBinary], dict[str, tuple[str, PeImage, Buffer]]]:
     out: list[BootBinary] = []
-    images: dict[str, tuple[str, PeImage, bytes]] = {}
+    images: dict[str, tuple[str, PeImage, Buffer]] = {}
     for key, entry in sorted(esp.files.items()):
         if entry.is_dir or entry.size < 64 or not (key.endswith(".efi") or "vmlinuz" in key):
             continue
@@ -175,7 +180,7 @@ def _binaries(esp: _Esp) -> tuple[list[BootBinary], dict[str, tuple[str, PeImage
     return out, images
 
 
-def _signed_path(images: dict[str, tuple[str, PeImage, bytes]], chain: list[str]) -> bool | Unknown:
+def _signed_path(images: dict[str, tuple[str, PeImage, Buffer]], chain: list[str]) -> bool | Unknown:
     if not chain:
         return Unknown("no EFI boot path found (no /EFI/BOOT/BOOTX64.EFI)")
     for path in chain:
@@ -190,7 +195,7 @@ def _signed_path(images: dict[str, tuple[str, PeImage, bytes]], chain: list[str]
 Entry = tuple[BootEntry, "KernelRef | Unknown"]
 
 
-def _entries(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]], loader: str, loader_path: str | None,
+def _entries(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]], loader: str, loader_path: str | None,
              disk: Disk, root_tree: Tree | None, root_part: DiskPartition | None) -> tuple[list[Entry], list[str]]:
     if loader == "grub" and loader_path:
         return _grub_entries(esp, images, loader_path, disk, root_tree)
@@ -202,12 +207,12 @@ def _entries(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]], loader: s
     return [], [f"unknown second-stage loader ({loader})"]
 
 
-def _uki_entry(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]], path: str, default: bool,
+def _uki_entry(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]], path: str, default: bool,
                title: str | None = None) -> Entry | None:
     image = images.get(path.lower())
     if image is None or image[0] != "uki":
         return None
-    _kind_, pe, data = image
+    pe, data = image[1], image[2]
     where = esp.where(path)
     params: list[Param] = []
     if ".cmdline" in pe.sections:
@@ -217,10 +222,10 @@ def _uki_entry(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]], path: s
         params = parse_cmdline(text, where)
     entry = BootEntry(title=title or posixpath.basename(path), kind="uki", default=default,
                       kernel=f"{path} (.linux)", cmdline=Items(params, where), where=esp.where(path))
-    return entry, KernelRef("esp", esp.files[path.lower()].path, ".linux")
+    return entry, KernelRef("esp", esp.files[path.lower()].path, ".linux", data, (".initrd",))
 
 
-def _grub_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]], loader_path: str, disk: Disk,
+def _grub_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]], loader_path: str, disk: Disk,
                   root_tree: Tree | None) -> tuple[list[Entry], list[str]]:
     _k, pe, data = images[loader_path.lower()]
     vendor = _vendor(data, pe)
@@ -269,7 +274,8 @@ def _grub_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]], load
                 continue
         where = Provenance(file=item.file, line=item.args_line or item.line, partition=item.device)
         params = parse_cmdline(item.args, where)
-        ref: KernelRef | Unknown = (KernelRef(item.kernel_device or item.device, item.kernel) if item.kernel else
+        ref: KernelRef | Unknown = (KernelRef(item.kernel_device or item.device, item.kernel,
+                                              initrds=tuple(item.initrds)) if item.kernel else
                                     Unknown(f"menu entry {item.title!r} loads no kernel"))
         out.append((BootEntry(title=item.title, kind="grub", default=is_default, kernel=item.kernel or "",
                               initrds=tuple(item.initrds), cmdline=Items(params, where),
@@ -278,7 +284,7 @@ def _grub_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]], load
     return out, menu.problems
 
 
-def _sd_boot_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]]) -> tuple[list[Entry], list[str]]:
+def _sd_boot_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]]) -> tuple[list[Entry], list[str]]:
     conf = esp.read("/loader/loader.conf") or b""
     pattern = ""
     for line in conf.decode("utf-8", "replace").splitlines():
@@ -296,9 +302,7 @@ def _sd_boot_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, bytes]]) -
     if not found:
         return [], ["systemd-boot finds no entry in /loader/entries or /EFI/Linux"]
     chosen = next((i for i, (name, _) in enumerate(found) if pattern and fnmatch.fnmatch(name, pattern)), 0)
-    out = []
-    for i, (_name, (entry, ref)) in enumerate(found):
-        out.append((_with_default(entry, i == chosen), ref))
+    out = [(_with_default(entry, i == chosen), ref) for i, (_name, (entry, ref)) in enumerate(found)]
     out.sort(key=lambda e: not e[0].default)
     return out, []
 
@@ -321,9 +325,81 @@ def _bls_entry(esp: _Esp, path: str) -> Entry:
         params += parse_cmdline(value, esp.where(path, number))
     title = fields.get("title", [(posixpath.basename(path), 0)])[0][0]
     linux = fields.get("linux", [("", 0)])[0][0]
-    ref: KernelRef | Unknown = KernelRef("esp", linux) if linux else Unknown(f"BLS entry {path} names no kernel")
+    initrds = tuple(v for v, _ in fields.get("initrd", []))
+    ref: KernelRef | Unknown = (KernelRef("esp", linux, initrds=initrds) if linux else
+                                Unknown(f"BLS entry {path} names no kernel"))
     where = esp.where(path, fields["options"][0][1] if "options" in fields else None)
     entry = BootEntry(title=title, kind="bls", default=False, kernel=linux,
-                      initrds=tuple(v for v, _ in fields.get("initrd", [])), cmdline=Items(params, where),
+                      initrds=initrds, cmdline=Items(params, where),
                       where=esp.where(path))
     return entry, ref
+
+
+def _with_initrd_files(disk: Disk, root_tree: Tree | None, entries: list[Entry]) -> list[Entry]:
+    """Each entry with the paths inside its initrds (read once per distinct initrd)."""
+    from dataclasses import replace
+
+    from cvmlint.scan.initrd import list_initrd
+
+    seen: dict[tuple[str, str, str], list[str] | Unknown] = {}
+    out: list[Entry] = []
+    for entry, ref in entries:
+        if not isinstance(ref, KernelRef) or not ref.initrds:
+            out.append((entry, ref))
+            continue
+        names: list[str] = []
+        listing: list[str] | Unknown = names
+        for initrd in ref.initrds:
+            key = (ref.partition, ref.path, initrd) if initrd.startswith(".") else (ref.partition, initrd, "")
+            if key not in seen:
+                try:
+                    if key[2]:
+                        data, where = read_boot_file(disk, root_tree, KernelRef(ref.partition, ref.path, initrd,
+                                                                                ref.data))
+                    else:
+                        data, where = read_boot_file(disk, root_tree, KernelRef(ref.partition, initrd))
+                    seen[key] = list_initrd(data, str(where))
+                except CvmlintError as err:
+                    seen[key] = Unknown(f"initrd {initrd} unreadable: {err}")
+            got = seen[key]
+            if isinstance(got, Unknown):
+                listing = got
+                break
+            names += got
+        out.append((replace(entry, initrd_files=listing if isinstance(listing, Unknown) else tuple(listing)), ref))
+    return out
+
+
+def read_boot_file(disk: Disk, root_tree: Tree | None, ref: KernelRef) -> tuple[Buffer, Provenance]:
+    """The bytes a boot entry names (a file on the ESP or another partition, or a PE section of one)."""
+    import hashlib
+
+    data: Buffer
+    part = disk.by_name(ref.partition)
+    if part is None:
+        raise CvmlintError(f"partition {ref.partition!r} does not exist")
+    if ref.data is not None:
+        data = ref.data
+    elif part.content == "vfat" and part.source is not None:
+        fs = FatFileSystem(part.source)
+        entry = fs.lookup(ref.path)
+        if entry is None or entry.is_dir:
+            raise CvmlintError(f"{part.name}:{ref.path} does not exist")
+        data = fs.read(entry, MAX_EFI_FILE)
+    else:
+        tree = root_tree if part.name == "root" else disk.tree(part)
+        if tree is None:
+            raise CvmlintError(f"{part.name} cannot be read")
+        node = tree.lookup(ref.path)
+        if node is None or not node.is_reg:
+            raise CvmlintError(f"{part.name}:{ref.path} does not exist")
+        data = tree.read(node, MAX_EFI_FILE)
+    if not ref.section:
+        return data, Provenance(partition=part.name, file=ref.path, sha256=hashlib.sha256(data).hexdigest())
+    pe = parse_pe(data, f"{part.name}:{ref.path}")
+    if ref.section not in pe.sections:
+        raise CvmlintError(f"{part.name}:{ref.path} has no {ref.section} section")
+    off, size = pe.sections[ref.section]
+    data = data[off:off + size]
+    return data, Provenance(partition=part.name, file=ref.path, detail=f"section {ref.section}",
+                            sha256=hashlib.sha256(data).hexdigest())

@@ -75,7 +75,8 @@ Loader = Callable[[str, str], GrubFile | None]
 Finder = Callable[[str, str], str | None]
 """(search kind: fs-uuid | label | file, value) -> device name, or None."""
 
-_TOKEN = re.compile(r"""[ \t\r]*(?:(?P<nl>\n)|(?P<semi>;)|(?P<brace>[{}])|(?P<comment>\#[^\n]*)|(?P<word>(?:[^\s;{}"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')+))""")
+_TOKEN = re.compile(r"""[ \t\r]*(?:(?P<nl>\n)|(?P<semi>;)|(?P<brace>[{}])|(?P<comment>\#[^\n]*)
+                       |(?P<word>(?:[^\s;{}"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')+))""", re.VERBOSE)
 
 
 @dataclass

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import bz2
-import gzip
 import io
 import lzma
 import re
@@ -21,6 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from cvmlint.errors import FormatError
+from cvmlint.image.source import Buffer
 
 FMT = "bzimage"
 MAX_KERNEL = 512 << 20
@@ -38,14 +38,14 @@ class KernelImage:
     version: str
     boot_protocol: str
     compression: str
-    vmlinux: bytes = field(default=b"", repr=False)
+    vmlinux: Buffer = field(default=b"", repr=False)
     params: set[str] = field(default_factory=set)
     config: dict[str, str] | None = None
     """From IKCONFIG, when built in."""
     problems: list[str] = field(default_factory=list)
 
 
-def read_bzimage(data: bytes, name: str) -> KernelImage:
+def read_bzimage(data: Buffer, name: str) -> KernelImage:
     """Parse the header, decompress the payload and read the vmlinux inside."""
     if len(data) < 0x270 or data[0x202:0x206] != b"HdrS":
         raise FormatError(FMT, f"{name} setup header", 0x202, "no 'HdrS' boot-protocol signature")
@@ -64,8 +64,9 @@ def read_bzimage(data: bytes, name: str) -> KernelImage:
     if start + length > len(data) or length < 8:
         raise FormatError(FMT, f"{name} payload", 0x248, f"bytes {start}..{start + length} lie outside the "
                           f"{len(data)}-byte image")
-    payload = data[start:start + length]
-    kind = next((k for magic, k in _MAGICS if payload.startswith(magic)), "unknown")
+    payload = memoryview(data)[start:start + length]  # no copy of the (multi-MB) payload
+    head = bytes(payload[:8])
+    kind = next((k for magic, k in _MAGICS if head.startswith(magic)), "unknown")
     image = KernelImage(version, f"{protocol >> 8}.{protocol & 0xFF}", kind)
     if kind in ("unknown", "lzo"):
         image.problems.append(f"payload compression {kind} cannot be decompressed")
@@ -86,9 +87,10 @@ def read_bzimage(data: bytes, name: str) -> KernelImage:
     return image
 
 
-def decompress(payload: bytes, kind: str, expected: int, what: str, offset: int) -> bytes:
+def decompress(payload: Buffer | memoryview, kind: str, expected: int, what: str, offset: int) -> Buffer:
     """The decompressed payload, refusing more than the size it announces (and the global cap)."""
     cap = min(expected or MAX_KERNEL, MAX_KERNEL)
+    out: Buffer
     try:
         if kind == "gzip":
             out = zlib.decompressobj(31).decompress(payload, cap)
@@ -98,11 +100,9 @@ def decompress(payload: bytes, kind: str, expected: int, what: str, offset: int)
         elif kind == "bzip2":
             out = bz2.BZ2Decompressor().decompress(payload, max_length=cap)
         elif kind == "zstd":
-            import zstandard
-
-            out = zstandard.ZstdDecompressor().decompressobj().decompress(payload)[:cap]
+            out = _zstd(payload, cap)
         else:
-            out = _lz4_legacy(payload[4:-4], cap, what, offset)
+            out = _lz4_legacy(memoryview(payload)[4:-4], expected, cap, what, offset)
     except (zlib.error, lzma.LZMAError, OSError, ValueError) as err:
         raise FormatError(FMT, what, offset, f"{kind} data is corrupt: {err}") from None
     except Exception as err:  # zstandard.ZstdError and friends
@@ -114,10 +114,19 @@ def decompress(payload: bytes, kind: str, expected: int, what: str, offset: int)
     return out
 
 
-def _lz4_legacy(data: bytes, cap: int, what: str, offset: int) -> bytes:
+def _zstd(data: Buffer | memoryview, cap: int) -> bytes:
+    import zstandard
+
+    with zstandard.ZstdDecompressor().stream_reader(data) as reader:
+        return reader.read(cap)
+
+
+def _lz4_legacy(data: memoryview, expected: int, cap: int, what: str, offset: int) -> bytearray:
+    """Frames of {u32 size, LZ4 block} after the legacy magic; kept as one buffer (no copy)."""
     import lz4.block
 
-    out = bytearray()
+    out = bytearray(expected if 0 < expected <= cap else 0)  # filled in place: no growth, no copy
+    out_pos = 0
     pos = 0
     while pos + 4 <= len(data):
         size = int.from_bytes(data[pos:pos + 4], "little")
@@ -127,29 +136,60 @@ def _lz4_legacy(data: bytes, cap: int, what: str, offset: int) -> bytes:
         if size == 0 or pos + size > len(data):
             raise FormatError(FMT, what, offset + pos, f"LZ4 legacy block of {size} bytes runs past the payload")
         try:
-            out += lz4.block.decompress(data[pos:pos + size], uncompressed_size=8 << 20)
+            block = lz4.block.decompress(data[pos:pos + size], uncompressed_size=8 << 20)
+            out[out_pos:out_pos + len(block)] = block
+            out_pos += len(block)
+            del block
         except lz4.block.LZ4BlockError as err:
             raise FormatError(FMT, what, offset + pos, f"LZ4 block is corrupt: {err}") from None
-        if len(out) > cap:
+        if out_pos > cap:
             raise FormatError(FMT, what, offset + pos, f"decompresses past the {cap}-byte cap")
         pos += size
-    return bytes(out)
+    del out[out_pos:]
+    return out
 
 
-def _sections(vmlinux: bytes, name: str) -> tuple[dict[str, tuple[int, int, int]], bool]:
+def _sections(vmlinux: Buffer, name: str) -> tuple[dict[str, tuple[int, int, int]], bool]:
     """Section name -> (address, file offset, size), from the ELF section headers (pyelftools)."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
     try:
-        elf = ELFFile(io.BytesIO(vmlinux))
+        elf = ELFFile(_ViewStream(vmlinux))  # type: ignore[arg-type]  # NOTE: a binary stream, not IO[bytes]
         out = {s.name: (s["sh_addr"], s["sh_offset"], s["sh_size"]) for s in elf.iter_sections()}
         return out, elf.elfclass == 64
     except (ELFError, struct.error, ValueError) as err:
         raise FormatError("elf", f"{name} vmlinux", 0, f"unreadable: {err}") from None
 
 
-def _string_at(vmlinux: bytes, sections: dict[str, tuple[int, int, int]], address: int) -> str | None:
+class _ViewStream(io.RawIOBase):
+    """A read-only stream over a buffer without copying it (io.BytesIO copies a bytearray)."""
+
+    def __init__(self, buffer: Buffer) -> None:
+        self.view, self.pos = memoryview(buffer), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self.view) if size is None or size < 0 else min(len(self.view), self.pos + size)
+        data = bytes(self.view[self.pos:end])
+        self.pos = max(self.pos, end)
+        return data
+
+
+def _string_at(vmlinux: Buffer, sections: dict[str, tuple[int, int, int]], address: int) -> str | None:
     for addr, offset, size in sections.values():
         if addr and addr <= address < addr + size:
             pos = offset + (address - addr)
@@ -160,7 +200,7 @@ def _string_at(vmlinux: bytes, sections: dict[str, tuple[int, int, int]], addres
     return None
 
 
-def known_params(vmlinux: bytes, name: str) -> set[str]:
+def known_params(vmlinux: Buffer, name: str) -> set[str]:
     """Names the kernel accepts on its command line: __setup/early_param and built-in module params."""
     sections, is64 = _sections(vmlinux, name)
     if not is64:
@@ -178,18 +218,18 @@ def known_params(vmlinux: bytes, name: str) -> set[str]:
     return names
 
 
-def _table(vmlinux: bytes, section: tuple[int, int, int], size: int) -> list[int]:
+def _table(vmlinux: Buffer, section: tuple[int, int, int], size: int) -> list[int]:
     """The first pointer of every fixed-size entry in a section."""
     _addr, offset, length = section
     return [int.from_bytes(vmlinux[pos:pos + 8], "little")
             for pos in range(offset, offset + length - size + 1, size)]
 
 
-def _param_pointers(vmlinux: bytes, sections: dict[str, tuple[int, int, int]]) -> list[int]:
+def _param_pointers(vmlinux: Buffer, sections: dict[str, tuple[int, int, int]]) -> list[int]:
     return _table(vmlinux, sections["__param"], 40) if "__param" in sections else []
 
 
-def _setup_table(vmlinux: bytes, sections: dict[str, tuple[int, int, int]]) -> list[int]:
+def _setup_table(vmlinux: Buffer, sections: dict[str, tuple[int, int, int]]) -> list[int]:
     """Find the __setup table inside .init.data, where the linker script puts it.
 
     A stripped vmlinux has no __setup_start symbol, so look for the longest run of 24-byte
@@ -219,7 +259,7 @@ def _setup_table(vmlinux: bytes, sections: dict[str, tuple[int, int, int]]) -> l
     return best
 
 
-def ikconfig(vmlinux: bytes) -> dict[str, str] | None:
+def ikconfig(vmlinux: Buffer) -> dict[str, str] | None:
     """The build configuration embedded with CONFIG_IKCONFIG, if any."""
     start = vmlinux.find(b"IKCFG_ST")
     if start < 0:
@@ -228,7 +268,7 @@ def ikconfig(vmlinux: bytes) -> dict[str, str] | None:
     if end < 0:
         return None
     try:
-        text = gzip.decompress(vmlinux[start + 8:end])[:16 << 20].decode("utf-8", "replace")
+        text = zlib.decompressobj(31).decompress(vmlinux[start + 8:end], 16 << 20).decode("utf-8", "replace")
     except (OSError, EOFError):
         return None
     return parse_config(text)[0]
@@ -250,7 +290,7 @@ def parse_config(text: str) -> tuple[dict[str, str], dict[str, int]]:
     return values, lines
 
 
-def module_signed(data: bytes, name: str) -> bool:
+def module_signed(data: Buffer, name: str) -> bool:
     """Whether a module file (.ko, .ko.xz, .ko.zst, .ko.gz) ends with the signature trailer."""
     cap = 256 << 20
     if name.endswith(".xz"):
@@ -258,7 +298,5 @@ def module_signed(data: bytes, name: str) -> bool:
     elif name.endswith(".gz"):
         data = zlib.decompressobj(31).decompress(data, cap)
     elif name.endswith(".zst"):
-        import zstandard
-
-        data = zstandard.ZstdDecompressor().decompressobj().decompress(data)[:cap]
+        data = _zstd(data, cap)
     return data.endswith(SIGNATURE_MARKER)

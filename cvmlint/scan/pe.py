@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 from cvmlint.errors import FormatError
+from cvmlint.image.source import Buffer
 
 FMT = "pe"
 WIN_CERT_PKCS7 = 2
@@ -23,7 +24,7 @@ class PeImage:
     """What cvmlint reads from an EFI binary."""
 
     sections: dict[str, tuple[int, int]] = field(default_factory=dict)
-    """Section name -> (file offset, size on disk)."""
+    """Section name -> (file offset, size): the content, without the padding to the file alignment."""
     signers: list[str] = field(default_factory=list)
     """Subject of the signing certificate of each Authenticode signature."""
     signature_problems: list[str] = field(default_factory=list)
@@ -35,7 +36,7 @@ class PeImage:
         return bool(self.signers)
 
 
-def is_pe(data: bytes) -> bool:
+def is_pe(data: Buffer) -> bool:
     """An MZ header pointing at a PE signature."""
     if data[:2] != b"MZ" or len(data) < 0x40:
         return False
@@ -43,7 +44,7 @@ def is_pe(data: bytes) -> bool:
     return data[off:off + 4] == b"PE\0\0"
 
 
-def parse_pe(data: bytes, name: str) -> PeImage:
+def parse_pe(data: Buffer, name: str) -> PeImage:
     """Sections and signatures of a PE image held in memory."""
     if not is_pe(data):
         raise FormatError(FMT, f"{name} header", 0, "not a PE/COFF image (no MZ/PE signature)")
@@ -65,8 +66,10 @@ def parse_pe(data: bytes, name: str) -> PeImage:
         off = table + 40 * i
         if off + 40 > len(data):
             raise FormatError(FMT, f"{name} section table", off, "runs past the end of the file")
-        raw_name = data[off:off + 8].rstrip(b"\0")
-        size, pointer = struct.unpack_from("<II", data, off + 16)
+        raw_name = bytes(data[off:off + 8]).rstrip(b"\0")
+        virtual_size = int.from_bytes(data[off + 8:off + 12], "little")
+        raw_size, pointer = struct.unpack_from("<II", data, off + 16)
+        size = min(virtual_size, raw_size) if virtual_size else raw_size  # the raw data is padded to alignment
         sec_name = _long_name(data, raw_name, strings)
         if pointer + size > len(data):
             raise FormatError(FMT, f"{name} section {sec_name}", off, f"data {pointer}..{pointer + size} lies past "
@@ -79,7 +82,7 @@ def parse_pe(data: bytes, name: str) -> PeImage:
     return image
 
 
-def _long_name(data: bytes, raw: bytes, strings: int) -> str:
+def _long_name(data: Buffer, raw: bytes, strings: int) -> str:
     text = raw.decode("ascii", "replace")
     if text.startswith("/") and text[1:].isdigit() and strings:
         start = strings + int(text[1:])
@@ -89,7 +92,7 @@ def _long_name(data: bytes, raw: bytes, strings: int) -> str:
     return text
 
 
-def _signatures(data: bytes, offset: int, size: int, name: str, image: PeImage) -> None:
+def _signatures(data: Buffer, offset: int, size: int, name: str, image: PeImage) -> None:
     if offset + size > len(data):
         raise FormatError(FMT, f"{name} certificate table", offset, f"{size} bytes run past the end of the file")
     pos, end = offset, offset + size
@@ -100,7 +103,7 @@ def _signatures(data: bytes, offset: int, size: int, name: str, image: PeImage) 
         if length < 8 or pos + length > end:
             raise FormatError(FMT, f"{name} WIN_CERTIFICATE", pos, f"length {length} does not fit the table")
         if kind == WIN_CERT_PKCS7:
-            image.signers.append(_signer(data[pos + 8:pos + length], image))
+            image.signers.append(_signer(bytes(data[pos + 8:pos + length]), image))
         pos += (length + 7) // 8 * 8
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import stat
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from cvmlint.errors import CvmlintError
 from cvmlint.facts.model import File, Mount, Package
@@ -62,7 +63,7 @@ def elf_info(head: bytes) -> tuple[bool, str, str]:
     if len(head) < 52 or head[:4] != b"\x7fELF":
         return False, "", ""
     is64, little = head[4] == 2, head[5] == 1
-    order = "little" if little else "big"
+    order: Literal["little", "big"] = "little" if little else "big"
     machine = ELF_MACHINES.get(int.from_bytes(head[18:20], order), f"machine {int.from_bytes(head[18:20], order)}")
     if is64:
         phoff, phentsize, phnum = int.from_bytes(head[32:40], order), int.from_bytes(head[54:56], order), \
@@ -145,19 +146,19 @@ class ImageFile(File):
     would read thousands of files for nothing.
     """
 
-    is_elf = _elf_field(0)  # type: ignore[assignment]  # NOTE: a lazy property in place of the field
-    elf_machine = _elf_field(1)  # type: ignore[assignment]
-    elf_interpreter = _elf_field(2)  # type: ignore[assignment]
+    is_elf = _elf_field(0)  # NOTE: a lazy property in place of the field
+    elf_machine = _elf_field(1)
+    elf_interpreter = _elf_field(2)
 
 
 def _file(tree: Tree, part: DiskPartition, path: str, node: Any, elf: dict[str, tuple[Any, Any, Any]]) -> File:
     kind = file_kind(node.mode)
-    target = tree.readlink(node) if kind == "symlink" else ""
-    record = ImageFile(path=path, name=posixpath.basename(path), type=kind, mode=stat.S_IMODE(node.mode),
-                       uid=node.uid, gid=node.gid, size=node.size, target=target,
-                       executable=kind == "file" and bool(node.mode & 0o111),
-                       setuid=kind == "file" and bool(node.mode & 0o6000), is_elf=False, elf_machine="",
-                       elf_interpreter="", where=Provenance(partition=part.name, file=path))
+    mode = stat.S_IMODE(node.mode)
+    record = _new_image_file(
+        path=path, name=posixpath.basename(path), type=kind, mode=mode, perms=f"{mode:04o}", uid=node.uid,
+        gid=node.gid, size=node.size, target=tree.readlink(node) if kind == "symlink" else "",
+        executable=kind == "file" and bool(mode & 0o111), setuid=kind == "file" and bool(mode & 0o6000),
+        where=Provenance(partition=part.name, file=path))
     if kind == "file" and node.size >= 52:
 
         def sniff() -> tuple[Any, Any, Any]:
@@ -169,8 +170,23 @@ def _file(tree: Tree, part: DiskPartition, path: str, node: Any, elf: dict[str, 
                     elf[path] = (reason, reason, reason)
             return elf[path]
 
-        object.__setattr__(record, "_sniff", sniff)
-        record.__dict__.pop("_elf", None)
+        record.__dict__["_sniff"] = sniff
+    else:
+        record.__dict__["_elf"] = (False, "", "")
+    return record
+
+
+_LAZY = {"is_elf", "elf_machine", "elf_interpreter"}
+_FILE_DEFAULTS: dict[str, Any] = {
+    f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+    for f in dataclasses.fields(File) if f.name not in _LAZY and (
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)}
+
+
+def _new_image_file(**values: Any) -> ImageFile:
+    """An ImageFile without the frozen dataclass __init__ (12 µs a file, a tenth of a scan's walk)."""
+    record = object.__new__(ImageFile)
+    record.__dict__.update(_FILE_DEFAULTS, field_where={}, **values)
     return record
 
 
@@ -191,7 +207,7 @@ def _unit_files(tree: Tree) -> tuple[dict[str, str], set[str]]:
 
 
 def _listdir(tree: Tree, path: str) -> list[tuple[str, Any]]:
-    out = []
+    out: list[tuple[str, Any]] = []
     node = tree.lookup(path)
     if node is None:
         return out

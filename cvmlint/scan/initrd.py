@@ -1,0 +1,62 @@
+"""The initrd: concatenated cpio segments (each plain or compressed), listed with libarchive.
+
+    segment  a newc cpio archive ending in `TRAILER!!!`, or a compressed stream (gzip, xz, lzma,
+             bzip2, lz4, zstd) holding one; the kernel unpacks them in order, skipping zero padding
+             between them (early microcode and ACPI table overrides come first, uncompressed)
+
+Nothing is extracted: names are read from the headers; compressed segments are decompressed
+only as far as the listing needs, with a cap on the decompressed size.
+"""
+
+from __future__ import annotations
+
+from cvmlint.errors import FormatError
+from cvmlint.image.source import Buffer
+
+FMT = "initrd"
+MAX_SEGMENTS = 64
+MAX_ENTRIES = 200_000
+MAX_UNPACKED = 2 << 30
+"""Decompressed bytes a listing may walk through, over all segments."""
+
+
+def list_initrd(data: Buffer, what: str) -> list[str]:
+    """Every path in every segment, in order, without a leading `./` or `/`."""
+    import libarchive
+    from libarchive import ffi
+    from libarchive.exception import ArchiveError
+
+    names: list[str] = []
+    pos, unpacked = 0, 0
+    for _ in range(MAX_SEGMENTS):
+        pos = _skip_zeros(data, pos)
+        if pos >= len(data):
+            return names
+        try:
+            with libarchive.memory_reader(bytes(data[pos:]), format_name="cpio") as archive:
+                for entry in archive:
+                    if entry.pathname != "TRAILER!!!":
+                        names.append(entry.pathname.removeprefix("./").lstrip("/"))
+                    if len(names) > MAX_ENTRIES:
+                        raise FormatError(FMT, what, pos, f"more than {MAX_ENTRIES} entries")
+                    if ffi.filter_bytes(archive._pointer, 0) + unpacked > MAX_UNPACKED:
+                        raise FormatError(FMT, what, pos, f"unpacks to more than {MAX_UNPACKED} bytes")
+                consumed = archive.bytes_read
+                unpacked += ffi.filter_bytes(archive._pointer, 0)
+                compressed = ffi.filter_count(archive._pointer) > 1
+        except ArchiveError as err:
+            raise FormatError(FMT, what, pos, f"cpio segment unreadable: {err}") from None
+        if compressed or consumed <= 0:
+            return names  # a compressed stream runs to the end of the file (its reader reads ahead)
+        pos += consumed
+    raise FormatError(FMT, what, pos, f"more than {MAX_SEGMENTS} cpio segments")
+
+
+def _skip_zeros(data: Buffer, pos: int) -> int:
+    while pos < len(data) and data[pos] == 0:
+        chunk = data[pos:pos + 4096]
+        stripped = chunk.lstrip(b"\0")
+        pos += len(chunk) - len(stripped)
+        if stripped:
+            break
+    return pos
