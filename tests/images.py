@@ -2,8 +2,11 @@
 
     hardened-grub   signed shim -> signed GRUB -> Debian cloud kernel; erofs root (minbase, kernel
                     modules, tmpfs mount units) + dm-verity; roothash= on the GRUB command line
-    hardened-uki    the same root; shim -> systemd-boot -> a UKI (objcopy of systemd's stub)
+    hardened-uki    the same root; shim -> systemd-boot -> a UKI (objcopy of systemd's stub); both
+                    signed with sbsign by a key made for the test (Debian's systemd-boot is unsigned)
     cloud           shim -> GRUB stub -> ext4 root (debootstrap with gcc, python3, the kernel); no verity
+    luks-root       ESP + a DPS root partition holding LUKS2 (cannot be read without the key)
+    unknown-root    ESP + a DPS root partition of random bytes (no known file system)
 
 Variants take a name and the changes (command line, extra files, a flipped byte). Nothing is
 mounted and nothing from the images is executed; only the packages' files are unpacked.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +36,15 @@ VERITY_TYPE = "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5"
 LINUX_TYPE = "0FC63DAF-8483-4772-8e79-3D69D8477DE4"
 HARDENED_CMDLINE = "ro lockdown=integrity module.sig_enforce=1 roothash={roothash} console=ttyS0"
 FIXED_SALT = "5d1b0a7e" * 8
+CLOUD_GRUB_CFG = """set default=0
+set timeout=5
+
+menuentry 'Debian GNU/Linux' --class debian {{
+\tsearch --no-floppy --fs-uuid --set=root {fs_uuid}
+\tlinux\t/boot/vmlinuz-{kver} root=PARTUUID={part_uuid} ro console=tty0 console=ttyS0,115200
+\tinitrd\t/boot/initrd.img-{kver}
+}}
+"""
 MOUNT_UNIT = ("[Unit]\nDescription={what}\n\n[Mount]\nWhat=tmpfs\nWhere={where}\nType=tmpfs\n"
               "Options=mode={mode},nosuid,nodev\n")
 
@@ -182,6 +195,25 @@ def _hardened_root(work: Path, pay: Payload, extra_files: dict[str, Path]) -> Pa
     return tree
 
 
+def signing_key() -> tuple[Path, Path]:
+    """A self-signed X.509 key for sbsign, made once (subject CN=cvmlint test signing key)."""
+    require("openssl")
+    key, cert = IMAGES / "signing.key", IMAGES / "signing.crt"
+    if not cert.exists():
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        run("openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-sha256",
+            "-subj", "/CN=cvmlint test signing key/O=cvmlint tests", "-keyout", key, "-out", cert)
+    return key, cert
+
+
+def _signed(work: Path, unsigned: Path) -> Path:
+    require("sbsign")
+    key, cert = signing_key()
+    out = work / (unsigned.stem + ".signed.efi")
+    run("sbsign", "--key", key, "--cert", cert, "--output", out, unsigned)
+    return out
+
+
 def _uki(work: Path, pay: Payload, cmdline: str, initrd: Path) -> Path:
     require("objcopy")
     stub = pay.file("usr/lib/systemd/boot/efi/linuxx64.efi.stub")
@@ -261,6 +293,7 @@ def hardened(name: str = "hardened-grub", uki: bool = False, variant: Variant | 
             byte = fh.read(1)
             fh.seek(-1, os.SEEK_CUR)
             fh.write(bytes([byte[0] ^ 0xFF]))
+    image.with_suffix(".roothash").write_text(roothash)
     tmp.rename(image)
     shutil.rmtree(work)
     return image
@@ -271,9 +304,9 @@ def _boot_files(work: Path, pay: Payload, cmdline: str, uki: bool) -> dict[str, 
     files: dict[str, bytes | Path] = {"EFI/BOOT/BOOTX64.EFI": pay.file("usr/lib/shim/shimx64.efi.signed"),
                                       "EFI/BOOT/mmx64.efi": pay.file("usr/lib/shim/mmx64.efi.signed")}
     if uki:
-        files["EFI/BOOT/grubx64.efi"] = pay.file("usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+        files["EFI/BOOT/grubx64.efi"] = _signed(work, pay.file("usr/lib/systemd/boot/efi/systemd-bootx64.efi"))
         files["loader/loader.conf"] = b"timeout 0\ndefault debian-hardened.efi\n"
-        files["EFI/Linux/debian-hardened.efi"] = _uki(work, pay, cmdline, initrd)
+        files["EFI/Linux/debian-hardened.efi"] = _signed(work, _uki(work, pay, cmdline, initrd))
     else:
         grub_cfg = (f"set timeout=0\nset default=0\n\nmenuentry 'Debian hardened' {{\n"
                     f"    linux /vmlinuz-{pay.kver} {cmdline}\n    initrd /initrd.img-{pay.kver}\n}}\n").encode()
@@ -298,12 +331,7 @@ def cloud(name: str = "cloud") -> Path:
     kver = next(p.name.removeprefix("vmlinuz-") for p in (tree / "boot").glob("vmlinuz-*"))
     fs_uuid, part_uuid = "3a1e5f0c-7b2d-4c8e-9f10-223344556677", "7c6b5a49-3827-4615-8493-a2b1c0d9e8f7"
     (tree / "boot/grub").mkdir(parents=True, exist_ok=True)
-    (tree / "boot/grub/grub.cfg").write_text(
-        "set default=0\nset timeout=5\n\n"
-        "menuentry 'Debian GNU/Linux' --class debian {\n"
-        f"\tsearch --no-floppy --fs-uuid --set=root {fs_uuid}\n"
-        f"\tlinux\t/boot/vmlinuz-{kver} root=PARTUUID={part_uuid} ro console=tty0 console=ttyS0,115200\n"
-        f"\tinitrd\t/boot/initrd.img-{kver}\n}}\n")
+    (tree / "boot/grub/grub.cfg").write_text(CLOUD_GRUB_CFG.format(fs_uuid=fs_uuid, kver=kver, part_uuid=part_uuid))
     (tree / "etc/fstab").write_text(f"PARTUUID={part_uuid} / ext4 rw,discard,errors=remount-ro 0 1\n"
                                     "PARTUUID=0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede /boot/efi vfat defaults 0 2\n")
     root = work / "root.ext4"
@@ -331,4 +359,37 @@ def cloud(name: str = "cloud") -> Path:
 def flipped_bit_offset() -> int:
     """A data byte inside the root file system (block 1234 of 4 KiB)."""
     return 1234 * 4096 + 123
+
+
+def unreadable_root(name: str) -> Path:
+    """ESP (shim, GRUB, kernel) + a DPS root partition cvmlint cannot read: LUKS2, or random bytes."""
+    image = IMAGES / f"{name}.raw"
+    if image.exists():
+        return image
+    pay = payload()
+    work = IMAGES / f"{name}.work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    root = work / "root.img"
+    if name == "luks-root":
+        with open(root, "wb") as fh:
+            fh.truncate(32 * MIB)
+        (work / "pass").write_text("test passphrase")
+        run("cryptsetup", "luksFormat", "--type", "luks2", "--batch-mode", "--pbkdf-force-iterations", "1000",
+            "--pbkdf", "pbkdf2", "--key-file", work / "pass", root)
+    else:
+        root.write_bytes(random.Random(name).randbytes(32 * MIB))
+    esp = _esp(work, _boot_files(work, pay, "ro lockdown=integrity module.sig_enforce=1 console=ttyS0", False))
+    esp_mib = esp.stat().st_size // MIB
+    parts = [
+        {"start": "2048", "size": str(esp_mib * 2048), "type": ESP_TYPE, "name": "esp"},
+        {"start": str((1 + esp_mib) * 2048), "size": str(32 * 2048), "type": ROOT_TYPE, "name": "root-x86-64"},
+    ]
+    tmp = work / "disk.raw"
+    _sfdisk(tmp, (2 + esp_mib + 32) * MIB, parts)
+    _place(tmp, esp, MIB)
+    _place(tmp, root, (1 + esp_mib) * MIB)
+    tmp.rename(image)
+    shutil.rmtree(work)
+    return image
 

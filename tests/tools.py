@@ -15,7 +15,8 @@ PACKAGES = {
     "mkfs.erofs": "erofs-utils", "fsck.erofs": "erofs-utils", "veritysetup": "cryptsetup-bin",
     "cryptsetup": "cryptsetup-bin", "sfdisk": "fdisk", "sgdisk": "gdisk", "mkfs.vfat": "dosfstools",
     "mcopy": "mtools", "mkfs.ext4": "e2fsprogs", "debugfs": "e2fsprogs", "mksquashfs": "squashfs-tools",
-    "qemu-img": "qemu-utils", "debootstrap": "debootstrap", "mkswap": "util-linux",
+    "qemu-img": "qemu-utils", "debootstrap": "debootstrap", "mkswap": "util-linux", "sbsign": "sbsigntool",
+    "openssl": "openssl", "objcopy": "binutils",
 }
 
 

@@ -108,7 +108,10 @@ class RootFs(Record):
 class Verity(Record):
     """dm-verity protection of the root file system."""
 
-    root_hash: Maybe[str] = doc("Root hash (lower-case hex), recomputed from the data partition.")
+    root_hash: Maybe[str] = doc("Root hash (lower-case hex) of the stored hash tree: what the kernel checks "
+                                "roothash= against.")
+    data_root_hash: Maybe[str] = doc("Root hash recomputed from the data partition; differs from root_hash when "
+                                     "data blocks no longer match the tree.", default="")
     algorithm: Maybe[str] = doc("Hash algorithm, e.g. `sha256`.", default="")
     data_block_size: Maybe[int] = doc("Data block size in bytes.", default=0)
     hash_block_size: Maybe[int] = doc("Hash block size in bytes.", default=0)

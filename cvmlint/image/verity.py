@@ -66,6 +66,7 @@ class VerityResult:
     """The recomputed root hash and how the stored tree compares with the data."""
 
     root_hash: str
+    """Recomputed from the data partition."""
     algorithm: str
     hash_type: int
     data_block_size: int
@@ -78,6 +79,8 @@ class VerityResult:
     """The first data block whose digest differs from the stored level-0 digest."""
     problems: list[str] = field(default_factory=list)
     """Level by level: where the stored tree departs from the recomputed one."""
+    stored_root_hash: str = ""
+    """The digest of the stored tree's top block: what the kernel checks against roothash=."""
 
 
 def read_superblock(src: ByteSource, offset: int = 0) -> VeritySuperblock:
@@ -285,7 +288,7 @@ def verify(data: ByteSource, hashes: ByteSource, sb: VeritySuperblock | None = N
     result = VerityResult("", sb.algorithm, sb.hash_type, sb.data_block_size, sb.hash_block_size, sb.data_blocks,
                           sb.salt.hex(), len(geo.level_size), True)
     if not geo.level_size:  # one data block: its digest is the root
-        result.root_hash = bytes(digests[:geo.digest_size]).hex()
+        result.root_hash = result.stored_root_hash = bytes(digests[:geo.digest_size]).hex()
         return result
     current, count = memoryview(digests), sb.data_blocks
     for level, (start, size) in enumerate(zip(geo.level_start, geo.level_size, strict=True)):
@@ -295,6 +298,8 @@ def verify(data: ByteSource, hashes: ByteSource, sb: VeritySuperblock | None = N
         current = memoryview(b"".join(_block_digest(sb, blk) for blk in expected))
         count = size
     result.root_hash = bytes(current[:geo.digest_size]).hex()
+    top = read_exact(hashes, geo.level_start[-1] * sb.hash_block_size, sb.hash_block_size, FMT, "hash tree top block")
+    result.stored_root_hash = _block_digest(sb, top).hex()
     return result
 
 

@@ -58,14 +58,14 @@ def _digest(path: Path) -> str:
 def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
     target = Target(kind="image", name=path.name,
                     digest=_digest(path) if options.digest else Unknown("not computed (use --digest)"))
-    choice = find_root(disk, None)
+    choice = find_root(disk, None, by_os_release=False)
+    if choice.partition is None:  # no DPS root: the boot entry's root= says which, else an os-release
+        first = bootscan.scan_boot(disk, None, None)
+        spec = next((p.value for p in first.cmdline if p.name == "root" and isinstance(p.value, str)), None) \
+            if isinstance(first.cmdline, Items) else None
+        choice = find_root(disk, spec)
     root_tree, tree_reason = _root_tree(disk, choice)
     boot = bootscan.scan_boot(disk, root_tree, choice.partition)
-    if choice.partition is None and isinstance(boot.cmdline, Items):
-        spec = next((p.value for p in boot.cmdline if p.name == "root" and isinstance(p.value, str)), None)
-        if spec:
-            choice = find_root(disk, spec)
-            root_tree, tree_reason = _root_tree(disk, choice)
     part = choice.partition
     if part is None:
         unknown = Unknown(f"root file system not found: {choice.reason}")
@@ -147,17 +147,18 @@ def _verity(choice: RootChoice, options: ScanOptions, disk: Disk) -> Verity | Un
     if not options.verity:
         return Unknown("root hash not computed (--no-verity)", where)
     result = verify(root.source, hashes.source, sb, progress=options.progress)
-    uuids = dps_uuids(result.root_hash) if len(result.root_hash) >= 64 else ("", "")
+    uuids = dps_uuids(result.stored_root_hash) if len(result.stored_root_hash) >= 64 else ("", "")
     signed: bool | Unknown = False
     sig = next((p for p in disk.partitions if p.entry.type_name == f"{root.entry.type_name}-verity-sig"), None)
     if sig is not None and sig.source is not None:
         try:
-            signed = read_signature_partition(sig.source).root_hash == result.root_hash
+            signed = read_signature_partition(sig.source).root_hash == result.stored_root_hash
         except CvmlintError as err:
             signed = Unknown(f"signature partition unreadable: {err}")
     bad = Provenance(partition=hashes.name, detail=f"data block {result.first_bad_data_block}") \
         if result.first_bad_data_block is not None else where
-    return Verity(root_hash=result.root_hash, algorithm=result.algorithm, data_block_size=result.data_block_size,
+    return Verity(root_hash=result.stored_root_hash, data_root_hash=result.root_hash, algorithm=result.algorithm,
+                  data_block_size=result.data_block_size,
                   hash_block_size=result.hash_block_size, hash_type=result.hash_type, tree_valid=result.tree_valid,
                   first_bad_block=result.first_bad_data_block,
                   uuids_match=uuids == (root.entry.guid, hashes.entry.guid),

@@ -243,7 +243,8 @@ def _grub_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]], loa
                 text = esp.read(path)
                 real = esp.files[path.lower()].path if text is not None else path
                 return grub.GrubFile("esp", real, text.decode("utf-8", "replace")) if text is not None else None
-            tree = disk.trees.get(device) if device != "root" else root_tree
+            part = disk.by_name(device)
+            tree = root_tree if device == "root" and root_tree is not None else disk.tree(part) if part else None
             if tree is None:
                 return None
             node = tree.lookup(path)

@@ -83,9 +83,12 @@ class Disk:
                 from cvmlint.image.ext4 import Ext4FileSystem
 
                 self.trees[part.name] = Ext4FileSystem(part.source)
+            elif part.content == "unknown":
+                raise FormatError("image", f"partition {part.name}", part.entry.start,
+                                  "holds no known file system (no erofs, ext4, squashfs, vfat, LUKS or verity magic)")
             else:
                 raise FormatError("image", f"partition {part.name}", part.entry.start,
-                                  f"holds {part.content}, which cvmlint cannot read")
+                                  f"holds {part.content}, whose files cvmlint does not read")
         return self.trees[part.name]
 
 
@@ -146,7 +149,7 @@ class RootChoice:
     reason: str = ""
 
 
-def find_root(disk: Disk, cmdline_root: str | None) -> RootChoice:
+def find_root(disk: Disk, cmdline_root: str | None, by_os_release: bool = True) -> RootChoice:
     """The root partition: by DPS type, else by `root=` on the command line, else the only Linux
     partition holding an os-release."""
     roots = [p for p in disk.partitions if p.entry.type_name.startswith("root-") and
@@ -159,6 +162,8 @@ def find_root(disk: Disk, cmdline_root: str | None) -> RootChoice:
         found = _by_spec(disk, cmdline_root)
         if found is not None:
             return _named(disk, RootChoice(found, f"cmdline root={cmdline_root}"))
+    if not by_os_release:
+        return RootChoice(None, "", reason="no partition with a DPS root type")
     candidates = [p for p in disk.partitions if p.content in READABLE and _has_os_release(disk, p)]
     if len(candidates) == 1:
         return _named(disk, RootChoice(candidates[0], "os-release"))

@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 MAX_FILES = 16
 MAX_TOKENS = 200_000
 MAX_DEPTH = 32
+GRUB_FEATURES = {name: "y" for name in (
+    "feature_menuentry_id", "feature_default_font_path", "feature_all_video_module", "feature_timeout_style",
+    "feature_platform_search_hint", "feature_200_final", "feature_nativedisk_cmd")}
+"""What every GRUB since 2.00 sets, so grub-mkconfig's feature tests are decided."""
 
 
 @dataclass
@@ -50,6 +54,8 @@ class GrubEntry:
     args_line: int = 0
     initrds: list[str] = field(default_factory=list)
     chainloader: str | None = None
+    path: tuple[tuple[int, str, str], ...] = ()
+    """(position, title, --id) at each menu level: the submenus it sits in, then itself."""
 
 
 @dataclass
@@ -62,12 +68,17 @@ class GrubMenu:
     problems: list[str] = field(default_factory=list)
 
     def default_entry(self) -> GrubEntry | None:
-        """The entry `default` names (an index or a title), else the first."""
+        """The entry `default` names, else the first: a position, title or --id per menu level,
+        joined by `>` for entries in submenus (`gnulinux-advanced-…>gnulinux-…-recovery-…`)."""
         if not self.entries:
             return None
-        if self.default.isdigit() and int(self.default) < len(self.entries):
-            return self.entries[int(self.default)]
-        return next((e for e in self.entries if e.title == self.default), self.entries[0])
+        parts = self.default.split(">")
+
+        def names(part: str, level: tuple[int, str, str]) -> bool:
+            return (part.isdigit() and int(part) == level[0]) or part in level[1:]
+
+        return next((e for e in self.entries if len(e.path) == len(parts)
+                     and all(names(p, lvl) for p, lvl in zip(parts, e.path, strict=True))), self.entries[0])
 
 
 Loader = Callable[[str, str], GrubFile | None]
@@ -76,7 +87,7 @@ Finder = Callable[[str, str], str | None]
 """(search kind: fs-uuid | label | file, value) -> device name, or None."""
 
 _TOKEN = re.compile(r"""[ \t\r]*(?:(?P<nl>\n)|(?P<semi>;)|(?P<brace>[{}])|(?P<comment>\#[^\n]*)
-                       |(?P<word>(?:[^\s;{}"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')+))""", re.VERBOSE)
+                       |(?P<word>(?:\$\{[^}\s]*\}|[^\s;{}"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')+))""", re.VERBOSE)
 
 
 @dataclass
@@ -167,6 +178,9 @@ class _Interp:
         self.find = find
         self.menu = menu
         self.loaded = 0
+        self.positions = [0]  # the next item's position at each menu level
+        self.submenus: list[tuple[int, str, str]] = []
+        self.dry = 0  # inside a branch GRUB would not take: parse, do nothing
 
     def run_file(self, device: str, path: str, env: dict[str, str], depth: int) -> None:
         if self.loaded >= MAX_FILES or depth > MAX_DEPTH:
@@ -188,6 +202,10 @@ class _Interp:
     def block(self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int,
               entry: GrubEntry | None, stop: tuple[str, ...] = ()) -> int:
         """Run commands from token i; returns the index after the block (at `}` or a stop word)."""
+        if depth > MAX_DEPTH:
+            self.menu.problems.append(f"({file.device}){file.path}:{toks[i].line if i < len(toks) else 0}: "
+                                      f"nested more than {MAX_DEPTH} deep; the rest of the file is not followed")
+            return len(toks)
         while i < len(toks):
             tok = toks[i]
             if tok.kind == "sep":
@@ -216,15 +234,24 @@ class _Interp:
         args = [expand(w.raw, env) for w in words[1:]]
         if name in ("menuentry", "submenu") and j < len(toks) and toks[j].kind == "{":
             title = next((a for a in args if not a.startswith("--")), "")
+            ident = next((args[k + 1] for k, a in enumerate(args[:-1]) if a == "--id"), "")
+            if self.dry:
+                return self.skip_braces(toks, j) + 1
+            here = (self.positions[-1], title, ident)
+            self.positions[-1] += 1
             if name == "submenu":
+                self.submenus.append(here)
+                self.positions.append(0)
                 end = self.block(toks, j + 1, dict(env), file, depth + 1, None)
+                self.positions.pop()
+                self.submenus.pop()
                 return end + 1
-            new = GrubEntry(title, file.device, file.path, line)
+            new = GrubEntry(title, file.device, file.path, line, path=(*self.submenus, here))
             end = self.block(toks, j + 1, dict(env), file, depth + 1, new)
             self.menu.entries.append(new)
             return end + 1
         if name == "if":
-            return self.conditional(toks, i, env, file, depth, entry)
+            return self.conditional(toks, i, env, file, depth + 1, entry)
         if name == "function" and j < len(toks) and toks[j].kind == "{":
             return self.skip_braces(toks, j) + 1
         self.simple(name, args, line, env, file, depth, entry)
@@ -248,20 +275,32 @@ class _Interp:
         taken = False
         while i < len(toks) and toks[i].raw in ("if", "elif"):
             words, j = self._words(toks, i + 1)
-            verdict = _condition([expand(w.raw, env) for w in words])
+            verdict = _condition([w.raw for w in words], env)
             while j < len(toks) and toks[j].raw != "then":
                 j += 1
-            run = verdict is not False and not taken
-            i = self.block(toks, j + 1, env if run else dict(env), file, depth, entry if run else None,
-                           ("elif", "else", "fi")) if j < len(toks) else j
+            i = self.branch(toks, j + 1, env, file, depth, entry, verdict is not False and not taken,
+                            ("elif", "else", "fi")) if j < len(toks) else j
             taken = taken or verdict is True
         if i < len(toks) and toks[i].raw == "else":
-            i = self.block(toks, i + 1, env if not taken else dict(env), file, depth, entry if not taken else None,
-                           ("fi",))
+            i = self.branch(toks, i + 1, env, file, depth, entry, not taken, ("fi",))
         return i + 1 if i < len(toks) else i
+
+    def branch(self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int,
+               entry: GrubEntry | None, live: bool, stop: tuple[str, ...]) -> int:
+        """A branch GRUB may take runs (an undecided one too); one it cannot take is only parsed."""
+        self.dry += 0 if live else 1
+        try:
+            return self.block(toks, i, env, file, depth, entry, stop)
+        finally:
+            self.dry -= 0 if live else 1
 
     def simple(self, name: str, args: list[str], line: int, env: dict[str, str], file: GrubFile, depth: int,
                entry: GrubEntry | None) -> None:
+        if self.dry:
+            return
+        assignment = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)=", name)
+        if assignment:  # `var=value` is `set var=value`
+            name, args = "set", [f"{assignment.group(1)}={expand(name[assignment.end():], env)}", *args]
         if name == "set" and args and "=" in args[0]:
             key, _, value = args[0].partition("=")
             env[key] = value
@@ -272,6 +311,7 @@ class _Interp:
         elif name == "configfile" and args:
             device, path = split_device(args[0], env)
             self.menu.entries.clear()  # configfile starts a new menu
+            self.positions = [0]
             self.run_file(device, path, {k: v for k, v in env.items() if k != "root"} | {"root": device}, depth + 1)
         elif name == "source" and args:
             device, path = split_device(args[0], env)
@@ -311,12 +351,21 @@ class _Interp:
                 self.menu.problems.append(f"search --{kind} {value}: no partition matches")
 
 
-def _condition(words: list[str]) -> bool | None:
-    """True/False for conditions cvmlint can decide, None otherwise."""
-    if words[:1] == ["["] and words[-1:] == ["]"] and len(words) == 5 and words[2] in ("=", "=="):
-        left, right = words[1], words[3]
-        if {left, right} & {"efi", "pc", "xen"} and ("efi" in (left, right)):
-            return left == right
+def _condition(raw: list[str], env: dict[str, str]) -> bool | None:
+    """The value of `[ … ]` when every variable it reads is known (set earlier, or GRUB's own),
+    None otherwise (then both branches are followed)."""
+    if raw[:1] != ["["] or raw[-1:] != ["]"]:
+        return None
+    names = {m.group(1) or m.group(2) for w in raw for m in re.finditer(r"\$(?:\{([^}]*)\}|([A-Za-z_0-9?]+))", w)}
+    if not names <= env.keys():
+        return None
+    words = [expand(w, env) for w in raw[1:-1]]
+    if len(words) == 3 and words[1] in ("=", "==", "!="):
+        return (words[0] == words[2]) == (words[1] != "!=")
+    if len(words) == 2 and words[0] in ("-z", "-n"):
+        return (words[1] == "") == (words[0] == "-z")
+    if len(words) == 1:
+        return words[0] != ""
     return None
 
 
@@ -324,6 +373,7 @@ def read_menu(load: Loader, find: Finder, start: list[tuple[str, str]], env: dic
     """Interpret the first existing configuration of `start` and everything it loads."""
     menu = GrubMenu()
     interp = _Interp(load, find, menu)
+    env = {**GRUB_FEATURES, **env}
     for device, path in start:
         if load(device, path) is not None:
             interp.run_file(device, path, {**env, "root": device}, 0)

@@ -89,7 +89,7 @@ def read_bzimage(data: Buffer, name: str) -> KernelImage:
 
 def decompress(payload: Buffer | memoryview, kind: str, expected: int, what: str, offset: int) -> Buffer:
     """The decompressed payload, refusing more than the size it announces (and the global cap)."""
-    cap = min(expected or MAX_KERNEL, MAX_KERNEL)
+    cap = min(expected or MAX_KERNEL, MAX_KERNEL) + 1  # one byte more than announced shows a lie
     out: Buffer
     try:
         if kind == "gzip":

@@ -39,7 +39,7 @@ def make(tmp_path: Path, options: list[str], size: int = 24 << 20) -> tuple[Path
 def test_root_hash_equals_veritysetup(tmp_path: Path, variant: str, workers: int) -> None:
     data, hashes, root = make(tmp_path, VARIANTS[variant])
     result = verify(FileSource(data), FileSource(hashes), workers=workers)
-    assert result.root_hash == root
+    assert result.root_hash == root and result.stored_root_hash == root
     assert result.tree_valid and result.first_bad_data_block is None
     sb = read_superblock(FileSource(hashes))
     dump = run("veritysetup", "dump", hashes)
@@ -53,7 +53,7 @@ def test_flipped_bit_names_the_data_block(tmp_path: Path) -> None:
     raw[1234 * 4096 + 77] ^= 0x10
     data.write_bytes(bytes(raw))
     result = verify(FileSource(data), FileSource(hashes))
-    assert result.root_hash != root
+    assert result.root_hash != root and result.stored_root_hash == root  # the tree is intact, the data is not
     assert not result.tree_valid and result.first_bad_data_block == 1234
     assert result.problems[0].startswith("level 0, hash block")
     assert "data block 1234" in result.problems[0]
@@ -66,6 +66,7 @@ def test_tampered_upper_level(tmp_path: Path) -> None:
     hashes.write_bytes(bytes(raw))
     result = verify(FileSource(data), FileSource(hashes))
     assert result.root_hash == root  # recomputed from the data, not trusted from the tree
+    assert result.stored_root_hash != root  # what the kernel would find against roothash=
     assert not result.tree_valid and result.first_bad_data_block is None
     top = result.levels - 1
     assert result.problems == [f"level {top}, hash block 1: stored digests differ from the recomputed ones"]

@@ -1,0 +1,110 @@
+"""Hostile images: every damaged structure gives a clear error (exit 2) or unknown results with the
+reason (exit 1), never a traceback and never a pass for what could not be read."""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cvmlint.image.fat import FatFileSystem
+from cvmlint.image.gpt import read_partition_table
+from cvmlint.image.source import FileSource
+from tests.scan.conftest import scan
+
+pytestmark = pytest.mark.slow
+
+
+def sparse_copy(src: Path, dest: Path) -> Path:
+    subprocess.run(["cp", "--sparse=always", str(src), str(dest)], check=True)
+    return dest
+
+
+def partition_start(image: Path, type_name: str) -> int:
+    table = read_partition_table(FileSource(image))
+    return next(p.start for p in table.partitions if p.type_name == type_name)
+
+
+def esp_file_offset(image: Path, path: str) -> int:
+    """Byte offset in the image of the first cluster of a file on the ESP (a glob)."""
+    start = partition_start(image, "esp")
+    table = read_partition_table(FileSource(image))
+    esp = next(p for p in table.partitions if p.type_name == "esp")
+    fs = FatFileSystem(esp.open(FileSource(image)))
+    entry = next(e for e in fs.walk() if fnmatch.fnmatch(e.path, path))
+    return start + fs.cluster_offset(entry.first_cluster)
+
+
+def poke(image: Path, offset: int, data: bytes) -> None:
+    with open(image, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(data)
+
+
+Damage = Callable[[Path], None]
+CASES: dict[str, tuple[Damage, str, str]] = {
+    # name: (damage, rule that must be unknown, words its reason must hold)
+    "esp boot sector zeroed": (lambda i: poke(i, partition_start(i, "esp"), bytes(512)), "CVM-BOOT-001",
+                               "ESP cannot be read"),
+    "erofs superblock zeroed": (lambda i: poke(i, partition_start(i, "root-x86-64") + 1024, bytes(128)),
+                                "CVM-PKG-002", "root file system cannot be read"),
+    "verity superblock zeroed": (lambda i: poke(i, partition_start(i, "root-x86-64-verity"), bytes(512)),
+                                 "CVM-VER-001", "no usable verity superblock"),
+    "kernel header overwritten": (lambda i: poke(i, esp_file_offset(i, "/vmlinuz-*") + 0x1F0,
+                                                 b"\xff" * 32), "CVM-KERN-001", "kernel"),
+    "grub.cfg garbage": (lambda i: poke(i, esp_file_offset(i, "/EFI/BOOT/grub.cfg"), b"\x00{}\xff}" * 20),
+                         "CVM-BOOT-001", ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_damaged_structures_give_unknowns_with_reasons(hardened_grub: Path, tmp_path: Path, case: str) -> None:
+    damage, rule, words = CASES[case]
+    image = sparse_copy(hardened_grub, tmp_path / "damaged.raw")
+    damage(image)
+    run = scan(image)
+    assert run.code in (1, 2), run.err
+    if run.code == 2:
+        assert run.err.startswith("cvmlint:") or ": " in run.err.splitlines()[0]
+        return
+    result = run.by_rule[rule]
+    if words:
+        assert result["status"] == "unknown", run.explain(rule)
+        assert words in " ".join(result["reasons"]), run.explain(rule)
+    else:
+        assert result["status"] in ("unknown", "fail"), run.explain(rule)
+
+
+def test_truncated_image_names_the_partition_that_runs_past_the_end(hardened_grub: Path, tmp_path: Path) -> None:
+    image = sparse_copy(hardened_grub, tmp_path / "truncated.raw")
+    with open(image, "r+b") as fh:
+        fh.truncate(50 << 20)
+    run = scan(image, "--no-verity")
+    assert run.code == 1
+    assert run.out["summary"]["pass"] == 0
+    reasons = " ".join(r for result in run.out["results"] for r in result["reasons"])
+    assert "partition entry 1" in reasons and "has only 52428800 bytes" in reasons
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (b"", "needs 512 bytes"),
+    (bytes(range(256)) * 4096, "not a partitioned disk image"),
+])
+def test_not_a_disk_image_is_an_input_error(tmp_path: Path, content: bytes, words: str) -> None:
+    image = tmp_path / "x.raw"
+    image.write_bytes(content)
+    run = scan(image)
+    assert run.code == 2 and words in run.err and len(run.err.strip().splitlines()) <= 2
+
+
+def test_the_image_file_is_never_written(hardened_grub: Path, tmp_path: Path) -> None:
+    image = sparse_copy(hardened_grub, tmp_path / "ro.raw")
+    image.chmod(0o444)
+    before = image.stat().st_mtime_ns
+    assert scan(image, "--no-verity").code == 1
+    assert image.stat().st_mtime_ns == before
+    shutil.rmtree(tmp_path, ignore_errors=True)
