@@ -291,10 +291,13 @@ class Evaluator:
 
     def test(self, e: ast.Expr, env: Mapping[str, V]) -> bool | None:
         """Just the truth of a condition (None = unknown), short-circuiting: for `where` filters."""
+        return self._test_fn(e)(env)
+
+    def _test_fn(self, e: ast.Expr) -> Callable[[Mapping[str, V]], bool | None]:
         fn = self._tests.get(id(e))
         if fn is None:
             fn = self._tests[id(e)] = self._compile_test(e)
-        return fn(env)
+        return fn
 
     def _compile_test(self, e: ast.Expr) -> Callable[[Mapping[str, V]], bool | None]:
         """A closure deciding `e` from an environment: the quantifier loops run it once per item."""
@@ -331,6 +334,13 @@ class Evaluator:
         if isinstance(e, ast.Quantifier):
             quantifier = e
             return lambda env: self._test_quantifier(quantifier, env)
+        if isinstance(e, ast.Attr | ast.Name | ast.Literal):  # a bare flag: `f.setuid`
+            raw = self._compile_raw(e)
+
+            def flag(env: Mapping[str, V]) -> bool | None:
+                value = raw(env)
+                return None if isinstance(value, Unknown) else bool(value)
+            return flag
         return lambda env: self.truth(e, env).truth
 
     def _compile_raw(self, e: ast.Expr) -> Callable[[Mapping[str, V]], Any]:
@@ -424,16 +434,18 @@ class Evaluator:
         misses: list[Case] = []  # items where it does not
         reasons: list[str] = []
         looked_at: tuple[Provenance, ...] = ()  # what a failing `any` read besides its items
+        keep, body = self._test_fn(e.filter) if e.filter is not None else None, self._test_fn(e.body)
+        scratch = dict(env)  # the item without its provenance: enough to decide (see `test`)
         for item in coll.value:
+            scratch[e.var] = V(item)
+            kept = keep(scratch) if keep is not None else True
+            if kept is False:
+                continue
             inner = {**env, e.var: V(item, _where_of(item) or coll.where)}
-            if e.filter is not None:
-                kept = self.test(e.filter, inner)
-                if kept is False:
-                    continue
-                if kept is None:
-                    reasons.extend(self.truth(e.filter, inner).reasons)
-                    continue
-            quick = self.test(e.body, inner)  # the full outcome (with cases) only where it matters
+            if kept is None:
+                reasons.extend(self.truth(e.filter, inner).reasons)  # type: ignore[arg-type]
+                continue
+            quick = body(scratch)  # the full outcome (with cases) only where it matters
             if quick is None:
                 reasons.extend(self.truth(e.body, inner).reasons)
             elif quick and e.kind != "all":

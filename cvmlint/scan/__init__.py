@@ -64,6 +64,7 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
         spec = next((p.value for p in first.cmdline if p.name == "root" and isinstance(p.value, str)), None) \
             if isinstance(first.cmdline, Items) else None
         choice = find_root(disk, spec)
+    verity = _verity(choice, options, disk)  # first: its hashing workers fork from a small process
     root_tree, tree_reason = _root_tree(disk, choice)
     boot = bootscan.scan_boot(disk, root_tree, choice.partition)
     part = choice.partition
@@ -88,7 +89,7 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
         files = rootfs.files(root_tree, part)
         mounts = _safely(lambda: rootfs.mounts(root_tree, part, root_format, disk))
     return Facts(target=target, packages=packages, files=files, rootfs=rootfs_fact,
-                 verity=_verity(choice, options, disk), cmdline=boot.cmdline, boot=boot.boot,
+                 verity=verity, cmdline=boot.cmdline, boot=boot.boot,
                  kernel=_kernel(disk, boot, root_tree, options),
                  patches=Unknown("an image carries no patch series; kernel markers stand in"),
                  mounts=mounts, partitions=_partitions(disk))
@@ -166,7 +167,7 @@ def _verity(choice: RootChoice, options: ScanOptions, disk: Disk) -> Verity | Un
 
 
 def _kernel(disk: Disk, boot: bootscan.BootScan, root_tree: Tree | None, options: ScanOptions) -> Kernel | Unknown:
-    from cvmlint.scan.kernel import read_bzimage
+    from cvmlint.scan.kernel import data_strings, read_bzimage
 
     ref = boot.kernel
     if isinstance(ref, Unknown):
@@ -177,7 +178,7 @@ def _kernel(disk: Disk, boot: bootscan.BootScan, root_tree: Tree | None, options
     except CvmlintError as err:
         return Unknown(f"the default entry's kernel cannot be read: {err}")
     vmlinux = image.vmlinux  # searched once for the policy's strings, then let go (tens of MB)
-    strings = KernelStrings([n for n in options.needles if vmlinux and n.encode() in vmlinux],
+    strings = KernelStrings(data_strings(vmlinux, options.needles) if vmlinux else [],
                             searched=list(options.needles) if vmlinux else [])
     params: tuple[str, ...] | Unknown = tuple(sorted(image.params)) if image.params else Unknown(
         "no __setup/__param tables found in the kernel: " + "; ".join(image.problems or ["no section headers"]))

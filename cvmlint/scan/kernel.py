@@ -23,6 +23,7 @@ from cvmlint.errors import FormatError
 from cvmlint.image.source import Buffer
 
 FMT = "bzimage"
+SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 MAX_KERNEL = 512 << 20
 SIGNATURE_MARKER = b"~Module signature appended~\n"
 _MAGICS = [
@@ -257,6 +258,22 @@ def _setup_table(vmlinux: Buffer, sections: dict[str, tuple[int, int, int]]) -> 
                 run = []
         best = max(best, run, key=len)
     return best
+
+
+def data_strings(vmlinux: Buffer, needles: tuple[str, ...] | list[str]) -> list[str]:
+    """The needles found in the kernel's data: its allocated, non-executable sections with contents
+    (.rodata, .data, .init.data …), or the whole image when it has no section headers."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        elf = ELFFile(_ViewStream(vmlinux))  # type: ignore[arg-type]  # NOTE: a binary stream, not IO[bytes]
+        spans = [(s["sh_offset"], s["sh_offset"] + s["sh_size"]) for s in elf.iter_sections()
+                 if s["sh_type"] == "SHT_PROGBITS" and s["sh_flags"] & SHF_ALLOC and not s["sh_flags"] & SHF_EXECINSTR]
+    except (ELFError, struct.error, ValueError):
+        spans = []
+    spans = [(start, end) for start, end in spans if end <= len(vmlinux)] or [(0, len(vmlinux))]
+    return [n for n in needles if any(vmlinux.find(n.encode(), start, end) >= 0 for start, end in spans)]
 
 
 def ikconfig(vmlinux: Buffer) -> dict[str, str] | None:
