@@ -245,7 +245,7 @@ def load_target(target: Path) -> Facts:
     if not target.exists():
         fail(f"{target}: no such file or directory")
     if target.is_dir():
-        fail(f"{target}: recipes are not readable yet", "give a facts JSON file (cvmlint facts --json)")
+        fail(f"{target}: is a directory", "`cvmlint lint` reads recipes; `check` takes a facts JSON file")
     return load_facts_file(target)
 
 
@@ -270,7 +270,8 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
 
 @app.command("facts")
 def facts_cmd(
-    target: Annotated[Path, typer.Argument(help="A disk image (raw, qcow2, vhd, tar.gz) or a facts JSON file.")],
+    target: Annotated[Path, typer.Argument(help="A disk image (raw, qcow2, vhd, tar.gz), an mkosi recipe "
+                                          "directory or a facts JSON file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON (cvmlint.facts/1).")] = False,
     no_verity: Annotated[bool, typer.Option("--no-verity", help="Do not recompute the root hash.")] = False,
     policy_path: PolicyOpt = None,
@@ -282,6 +283,15 @@ def facts_cmd(
 
     if target.exists() and target.is_file() and _is_facts_json(target):
         facts = load_target(target)
+        _write(dump_facts(facts) if as_json else summarise(facts), output)
+        return
+    if target.is_dir():
+        from cvmlint.project import find_project
+        from cvmlint.recipe.facts import recipe_facts
+
+        facts, warnings = recipe_facts(target, find_project(Path.cwd()).entry_for(target), None, Path.cwd())
+        for warning in warnings:
+            _err(warning)
         _write(dump_facts(facts) if as_json else summarise(facts), output)
         return
     from cvmlint.policy.probes import kernel_needles
@@ -325,6 +335,58 @@ def scan_cmd(
         with scan_image(image, options) as facts:
             report = evaluate(policy, facts)
     finish(report, fmt, fail_on, unknown, waivers, output)
+
+
+@app.command("lint")
+def lint_cmd(
+    recipes: Annotated[list[Path] | None, typer.Argument(help="mkosi recipe directories (default: every recipe "
+                                                         "cvmlint.toml lists).", show_default=False)] = None,
+    policy_path: PolicyOpt = None,
+    profile: ProfileOpt = None,
+    mkosi_profile: Annotated[list[str] | None, typer.Option(
+        "--mkosi-profile", help="mkosi profile to select, as `mkosi --profile` (repeatable).")] = None,
+    fmt: FormatOpt = OutputFormat.table,
+    fail_on: FailOnOpt = Severity.low,
+    unknown: UnknownOpt = UnknownMode.fail,
+    waivers: WaiversOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Check mkosi recipes against the policy, before anything is built: findings at file:line."""
+    from cvmlint.policy import apply_waivers, evaluate, load_waivers
+    from cvmlint.project import find_project
+    from cvmlint.recipe.facts import recipe_facts
+
+    project = find_project(Path.cwd())
+    if recipes:
+        targets = [(r, project.entry_for(r)) for r in recipes]
+    elif project.recipes:
+        targets = [(e.path, e) for e in project.recipes]
+    else:
+        fail("no recipe given and no cvmlint.toml listing recipes here or above",
+             "run `cvmlint lint path/to/recipe`, or list recipes in cvmlint.toml ([[recipe]] path = …)")
+    reports, code = [], 0
+    for directory, entry in targets:
+        if not directory.is_dir():
+            fail(f"{directory}: no such recipe directory")
+        profiles = profile if profile is not None else list(entry.profiles) if entry else []
+        policy = _load_policy(policy_path or project.policy, profiles)
+        facts, warnings = recipe_facts(directory, entry, mkosi_profile, Path.cwd())
+        for warning in warnings:
+            _err(warning)
+        report = evaluate(policy, facts)
+        if waivers is not None:
+            apply_waivers(report, load_waivers(waivers))
+        code = max(code, report.exit_code(fail_on.value, unknown.value))
+        reports.append(report)
+    color = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    reporter = reporter_for(fmt, color)
+    if fmt is OutputFormat.json and len(reports) > 1:
+        text = "[\n" + ",\n".join(reporter.render(r, r.exit_code(fail_on.value, unknown.value)).rstrip()
+                                  for r in reports) + "\n]\n"
+    else:
+        text = "".join(reporter.render(r, r.exit_code(fail_on.value, unknown.value)) for r in reports)
+    _write(text, output)
+    raise typer.Exit(code)
 
 
 @app.command("check")

@@ -95,7 +95,7 @@ class File(Record):
 class RootFs(Record):
     """The root file system."""
 
-    format: str = doc("File system: `erofs`, `squashfs`, `ext4`, `btrfs`, `xfs`, … (by magic or Format=).")
+    format: Maybe[str] = doc("File system: `erofs`, `squashfs`, `ext4`, `btrfs`, `xfs`, … (by magic or Format=).")
     read_only: Maybe[bool] = doc("Read-only by nature (erofs, squashfs) or by configuration.")
     partition: str = doc("Partition (or repart definition) holding it.", default="")
     partition_type: str = doc("Partition type name per the Discoverable Partitions Spec.", default="")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from cvmlint.errors import CvmlintError
 from cvmlint.facts.model import File, Mount, Package
+from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_mount
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.scan.disk import Disk, DiskPartition, Tree, file_kind
 
@@ -17,8 +18,6 @@ DPKG_STATUS = "/var/lib/dpkg/status"
 RPM_DATABASES = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite", "/var/lib/rpm/Packages")
 ELF_MACHINES = {3: "x86", 62: "x86-64", 183: "aarch64", 40: "arm", 243: "riscv", 8: "mips", 20: "ppc", 21: "ppc64",
                 22: "s390", 2: "sparc", 43: "sparcv9", 50: "ia64", 258: "loongarch"}
-VOLATILE = ("tmpfs", "ramfs", "proc", "sysfs", "devtmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "debugfs",
-            "securityfs", "configfs", "hugetlbfs", "tracefs", "bpf", "efivarfs", "swap")
 UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 
 
@@ -230,36 +229,14 @@ def mounts(tree: Tree, part: DiskPartition, root_format: str, disk: Disk) -> Ite
     """The root, fstab lines, enabled mount units and auto-mounted DPS partitions."""
     out = [Mount(path="/", fstype=root_format, what=part.name, options="ro" if root_format in ("erofs", "squashfs")
                  else "", persistent=True, encrypted=False, where=part.where())]
-    crypt = _crypttab(tree)
-    fstab = _read(tree, "/etc/fstab")
-    for number, line in enumerate(fstab.splitlines(), start=1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#") or len(fields) < 3:
-            continue
-        what, where, fstype = fields[0], fields[1], fields[2]
-        if where == "/" or fstype == "swap":
-            continue
-        out.append(Mount(path=where, fstype=fstype, what=what, options=fields[3] if len(fields) > 3 else "",
-                         persistent=fstype not in VOLATILE, encrypted=_encrypted(what, crypt),
-                         where=Provenance(partition=part.name, file="/etc/fstab", line=number)))
+    crypt = crypttab_names(_read(tree, "/etc/crypttab"))
+    out += fstab_mounts(_read(tree, "/etc/fstab"), crypt,
+                        lambda n: Provenance(partition=part.name, file="/etc/fstab", line=n))
     units, enabled = _unit_files(tree)
     for name in sorted(enabled & set(units)):
-        text = _read(tree, units[name])
-        section, values, lines = "", {}, {}
-        for number, line in enumerate(text.splitlines(), start=1):
-            line = line.strip()
-            if line.startswith("["):
-                section = line
-            elif section == "[Mount]" and "=" in line:
-                key, _, value = line.partition("=")
-                values[key.strip()], lines[key.strip()] = value.strip(), number
-        where = values.get("Where", "")
-        if not where:
-            continue
-        fstype = values.get("Type", "")
-        out.append(Mount(path=where, fstype=fstype, what=values.get("What", ""), options=values.get("Options", ""),
-                         persistent=fstype not in VOLATILE, encrypted=_encrypted(values.get("What", ""), crypt),
-                         where=Provenance(partition=part.name, file=units[name], line=lines.get("Where"))))
+        mount = unit_mount(_read(tree, units[name]), crypt, _locator(part.name, units[name]))
+        if mount is not None:
+            out.append(mount)
     for p in disk.partitions:
         mountpoint = {"var": "/var", "home": "/home", "srv": "/srv", "tmp": "/var/tmp"}.get(p.entry.type_name)
         if mountpoint and not p.entry.no_auto and not any(m.path == mountpoint for m in out):
@@ -268,21 +245,12 @@ def mounts(tree: Tree, part: DiskPartition, root_format: str, disk: Disk) -> Ite
     return Items(out, Provenance(partition=part.name, file="/etc"))
 
 
+def _locator(partition: str, path: str) -> Callable[[int], Provenance]:
+    return lambda line: Provenance(partition=partition, file=path, line=line)
+
+
 def _read(tree: Tree, path: str) -> str:
     node = tree.lookup(path)
     if node is None or not node.is_reg:
         return ""
     return tree.read(node, 1 << 20).decode("utf-8", "replace")
-
-
-def _crypttab(tree: Tree) -> set[str]:
-    names = set()
-    for line in _read(tree, "/etc/crypttab").splitlines():
-        fields = line.split()
-        if fields and not fields[0].startswith("#"):
-            names.add(fields[0])
-    return names
-
-
-def _encrypted(what: str, crypt: set[str]) -> bool:
-    return what.startswith("/dev/mapper/") and what.removeprefix("/dev/mapper/") in crypt

@@ -1,0 +1,399 @@
+"""An mkosi recipe as facts: what it declares, each with its file and line; what only the built
+image can show is unknown with the reason "checked at scan time"."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from cvmlint.facts.model import (
+    Boot,
+    ConfigOption,
+    Facts,
+    File,
+    Kernel,
+    KernelStrings,
+    Mount,
+    Package,
+    Param,
+    Partition,
+    Patch,
+    RootFs,
+    Target,
+)
+from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_installed, unit_mount
+from cvmlint.facts.provenance import Items, Provenance, Unknown
+from cvmlint.project import RecipeEntry
+from cvmlint.recipe.mkosi import MkosiConfig, Value, read_recipe
+from cvmlint.recipe.repart import PartitionDef, read_definitions, verity_pairs
+
+BUILD = "decided at build time: checked at scan time"
+ARCHES = {"x86-64": "amd64", "arm64": "arm64", "x86": "i386", "riscv64": "riscv64", "s390x": "s390x",
+          "ppc64-le": "ppc64el"}
+DISTRO_FS = {"fedora": "btrfs", "opensuse": "btrfs", "centos": "xfs", "rhel": "xfs", "rhel-ubi": "xfs",
+             "rocky": "xfs", "alma": "xfs"}
+SCRIPT_SETTINGS = ("PrepareScripts", "BuildScripts", "PostInstallationScripts", "FinalizeScripts")
+UNIT_DIRS = ("etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system")
+MAX_TREE_FILES = 100_000
+
+
+class Recipe:
+    """A read recipe and where its parts are on disk."""
+
+    def __init__(self, directory: Path, entry: RecipeEntry | None, mkosi_profiles: list[str],
+                 display_base: Path) -> None:
+        self.directory = directory
+        self.entry = entry
+        self.display_base = display_base
+        self.config: MkosiConfig = read_recipe(directory, mkosi_profiles, display_base)
+        self.warnings = self.config.warnings
+        dirs = [self.config.path(v) for v in self.config.items("RepartDirectories")]
+        self.repart = read_definitions(dirs, display_base, self.warnings)
+        self.pairs = verity_pairs(self.repart, self.warnings)
+        self.trees = list(self._trees())
+        self.read_files: list[Path] = list(self.config.files)
+
+    def display(self, path: Path) -> str:
+        return os.path.relpath(path, self.display_base)
+
+    def _trees(self) -> Iterator[tuple[Path, str, Value]]:
+        """(source directory, target prefix, the value naming it) of skeleton and extra trees."""
+        for setting in ("SkeletonTrees", "ExtraTrees"):
+            for v in self.config.items(setting):
+                source, _, target = v.text.partition(":")
+                path = self.config.path(Value(source, v.where, v.base))
+                if not path.exists():
+                    self.warnings.append(f"{v.where}: warning: {setting}={v.text}: {self.display(path)} does not "
+                                         "exist (mkosi fails the build)")
+                    continue
+                yield path, target or "/", v
+
+
+def recipe_facts(directory: Path, entry: RecipeEntry | None = None, mkosi_profiles: list[str] | None = None,
+                 display_base: Path | None = None) -> tuple[Facts, list[str]]:
+    """The facts of a recipe, and the warnings reading it produced."""
+    recipe = Recipe(directory, entry, list(mkosi_profiles or (entry.mkosi_profiles if entry else ())),
+                    display_base or Path.cwd())
+    files = _files(recipe)
+    facts = Facts(
+        target=Target(kind="recipe", name=recipe.display(directory), digest=""),
+        packages=_packages(recipe), files=Items(files, Provenance(file=recipe.display(directory))),
+        rootfs=_rootfs(recipe), verity=_verity(recipe), cmdline=_cmdline(recipe, files), boot=_boot(recipe),
+        kernel=_kernel(recipe), patches=_patches(recipe), mounts=_mounts(recipe, files),
+        partitions=_partitions(recipe))
+    digest = _digest(recipe, files)
+    facts = Facts(**{**{f: getattr(facts, f) for f in facts.__dataclass_fields__},
+                     "target": Target(kind="recipe", name=recipe.display(directory), digest=digest)})
+    return facts, recipe.warnings
+
+
+def _digest(recipe: Recipe, files: list[File]) -> str:
+    h = hashlib.sha256()
+    for path in recipe.read_files:
+        h.update(recipe.display(path).encode() + b"\0" + path.read_bytes())
+    for f in files:
+        h.update(f"{f.path}\0{f.mode}\0{f.size}\0{f.target}\0".encode())
+    return "sha256:" + h.hexdigest()
+
+
+# ---- packages ---------------------------------------------------------------------------------
+def _arch(recipe: Recipe) -> str | Unknown:
+    arch = recipe.config.scalar("Architecture")
+    if arch is None:
+        return Unknown("Architecture= is not set: mkosi builds for the build host's architecture")
+    return ARCHES.get(arch, arch)
+
+
+def _packages(recipe: Recipe) -> Items[Package]:
+    from cvmlint.recipe.ini import read_text
+    from cvmlint.recipe.scripts import installed_packages
+
+    removed = {v.text for v in recipe.config.items("RemovePackages")}
+    arch = _arch(recipe)
+    out = [Package(name=v.text, version=Unknown(BUILD), arch=arch, origin="declared", where=v.where)
+           for setting in ("Packages", "VolatilePackages") for v in recipe.config.items(setting)
+           if v.text not in removed]
+    for setting in SCRIPT_SETTINGS:
+        for v in recipe.config.items(setting):
+            script = recipe.config.path(v)
+            if not script.is_file():
+                recipe.warnings.append(f"{v.where}: warning: {setting}: {recipe.display(script)} does not exist")
+                continue
+            recipe.read_files.append(script)
+            for pkg in installed_packages(read_text(script, "build script")):
+                out.append(Package(name=pkg.name, version=Unknown(BUILD), arch=arch, origin="script",
+                                   where=Provenance(file=recipe.display(script), line=pkg.line)))
+    where = recipe.config.items("Packages")[0].where if recipe.config.items("Packages") else \
+        Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
+    return Items(out, where)
+
+
+# ---- files (skeleton and extra trees) -----------------------------------------------------------
+def _files(recipe: Recipe) -> list[File]:
+    from cvmlint.scan.rootfs import elf_info
+
+    removed = [v.text for v in recipe.config.items("RemoveFiles")]
+    found: dict[str, File] = {}
+    for source, target, _value in recipe.trees:
+        for path, host in _walk(source, target):
+            if any(_glob(path, pattern) for pattern in removed):
+                continue
+            st = host.lstat()
+            kind = _kind(st.st_mode)
+            mode = stat.S_IMODE(st.st_mode)
+            elf: tuple[object, object, object] = (False, "", "")
+            if kind == "file" and st.st_size >= 52:
+                with open(host, "rb") as fh:
+                    elf = elf_info(fh.read(8192))
+            found[path] = File(path=path, name=posixpath.basename(path), type=kind, mode=mode, uid=0, gid=0,
+                               size=st.st_size, target=os.readlink(host) if kind == "symlink" else "",
+                               executable=kind == "file" and bool(mode & 0o111),
+                               setuid=kind == "file" and bool(mode & 0o6000), is_elf=elf[0],  # type: ignore[arg-type]
+                               elf_machine=elf[1], elf_interpreter=elf[2],  # type: ignore[arg-type]
+                               where=Provenance(file=recipe.display(host)))
+            if len(found) > MAX_TREE_FILES:
+                raise RuntimeError("unreachable")  # bounded by _walk
+    return list(found.values())
+
+
+def _walk(source: Path, target: str) -> Iterator[tuple[str, Path]]:
+    """(path in the image, host path) of every entry of a tree directory, bounded."""
+    if not source.is_dir():
+        return
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(source):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, source)
+        for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            count += 1
+            if count > MAX_TREE_FILES:
+                return
+            inner = posixpath.normpath(posixpath.join("/", target.lstrip("/"), rel, name))
+            yield inner, Path(dirpath) / name
+
+
+def _glob(path: str, pattern: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.rstrip("/") + "/*")
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "symlink"), (stat.S_ISREG, "file"), (stat.S_ISDIR, "dir"),
+                       (stat.S_ISCHR, "char"), (stat.S_ISBLK, "block"), (stat.S_ISFIFO, "fifo")):
+        if test(mode):
+            return name
+    return "socket"
+
+
+def _tree_file(recipe: Recipe, path: str) -> tuple[str, Path] | None:
+    """The text of a file the trees put at `path` (the last tree wins), and its host path."""
+    for source, target, _ in reversed(recipe.trees):
+        rel = posixpath.relpath(path, posixpath.join("/", target.lstrip("/")))
+        if rel.startswith(".."):
+            continue
+        host = source / rel
+        if host.is_file():
+            from cvmlint.recipe.ini import read_text
+
+            return read_text(host, "file"), host
+    return None
+
+
+# ---- partitions, root, verity ------------------------------------------------------------------
+def _root_def(recipe: Recipe) -> PartitionDef | None:
+    return next((p for p in recipe.repart if p.type.startswith("root") and
+                 not p.type.endswith(("-verity", "-verity-sig")) and p.verity not in ("hash", "signature")), None)
+
+
+def _paired(recipe: Recipe, part: PartitionDef) -> PartitionDef | None:
+    return next((h for d, h in recipe.pairs.values() if d is part), None)
+
+
+def _format(recipe: Recipe) -> Value | None:
+    return recipe.config.scalars.get("Format")
+
+
+def _not_disk(recipe: Recipe) -> Unknown | None:
+    fmt = _format(recipe)
+    if fmt is not None and fmt.text != "disk":
+        return Unknown(f"Format={fmt.text}: the recipe builds no disk image", fmt.where)
+    return None
+
+
+def _rootfs(recipe: Recipe) -> RootFs | Unknown:
+    if (no_disk := _not_disk(recipe)) is not None:
+        return no_disk
+    root = _root_def(recipe)
+    if root is None:
+        if recipe.repart:
+            return Unknown("the repart definitions have no root partition",
+                           Provenance(file=recipe.display(recipe.repart[0].path.parent)))
+        distro = recipe.config.scalar("Distribution") or ""
+        fs = DISTRO_FS.get(distro, "ext4")
+        where = Provenance(file=recipe.display(recipe.directory / "mkosi.conf"),
+                           detail="no mkosi.repart/: mkosi's default layout (a writable root, no verity)")
+        return RootFs(format=fs, read_only=False, partition="10-root", partition_type="root", verity=False,
+                      found_by="repart", where=where)
+    pair = _paired(recipe, root)
+    fmt: str | Unknown = root.format or Unknown("no Format= in the root definition (repart makes none)")
+    return RootFs(format=fmt, read_only=root.read_only,
+                  partition=root.name, partition_type=root.type, verity=pair is not None, found_by="repart",
+                  where=root.where("Format" if "Format" in root.values else "Type"),
+                  field_where={"verity": root.where("Verity") if pair else root.where("Type")})
+
+
+def _verity(recipe: Recipe) -> Unknown:
+    root = _root_def(recipe)
+    pair = _paired(recipe, root) if root is not None else None
+    if pair is None:
+        return Unknown("the recipe pairs no verity hash partition with the root")
+    return Unknown("the root hash is computed at build time: checked at scan time", pair.where("Verity"))
+
+
+def _partitions(recipe: Recipe) -> Items[Partition] | Unknown:
+    if (no_disk := _not_disk(recipe)) is not None:
+        return no_disk
+    out = [Partition(name=p.name, type=p.type, number=0, fs=p.format or ("verity" if p.verity == "hash" else ""),
+                     size=Unknown(BUILD), read_only=p.read_only, encrypted=p.encrypt != "off",
+                     luks_version=2 if p.encrypt != "off" else 0, where=p.where())
+           for p in recipe.repart]
+    base = recipe.repart[0].path.parent if recipe.repart else recipe.directory
+    return Items(out, Provenance(file=recipe.display(base)))
+
+
+# ---- command line, boot, kernel, patches --------------------------------------------------------
+def _cmdline(recipe: Recipe, files: list[File]) -> Items[Param]:
+    from cvmlint.scan.boot import parse_cmdline
+
+    out: list[Param] = []
+    for path in ("/etc/kernel/cmdline", "/usr/lib/kernel/cmdline"):
+        found = _tree_file(recipe, path)
+        if found is not None:
+            text, host = found
+            for number, line in enumerate(text.splitlines(), start=1):
+                out += parse_cmdline(line, Provenance(file=recipe.display(host), line=number))
+            break
+    root = _root_def(recipe)
+    if root is not None and _paired(recipe, root) is not None:
+        out.append(Param(name="roothash", value=Unknown("computed at build time"), where=root.where("Verity")))
+    values = recipe.config.items("KernelCommandLine")
+    for v in values:
+        out += parse_cmdline(v.text, v.where)
+    where = values[-1].where if values else Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
+    return Items(out, where)
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "yes", "true", "y", "t", "on", "always")
+
+
+def _boot(recipe: Recipe) -> Boot:
+    cfg = recipe.config
+    loader_value = cfg.scalars.get("Bootloader")
+    loader_text = loader_value.text if loader_value else "systemd-boot"
+    loader = loader_text.removesuffix("-signed")
+    uki_setting = (cfg.scalar("UnifiedKernelImages") or "auto").lower()
+    uki = uki_setting in ("yes", "signed", "unsigned", "1", "true") or (
+        uki_setting == "auto" and loader in ("systemd-boot", "uki"))
+    shim = cfg.scalars.get("ShimBootloader")
+    secure = cfg.scalars.get("SecureBoot")
+    default = Provenance(file=recipe.display(recipe.directory / "mkosi.conf"), detail="mkosi's default")
+    return Boot(loader=loader, shim=(shim.text if shim else "none") in ("signed", "unsigned"),
+                secure_boot=_flag(secure.text if secure else None), uki=uki,
+                binaries=Unknown(BUILD), entries=Unknown(BUILD),
+                where=loader_value.where if loader_value else default,
+                field_where={"shim": shim.where if shim else default,
+                             "secure_boot": secure.where if secure else default})
+
+
+def _kernel(recipe: Recipe) -> Kernel:
+    from cvmlint.recipe.ini import read_text
+    from cvmlint.scan.kernel import parse_config
+
+    declared = next((v for v in recipe.config.items("Packages") if v.text.startswith(("linux-image", "linux-"))),
+                    None)
+    where = declared.where if declared else Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
+    config: Items[ConfigOption] | Unknown = Unknown(
+        "cvmlint.toml names no kernel-config fragment for this recipe: checked at scan time")
+    fragment = recipe.entry.kernel_config if recipe.entry else None
+    if fragment is not None:
+        values, lines = parse_config(read_text(fragment, "kernel config fragment"))
+        recipe.read_files.append(fragment)
+        shown = recipe.display(fragment)
+        config = Items([ConfigOption(name=k, value=v, where=Provenance(file=shown, line=lines[k]))
+                        for k, v in values.items()], Provenance(file=shown))
+    scan_time = "the kernel is built later: checked at scan time"
+    return Kernel(version=Unknown(BUILD), compression=Unknown(BUILD), boot_protocol=Unknown(BUILD), config=config,
+                  params=Unknown(scan_time), modules=Unknown(scan_time), strings=KernelStrings(searched=[]),
+                  where=where)
+
+
+def _patches(recipe: Recipe) -> Items[Patch] | Unknown:
+    from cvmlint.recipe.patches import parse_patch
+
+    directory = recipe.entry.patches if recipe.entry else None
+    if directory is None:
+        return Unknown("cvmlint.toml names no kernel patch series for this recipe")
+    if not directory.is_dir():
+        return Unknown(f"the patch directory {recipe.display(directory)} does not exist")
+    series = directory / "series"
+    if series.is_file():
+        names = [n.strip() for n in series.read_text().splitlines() if n.strip() and not n.startswith("#")]
+        paths = [directory / n for n in names]
+    else:
+        paths = sorted(directory.glob("*.patch"))
+    recipe.read_files += [p for p in paths if p.is_file()]
+    entry = recipe.entry
+    entry_where = Provenance(file=recipe.display(entry.config_file) if entry and entry.config_file else "cvmlint.toml",
+                             line=entry.line if entry and entry.line else None)
+    return Items([parse_patch(p, recipe.display(p)) for p in paths], entry_where)
+
+
+# ---- mounts --------------------------------------------------------------------------------------
+def _mounts(recipe: Recipe, files: list[File]) -> Items[Mount] | Unknown:
+    if (no_disk := _not_disk(recipe)) is not None:
+        return no_disk
+    out: list[Mount] = []
+    root = _root_def(recipe)
+    if root is not None:
+        out.append(Mount(path="/", fstype=root.format, what=root.name, options="ro" if root.read_only else "",
+                         persistent=True, encrypted=root.encrypt != "off", where=root.where()))
+    crypt_found = _tree_file(recipe, "/etc/crypttab")
+    crypt = crypttab_names(crypt_found[0]) if crypt_found else set()
+    fstab = _tree_file(recipe, "/etc/fstab")
+    if fstab is not None:
+        out += fstab_mounts(fstab[0], crypt, _locator(recipe, fstab[1]))
+    names = {f.path for f in files}
+    for f in files:
+        directory, name = posixpath.split(f.path)
+        if not name.endswith(".mount") or directory.lstrip("/") not in UNIT_DIRS or f.type != "file":
+            continue
+        found = _tree_file(recipe, f.path)
+        if found is None:
+            continue
+        text, host = found
+        enabled = unit_installed(text) or any(p.endswith(f"/{name}") and ".wants/" in p for p in names)
+        mount = unit_mount(text, crypt, _locator(recipe, host))
+        if enabled and mount is not None:
+            out.append(mount)
+    for p in recipe.repart:
+        for value, line in p.lists.get("MountPoint", []):
+            path = value.split(":", 1)[0]
+            out.append(Mount(path=path, fstype=p.format, what=p.name, persistent=True,
+                             encrypted=p.encrypt != "off", where=Provenance(file=p.display, line=line)))
+        auto = {"var": "/var", "home": "/home", "srv": "/srv", "tmp": "/var/tmp"}.get(p.type)
+        if auto and not p.lists.get("MountPoint") and not any(m.path == auto for m in out):
+            out.append(Mount(path=auto, fstype=p.format, what=p.name, persistent=True,
+                             encrypted=p.encrypt != "off", where=p.where()))
+    base = recipe.trees[-1][2].where if recipe.trees else Provenance(file=recipe.display(recipe.directory))
+    return Items(out, base)
+
+
+def _locator(recipe: Recipe, host: Path) -> Callable[[int], Provenance]:
+    shown = recipe.display(host)
+    return lambda line: Provenance(file=shown, line=line)

@@ -1,0 +1,107 @@
+"""mkosi's configuration file syntax, as its own parser reads it (not configparser).
+
+    [Section]
+    Key=value               the same key may repeat; `Key=` alone is an (empty) assignment
+        more value          an indented line continues the value (joined with a newline)
+    # comment               everything from the first `#` on a line is cut, inside values too;
+                            blank and comment lines do not end a multi-line value
+
+The text is dedented as a whole first. A setting outside a section, a line without `=`, a bad
+section header or a binary file is an input error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from cvmlint.errors import InputError
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One `Key=value` with its continuation lines, each with its line number."""
+
+    section: str
+    key: str
+    lines: tuple[tuple[str, int], ...]
+    """(text, line number) of the value's first line and of every continuation line."""
+
+    @property
+    def line(self) -> int:
+        return self.lines[0][1]
+
+    @property
+    def value(self) -> str:
+        return "\n".join(text for text, _ in self.lines).strip()
+
+
+@dataclass(frozen=True)
+class Section:
+    """A `[Section]` header."""
+
+    name: str
+    line: int
+
+
+def read_text(path: Path, what: str = "configuration file") -> str:
+    """A text file, refused when missing, too large or binary."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"{path}: cannot read {what}: {err.strerror or err}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise InputError(f"{path}: {what} is larger than {MAX_CONFIG_BYTES} bytes")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise InputError(f"{path}:{line}: {what} is binary (NUL byte)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: {what} is not UTF-8 text") from None
+
+
+def parse(path: Path, text: str | None = None) -> list[Section | Setting]:
+    """Section headers and settings in file order."""
+    text = read_text(path) if text is None else text
+    out: list[Section | Setting] = []
+    section: str | None = None
+    key: str | None = None
+    lines: list[tuple[str, int]] = []
+
+    def flush() -> None:
+        nonlocal key, lines
+        if section is not None and key is not None:
+            out.append(Setting(section, key, tuple(lines)))
+        key, lines = None, []
+
+    for number, raw in enumerate(textwrap.dedent(text).splitlines(), start=1):
+        line = raw.split("#", 1)[0]
+        if not line.strip():
+            continue
+        if key is not None and line[0].isspace():
+            lines.append((line.strip(), number))
+            continue
+        flush()
+        line = line.strip()
+        if line.startswith("["):
+            if not line.endswith("]") or not line[1:-1].strip():
+                raise InputError(f"{path}:{number}: {line!r} is not a valid section header")
+            section = line[1:-1].strip()
+            out.append(Section(section, number))
+            continue
+        if section is None:
+            raise InputError(f"{path}:{number}: setting {line!r} is outside of any section")
+        name, eq, value = line.partition("=")
+        if not eq:
+            raise InputError(f"{path}:{number}: {line!r} is not a `Key=value` setting")
+        if not name.strip():
+            raise InputError(f"{path}:{number}: missing setting name before '='")
+        key, lines = name.strip(), [(value.strip(), number)]
+    flush()
+    return out
