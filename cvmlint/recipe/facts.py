@@ -124,7 +124,7 @@ def _packages(recipe: Recipe) -> Items[Package]:
                 recipe.warnings.append(f"{v.where}: warning: {setting}: {recipe.display(script)} does not exist")
                 continue
             recipe.read_files.append(script)
-            for pkg in installed_packages(read_text(script, "build script")):
+            for pkg in installed_packages(read_text(script, "build script", recipe.display(script))):
                 out.append(Package(name=pkg.name, version=Unknown(BUILD), arch=arch, origin="script",
                                    where=Provenance(file=recipe.display(script), line=pkg.line)))
     where = recipe.config.items("Packages")[0].where if recipe.config.items("Packages") else \
@@ -200,7 +200,7 @@ def _tree_file(recipe: Recipe, path: str) -> tuple[str, Path] | None:
         if host.is_file():
             from cvmlint.recipe.ini import read_text
 
-            return read_text(host, "file"), host
+            return read_text(host, "file", recipe.display(host)), host
     return None
 
 
@@ -322,7 +322,7 @@ def _kernel(recipe: Recipe) -> Kernel:
         "cvmlint.toml names no kernel-config fragment for this recipe: checked at scan time")
     fragment = recipe.entry.kernel_config if recipe.entry else None
     if fragment is not None:
-        values, lines = parse_config(read_text(fragment, "kernel config fragment"))
+        values, lines = parse_config(read_text(fragment, "kernel config fragment", recipe.display(fragment)))
         recipe.read_files.append(fragment)
         shown = recipe.display(fragment)
         config = Items([ConfigOption(name=k, value=v, where=Provenance(file=shown, line=lines[k]))

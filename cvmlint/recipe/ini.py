@@ -47,28 +47,30 @@ class Section:
     line: int
 
 
-def read_text(path: Path, what: str = "configuration file") -> str:
-    """A text file, refused when missing, too large or binary."""
+def read_text(path: Path, what: str = "configuration file", display: str | None = None) -> str:
+    """A text file, refused when missing, too large or binary (errors name it as `display`)."""
+    shown = display or str(path)
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise InputError(f"{path}: cannot read {what}: {err.strerror or err}") from None
+        raise InputError(f"{shown}: cannot read {what}: {err.strerror or err}") from None
     if len(data) > MAX_CONFIG_BYTES:
-        raise InputError(f"{path}: {what} is larger than {MAX_CONFIG_BYTES} bytes")
+        raise InputError(f"{shown}: {what} is larger than {MAX_CONFIG_BYTES} bytes")
     nul = data.find(b"\0")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
-        raise InputError(f"{path}:{line}: {what} is binary (NUL byte)")
+        raise InputError(f"{shown}:{line}: {what} is binary (NUL byte)")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data[:err.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: {what} is not UTF-8 text") from None
+        raise InputError(f"{shown}:{line}: {what} is not UTF-8 text") from None
 
 
-def parse(path: Path, text: str | None = None) -> list[Section | Setting]:
-    """Section headers and settings in file order."""
-    text = read_text(path) if text is None else text
+def parse(path: Path, text: str | None = None, display: str | None = None) -> list[Section | Setting]:
+    """Section headers and settings in file order (errors name the file as `display`)."""
+    shown = display or str(path)
+    text = read_text(path, display=shown) if text is None else text
     out: list[Section | Setting] = []
     section: str | None = None
     key: str | None = None
@@ -91,17 +93,17 @@ def parse(path: Path, text: str | None = None) -> list[Section | Setting]:
         line = line.strip()
         if line.startswith("["):
             if not line.endswith("]") or not line[1:-1].strip():
-                raise InputError(f"{path}:{number}: {line!r} is not a valid section header")
+                raise InputError(f"{shown}:{number}: {line!r} is not a valid section header")
             section = line[1:-1].strip()
             out.append(Section(section, number))
             continue
         if section is None:
-            raise InputError(f"{path}:{number}: setting {line!r} is outside of any section")
+            raise InputError(f"{shown}:{number}: setting {line!r} is outside of any section")
         name, eq, value = line.partition("=")
         if not eq:
-            raise InputError(f"{path}:{number}: {line!r} is not a `Key=value` setting")
+            raise InputError(f"{shown}:{number}: {line!r} is not a `Key=value` setting")
         if not name.strip():
-            raise InputError(f"{path}:{number}: missing setting name before '='")
+            raise InputError(f"{shown}:{number}: missing setting name before '='")
         key, lines = name.strip(), [(value.strip(), number)]
     flush()
     return out

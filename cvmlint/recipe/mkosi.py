@@ -134,7 +134,7 @@ class Reader:
             raise InputError(f"{self.display(path)}: more than {MAX_FILES} configuration files (an include loop?)")
         self.seen.add(key)
         self.config.files.append(path)
-        return ini.parse(path)
+        return ini.parse(path, display=self.display(path))
 
     def implicit_files(self, directory: Path) -> None:
         for name, setting in (("mkosi.extra", "ExtraTrees"), ("mkosi.extra.tar", "ExtraTrees"),
@@ -267,6 +267,7 @@ class Reader:
                 target = Path(os.path.normpath(workdir / os.path.expanduser(name)))
                 if os.path.realpath(target) in self.seen:
                     continue
+                self.seen.add(os.path.realpath(target))
                 if target.is_dir():
                     self.read_directory(target, profiles=True)
                 elif target.is_file():
@@ -280,10 +281,11 @@ def read_recipe(directory: Path, profiles: list[str] | None = None, display_base
     """The recipe in `directory` (an mkosi configuration directory), with `--profile` names."""
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory")
+    directory = directory.resolve()
     if not (directory / "mkosi.conf").is_file() and (directory / "mkosi" / "mkosi.conf").is_file():
         directory = directory / "mkosi"
     if not (directory / "mkosi.conf").is_file() and not (directory / "mkosi.conf.d").is_dir():
         raise InputError(f"{directory}: no mkosi.conf or mkosi.conf.d/: not an mkosi recipe")
-    reader = Reader(directory, list(profiles or []), display_base or Path.cwd())
+    reader = Reader(directory, list(profiles or []), (display_base or Path.cwd()).resolve())
     reader.read_directory(directory)
     return reader.config

@@ -24,7 +24,7 @@ FUNCTION = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
 
 def parse_patch(path: Path, display: str) -> Patch:
-    text = read_text(path, "patch")
+    text = read_text(path, "patch", display)
     lines = text.splitlines()
     subject = _subject(lines)
     files: list[str] = []

@@ -95,14 +95,14 @@ def _read(path: Path, display_base: Path, warnings: list[str]) -> PartitionDef:
     display = os.path.relpath(path, display_base)
     part = PartitionDef(path.stem, path, display=display)
     section = ""
-    lines = read_text(path, "repart definition").splitlines()
+    lines = read_text(path, "repart definition", display).splitlines()
     number, pending, start = 0, "", 0
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not pending:
             start = number
         if line.endswith("\\"):
-            pending += line[:-1] + " "
+            pending += line[:-1].rstrip() + " "
             continue
         line, pending = (pending + line).strip(), ""
         if not line or line.startswith(("#", ";")):
