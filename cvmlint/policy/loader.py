@@ -86,6 +86,10 @@ class _Sources:
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
 
+_PARSED: dict[tuple[str, str, str], ast.PolicyFile] = {}
+"""Parsed files by path and text: one process loading a policy under several profiles parses once."""
+
+
 def _parse_tree(root: Path, sources: _Sources) -> list[tuple[Path, ast.PolicyFile]]:
     """The root file and everything it includes, depth first, each file once, cycles refused."""
     done: dict[Path, ast.PolicyFile] = {}
@@ -104,7 +108,11 @@ def _parse_tree(root: Path, sources: _Sources) -> list[tuple[Path, ast.PolicyFil
             assert at is not None
             raise PolicyError([Diagnostic(at.path, at.line, at.column, "includes nest too deeply")])
         shown = display_path(path)
-        parsed = parse_policy_text(sources.read(path, shown, "policy", at), shown)
+        text = sources.read(path, shown, "policy", at)
+        key = (str(real), shown, text)
+        parsed = _PARSED.get(key)
+        if parsed is None:
+            parsed = _PARSED[key] = parse_policy_text(text, shown)
         for inc in parsed.includes:
             visit(path.parent / inc.path, [*stack, real], inc.pos)
         done[real] = parsed

@@ -134,7 +134,7 @@ def _packages(recipe: Recipe) -> Items[Package]:
 
 # ---- files (skeleton and extra trees) -----------------------------------------------------------
 def _files(recipe: Recipe) -> list[File]:
-    from cvmlint.scan.rootfs import elf_info
+    from cvmlint.facts.elf import elf_info
 
     removed = [v.text for v in recipe.config.items("RemoveFiles")]
     found: dict[str, File] = {}
@@ -268,7 +268,7 @@ def _partitions(recipe: Recipe) -> Items[Partition] | Unknown:
 
 # ---- command line, boot, kernel, patches --------------------------------------------------------
 def _cmdline(recipe: Recipe, files: list[File]) -> Items[Param]:
-    from cvmlint.scan.boot import parse_cmdline
+    from cvmlint.facts.cmdline import parse_cmdline
 
     out: list[Param] = []
     for path in ("/etc/kernel/cmdline", "/usr/lib/kernel/cmdline"):
@@ -312,8 +312,8 @@ def _boot(recipe: Recipe) -> Boot:
 
 
 def _kernel(recipe: Recipe) -> Kernel:
+    from cvmlint.facts.kconfig import parse_config
     from cvmlint.recipe.ini import read_text
-    from cvmlint.scan.kernel import parse_config
 
     declared = next((v for v in recipe.config.items("Packages") if v.text.startswith(("linux-image", "linux-"))),
                     None)

@@ -33,8 +33,12 @@ class TableReporter:
         from rich.console import Console
         from rich.table import Table
 
+        from rich.text import Text
+
         out = io.StringIO()
-        console = Console(file=out, force_terminal=self.color, no_color=not self.color,
+        # NOTE: cells are Text objects and markup is off: messages quote file contents (brackets
+        # included), and parsing markup in every cell was most of the rendering time.
+        console = Console(file=out, force_terminal=self.color, no_color=not self.color, markup=False, emoji=False,
                           width=self.width or (None if self.color else 160), highlight=False)
         table = Table(show_lines=False, expand=False)
         for col, kw in (("rule", {"no_wrap": True}), ("severity", {}), ("result", {}),
@@ -43,10 +47,11 @@ class TableReporter:
         for r in report.results:
             for i, (message, where) in enumerate(_rows(r)):
                 first = i == 0
-                table.add_row(r.rule_id if first else "", r.severity if first else "",
-                              f"[{_STYLE[r.status]}]{r.status.value}[/]" if first else "", message, where)
+                table.add_row(Text(r.rule_id if first else ""), Text(r.severity if first else ""),
+                              Text(r.status.value, _STYLE[r.status]) if first else Text(""), Text(message),
+                              Text(where))
             if r.note and r.findings:
-                table.add_row("", "", "", f"[dim]{r.note}[/]", "")
+                table.add_row(Text(""), Text(""), Text(""), Text(r.note, "dim"), Text(""))
         console.print(table)
         counts = ", ".join(f"{n} {s}" for s, n in report.summary().items() if n)
         profiles = f" (profiles: {', '.join(report.profiles)})" if report.profiles else ""

@@ -188,7 +188,8 @@ def _kernel(disk: Disk, boot: bootscan.BootScan, root_tree: Tree | None, options
 
 
 def _config(root_tree: Tree | None, image: object, kernel_where: Provenance) -> Items[ConfigOption] | Unknown:
-    from cvmlint.scan.kernel import KernelImage, parse_config
+    from cvmlint.facts.kconfig import parse_config
+    from cvmlint.scan.kernel import KernelImage
 
     assert isinstance(image, KernelImage)
     version = image.version

@@ -8,6 +8,7 @@ import posixpath
 from dataclasses import dataclass, field
 
 from cvmlint.errors import CvmlintError
+from cvmlint.facts.cmdline import parse_cmdline
 from cvmlint.facts.model import Boot, BootBinary, BootEntry, Param
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.image.fat import FatEntry, FatFileSystem
@@ -58,28 +59,6 @@ class _Esp:
     def where(self, path: str, line: int | None = None) -> Provenance:
         real = self.files[path.lower()].path if path.lower() in self.files else path
         return Provenance(file=real, line=line, partition=self.part.name)
-
-
-def parse_cmdline(text: str, where: Provenance) -> list[Param]:
-    """Kernel command-line parameters in order (quotes honoured, `-` and `_` alike in names; `--` ends them)."""
-    params: list[Param] = []
-    word: list[str] = []
-    quoted = False
-    for ch in text.strip() + " ":
-        if ch == '"':
-            quoted = not quoted
-            continue
-        if ch.isspace() and not quoted:
-            if word:
-                token = "".join(word)
-                if token == "--":
-                    break
-                name, eq, value = token.partition("=")
-                params.append(Param(name=name.replace("-", "_"), value=value if eq else None, where=where))
-                word = []
-            continue
-        word.append(ch)
-    return params
 
 
 def _kind(path: str, pe: PeImage, data: Buffer) -> str:

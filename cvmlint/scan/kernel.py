@@ -20,6 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from cvmlint.errors import FormatError
+from cvmlint.facts.kconfig import parse_config
 from cvmlint.image.source import Buffer
 
 FMT = "bzimage"
@@ -289,22 +290,6 @@ def ikconfig(vmlinux: Buffer) -> dict[str, str] | None:
     except (OSError, EOFError):
         return None
     return parse_config(text)[0]
-
-
-def parse_config(text: str) -> tuple[dict[str, str], dict[str, int]]:
-    """A kernel .config: name -> value (`n` for "is not set"), and name -> line number."""
-    values: dict[str, str] = {}
-    lines: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        m = re.match(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$", line)
-        if m:
-            values[m.group(1)], lines[m.group(1)] = "n", number
-        elif line.startswith("CONFIG_") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key] = value.strip('"')
-            lines[key] = number
-    return values, lines
 
 
 def module_signed(data: Buffer, name: str) -> bool:
