@@ -5,7 +5,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 SYSTEM_PACKAGES="python3-venv libarchive13 erofs-utils cryptsetup-bin fdisk gdisk dosfstools mtools
-e2fsprogs squashfs-tools qemu-utils debootstrap binutils cpio zstd lz4 xz-utils sbsigntool openssl"
+e2fsprogs squashfs-tools qemu-utils debootstrap binutils cpio zstd lz4 xz-utils sbsigntool openssl
+git linux-source-6.1"
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     missing=""

@@ -16,7 +16,8 @@ PACKAGES = {
     "cryptsetup": "cryptsetup-bin", "sfdisk": "fdisk", "sgdisk": "gdisk", "mkfs.vfat": "dosfstools",
     "mcopy": "mtools", "mkfs.ext4": "e2fsprogs", "debugfs": "e2fsprogs", "mksquashfs": "squashfs-tools",
     "qemu-img": "qemu-utils", "debootstrap": "debootstrap", "mkswap": "util-linux", "sbsign": "sbsigntool",
-    "openssl": "openssl", "objcopy": "binutils",
+    "openssl": "openssl", "objcopy": "binutils", "git": "git", "perl": "perl-base", "xz": "xz-utils",
+    "linux-source-6.1-tarball": "linux-source-6.1",
 }
 
 
