@@ -27,7 +27,7 @@ from functools import lru_cache
 
 from cvmlint.errors import FormatError
 from cvmlint.image import codecs
-from cvmlint.image.source import ByteSource, read_exact, unpack
+from cvmlint.image.source import ByteSource, FileMode, read_exact, unpack
 
 FMT = "erofs"
 MAGIC = 0xE0F5E1E2
@@ -108,7 +108,7 @@ class ErofsSuperblock:
 
 
 @dataclass(frozen=True)
-class ErofsInode:
+class ErofsInode(FileMode):
     """One inode, as stored."""
 
     nid: int
@@ -137,21 +137,6 @@ class ErofsInode:
     def body(self) -> int:
         """Byte offset right after the inode and its inline xattrs."""
         return self.offset + self.inode_isize + self.xattr_isize
-
-    @property
-    def is_dir(self) -> bool:
-        """A directory."""
-        return stat.S_ISDIR(self.mode)
-
-    @property
-    def is_reg(self) -> bool:
-        """A regular file."""
-        return stat.S_ISREG(self.mode)
-
-    @property
-    def is_symlink(self) -> bool:
-        """A symbolic link."""
-        return stat.S_ISLNK(self.mode)
 
     @property
     def rdev(self) -> tuple[int, int]:

@@ -12,7 +12,6 @@ inline data, linear and htree directories, symlinks, extended attributes.
 from __future__ import annotations
 
 import posixpath
-import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from functools import lru_cache
 
 from cvmlint.errors import FormatError
 from cvmlint.image import codecs
-from cvmlint.image.source import ByteSource, read_exact, unpack
+from cvmlint.image.source import ByteSource, FileMode, read_exact, unpack
 
 FMT = "ext4"
 MAGIC = 0xEF53
@@ -87,7 +86,7 @@ class Ext4Superblock:
 
 
 @dataclass(frozen=True)
-class Ext4Inode:
+class Ext4Inode(FileMode):
     """One inode, as stored."""
 
     number: int
@@ -104,21 +103,6 @@ class Ext4Inode:
     file_acl: int
     extra: bytes
     """The in-inode area after the 128-byte base (extra fields, then in-inode xattrs)."""
-
-    @property
-    def is_dir(self) -> bool:
-        """A directory."""
-        return stat.S_ISDIR(self.mode)
-
-    @property
-    def is_reg(self) -> bool:
-        """A regular file."""
-        return stat.S_ISREG(self.mode)
-
-    @property
-    def is_symlink(self) -> bool:
-        """A symbolic link."""
-        return stat.S_ISLNK(self.mode)
 
     @property
     def rdev(self) -> tuple[int, int]:

@@ -7,6 +7,7 @@ and turns a short read into a FormatError naming the structure and its offset.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import Any, Protocol
@@ -121,3 +122,24 @@ def unpack(layout: struct.Struct, data: bytes, offset: int, fmt: str, structure:
     if offset < 0 or offset + layout.size > len(data):
         raise FormatError(fmt, structure, offset, f"needs {layout.size} bytes, {max(0, len(data) - offset)} left")
     return layout.unpack_from(data, offset)
+
+
+class FileMode:
+    """The file-type predicates of an inode with a POSIX `mode` (erofs, ext4)."""
+
+    mode: int
+
+    @property
+    def is_dir(self) -> bool:
+        """A directory."""
+        return stat.S_ISDIR(self.mode)
+
+    @property
+    def is_reg(self) -> bool:
+        """A regular file."""
+        return stat.S_ISREG(self.mode)
+
+    @property
+    def is_symlink(self) -> bool:
+        """A symbolic link."""
+        return stat.S_ISLNK(self.mode)

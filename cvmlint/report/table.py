@@ -32,7 +32,6 @@ class TableReporter:
         """The table, a summary line and any notes."""
         from rich.console import Console
         from rich.table import Table
-
         from rich.text import Text
 
         out = io.StringIO()

@@ -15,7 +15,7 @@ from cvmlint.errors import FormatError
 from cvmlint.image import erofs
 from cvmlint.image.erofs import ErofsFileSystem
 from cvmlint.image.source import BytesSource, FileSource
-from tests.image.treecmp import Record, differences, digest, source_tree
+from tests.image.treecmp import Record, differences, image_tree, source_tree
 from tests.tools import require, run
 
 # mkfs.erofs options of the installed erofs-utils (1.5 on bookworm: lz4/lz4hc, no -b, no fragments)
@@ -42,24 +42,6 @@ def mkfs(tmp: Path, tree: Path, options: list[str], name: str = "fs.erofs") -> P
     image = tmp / name
     run("mkfs.erofs", "--quiet", *options, image, tree)
     return image
-
-
-def image_tree(fs: ErofsFileSystem) -> dict[str, Record]:
-    out: dict[str, Record] = {}
-    for path, ino in fs.walk():
-        if path == "/":
-            continue
-        extra: object = None
-        if ino.is_reg:
-            extra = digest(fs.iter_data(ino))
-        elif ino.is_symlink:
-            extra = fs.readlink(ino)
-        elif stat.S_ISCHR(ino.mode) or stat.S_ISBLK(ino.mode):
-            extra = ino.rdev
-        attrs = {} if ino.is_symlink else fs.xattrs(ino)
-        out[path] = (stat.S_IFMT(ino.mode), ino.mode & 0o7777, ino.uid, ino.gid, extra,
-                     tuple(sorted(attrs.items())))
-    return out
 
 
 def random_access_mismatches(fs: ErofsFileSystem, tree: Path) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat
 import struct
 from pathlib import Path
 
@@ -11,7 +10,8 @@ import pytest
 from cvmlint.errors import FormatError
 from cvmlint.image.ext4 import FLAG_INDEX, FLAG_INLINE_DATA, Ext4FileSystem
 from cvmlint.image.source import BytesSource, FileSource
-from tests.image.treecmp import Record, differences, digest, source_tree
+from tests.image.treecmp import differences, source_tree
+from tests.image.treecmp import image_tree as reader_tree
 from tests.tools import run
 
 VARIANTS = {
@@ -30,23 +30,6 @@ def mkfs(tmp: Path, tree: Path, options: list[str], size: str = "64M") -> Path:
     image = tmp / "fs.img"
     run("mkfs.ext4", "-q", *options, "-d", tree, image, size)
     return image
-
-
-def image_tree(fs: Ext4FileSystem) -> dict[str, Record]:
-    out: dict[str, Record] = {}
-    for path, ino in fs.walk():
-        if path in ("/", "/lost+found"):
-            continue
-        extra: object = None
-        if ino.is_reg:
-            extra = digest(fs.iter_data(ino))
-        elif ino.is_symlink:
-            extra = fs.readlink(ino)
-        elif stat.S_ISCHR(ino.mode) or stat.S_ISBLK(ino.mode):
-            extra = ino.rdev
-        attrs = {} if ino.is_symlink else {k: v for k, v in fs.xattrs(ino).items() if k != "system.data"}
-        out[path] = (stat.S_IFMT(ino.mode), ino.mode & 0o7777, ino.uid, ino.gid, extra, tuple(sorted(attrs.items())))
-    return out
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -102,3 +85,8 @@ def test_hostile_ext4(tmp_path: Path, special_tree: Path) -> None:
     struct.pack_into("<I", looped, start + pos, 2)
     with pytest.raises(FormatError, match="directory loop"):
         list(Ext4FileSystem(BytesSource(bytes(looped))).walk())
+
+
+def image_tree(fs: Ext4FileSystem) -> dict[str, tuple[object, ...]]:
+    """The reader's tree without /lost+found and the inline-data marker xattr."""
+    return reader_tree(fs, skip=("/", "/lost+found"), skip_xattrs=("system.data",))

@@ -51,3 +51,21 @@ def digest(chunks: Iterable[bytes]) -> str:
     for chunk in chunks:
         h.update(chunk)
     return h.hexdigest()
+
+
+def image_tree(fs: Any, skip: tuple[str, ...] = ("/",), skip_xattrs: tuple[str, ...] = ()) -> dict[str, Record]:
+    """What a reader (erofs, ext4) says of every entry, in source_tree's shape."""
+    out: dict[str, Record] = {}
+    for path, ino in fs.walk():
+        if path in skip:
+            continue
+        extra: object = None
+        if ino.is_reg:
+            extra = digest(fs.iter_data(ino))
+        elif ino.is_symlink:
+            extra = fs.readlink(ino)
+        elif stat.S_ISCHR(ino.mode) or stat.S_ISBLK(ino.mode):
+            extra = ino.rdev
+        attrs = {} if ino.is_symlink else {k: v for k, v in fs.xattrs(ino).items() if k not in skip_xattrs}
+        out[path] = (stat.S_IFMT(ino.mode), ino.mode & 0o7777, ino.uid, ino.gid, extra, tuple(sorted(attrs.items())))
+    return out
