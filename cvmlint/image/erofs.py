@@ -27,7 +27,7 @@ from functools import lru_cache
 
 from cvmlint.errors import FormatError
 from cvmlint.image import codecs
-from cvmlint.image.source import ByteSource, FileMode, read_exact, unpack
+from cvmlint.image.source import ByteSource, FileMode, first_bytes, read_exact, unpack
 
 FMT = "erofs"
 MAGIC = 0xE0F5E1E2
@@ -282,12 +282,7 @@ class ErofsFileSystem:
     # -- data ---------------------------------------------------------------------------------
     def head(self, ino: ErofsInode, length: int) -> bytes:
         """The first `length` bytes of a file (less if it is shorter), reading little more."""
-        out = bytearray()
-        for piece in self.iter_data(ino, piece=max(length, 4096)):
-            out += piece
-            if len(out) >= length:
-                break
-        return bytes(out[:length])
+        return first_bytes(self.iter_data(ino, piece=max(length, 4096)), length)
 
     def iter_data(self, ino: ErofsInode, limit: int | None = None, piece: int = 1 << 20) -> Iterator[bytes]:
         """A file's content in pieces, in order; holes read as zeros."""

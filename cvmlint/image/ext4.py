@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from cvmlint.errors import FormatError
 from cvmlint.image import codecs
-from cvmlint.image.source import ByteSource, FileMode, read_exact, unpack
+from cvmlint.image.source import ByteSource, FileMode, first_bytes, read_exact, unpack
 
 FMT = "ext4"
 MAGIC = 0xEF53
@@ -231,12 +231,7 @@ class Ext4FileSystem:
     # -- data -------------------------------------------------------------------------------------
     def head(self, ino: Ext4Inode, length: int) -> bytes:
         """The first `length` bytes of a file (less if it is shorter), reading little more."""
-        out = bytearray()
-        for piece in self.iter_data(ino, piece=max(length, 4096)):
-            out += piece
-            if len(out) >= length:
-                break
-        return bytes(out[:length])
+        return first_bytes(self.iter_data(ino, piece=max(length, 4096)), length)
 
     def read_at(self, ino: Ext4Inode, offset: int, length: int) -> bytes:
         """Bytes [offset, offset+length) of a file."""

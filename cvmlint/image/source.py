@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -143,3 +144,13 @@ class FileMode:
     def is_symlink(self) -> bool:
         """A symbolic link."""
         return stat.S_ISLNK(self.mode)
+
+
+def first_bytes(pieces: Iterable[bytes], length: int) -> bytes:
+    """The first `length` bytes of a stream of pieces, reading no further than needed."""
+    out = bytearray()
+    for piece in pieces:
+        out += piece
+        if len(out) >= length:
+            break
+    return bytes(out[:length])
