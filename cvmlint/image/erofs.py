@@ -17,7 +17,6 @@ Facts from erofs-utils 1.9.3 include/erofs_fs.h, lib/namei.c, lib/data.c, lib/zm
 from __future__ import annotations
 
 import bisect
-import posixpath
 import stat
 import struct
 import uuid
@@ -28,6 +27,7 @@ from functools import lru_cache
 from cvmlint.errors import FormatError
 from cvmlint.image import codecs
 from cvmlint.image.source import ByteSource, FileMode, first_bytes, read_exact, unpack
+from cvmlint.image.tree import InodeTree, zeros
 
 FMT = "erofs"
 MAGIC = 0xE0F5E1E2
@@ -73,8 +73,6 @@ NULL_ADDR32 = 0xFFFFFFFF
 PCLUSTER_MAX_SIZE = 1 << 20
 PCLUSTER_MAX_DSIZE = 12 << 20
 MAX_NAME = 255
-MAX_DEPTH = 256
-MAX_INODES = 10_000_000
 MAX_DIR_SIZE = 64 << 20
 XATTR_PREFIXES = {1: "user.", 2: "system.posix_acl_access", 3: "system.posix_acl_default", 4: "trusted.",
                   5: "lustre.", 6: "security."}
@@ -188,8 +186,10 @@ class _Extent:
     partial: bool = False
 
 
-class ErofsFileSystem:
+class ErofsFileSystem(InodeTree):
     """An erofs image on a byte source; every read is bounds-checked against the source size."""
+
+    FMT = FMT
 
     def __init__(self, src: ByteSource) -> None:
         self.src = src
@@ -336,7 +336,7 @@ class ErofsFileSystem:
         what = f"data of inode {ino.nid}"
         if plain:
             if ino.layout == FLAT_PLAIN and ino.raw_u == NULL_ADDR32:
-                yield from _zeros(plain)
+                yield from zeros(plain)
             else:
                 yield from self._read_blocks(ino.raw_u, plain, what, piece)
         if tail and ino.size > plain:
@@ -370,7 +370,7 @@ class ErofsFileSystem:
                 blk = int.from_bytes(raw[n * 4:n * 4 + 4], "little")
                 hole = blk == NULL_ADDR32
             if hole:
-                yield from _zeros(length)
+                yield from zeros(length)
             else:
                 yield from self._read_blocks(blk, length, f"chunk {n} of inode {ino.nid}", piece)
 
@@ -775,76 +775,9 @@ class ErofsFileSystem:
             raise FormatError(FMT, "root inode", ino.offset, "is not a directory")
         return ino
 
-    def walk(self, top: str = "/") -> Iterator[tuple[str, ErofsInode]]:
-        """(path, inode) of every file below `top`, parents first; loops and runaway trees refused."""
-        root = self.root() if top == "/" else self.lookup(top)
-        if root is None or not root.is_dir:
-            return
-        top = "/" + posixpath.normpath(top).lstrip("/")
-        yield top, root
-        stack: list[tuple[str, ErofsInode, int]] = [(top, root, 0)]
-        seen_dirs = {root.nid}
-        count = 0
-        while stack:
-            path, ino, depth = stack.pop()
-            for entry in self.readdir(ino):
-                if entry.name in (".", ".."):
-                    continue
-                count += 1
-                if count > MAX_INODES:
-                    raise FormatError(FMT, "directory tree", 0, f"more than {MAX_INODES} entries")
-                child = self.inode(entry.nid)
-                child_path = posixpath.join(path, entry.name)
-                if child.is_dir:
-                    if child.nid in seen_dirs:
-                        raise FormatError(FMT, f"directory {child_path}", child.offset,
-                                          "contains itself or an ancestor (directory loop)")
-                    if depth + 1 > MAX_DEPTH:
-                        raise FormatError(FMT, f"directory {child_path}", child.offset,
-                                          f"nested deeper than {MAX_DEPTH} levels")
-                    seen_dirs.add(child.nid)
-                    stack.append((child_path, child, depth + 1))
-                yield child_path, child
-
-    def lookup(self, path: str, follow: bool = True) -> ErofsInode | None:
-        """The inode at an absolute path, following symlinks inside the image (at most 40)."""
-        parts = [p for p in path.split("/") if p]
-        ino, hops, current = self.root(), 0, "/"
-        while parts:
-            part = parts.pop(0)
-            if part == ".":
-                continue
-            if part == "..":
-                current = posixpath.dirname(current) or "/"
-                found = self.lookup(current, follow=False)
-                if found is None:
-                    return None
-                ino = found
-                continue
-            entry = next((e for e in self.readdir(ino) if e.name == part), None)
-            if entry is None:
-                return None
-            child = self.inode(entry.nid)
-            if child.is_symlink and (parts or follow):
-                hops += 1
-                if hops > 40:
-                    raise FormatError(FMT, f"path {path}", child.offset, "too many levels of symbolic links")
-                target = self.readlink(child)
-                base = "/" if target.startswith("/") else current
-                rest = posixpath.normpath(posixpath.join(base, target)).split("/") + parts
-                parts, ino, current = [p for p in rest if p], self.root(), "/"
-                continue
-            ino, current = child, posixpath.join(current, part)
-            if parts and not ino.is_dir:
-                return None
-        return ino
-
-
-def _zeros(length: int) -> Iterator[bytes]:
-    while length > 0:
-        n = min(length, 1 << 20)
-        yield bytes(n)
-        length -= n
+    def children(self, ino: ErofsInode) -> list[tuple[str, int]]:
+        """(name, nid) of a directory's entries without `.` and `..`."""
+        return [(e.name, e.nid) for e in self.readdir(ino) if e.name not in (".", "..")]
 
 
 def _lookahead(decode: object, i: int, vcnt: int) -> int:

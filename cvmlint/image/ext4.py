@@ -11,7 +11,6 @@ inline data, linear and htree directories, symlinks, extended attributes.
 
 from __future__ import annotations
 
-import posixpath
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from functools import lru_cache
 from cvmlint.errors import FormatError
 from cvmlint.image import codecs
 from cvmlint.image.source import ByteSource, FileMode, first_bytes, read_exact, unpack
+from cvmlint.image.tree import InodeTree, zeros
 
 FMT = "ext4"
 MAGIC = 0xEF53
@@ -46,8 +46,6 @@ FLAG_EXTENTS = 0x80000
 FLAG_INLINE_DATA = 0x10000000
 EXTENT_MAGIC = 0xF30A
 MAX_EXTENT_DEPTH = 5
-MAX_DEPTH = 256
-MAX_ENTRIES = 10_000_000
 MAX_DIR_SIZE = 256 << 20
 ROOT_INO = 2
 _EXT_HEADER = struct.Struct("<HHHHI")
@@ -113,8 +111,10 @@ class Ext4Inode(FileMode):
         return (new & 0xFFF00) >> 8, (new & 0xFF) | ((new >> 12) & 0xFFF00)
 
 
-class Ext4FileSystem:
+class Ext4FileSystem(InodeTree):
     """An ext2/3/4 file system on a byte source."""
+
+    FMT = FMT
 
     def __init__(self, src: ByteSource) -> None:
         self.src = src
@@ -264,11 +264,11 @@ class Ext4FileSystem:
             if start < pos:
                 raise FormatError(FMT, f"block map of inode {ino.number}", ino.offset, "extents overlap or go back")
             if start > pos:
-                yield from _zeros(min(start, ino.size) - pos)
+                yield from zeros(min(start, ino.size) - pos)
                 pos = start
             length = min(count * self.bs, ino.size - start)
             if physical is None:
-                yield from _zeros(length)
+                yield from zeros(length)
             else:
                 if physical + count > self.sb.blocks:
                     raise FormatError(FMT, f"extent of inode {ino.number}", ino.offset,
@@ -280,7 +280,7 @@ class Ext4FileSystem:
                     done += n
             pos = start + length
         if pos < ino.size:
-            yield from _zeros(ino.size - pos)
+            yield from zeros(ino.size - pos)
 
     def read(self, ino: Ext4Inode, limit: int = 1 << 30) -> bytes:
         """A whole file's content (refused above `limit`)."""
@@ -433,70 +433,6 @@ class Ext4FileSystem:
             raise FormatError(FMT, "root inode", ino.offset, "is not a directory")
         return ino
 
-    def walk(self, top: str = "/") -> Iterator[tuple[str, Ext4Inode]]:
-        """(path, inode) of every file below `top`, parents first; loops and runaway trees refused."""
-        root = self.root() if top == "/" else self.lookup(top)
-        if root is None or not root.is_dir:
-            return
-        top = "/" + posixpath.normpath(top).lstrip("/")
-        yield top, root
-        stack = [(top, root, 0)]
-        seen = {root.number}
-        count = 0
-        while stack:
-            path, ino, depth = stack.pop()
-            for name, number, _ftype in self.readdir(ino):
-                count += 1
-                if count > MAX_ENTRIES:
-                    raise FormatError(FMT, "directory tree", 0, f"more than {MAX_ENTRIES} entries")
-                child = self.inode(number)
-                child_path = posixpath.join(path, name)
-                if child.is_dir:
-                    if number in seen:
-                        raise FormatError(FMT, f"directory {child_path}", child.offset,
-                                          "contains itself or an ancestor (directory loop)")
-                    if depth + 1 > MAX_DEPTH:
-                        raise FormatError(FMT, f"directory {child_path}", child.offset, "nested too deeply")
-                    seen.add(number)
-                    stack.append((child_path, child, depth + 1))
-                yield child_path, child
-
-    def lookup(self, path: str, follow: bool = True) -> Ext4Inode | None:
-        """The inode at an absolute path, following symlinks inside the file system (at most 40)."""
-        parts = [p for p in path.split("/") if p]
-        ino, current, hops = self.root(), "/", 0
-        while parts:
-            part = parts.pop(0)
-            if part == ".":
-                continue
-            if part == "..":
-                current = posixpath.dirname(current) or "/"
-                found = self.lookup(current, follow=False)
-                if found is None:
-                    return None
-                ino = found
-                continue
-            number = next((n for name, n, _t in self.readdir(ino) if name == part), None)
-            if number is None:
-                return None
-            child = self.inode(number)
-            if child.is_symlink and (parts or follow):
-                hops += 1
-                if hops > 40:
-                    raise FormatError(FMT, f"path {path}", child.offset, "too many levels of symbolic links")
-                target = self.readlink(child)
-                base = "/" if target.startswith("/") else current
-                parts = [p for p in posixpath.normpath(posixpath.join(base, target)).split("/") if p] + parts
-                ino, current = self.root(), "/"
-                continue
-            ino, current = child, posixpath.join(current, part)
-            if parts and not ino.is_dir:
-                return None
-        return ino
-
-
-def _zeros(length: int) -> Iterator[bytes]:
-    while length > 0:
-        n = min(length, 1 << 20)
-        yield bytes(n)
-        length -= n
+    def children(self, ino: Ext4Inode) -> list[tuple[str, int]]:
+        """(name, inode number) of a directory's entries (`.` and `..` are never listed)."""
+        return [(name, number) for name, number, _type in self.readdir(ino)]

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,11 +219,11 @@ def _modules(root_tree: Tree | None, version: str) -> Items[Module] | Unknown:
     def walk() -> Iterator[Module]:
         from cvmlint.scan.kernel import module_signed
 
-        for path, node in _subtree(tree, base):
+        for path, node in tree.walk(base):
             if node.is_reg and path.endswith((".ko", ".ko.xz", ".ko.zst", ".ko.gz")):
                 try:
                     if path.endswith(".ko"):  # the trailer is the file's last 28 bytes
-                        data = tree.read_at(node, node.size - 28, 28)  # type: ignore[attr-defined]
+                        data = tree.read_at(node, node.size - 28, 28)
                     else:
                         data = tree.read(node, 256 << 20)
                     signed: bool | Unknown = module_signed(data, path)
@@ -232,10 +232,6 @@ def _modules(root_tree: Tree | None, version: str) -> Items[Module] | Unknown:
                 yield Module(path=path, signed=signed, where=Provenance(partition="root", file=path))
 
     return Items(factory=walk, where=Provenance(partition="root", file=base))
-
-
-def _subtree(tree: Tree, base: str) -> Iterable[tuple[str, Any]]:
-    return tree.walk(base)  # type: ignore[call-arg]
 
 
 __all__ = ["ScanOptions", "scan_image"]

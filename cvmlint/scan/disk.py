@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,8 +24,20 @@ class Tree(Protocol):
     def lookup(self, path: str, follow: bool = True) -> Any:
         """The node at an absolute path, or None."""
 
-    def walk(self) -> Iterator[tuple[str, Any]]:
-        """(path, node) of every file."""
+    def walk(self, top: str = "/") -> Iterator[tuple[str, Any]]:
+        """(path, node) of every file below `top`."""
+
+    def inode(self, number: int) -> Any:
+        """The node with this inode number."""
+
+    def children(self, node: Any) -> Iterable[tuple[str, int]]:
+        """(name, inode number) of a directory's entries."""
+
+    def head(self, node: Any, length: int) -> bytes:
+        """A file's first bytes."""
+
+    def read_at(self, node: Any, offset: int, length: int) -> bytes:
+        """Bytes of a file at an offset."""
 
     def read(self, node: Any, limit: int = ...) -> bytes:
         """A file's whole content."""

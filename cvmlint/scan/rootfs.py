@@ -132,7 +132,7 @@ def _file(tree: Tree, part: DiskPartition, path: str, node: Any, elf: dict[str, 
         def sniff() -> tuple[Any, Any, Any]:
             if path not in elf:
                 try:
-                    elf[path] = elf_info(tree.head(node, 8192))  # type: ignore[attr-defined]
+                    elf[path] = elf_info(tree.head(node, 8192))
                 except CvmlintError as err:
                     reason = Unknown(f"content unreadable: {err}")
                     elf[path] = (reason, reason, reason)
@@ -175,23 +175,11 @@ def _unit_files(tree: Tree) -> tuple[dict[str, str], set[str]]:
 
 
 def _listdir(tree: Tree, path: str) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
+    """(name, inode) of a directory's entries; empty when it is not there."""
     node = tree.lookup(path)
-    if node is None:
-        return out
-    prefix = path.rstrip("/") + "/"
-    for child_path, child in _children(tree, node, prefix):
-        out.append((child_path[len(prefix):], child))
-    return out
-
-
-def _children(tree: Tree, node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
-    entries = tree.readdir(node)  # type: ignore[attr-defined]
-    for entry in entries:
-        name, number = (entry.name, entry.nid) if hasattr(entry, "nid") else (entry[0], entry[1])
-        if name in (".", ".."):
-            continue
-        yield prefix + name, tree.inode(number)  # type: ignore[attr-defined]
+    if node is None or not node.is_dir:
+        return []
+    return [(name, tree.inode(number)) for name, number in tree.children(node)]
 
 
 def mounts(tree: Tree, part: DiskPartition, root_format: str, disk: Disk) -> Items[Mount]:

@@ -1,0 +1,103 @@
+"""What every inode-based file system reader (erofs, ext4) does the same way on top of its own
+directory format: walking the tree and resolving paths, both bounded."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from cvmlint.errors import FormatError
+
+MAX_DEPTH = 256
+MAX_ENTRIES = 10_000_000
+MAX_SYMLINK_HOPS = 40
+
+
+class InodeTree:
+    """Mixed into a reader that has `FMT`, `root()`, `inode(number)`, `readlink(inode)` and
+    `children(inode)`: (name, inode number) of a directory's entries without `.` and `..`."""
+
+    FMT: str
+
+    def root(self) -> Any:
+        raise NotImplementedError
+
+    def inode(self, number: int) -> Any:
+        raise NotImplementedError
+
+    def readlink(self, ino: Any) -> str:
+        raise NotImplementedError
+
+    def children(self, ino: Any) -> Iterable[tuple[str, int]]:
+        raise NotImplementedError
+
+    def walk(self, top: str = "/") -> Iterator[tuple[str, Any]]:
+        """(path, inode) of every file below `top`, parents first; loops and runaway trees refused."""
+        root = self.root() if top == "/" else self.lookup(top)
+        if root is None or not root.is_dir:
+            return
+        top = "/" + posixpath.normpath(top).lstrip("/")
+        yield top, root
+        stack: list[tuple[str, Any, int]] = [(top, root, 0)]
+        seen_dirs = {root.offset}  # an inode's byte offset identifies it in both formats
+        count = 0
+        while stack:
+            path, ino, depth = stack.pop()
+            for name, number in self.children(ino):
+                count += 1
+                if count > MAX_ENTRIES:
+                    raise FormatError(self.FMT, "directory tree", 0, f"more than {MAX_ENTRIES} entries")
+                child = self.inode(number)
+                child_path = posixpath.join(path, name)
+                if child.is_dir:
+                    if child.offset in seen_dirs:
+                        raise FormatError(self.FMT, f"directory {child_path}", child.offset,
+                                          "contains itself or an ancestor (directory loop)")
+                    if depth + 1 > MAX_DEPTH:
+                        raise FormatError(self.FMT, f"directory {child_path}", child.offset,
+                                          f"nested deeper than {MAX_DEPTH} levels")
+                    seen_dirs.add(child.offset)
+                    stack.append((child_path, child, depth + 1))
+                yield child_path, child
+
+    def lookup(self, path: str, follow: bool = True) -> Any:
+        """The inode at an absolute path (None if absent), following symlinks inside the image."""
+        parts = [p for p in path.split("/") if p]
+        ino, current, hops = self.root(), "/", 0
+        while parts:
+            part = parts.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                current = posixpath.dirname(current) or "/"
+                found = self.lookup(current, follow=False)
+                if found is None:
+                    return None
+                ino = found
+                continue
+            number = next((n for name, n in self.children(ino) if name == part), None)
+            if number is None:
+                return None
+            child = self.inode(number)
+            if child.is_symlink and (parts or follow):
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    raise FormatError(self.FMT, f"path {path}", child.offset, "too many levels of symbolic links")
+                target = self.readlink(child)
+                base = "/" if target.startswith("/") else current
+                parts = [p for p in posixpath.normpath(posixpath.join(base, target)).split("/") if p] + parts
+                ino, current = self.root(), "/"
+                continue
+            ino, current = child, posixpath.join(current, part)
+            if parts and not ino.is_dir:
+                return None
+        return ino
+
+
+def zeros(length: int) -> Iterator[bytes]:
+    """`length` zero bytes in pieces of at most 1 MiB (holes, sparse extents)."""
+    while length > 0:
+        n = min(length, 1 << 20)
+        yield bytes(n)
+        length -= n
