@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from cvmlint.facts.model import Facts
     from cvmlint.policy.loader import Policy
     from cvmlint.policy.results import Report
+    from cvmlint.project import RecipeEntry
+    from cvmlint.recipe.mkosi import CommandLine
     from cvmlint.report.interface import Reporter
 
 app = typer.Typer(
@@ -108,6 +110,30 @@ WaiversOpt = Annotated[Path | None, typer.Option("--waivers", help="TOML file of
                                                  "waivers.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file "
                                                 "instead of standard output.")]
+MkosiProfileOpt = Annotated[list[str] | None, typer.Option(
+    "--mkosi-profile", help="mkosi profile to select, as `mkosi --profile` (repeatable; added to those "
+    "cvmlint.toml names).")]
+DistributionOpt = Annotated[str | None, typer.Option(
+    "--distribution", "-d", help="Distribution, as `mkosi -d`, for a recipe that leaves it to the command line.")]
+ReleaseOpt = Annotated[str | None, typer.Option("--release", "-r", help="Release, as `mkosi -r`.")]
+ArchitectureOpt = Annotated[str | None, typer.Option("--architecture", help="Architecture, as `mkosi "
+                                                     "--architecture` (x86-64, arm64, …).")]
+
+
+def _command_line(entry: RecipeEntry | None, mkosi_profile: list[str] | None, distribution: str | None,
+                  release: str | None, architecture: str | None) -> CommandLine:
+    from cvmlint.recipe.mkosi import CommandLine
+
+    profiles = (*(entry.mkosi_profiles if entry else ()), *(mkosi_profile or ()))
+    return CommandLine(profiles=tuple(dict.fromkeys(profiles)), distribution=distribution, release=release,
+                       architecture=architecture)
+
+
+def _print_warnings(warnings: list[str], shown: set[str]) -> None:
+    for warning in warnings:
+        if warning not in shown:
+            shown.add(warning)
+            _err(warning)
 
 
 def _load_policy(path: Path | None, profiles: list[str] | None) -> Policy:
@@ -276,8 +302,15 @@ def facts_cmd(
     no_verity: Annotated[bool, typer.Option("--no-verity", help="Do not recompute the root hash.")] = False,
     policy_path: PolicyOpt = None,
     output: OutputOpt = None,
+    mkosi_profile: MkosiProfileOpt = None,
+    distribution: DistributionOpt = None,
+    release: ReleaseOpt = None,
+    architecture: ArchitectureOpt = None,
 ) -> None:
-    """Print the facts a target yields (the kernel is searched for the policy's marker strings)."""
+    """Print the facts a target yields (the kernel is searched for the policy's marker strings).
+
+    For a recipe, the mkosi options say how mkosi would be run on it.
+    """
     from cvmlint.facts import dump_facts
     from cvmlint.facts.summary import summarise
 
@@ -289,9 +322,10 @@ def facts_cmd(
         from cvmlint.project import find_project
         from cvmlint.recipe.facts import recipe_facts
 
-        facts, warnings = recipe_facts(target, find_project(Path.cwd()).entry_for(target), None, Path.cwd())
-        for warning in warnings:
-            _err(warning)
+        entry = find_project(Path.cwd()).entry_for(target)
+        cli = _command_line(entry, mkosi_profile, distribution, release, architecture)
+        facts, warnings = recipe_facts(target, entry, cli, Path.cwd())
+        _print_warnings(warnings, set())
         _write(dump_facts(facts) if as_json else summarise(facts), output)
         return
     from cvmlint.policy.probes import kernel_needles
@@ -343,15 +377,22 @@ def lint_cmd(
                                                          "cvmlint.toml lists).", show_default=False)] = None,
     policy_path: PolicyOpt = None,
     profile: ProfileOpt = None,
-    mkosi_profile: Annotated[list[str] | None, typer.Option(
-        "--mkosi-profile", help="mkosi profile to select, as `mkosi --profile` (repeatable).")] = None,
+    mkosi_profile: MkosiProfileOpt = None,
+    distribution: DistributionOpt = None,
+    release: ReleaseOpt = None,
+    architecture: ArchitectureOpt = None,
     fmt: FormatOpt = OutputFormat.table,
     fail_on: FailOnOpt = Severity.low,
     unknown: UnknownOpt = UnknownMode.fail,
     waivers: WaiversOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """Check mkosi recipes against the policy, before anything is built: findings at file:line."""
+    """Check mkosi recipes against the policy, before anything is built: findings at file:line.
+
+    Policy profiles: those cvmlint.toml names for the recipe, those its selected mkosi profiles imply
+    ([mkosi-profile-implies] in cvmlint.toml), and --profile. Recipes are read as mkosi 26 and later read
+    them (tested against mkosi 25.3 and 27.1); a warning marks what mkosi 25 reads otherwise.
+    """
     from cvmlint.policy import apply_waivers, evaluate, load_waivers
     from cvmlint.project import find_project
     from cvmlint.recipe.facts import recipe_facts
@@ -365,14 +406,15 @@ def lint_cmd(
         fail("no recipe given and no cvmlint.toml listing recipes here or above",
              "run `cvmlint lint path/to/recipe`, or list recipes in cvmlint.toml ([[recipe]] path = …)")
     reports, code = [], 0
+    shown: set[str] = set()
     for directory, entry in targets:
         if not directory.is_dir():
             fail(f"{directory}: no such recipe directory")
-        profiles = profile if profile is not None else list(entry.profiles) if entry else []
+        cli = _command_line(entry, mkosi_profile, distribution, release, architecture)
+        facts, warnings = recipe_facts(directory, entry, cli, Path.cwd())
+        _print_warnings(warnings, shown)
+        profiles = project.policy_profiles(entry, facts, profile or [])
         policy = _load_policy(policy_path or project.policy, profiles)
-        facts, warnings = recipe_facts(directory, entry, mkosi_profile, Path.cwd())
-        for warning in warnings:
-            _err(warning)
         report = evaluate(policy, facts)
         if waivers is not None:
             apply_waivers(report, load_waivers(waivers))

@@ -10,6 +10,9 @@
                                               # or the order of a `series` file there
     kernel-config = "patches/kernel.config"   # config fragment the kernel is built with
 
+    [mkosi-profile-implies]                   # an mkosi profile selected (by the recipe or by
+    dev = ["dev"]                             # --mkosi-profile) applies these policy profiles too
+
 Paths are relative to the file. `cvmlint lint` with no argument lints every recipe listed here;
 the file is looked for in the working directory and its parents.
 """
@@ -19,8 +22,12 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cvmlint.errors import InputError
+
+if TYPE_CHECKING:
+    from cvmlint.facts.model import Facts
 
 NAME = "cvmlint.toml"
 
@@ -43,6 +50,16 @@ class Project:
     file: Path | None = None
     policy: Path | None = None
     recipes: list[RecipeEntry] = field(default_factory=list)
+    implies: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """mkosi profile -> the policy profiles selecting it implies."""
+
+    def policy_profiles(self, entry: RecipeEntry | None, facts: Facts, extra: list[str]) -> list[str]:
+        """The recipe's policy profiles, those its selected mkosi profiles imply, then `extra` (--profile)."""
+        from cvmlint.facts.model import Build
+
+        selected = facts.build.profiles if isinstance(facts.build, Build) else ()
+        implied = [p for name in selected for p in self.implies.get(name, ())]
+        return list(dict.fromkeys([*(entry.profiles if entry else ()), *implied, *extra]))
 
     def entry_for(self, directory: Path) -> RecipeEntry | None:
         real = directory.resolve()
@@ -66,6 +83,13 @@ def load_project(path: Path) -> Project:
     root = path.parent
     project = Project(root, path, _path(root, data.get("policy"), path, "policy"))
     lines = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip() == "[[recipe]]"]
+    implies = data.get("mkosi-profile-implies", {})
+    if not isinstance(implies, dict):
+        raise InputError(f"{path}: [mkosi-profile-implies] must be a table of mkosi profile = [policy profiles]")
+    project.implies = {k: tuple(_strings(v, f"{path}: [mkosi-profile-implies]", k)) for k, v in implies.items()}
+    unknown_keys = set(data) - {"policy", "recipe", "mkosi-profile-implies"}
+    if unknown_keys:
+        raise InputError(f"{path}: unknown key(s) {', '.join(sorted(unknown_keys))}")
     recipes = data.get("recipe", [])
     if not isinstance(recipes, list):
         raise InputError(f"{path}: `recipe` must be an array of tables ([[recipe]])")

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.tools import CACHE, minbase_tree, require, run
+from tests.tools import CACHE, minbase_tree, mirror, require, run
 
 BUILDER_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 IMAGES = CACHE / f"images-{BUILDER_KEY}"
@@ -103,7 +103,7 @@ def cloud_tree() -> Path:
         tmp = CACHE / f"cloud-{key}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         argv = CLOUD_RECIPE.split()
-        run(*argv, tmp, "http://deb.debian.org/debian")
+        run(*argv, tmp, mirror())
         tmp.rename(tree)
     return tree
 

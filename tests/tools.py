@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cvmlint.toolroot import ToolRoot
+
 CACHE = Path(os.environ.get("CVMLINT_TEST_CACHE", "/var/cache/cvmlint-tests"))
 PACKAGES = {
     "mkfs.erofs": "erofs-utils", "fsck.erofs": "erofs-utils", "veritysetup": "cryptsetup-bin",
@@ -43,7 +45,21 @@ def run(*argv: str | Path, ok: tuple[int, ...] = (0,), env: dict[str, str] | Non
     return result.stdout
 
 
-MINBASE_RECIPE = "debootstrap --variant=minbase bookworm http://deb.debian.org/debian"
+MINBASE_RECIPE = "debootstrap --variant=minbase bookworm"
+
+
+def mirror() -> str:
+    """The Debian mirror of this machine's apt configuration (never a host name written here)."""
+    from cvmlint.apt import debian_mirror
+
+    return debian_mirror()
+
+
+def _need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CVMLINT_CI"):
+            pytest.fail(f"{what} needs root")
+        pytest.skip(f"{what} needs root")
 
 
 def minbase_tree() -> Path:
@@ -52,47 +68,43 @@ def minbase_tree() -> Path:
     tree = CACHE / f"minbase-{key}"
     if (tree / "usr/lib/os-release").exists():
         return tree
-    if os.geteuid() != 0:
-        if os.environ.get("CVMLINT_CI"):
-            pytest.fail("building the minbase test tree needs root")
-        pytest.skip("building the minbase test tree needs root")
+    _need_root("building the minbase test tree")
     require("debootstrap")
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = CACHE / f"minbase-{key}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    argv = MINBASE_RECIPE.split()
-    run(*argv[:-2], argv[-2], tmp, argv[-1])
+    run(*MINBASE_RECIPE.split(), tmp, mirror())
     tmp.rename(tree)
     return tree
 
 
-TRIXIE_PACKAGES = ("erofs-utils systemd-repart cryptsetup-bin dosfstools mtools fdisk squashfs-tools")
-TRIXIE_RECIPE = f"debootstrap --variant=minbase trixie http://deb.debian.org/debian + apt-get install {TRIXIE_PACKAGES}"
+TRIXIE = ToolRoot("trixie", ("erofs-utils", "systemd-repart", "cryptsetup-bin", "dosfstools", "mtools", "fdisk",
+                             "squashfs-tools", "mkosi"))
+"""mkosi 25.3, systemd-repart 257, erofs-utils 1.8."""
+SID = ToolRoot("trixie", ("mkosi", "systemd-repart", "erofs-utils", "dosfstools", "mtools"), tools_suite="sid")
+"""mkosi 27.1 and systemd-repart 262 from sid, on a trixie base."""
+
+
+def tool_root(recipe: ToolRoot = TRIXIE) -> Path:
+    """A cached tool root (see cvmlint.toolroot), made on first use."""
+    if recipe.exists(CACHE):
+        return recipe.path(CACHE)
+    _need_root(f"making the {recipe.name} tool root")
+    require("debootstrap", "unshare", "chroot")
+    return recipe.ensure(CACHE, mirror())
 
 
 def trixie_root() -> Path:
-    """A Debian trixie chroot with newer image tools (erofs-utils 1.8, systemd-repart 257), cached."""
-    key = hashlib.sha256(TRIXIE_RECIPE.encode()).hexdigest()[:12]
-    root = CACHE / f"trixie-{key}"
-    if (root / "usr/bin/systemd-repart").exists():
-        return root
-    if os.geteuid() != 0:
-        if os.environ.get("CVMLINT_CI"):
-            pytest.fail("building the trixie tool chroot needs root")
-        pytest.skip("building the trixie tool chroot needs root")
-    require("debootstrap", "unshare", "chroot")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = CACHE / f"trixie-{key}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    run("debootstrap", "--variant=minbase", "trixie", tmp, "http://deb.debian.org/debian")
-    run("chroot", tmp, "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-        f"--no-install-recommends {TRIXIE_PACKAGES}")
-    tmp.rename(root)
-    return root
+    """A Debian trixie chroot with newer image tools (erofs-utils 1.8, systemd-repart 257, mkosi 25.3)."""
+    return tool_root(TRIXIE)
 
 
-def run_trixie(root: Path, *argv: str) -> str:
-    """Run a command inside the trixie chroot, with /proc and /dev in a private mount namespace."""
-    script = (f"mount -t proc proc {root}/proc && mount --rbind /dev {root}/dev && "
-              f"exec chroot {root} \"$@\"")
-    return run("unshare", "-m", "sh", "-c", script, "trixie", *argv)
+def run_trixie(root: Path, *argv: str, binds: tuple[Path, ...] = ()) -> str:
+    """Run a command inside a tool root, in a private mount namespace."""
+    from cvmlint.toolroot import run_in_root
+    from cvmlint.tools import ToolError
+
+    try:
+        return run_in_root(root, argv, binds=binds).stdout
+    except ToolError as err:
+        raise AssertionError(str(err)) from None

@@ -11,6 +11,7 @@ from cvmlint.facts.model import (
     Boot,
     BootBinary,
     BootEntry,
+    Build,
     ConfigOption,
     DebVersion,
     Facts,
@@ -25,6 +26,7 @@ from cvmlint.facts.model import (
     Patch,
     Record,
     RootFs,
+    System,
     Target,
     Verity,
 )
@@ -32,8 +34,8 @@ from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.facts.serialize import dump_facts, facts_from_json, facts_to_json, load_facts_file
 
 __all__ = [
-    "RECORD_TYPES", "Boot", "BootBinary", "BootEntry", "ConfigOption", "DebVersion", "Facts", "File",
+    "RECORD_TYPES", "Boot", "BootBinary", "BootEntry", "Build", "ConfigOption", "DebVersion", "Facts", "File",
     "Items", "Kernel", "KernelStrings", "Module", "Mount", "Package", "Param", "Partition", "Patch",
-    "Provenance", "Record", "RootFs", "Target", "Unknown", "Verity", "dump_facts", "facts_from_json",
+    "Provenance", "Record", "RootFs", "System", "Target", "Unknown", "Verity", "dump_facts", "facts_from_json",
     "facts_to_json", "load_facts_file",
 ]

@@ -295,6 +295,40 @@ class Partition(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class System(Record):
+    """The operating system: what an image's os-release says, or what a recipe installs."""
+
+    distribution: Maybe[str] = doc("Distribution, as mkosi names it: `ubuntu`, `debian`, `fedora`, … "
+                                   "(os-release `ID=` / `Distribution=`).")
+    release: Maybe[str] = doc("Release: `noble`, `trixie`, `41`, … (os-release `VERSION_CODENAME=`, else "
+                              "`VERSION_ID=` / `Release=`).")
+    architecture: Maybe[str] = doc("Architecture, as mkosi and the Discoverable Partitions Spec name it: "
+                                   "`x86-64`, `arm64`, … (the root partition's type / `Architecture=`).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Build(Record):
+    """How a recipe has its image built: the mkosi settings no image records."""
+
+    format: str = doc("`Format=`: `disk`, `directory`, `tar`, `uki`, `esp`, `cpio`, `sysext`, …")
+    bootable: str = doc("`Bootable=`: `yes`, `no` or `auto`.", default="auto")
+    image_id: str = doc("`ImageId=`; empty when unset.", default="")
+    profiles: tuple[str, ...] = doc("mkosi profiles selected (`Profiles=` and `--mkosi-profile`).", default=())
+    remove_packages: tuple[str, ...] = doc("`RemovePackages=`: purged after installation.", default=())
+    unified_kernel_images: str = doc("`UnifiedKernelImages=`, normalised: `auto`, `yes`, `no`, `signed` or "
+                                     "`unsigned` (mkosi 26 reads `yes` as `signed`: copy a prebuilt UKI).",
+                                     default="auto")
+    extra_trees: tuple[str, ...] = doc("`ExtraTrees=` (and `mkosi.extra/`): `source[:target]`, in order.",
+                                       default=())
+    skeleton_trees: tuple[str, ...] = doc("`SkeletonTrees=` (and `mkosi.skeleton/`), in order.", default=())
+    repart_directories: tuple[str, ...] = doc("`RepartDirectories=` (and `mkosi.repart/`), in the order mkosi "
+                                              "passes them to systemd-repart (the first holding a file name "
+                                              "wins).", default=())
+    scripts: tuple[str, ...] = doc("Build scripts (sync, prepare, build, postinst, finalize, postoutput), "
+                                   "in the order mkosi runs them.", default=())
+
+
+@dataclass(frozen=True, kw_only=True)
 class Facts:
     """Everything a policy can read about one target."""
 
@@ -309,9 +343,11 @@ class Facts:
     patches: Maybe[Items[Patch]] = doc("The kernel patch series (recipes).")
     mounts: Maybe[Items[Mount]] = doc("What is mounted where.")
     partitions: Maybe[Items[Partition]] = doc("Partitions of the disk.")
+    os: Maybe[System] = doc("The operating system.", default=Unknown("not recorded"))
+    build: Maybe[Build] = doc("How a recipe builds its image (recipes).", default=Unknown("not recorded"))
 
 
 RECORD_TYPES: tuple[type[Record], ...] = (
     Target, Package, File, RootFs, Verity, Param, BootBinary, BootEntry, Boot,
-    ConfigOption, Module, Kernel, Patch, Mount, Partition,
+    ConfigOption, Module, Kernel, Patch, Mount, Partition, System, Build,
 )

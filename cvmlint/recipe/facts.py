@@ -9,9 +9,11 @@ import posixpath
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from cvmlint.facts.model import (
     Boot,
+    Build,
     ConfigOption,
     Facts,
     File,
@@ -23,33 +25,47 @@ from cvmlint.facts.model import (
     Partition,
     Patch,
     RootFs,
+    System,
     Target,
 )
 from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_installed, unit_mount
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.project import RecipeEntry
-from cvmlint.recipe.mkosi import MkosiConfig, Value, read_recipe
+from cvmlint.recipe.mkosi import SCRIPTS, CommandLine, MkosiConfig, Value, read_recipe
 from cvmlint.recipe.repart import PartitionDef, read_definitions, verity_pairs
 
 BUILD = "decided at build time: checked at scan time"
 ARCHES = {"x86-64": "amd64", "arm64": "arm64", "x86": "i386", "riscv64": "riscv64", "s390x": "s390x",
           "ppc64-le": "ppc64el"}
-DISTRO_FS = {"fedora": "btrfs", "opensuse": "btrfs", "centos": "xfs", "rhel": "xfs", "rhel-ubi": "xfs",
-             "rocky": "xfs", "alma": "xfs"}
 SCRIPT_SETTINGS = ("PrepareScripts", "BuildScripts", "PostInstallationScripts", "FinalizeScripts")
+TREES = ("ExtraTrees", "SkeletonTrees", "RemoveFiles")
+READS = {
+    "packages": ("Packages", "VolatilePackages", "RemovePackages", "Architecture", *SCRIPT_SETTINGS),
+    "files": TREES,
+    "layout": ("RepartDirectories", "Format", "Distribution"),
+    "cmdline": ("KernelCommandLine", "RepartDirectories", "Format", *TREES),
+    "boot": ("Bootloader", "ShimBootloader", "SecureBoot", "UnifiedKernelImages", "Bootable"),
+    "kernel": ("Packages",),
+    "mounts": ("RepartDirectories", "Format", *TREES),
+    "os": ("Distribution", "Release", "Architecture"),
+    "build": ("Format", "Bootable", "ImageId", "Profiles", "RemovePackages", "UnifiedKernelImages",
+              "ExtraTrees", "SkeletonTrees", "RepartDirectories", *SCRIPTS.values()),
+}
+"""The settings each fact is made from: a setting the build host decides makes the fact unknown."""
 UNIT_DIRS = ("etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system")
 MAX_TREE_FILES = 100_000
+T = TypeVar("T")
 
 
 class Recipe:
     """A read recipe and where its parts are on disk."""
 
-    def __init__(self, directory: Path, entry: RecipeEntry | None, mkosi_profiles: list[str],
-                 display_base: Path) -> None:
+    def __init__(self, directory: Path, entry: RecipeEntry | None, cli: CommandLine, display_base: Path) -> None:
         self.directory = directory
         self.entry = entry
         self.display_base = display_base
-        self.config: MkosiConfig = read_recipe(directory, mkosi_profiles, display_base)
+        self.cli = cli
+        self.config: MkosiConfig = read_recipe(directory, cli, display_base)
         self.warnings = self.config.warnings
         dirs = [self.config.path(v) for v in self.config.items("RepartDirectories")]
         self.repart = read_definitions(dirs, display_base, self.warnings)
@@ -73,22 +89,34 @@ class Recipe:
                 yield path, target or "/", v
 
 
-def recipe_facts(directory: Path, entry: RecipeEntry | None = None, mkosi_profiles: list[str] | None = None,
+def recipe_facts(directory: Path, entry: RecipeEntry | None = None, cli: CommandLine | None = None,
                  display_base: Path | None = None) -> tuple[Facts, list[str]]:
-    """The facts of a recipe, and the warnings reading it produced."""
-    recipe = Recipe(directory, entry, list(mkosi_profiles or (entry.mkosi_profiles if entry else ())),
-                    display_base or Path.cwd())
+    """The facts of a recipe read as `mkosi` with `cli` reads it, and the warnings reading it produced."""
+    if cli is None:
+        cli = CommandLine(profiles=entry.mkosi_profiles if entry else ())
+    recipe = Recipe(directory, entry, cli, display_base or Path.cwd())
     files = _files(recipe)
     facts = Facts(
-        target=Target(kind="recipe", name=recipe.display(directory), digest=""),
-        packages=_packages(recipe), files=Items(files, Provenance(file=recipe.display(directory))),
-        rootfs=_rootfs(recipe), verity=_verity(recipe), cmdline=_cmdline(recipe, files), boot=_boot(recipe),
-        kernel=_kernel(recipe), patches=_patches(recipe), mounts=_mounts(recipe, files),
-        partitions=_partitions(recipe))
-    digest = _digest(recipe, files)
-    facts = Facts(**{**{f: getattr(facts, f) for f in facts.__dataclass_fields__},
-                     "target": Target(kind="recipe", name=recipe.display(directory), digest=digest)})
-    return facts, recipe.warnings
+        target=Target(kind="recipe", name=recipe.display(directory), digest=_digest(recipe, files)),
+        packages=_decided(recipe, "packages", lambda: _packages(recipe)),
+        files=_decided(recipe, "files", lambda: Items(files, Provenance(file=recipe.display(directory)))),
+        rootfs=_decided(recipe, "layout", lambda: _rootfs(recipe)),
+        verity=_decided(recipe, "layout", lambda: _verity(recipe)),
+        cmdline=_decided(recipe, "cmdline", lambda: _cmdline(recipe, files)),
+        boot=_decided(recipe, "boot", lambda: _boot(recipe)),
+        kernel=_decided(recipe, "kernel", lambda: _kernel(recipe)), patches=_patches(recipe),
+        mounts=_decided(recipe, "mounts", lambda: _mounts(recipe, files)),
+        partitions=_decided(recipe, "layout", lambda: _partitions(recipe)),
+        os=_decided(recipe, "os", lambda: _system(recipe)), build=_decided(recipe, "build", lambda: _build(recipe)))
+    return facts, list(dict.fromkeys(recipe.warnings))
+
+
+def _decided(recipe: Recipe, fact: str, make: Callable[[], T]) -> T | Unknown:
+    """The fact, or unknown when a setting it reads is left to the build host (an undecided [Match])."""
+    reason = recipe.config.why_undecided(*READS[fact])
+    if reason is not None:
+        return Unknown(f"depends on the build host: {reason}")
+    return make()
 
 
 def _digest(recipe: Recipe, files: list[File]) -> str:
@@ -100,18 +128,98 @@ def _digest(recipe: Recipe, files: list[File]) -> str:
     return "sha256:" + h.hexdigest()
 
 
+# ---- the operating system and the build -------------------------------------------------------
+def _system(recipe: Recipe) -> System:
+    values: dict[str, str | Unknown] = {}
+    places: dict[str, Provenance] = {}
+    for field_name, setting in (("distribution", "Distribution"), ("release", "Release"),
+                                ("architecture", "Architecture")):
+        value = recipe.config.scalars.get(setting)
+        if value is None:
+            from cvmlint.recipe.mkosi import HOST
+
+            values[field_name] = Unknown(f"{HOST[setting]} (give it with --{field_name})")
+        elif value.unknown:
+            values[field_name] = Unknown(value.unknown, value.where)
+        else:
+            values[field_name] = value.text
+            places[field_name] = value.where
+    where = places.get("distribution") or Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
+    return System(where=where, field_where=places, **values)
+
+
+def _build(recipe: Recipe) -> Build:
+    cfg = recipe.config
+
+    def texts(setting: str) -> tuple[str, ...]:
+        return tuple(v.text for v in cfg.items(setting))
+
+    def paths(setting: str) -> tuple[str, ...]:
+        return tuple(recipe.display(cfg.path(v)) for v in cfg.items(setting))
+
+    def trees(setting: str) -> tuple[str, ...]:
+        out = []
+        for v in cfg.items(setting):
+            source, colon, target = v.text.partition(":")
+            shown = recipe.display(cfg.path(Value(source, v.where, v.base)))
+            out.append(f"{shown}:{target}" if colon and target else shown)
+        return tuple(out)
+
+    scripts = tuple(p for setting in SCRIPTS.values() for p in paths(setting))
+    fmt = cfg.scalars.get("Format")
+    return Build(format=fmt.text if fmt else "disk", bootable=_feature(cfg.scalar("Bootable")),
+                 image_id=cfg.scalar("ImageId") or "", profiles=tuple(dict.fromkeys(texts("Profiles"))),
+                 remove_packages=texts("RemovePackages"),
+                 unified_kernel_images=_uki_setting(cfg.scalar("UnifiedKernelImages")),
+                 extra_trees=trees("ExtraTrees"), skeleton_trees=trees("SkeletonTrees"),
+                 repart_directories=paths("RepartDirectories"), scripts=scripts,
+                 where=fmt.where if fmt else Provenance(file=recipe.display(recipe.directory / "mkosi.conf")))
+
+
+def _feature(value: str | None) -> str:
+    """An mkosi feature value (`Bootable=`), normalised to yes, no or auto."""
+    from cvmlint.recipe.settings import BOOLEANS
+
+    if value is None or value.lower() == "auto":
+        return "auto"
+    return "yes" if value.lower() in BOOLEANS else "no"
+
+
+def _uki_setting(value: str | None) -> str:
+    """`UnifiedKernelImages=`: auto, signed, unsigned, or yes/no as written (mkosi 26+ reads yes as signed)."""
+    if value is None:
+        return "auto"
+    lowered = value.lower()
+    if lowered in ("auto", "signed", "unsigned", "none"):
+        return "no" if lowered == "none" else lowered
+    return _feature(lowered)
+
+
 # ---- packages ---------------------------------------------------------------------------------
 def _arch(recipe: Recipe) -> str | Unknown:
-    arch = recipe.config.scalar("Architecture")
+    arch = recipe.config.scalars.get("Architecture")
     if arch is None:
         return Unknown("Architecture= is not set: mkosi builds for the build host's architecture")
-    return ARCHES.get(arch, arch)
+    if arch.unknown:
+        return Unknown(arch.unknown, arch.where)
+    return ARCHES.get(arch.text, arch.text)
 
 
-def _packages(recipe: Recipe) -> Items[Package]:
+def _first_unknown(recipe: Recipe, *settings: str) -> Unknown | None:
+    """An unknown for the first value of `settings` whose text depends on the build host."""
+    for setting in settings:
+        for v in recipe.config.items(setting):
+            if v.unknown:
+                return Unknown(f"{setting}= value: {v.unknown}", v.where)
+    return None
+
+
+def _packages(recipe: Recipe) -> Items[Package] | Unknown:
     from cvmlint.recipe.ini import read_text
     from cvmlint.recipe.scripts import installed_packages
 
+    if (unknown := _first_unknown(recipe, "Packages", "VolatilePackages", "RemovePackages")) is not None:
+        return unknown
     removed = {v.text for v in recipe.config.items("RemovePackages")}
     arch = _arch(recipe)
     out = [Package(name=v.text, version=Unknown(BUILD), arch=arch, origin="declared", where=v.where)
@@ -233,8 +341,13 @@ def _rootfs(recipe: Recipe) -> RootFs | Unknown:
         if recipe.repart:
             return Unknown("the repart definitions have no root partition",
                            Provenance(file=recipe.display(recipe.repart[0].path.parent)))
-        distro = recipe.config.scalar("Distribution") or ""
-        fs = DISTRO_FS.get(distro, "ext4")
+        from cvmlint.recipe.specifiers import DISTRO_FS
+
+        distro = recipe.config.scalars.get("Distribution")
+        if distro is None:
+            return Unknown("no mkosi.repart/: mkosi's default root file system depends on the distribution, which "
+                           "the recipe leaves to the build host")
+        fs = DISTRO_FS.get(distro.text, "ext4")
         where = Provenance(file=recipe.display(recipe.directory / "mkosi.conf"),
                            detail="no mkosi.repart/: mkosi's default layout (a writable root, no verity)")
         return RootFs(format=fs, read_only=False, partition="10-root", partition_type="root", verity=False,

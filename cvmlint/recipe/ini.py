@@ -6,13 +6,16 @@
     # comment               everything from the first `#` on a line is cut, inside values too;
                             blank and comment lines do not end a multi-line value
 
-The text is dedented as a whole first. A setting outside a section, a line without `=`, a bad
-section header or a binary file is an input error naming the file and line.
+The text is dedented as a whole first. A setting outside a section, a line without `=` in a
+section that is read, a bad section header or a binary file is an input error naming the file and
+line. Lines of sections that are not read (`sections`) are skipped unparsed, as mkosi skips them:
+free text there is no error.
 """
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +70,10 @@ def read_text(path: Path, what: str = "configuration file", display: str | None 
         raise InputError(f"{shown}:{line}: {what} is not UTF-8 text") from None
 
 
-def parse(path: Path, text: str | None = None, display: str | None = None) -> list[Section | Setting]:
-    """Section headers and settings in file order (errors name the file as `display`)."""
+def parse(path: Path, text: str | None = None, display: str | None = None,
+          sections: Collection[str] | None = None) -> list[Section | Setting]:
+    """Section headers and settings in file order (errors name the file as `display`); the settings of
+    sections outside `sections` (when given) are skipped."""
     shown = display or str(path)
     text = read_text(path, display=shown) if text is None else text
     out: list[Section | Setting] = []
@@ -99,6 +104,8 @@ def parse(path: Path, text: str | None = None, display: str | None = None) -> li
             continue
         if section is None:
             raise InputError(f"{shown}:{number}: setting {line!r} is outside of any section")
+        if sections is not None and section not in sections:
+            continue
         name, eq, value = line.partition("=")
         if not eq:
             raise InputError(f"{shown}:{number}: {line!r} is not a `Key=value` setting")

@@ -1,5 +1,5 @@
-"""mkosi's settings: section and value kind of each (from the settings table of mkosi v26's
-config.py), the names mkosi still accepts for renamed ones, and the keys a [Match] section takes."""
+"""mkosi's settings: section and value kind of each (the settings table of mkosi 27.1's config.py), the
+names mkosi still accepts for renamed ones, the keys a [Match] section takes, and what mkosi 25 lacks."""
 
 from __future__ import annotations
 
@@ -116,6 +116,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "VerityCertificate": ("Validation", SCALAR),
     "VerityCertificateSource": ("Validation", SCALAR),
     "SignExpectedPcr": ("Validation", SCALAR),
+    "SignInitrdPCRs": ("Validation", SCALAR),
     "SignExpectedPcrKey": ("Validation", SCALAR),
     "SignExpectedPcrKeySource": ("Validation", SCALAR),
     "SignExpectedPcrCertificate": ("Validation", SCALAR),
@@ -134,6 +135,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "ToolsTreeSandboxTrees": ("Build", LIST),
     "ToolsTreePackages": ("Build", LIST),
     "ToolsTreePackageDirectories": ("Build", LIST),
+    "ToolsTreeSnapshot": ("Build", SCALAR),
     "ToolsTreeCertificates": ("Build", SCALAR),
     "ExtraSearchPaths": ("Build", LIST),
     "Incremental": ("Build", SCALAR),
@@ -161,6 +163,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "ProxyClientKey": ("Build", SCALAR),
     "MakeScriptsExecutable": ("Build", SCALAR),
     "ForeignUIDRange": ("Build", SCALAR),
+    "DelegateRanges": ("Build", SCALAR),
     "NSpawnSettings": ("Runtime", SCALAR),
     "Ephemeral": ("Runtime", SCALAR),
     "Credentials": ("Runtime", SCALAR),
@@ -219,10 +222,37 @@ RENAMED: dict[str, str] = {
 }
 
 MATCH_KEYS = frozenset({
-    "Profiles", "Distribution", "Release", "Architecture", "Repositories", "Format",
+    "Profiles", "Distribution", "Release", "Architecture", "Repositories", "Format", "Bootloader",
     "ImageVersion", "ImageId", "Bootable", "ToolsTreeDistribution", "ToolsTreeRelease", "BuildSources",
     "Environment", "PathExists", "SystemdVersion", "HostArchitecture", "Image",
 })
+MATCH_KEYS_NOT_IN_25 = frozenset({"Bootloader", "Image"})
+NOT_IN_25 = frozenset({
+    "BindUser", "BuildKey", "CXL", "CacheKey", "DelegateRanges", "Devicetrees", "DiskType", "ElTorito",
+    "ElToritoPublisher", "ElToritoSystem", "ElToritoVolume", "FirmwareExclude", "FirmwareFiles", "FirmwareInclude",
+    "ForeignUIDRange", "InitrdProfiles", "KernelInitrdModules", "KernelModules", "MakeScriptsExecutable", "MaxMem",
+    "OciAnnotations", "OciLabels", "OutputExtension", "OutputSize", "SignInitrdPCRs", "Snapshot", "Splash",
+    "StorageTargetMode", "ToolsTreeProfiles", "ToolsTreeSnapshot",
+})
+"""Settings mkosi 25 does not know (it refuses a recipe that sets one)."""
+ENUMS: dict[str, frozenset[str]] = {
+    "Distribution": frozenset({"fedora", "debian", "kali", "ubuntu", "postmarketos", "arch", "opensuse", "mageia",
+                               "centos", "rhel", "rhel-ubi", "openmandriva", "rocky", "alma", "azure", "custom"}),
+    "Format": frozenset({"confext", "cpio", "directory", "disk", "esp", "none", "portable", "sysext", "tar", "uki",
+                         "oci", "addon"}),
+    "Bootloader": frozenset({"none", "uki", "systemd-boot", "grub", "uki-signed", "systemd-boot-signed",
+                             "grub-signed"}),
+}
+"""Values mkosi accepts for the enumerations a [Match] compares (anything else stops mkosi)."""
 SECTIONS = frozenset({"Include", "Config", "Distribution", "Output", "Content", "Validation", "Build", "Runtime",
                       "Host"})
 MATCH_SECTIONS = frozenset({"Match", "TriggerMatch", "Assert", "TriggerAssert"})
+
+ARCHITECTURES: dict[str, bool] = {
+    "alpha": False, "arc": False, "arm": True, "arm64": True, "ia64": False, "loongarch64": True, "mips-le": False,
+    "mips64-le": False, "parisc": False, "ppc": False, "ppc64": False, "ppc64-le": False, "riscv32": False,
+    "riscv64": True, "s390": False, "s390x": False, "tilegx": False, "x86": True, "x86-64": True,
+}
+"""mkosi's architectures, and whether UEFI knows them (what `[Match] Architecture=uefi` tests)."""
+BOOLEANS = frozenset({"1", "true", "yes", "y", "t", "on", "always", "enabled"})
+"""Spellings mkosi reads as true."""

@@ -47,6 +47,9 @@ def scan_image(path: str | Path, options: ScanOptions | None = None) -> Iterator
         yield _facts(Path(path), disk, options)
 
 
+NO_BUILD = Unknown("an image does not record how it was built: lint its recipe for the build settings")
+
+
 def _digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -73,7 +76,7 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
         return Facts(target=target, packages=unknown, files=unknown, rootfs=unknown, verity=unknown,
                      cmdline=boot.cmdline, boot=boot.boot, kernel=_kernel(disk, boot, None, options),
                      patches=Unknown("an image carries no patch series; kernel markers stand in"),
-                     mounts=unknown, partitions=_partitions(disk))
+                     mounts=unknown, partitions=_partitions(disk), os=unknown, build=NO_BUILD)
     root_format = part.content
     rootfs_fact = RootFs(format=root_format, read_only=_read_only(root_format), partition=part.name,
                          partition_type=part.entry.type_name, verity=choice.verity is not None,
@@ -81,18 +84,20 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
     packages: Any
     files: Any
     mounts: Any
+    system: Any
     if root_tree is None:
         reason = Unknown(tree_reason, part.where())
-        packages = files = mounts = reason
+        packages = files = mounts = system = reason
     else:
         packages = _safely(lambda: rootfs.packages(root_tree, part))
         files = rootfs.files(root_tree, part)
         mounts = _safely(lambda: rootfs.mounts(root_tree, part, root_format, disk))
+        system = _safely(lambda: rootfs.system(root_tree, part))
     return Facts(target=target, packages=packages, files=files, rootfs=rootfs_fact,
                  verity=verity, cmdline=boot.cmdline, boot=boot.boot,
                  kernel=_kernel(disk, boot, root_tree, options),
                  patches=Unknown("an image carries no patch series; kernel markers stand in"),
-                 mounts=mounts, partitions=_partitions(disk))
+                 mounts=mounts, partitions=_partitions(disk), os=system, build=NO_BUILD)
 
 
 def _safely(make: Callable[[], object]) -> object:

@@ -10,7 +10,7 @@ from typing import Any
 
 from cvmlint.errors import CvmlintError
 from cvmlint.facts.elf import elf_info
-from cvmlint.facts.model import File, Mount, Package
+from cvmlint.facts.model import File, Mount, Package, System
 from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_mount
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.scan.disk import Disk, DiskPartition, Tree, file_kind
@@ -18,6 +18,7 @@ from cvmlint.scan.disk import Disk, DiskPartition, Tree, file_kind
 DPKG_STATUS = "/var/lib/dpkg/status"
 RPM_DATABASES = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite", "/var/lib/rpm/Packages")
 UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
 
 
 def packages(tree: Tree, part: DiskPartition) -> Items[Package] | Unknown:
@@ -211,3 +212,31 @@ def _read(tree: Tree, path: str) -> str:
     if node is None or not node.is_reg:
         return ""
     return tree.read(node, 1 << 20).decode("utf-8", "replace")
+
+
+def system(tree: Tree, part: DiskPartition) -> System | Unknown:
+    """The distribution and release from os-release (/etc first, as systemd reads it); the architecture
+    from the root partition's Discoverable-Partitions type."""
+    for path in OS_RELEASE:
+        text = _read(tree, path)
+        if text:
+            fields = _os_release(text)
+            where = Provenance(partition=part.name, file=path)
+            arch = part.entry.type_name.removeprefix("root-") if part.entry.type_name.startswith("root-") else None
+            return System(distribution=fields.get("ID") or Unknown(f"{path} has no ID=", where),
+                          release=fields.get("VERSION_CODENAME") or fields.get("VERSION_ID") or
+                          Unknown(f"{path} has neither VERSION_CODENAME= nor VERSION_ID=", where),
+                          architecture=arch or Unknown(f"the root partition's type ({part.entry.type_name}) names "
+                                                       "no architecture", part.where()),
+                          where=where, field_where={"architecture": part.where()})
+    return Unknown("no /etc/os-release or /usr/lib/os-release in the root", part.where())
+
+
+def _os_release(text: str) -> dict[str, str]:
+    """KEY=value lines, shell-style quotes removed (os-release(5))."""
+    out = {}
+    for line in text.splitlines():
+        key, eq, value = line.strip().partition("=")
+        if eq and key and not key.startswith("#"):
+            out[key] = value.strip().strip("\"'")
+    return out

@@ -45,9 +45,18 @@ def test_the_shipped_recipes_pass() -> None:
     assert err == ""  # no warnings either
 
 
-def test_dev_profile_fails_production_and_passes_with_the_dev_policy() -> None:
-    code, report, _ = lint("--mkosi-profile", "dev", "recipes/tdx-base")
+def test_the_dev_mkosi_profile_implies_the_dev_policy_profile() -> None:
+    """cvmlint.toml maps the mkosi profile `dev` to the policy profile `dev`, added to the recipe's `tdx-base`."""
+    code, report, err = lint("--mkosi-profile", "dev", "recipes/tdx-base")
+    assert code == 0, err
+    assert report["policy"]["profiles"] == ["tdx-base", "dev"]
+    assert by_rule(report)["CVM-PKG-004"]["status"] == "skipped"
+
+
+def test_dev_content_fails_production_without_the_implied_profile(project: Path) -> None:
+    code, report, _ = lint("--mkosi-profile", "dev", "recipes/tdx-base", cwd=project)
     assert code == 1
+    assert report["policy"]["profiles"] == ["tdx-base"]
     results = by_rule(report)
     line = next(n for n, text in enumerate((ROOT / "recipes/common/mkosi.profiles/dev.conf").read_text()
                                            .splitlines(), start=1) if "openssh-server" in text)
@@ -55,8 +64,8 @@ def test_dev_profile_fails_production_and_passes_with_the_dev_policy() -> None:
         f"SSH server package openssh-server is installed @ recipes/common/mkosi.profiles/dev.conf:{line}"]
     assert f"package openssh-server is not on the allowlist @ recipes/common/mkosi.profiles/dev.conf:{line}" \
         in locations(results["CVM-PKG-001"])
-    code, report, _ = lint("--mkosi-profile", "dev", "--profile", "tdx-base", "--profile", "dev", "recipes/tdx-base")
-    assert code == 0 and by_rule(report)["CVM-PKG-004"]["status"] == "skipped"
+    code, report, _ = lint("--mkosi-profile", "dev", "--profile", "dev", "recipes/tdx-base", cwd=project)
+    assert code == 0 and report["policy"]["profiles"] == ["tdx-base", "dev"]  # --profile adds, never replaces
 
 
 @pytest.fixture

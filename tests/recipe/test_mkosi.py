@@ -140,8 +140,9 @@ def test_unknown_settings_sections_and_old_names_are_warnings_with_their_line(ma
         """})
     config = read_recipe(Path("r"))
     assert config.warnings == [
-        "r/mkosi.conf:2: warning: unknown setting Pakages=: mkosi ignores it",
-        "r/mkosi.conf:4: warning: unknown setting verity= (did you mean Verity=?): mkosi ignores it",
+        "r/mkosi.conf:2: warning: unknown setting Pakages=: mkosi 26+ ignores it, mkosi 25 refuses the recipe",
+        "r/mkosi.conf:4: warning: unknown setting verity= (did you mean Verity=?): mkosi 26+ ignores it, "
+        "mkosi 25 refuses the recipe",
         "r/mkosi.conf:5: warning: unknown section [Packages]: mkosi ignores everything in it",
         "r/mkosi.conf:8: warning: Packages= belongs in [Content], not [Output] (mkosi accepts it)",
         "r/mkosi.conf:10: warning: Profile= is an old name of Profiles=",

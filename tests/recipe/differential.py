@@ -1,0 +1,232 @@
+"""Differential testing of the recipe reader: cvmlint's facts against real mkosi and systemd-repart.
+
+For one recipe and one set of mkosi command-line options, three views are made and compared:
+
+    cvmlint   `recipe_facts()` (what `cvmlint facts RECIPE --json` prints), reduced to the view below
+    mkosi     `mkosi --json summary` run in a tool root (mkosi 25.3 from trixie, 27.1 from sid)
+    repart    `systemd-repart` of that tool root run on mkosi's RepartDirectories, in mkosi's order,
+              writing a real (small) disk image whose partitions are then identified by their bytes
+
+Paths in the views are relative to a base directory, so a recipe read by cvmlint on the host and by
+mkosi inside the tool root (the recipe bind-mounted at the same path, or shipped inside the root)
+compare equal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cvmlint.facts import dump_facts
+from cvmlint.facts.cmdline import parse_cmdline
+from cvmlint.facts.provenance import Provenance
+from cvmlint.recipe.facts import recipe_facts
+from cvmlint.recipe.mkosi import CommandLine
+from tests.tools import run, run_trixie
+
+View = dict[str, Any]
+RESOURCES = Path("usr/lib/python3/dist-packages/mkosi/resources")
+"""mkosi's shipped configurations, inside a tool root."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One recipe read with one set of mkosi options."""
+
+    name: str
+    directory: Path
+    """The recipe, as the host sees it."""
+    base: Path
+    """Paths in views are relative to this (host side)."""
+    inside: Path | None = None
+    """The recipe's path inside the tool root when it lives there (mkosi's own configurations)."""
+    profiles: tuple[str, ...] = ()
+    distribution: str | None = None
+    release: str | None = None
+    architecture: str | None = None
+    known: dict[str, str] = field(default_factory=dict)
+    """mkosi version ("25", "27") -> why that version is documented to disagree (the case is skipped there)."""
+
+    @property
+    def command_line(self) -> CommandLine:
+        return CommandLine(profiles=self.profiles, distribution=self.distribution, release=self.release,
+                           architecture=self.architecture)
+
+    def mkosi_args(self) -> list[str]:
+        args = [f"--profile={p}" for p in self.profiles]
+        for flag, value in (("-d", self.distribution), ("-r", self.release), ("--architecture", self.architecture)):
+            if value:
+                args += [flag, value]
+        return args
+
+
+# ---- cvmlint's view ------------------------------------------------------------------------------
+def cvmlint_view(case: Case) -> tuple[View, list[str]]:
+    """The comparable part of cvmlint's facts for the case, and its warnings."""
+    facts, warnings = recipe_facts(case.directory, None, case.command_line, display_base=case.base)
+    doc = json.loads(dump_facts(facts))["facts"]
+    view: View = {}
+    system, build, boot = doc["os"], doc["build"], doc["boot"]
+    for key in ("distribution", "release", "architecture"):
+        view[key] = _value(system.get(key) if "unknown" not in system else system)
+    if "unknown" in build:
+        view["format"] = "unknown"
+    else:
+        view |= {"format": build["format"], "bootable": build["bootable"], "profiles": build["profiles"],
+                 "remove_packages": build["remove_packages"], "extra_trees": build["extra_trees"],
+                 "skeleton_trees": build["skeleton_trees"], "repart_directories": build["repart_directories"],
+                 "unified_kernel_images": build["unified_kernel_images"], "scripts": build["scripts"],
+                 "image_id": build["image_id"]}
+    view |= {"bootloader": boot["loader"], "shim": boot["shim"], "secure_boot": boot["secure_boot"]}
+    packages = doc["packages"]
+    view["packages"] = "unknown" if "unknown" in packages else sorted(
+        p["name"] for p in packages["items"] if p["origin"] == "declared")
+    cmdline = doc["cmdline"]
+    view["cmdline"] = "unknown" if "unknown" in cmdline else [
+        _param(p) for p in cmdline["items"]
+        if not isinstance(p.get("value"), dict) and not p["where"]["file"].endswith("/kernel/cmdline")]
+    return view, warnings
+
+
+def _value(raw: Any) -> Any:
+    return "unknown" if isinstance(raw, dict) and "unknown" in raw else raw
+
+
+def _param(p: dict[str, Any]) -> str:
+    return p["name"] if p.get("value") is None else f"{p['name']}={p['value']}"
+
+
+# ---- mkosi's view --------------------------------------------------------------------------------
+def mkosi_summary(root: Path, case: Case) -> dict[str, Any]:
+    """`mkosi --json summary` of the case's recipe, run inside the tool root."""
+    directory = case.inside or case.directory
+    binds = () if case.inside else (case.base,)
+    out = run_trixie(root, "mkosi", "-C", str(directory), *case.mkosi_args(), "--json", "summary", binds=binds)
+    images = json.loads(out)["Images"]
+    main = [i for i in images if i.get("Image") in (None, "main")]
+    assert len(main) == 1, [i.get("Image") for i in images]
+    return main[0]
+
+
+def mkosi_view(summary: dict[str, Any], case: Case) -> View:
+    """The same view, from mkosi's summary."""
+    base = case.inside.parent if case.inside else case.base
+
+    def rel(path: str) -> str:
+        return os.path.relpath(path, base)
+
+    def tree(t: dict[str, Any]) -> str:
+        return rel(t["Source"]) + (f":{t['Target']}" if t.get("Target") else "")
+
+    removed = set(summary["RemovePackages"])
+    scripts = [rel(s) for key in ("SyncScripts", "PrepareScripts", "BuildScripts", "PostInstallationScripts",
+                                  "FinalizeScripts", "PostOutputScripts") for s in summary[key]]
+    return {
+        "distribution": summary["Distribution"], "release": summary["Release"],
+        "architecture": summary["Architecture"], "format": summary["Format"],
+        "bootable": _feature(summary["Bootable"]), "profiles": summary["Profiles"],
+        "remove_packages": summary["RemovePackages"],
+        "extra_trees": [tree(t) for t in summary["ExtraTrees"]],
+        "skeleton_trees": [tree(t) for t in summary["SkeletonTrees"]],
+        "repart_directories": [rel(d) for d in summary["RepartDirectories"]],
+        "unified_kernel_images": _feature(summary["UnifiedKernelImages"]),
+        "scripts": scripts, "image_id": summary["ImageId"] or "",
+        "bootloader": summary["Bootloader"].removesuffix("-signed"),
+        "shim": summary["ShimBootloader"] in ("signed", "unsigned"), "secure_boot": summary["SecureBoot"],
+        "packages": sorted(p for p in summary["Packages"] + summary["VolatilePackages"] if p not in removed),
+        "cmdline": [_param({"name": p.name, "value": p.value})
+                    for p in parse_cmdline(" ".join(summary["KernelCommandLine"]), Provenance())],
+    }
+
+
+def _feature(value: Any) -> str:
+    return {"enabled": "yes", "disabled": "no", True: "yes", False: "no"}.get(value, value)
+
+
+# ---- systemd-repart's view -----------------------------------------------------------------------
+@dataclass
+class Layout:
+    """What systemd-repart built from the definitions: each partition's definition file, type and content."""
+
+    partitions: list[dict[str, Any]]
+    error: str = ""
+
+
+def repart_layout(root: Path, directories: list[str], work: Path) -> Layout:
+    """Run systemd-repart (in the tool root) on the definition directories, in order, and identify each
+    partition it wrote by its bytes (blkid on the host)."""
+    tree = work / "copy-source"
+    for sub in ("usr/bin", "etc", "boot", "efi", "var", "home", "srv"):
+        (tree / sub).mkdir(parents=True, exist_ok=True)
+    (tree / "usr/bin/true").write_text("#!/bin/sh\n")
+    (work / "key").write_bytes(b"cvmlint-test-key")
+    image = work / "disk.raw"
+    image.unlink(missing_ok=True)
+    argv = ["systemd-repart", "--empty=create", "--size=auto", "--offline=yes", "--dry-run=no",
+            "--sector-size=512", f"--copy-source={tree}", f"--key-file={work / 'key'}",
+            f"--seed={uuid.UUID(int=7)}", "--json=short", *[f"--definitions={d}" for d in directories], str(image)]
+    try:
+        out = run_trixie(root, *argv, binds=(work, *{Path(d) for d in directories if not _inside(root, d)}))
+    except AssertionError as err:
+        return Layout([], error=str(err).splitlines()[-1])
+    parts = []
+    for p in json.loads(out):
+        content = _blkid(image, p["offset"])
+        parts.append({"file": p["file"], "type": p["type"], "content": content,
+                      "verity": bool(p.get("roothash")) and not p["type"].endswith("-verity"),
+                      "read_only": _gpt_read_only(image, p["partno"] + 1)})
+    return Layout(parts)
+
+
+def _inside(root: Path, path: str) -> bool:
+    return (root / path.lstrip("/")).exists() and not Path(path).exists()
+
+
+def _blkid(image: Path, offset: int) -> str:
+    result = subprocess.run(["blkid", "-p", "-O", str(offset), "-o", "value", "-s", "TYPE", str(image)],
+                            capture_output=True, text=True, check=False)
+    kind = result.stdout.strip()
+    return {"DM_verity_hash": "verity", "crypto_LUKS": "luks"}.get(kind, kind or "none")
+
+
+def _gpt_read_only(image: Path, number: int) -> bool:
+    out = run("sfdisk", "--part-attrs", image, str(number))
+    return "60" in out.replace(",", " ").split() or "GUID:60" in out
+
+
+def cvmlint_layout(case: Case) -> View:
+    """cvmlint's partitions and root facts, in the terms of the repart view."""
+    facts, _ = recipe_facts(case.directory, None, case.command_line, display_base=case.base)
+    doc = json.loads(dump_facts(facts))["facts"]
+    parts = doc["partitions"]
+    rootfs = doc["rootfs"]
+    return {"partitions": "unknown" if "unknown" in parts else [
+                {"file": p["where"]["file"], "content": "luks" if p["encrypted"] else p["fs"] or "none"}
+                for p in parts["items"]],
+            "root": "unknown" if "unknown" in rootfs else
+                    {"format": _value(rootfs["format"]), "verity": rootfs["verity"], "read_only": rootfs["read_only"]}}
+
+
+def repart_view(layout: Layout, case: Case, root: Path) -> View:
+    """The repart layout in the terms of cvmlint_layout (definition files relative to the case's base)."""
+    base = case.inside.parent if case.inside else case.base
+    parts = [{"file": os.path.relpath(p["file"], base), "content": p["content"]} for p in layout.partitions]
+    roots = [p for p in layout.partitions if p["type"].startswith("root") and "-verity" not in p["type"]]
+    root_view: Any = "none"
+    if roots:
+        r = roots[0]
+        root_view = {"format": r["content"], "verity": r["verity"], "read_only": r["read_only"]}
+    return {"partitions": parts, "root": root_view}
+
+
+def fresh_work(base: Path) -> Path:
+    work = base / uuid.uuid4().hex[:8]
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return work

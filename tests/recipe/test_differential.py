@@ -1,0 +1,117 @@
+"""The recipe reader against real mkosi (25.3 and 27.1) and real systemd-repart (257 and 262).
+
+Every corpus case is read three ways (see tests/recipe/differential.py) and the views must agree.
+A documented version difference names the mkosi version and the reason; everything else is a bug.
+The corpus: our recipes (every mkosi profile), mkosi's own shipped configurations for several
+distributions, and small trees in tests/recipe/corpus/, one per corner of mkosi's configuration
+parser.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.recipe.differential import (
+    RESOURCES,
+    Case,
+    cvmlint_layout,
+    cvmlint_view,
+    fresh_work,
+    mkosi_summary,
+    mkosi_view,
+    repart_layout,
+    repart_view,
+)
+from tests.tools import SID, TRIXIE, tool_root
+
+pytestmark = pytest.mark.slow
+CORPUS = ROOT / "tests/recipe/corpus"
+VERSIONS = {"25": TRIXIE, "27": SID}
+SPACES = "mkosi 25 does not split list items on spaces (26 and later do); cvmlint follows 26+ and warns"
+UKI_YES = "UnifiedKernelImages=yes is `enabled` (build one) in mkosi 25, `signed` (copy a prebuilt one) in 26+"
+
+
+def our_cases() -> list[Case]:
+    cases = []
+    for name in ("tdx-base", "tdx-gpu", "sev-snp-base", "sev-snp-gpu"):
+        for profiles in ((), ("dev",)):
+            label = name + ("+" + "+".join(profiles) if profiles else "")
+            cases.append(Case(label, ROOT / "recipes" / name, ROOT / "recipes", profiles=profiles))
+    return cases
+
+
+def corpus_cases() -> list[Case]:
+    special: dict[str, dict[str, object]] = {
+        "profiles+dev": {"profiles": ("dev",)},
+        "profiles+both": {"profiles": ("both",)},
+        "cli-distribution+debian": {"distribution": "debian", "release": "trixie", "architecture": "x86-64"},
+        "cli-distribution+fedora": {"distribution": "fedora", "release": "42", "architecture": "arm64"},
+        "lists-space": {"known": {"25": SPACES}},
+        "uki-yes": {"known": {"25": UKI_YES}},
+    }
+    names = sorted(p.name for p in CORPUS.iterdir() if (p / "mkosi.conf").is_file() and p.name != "common"
+                   and not p.name.endswith("-lib"))
+    cases = []
+    for name in names:
+        variants = [k for k in special if k.split("+")[0] == name] or [name]
+        for label in variants:
+            options = special.get(label, {})
+            cases.append(Case(label, CORPUS / name, CORPUS, **options))  # type: ignore[arg-type]
+    return cases
+
+
+MKOSI_OWN = [(config, distribution, release)
+             for config in ("mkosi-vm", "mkosi-tools", "mkosi-initrd")
+             for distribution, release in (("debian", "trixie"), ("ubuntu", "noble"), ("fedora", "42"),
+                                           ("arch", "rolling"), ("opensuse", "tumbleweed"), ("centos", "10"))]
+
+
+def mkosi_own_case(root: Path, config: str, distribution: str, release: str) -> Case:
+    inside = Path("/") / RESOURCES / config
+    return Case(f"{config}-{distribution}", root / RESOURCES / config, root / RESOURCES, inside=inside,
+                distribution=distribution, release=release, architecture="x86-64")
+
+
+@pytest.fixture(scope="module", params=sorted(VERSIONS))
+def mkosi_root(request: pytest.FixtureRequest) -> tuple[str, Path]:
+    return request.param, tool_root(VERSIONS[request.param])
+
+
+def agree(case: Case, version: str, root: Path) -> None:
+    if version in case.known:
+        pytest.skip(f"documented version difference: {case.known[version]}")
+    ours, _ = cvmlint_view(case)
+    theirs = mkosi_view(mkosi_summary(root, case), case)
+    unknown = {k for k, v in ours.items() if v == "unknown"}
+    assert {k: v for k, v in ours.items() if k not in unknown} == \
+           {k: v for k, v in theirs.items() if k in ours and k not in unknown}
+    assert not unknown, f"cvmlint leaves {sorted(unknown)} unknown where mkosi knows them"
+
+
+@pytest.mark.parametrize("case", our_cases() + corpus_cases(), ids=lambda c: c.name)
+def test_settings_agree_with_mkosi(case: Case, mkosi_root: tuple[str, Path]) -> None:
+    version, root = mkosi_root
+    agree(case, version, root)
+
+
+@pytest.mark.parametrize(("config", "distribution", "release"), MKOSI_OWN,
+                         ids=[f"{c}-{d}" for c, d, _ in MKOSI_OWN])
+def test_mkosi_own_configurations_agree(config: str, distribution: str, release: str,
+                                        mkosi_root: tuple[str, Path]) -> None:
+    version, root = mkosi_root
+    agree(mkosi_own_case(root, config, distribution, release), version, root)
+
+
+@pytest.mark.parametrize("case", [c for c in our_cases() + corpus_cases() if not c.profiles or c.name.startswith(
+    "tdx-gpu")], ids=lambda c: c.name)
+def test_partition_layout_agrees_with_systemd_repart(case: Case, mkosi_root: tuple[str, Path], tmp_path: Path) -> None:
+    version, root = mkosi_root
+    summary = mkosi_summary(root, case)
+    if summary["Format"] != "disk" or not summary["RepartDirectories"]:
+        pytest.skip("no repart definitions: mkosi's default layout (checked in test_default_layout)")
+    layout = repart_layout(root, summary["RepartDirectories"], fresh_work(tmp_path))
+    assert not layout.error, layout.error
+    assert cvmlint_layout(case) == repart_view(layout, case, root)
