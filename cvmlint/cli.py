@@ -118,15 +118,17 @@ DistributionOpt = Annotated[str | None, typer.Option(
 ReleaseOpt = Annotated[str | None, typer.Option("--release", "-r", help="Release, as `mkosi -r`.")]
 ArchitectureOpt = Annotated[str | None, typer.Option("--architecture", help="Architecture, as `mkosi "
                                                      "--architecture` (x86-64, arm64, …).")]
+HostArchitectureOpt = Annotated[str | None, typer.Option(
+    "--host-architecture", help="The build host's architecture, for [Match] HostArchitecture= (else unknown).")]
 
 
 def _command_line(entry: RecipeEntry | None, mkosi_profile: list[str] | None, distribution: str | None,
-                  release: str | None, architecture: str | None) -> CommandLine:
+                  release: str | None, architecture: str | None, host_architecture: str | None) -> CommandLine:
     from cvmlint.recipe.mkosi import CommandLine
 
     profiles = (*(entry.mkosi_profiles if entry else ()), *(mkosi_profile or ()))
     return CommandLine(profiles=tuple(dict.fromkeys(profiles)), distribution=distribution, release=release,
-                       architecture=architecture)
+                       architecture=architecture, host_architecture=host_architecture)
 
 
 def _print_warnings(warnings: list[str], shown: set[str]) -> None:
@@ -306,6 +308,7 @@ def facts_cmd(
     distribution: DistributionOpt = None,
     release: ReleaseOpt = None,
     architecture: ArchitectureOpt = None,
+    host_architecture: HostArchitectureOpt = None,
 ) -> None:
     """Print the facts a target yields (the kernel is searched for the policy's marker strings).
 
@@ -323,7 +326,7 @@ def facts_cmd(
         from cvmlint.recipe.facts import recipe_facts
 
         entry = find_project(Path.cwd()).entry_for(target)
-        cli = _command_line(entry, mkosi_profile, distribution, release, architecture)
+        cli = _command_line(entry, mkosi_profile, distribution, release, architecture, host_architecture)
         facts, warnings = recipe_facts(target, entry, cli, Path.cwd())
         _print_warnings(warnings, set())
         _write(dump_facts(facts) if as_json else summarise(facts), output)
@@ -381,6 +384,7 @@ def lint_cmd(
     distribution: DistributionOpt = None,
     release: ReleaseOpt = None,
     architecture: ArchitectureOpt = None,
+    host_architecture: HostArchitectureOpt = None,
     fmt: FormatOpt = OutputFormat.table,
     fail_on: FailOnOpt = Severity.low,
     unknown: UnknownOpt = UnknownMode.fail,
@@ -410,7 +414,7 @@ def lint_cmd(
     for directory, entry in targets:
         if not directory.is_dir():
             fail(f"{directory}: no such recipe directory")
-        cli = _command_line(entry, mkosi_profile, distribution, release, architecture)
+        cli = _command_line(entry, mkosi_profile, distribution, release, architecture, host_architecture)
         facts, warnings = recipe_facts(directory, entry, cli, Path.cwd())
         _print_warnings(warnings, shown)
         profiles = project.policy_profiles(entry, facts, profile or [])

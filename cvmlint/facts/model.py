@@ -315,9 +315,9 @@ class Build(Record):
     image_id: str = doc("`ImageId=`; empty when unset.", default="")
     profiles: tuple[str, ...] = doc("mkosi profiles selected (`Profiles=` and `--mkosi-profile`).", default=())
     remove_packages: tuple[str, ...] = doc("`RemovePackages=`: purged after installation.", default=())
-    unified_kernel_images: str = doc("`UnifiedKernelImages=`, normalised: `auto`, `yes`, `no`, `signed` or "
-                                     "`unsigned` (mkosi 26 reads `yes` as `signed`: copy a prebuilt UKI).",
-                                     default="auto")
+    unified_kernel_images: str = doc("`UnifiedKernelImages=` as mkosi 26+ reads it: `auto`, `signed` (also "
+                                     "`yes`: copy a prebuilt signed UKI), `unsigned` (mkosi builds one) or `none` "
+                                     "(also `no`).", default="auto")
     extra_trees: tuple[str, ...] = doc("`ExtraTrees=` (and `mkosi.extra/`): `source[:target]`, in order.",
                                        default=())
     skeleton_trees: tuple[str, ...] = doc("`SkeletonTrees=` (and `mkosi.skeleton/`), in order.", default=())

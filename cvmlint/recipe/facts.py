@@ -186,13 +186,14 @@ def _feature(value: str | None) -> str:
 
 
 def _uki_setting(value: str | None) -> str:
-    """`UnifiedKernelImages=`: auto, signed, unsigned, or yes/no as written (mkosi 26+ reads yes as signed)."""
+    """`UnifiedKernelImages=` as mkosi 26+ reads it: auto, signed (also `yes`: copy a prebuilt UKI), unsigned
+    (mkosi builds one) or none (also `no`)."""
     if value is None:
         return "auto"
     lowered = value.lower()
     if lowered in ("auto", "signed", "unsigned", "none"):
-        return "no" if lowered == "none" else lowered
-    return _feature(lowered)
+        return lowered
+    return "signed" if _feature(lowered) == "yes" else "none"
 
 
 # ---- packages ---------------------------------------------------------------------------------
@@ -410,9 +411,8 @@ def _boot(recipe: Recipe) -> Boot:
     loader_value = cfg.scalars.get("Bootloader")
     loader_text = loader_value.text if loader_value else "systemd-boot"
     loader = loader_text.removesuffix("-signed")
-    uki_setting = (cfg.scalar("UnifiedKernelImages") or "auto").lower()
-    uki = uki_setting in ("yes", "signed", "unsigned", "1", "true") or (
-        uki_setting == "auto" and loader in ("systemd-boot", "uki"))
+    uki_setting = _uki_setting(cfg.scalar("UnifiedKernelImages"))
+    uki = uki_setting in ("signed", "unsigned") or (uki_setting == "auto" and loader in ("systemd-boot", "uki"))
     shim = cfg.scalars.get("ShimBootloader")
     secure = cfg.scalars.get("SecureBoot")
     default = Provenance(file=recipe.display(recipe.directory / "mkosi.conf"), detail="mkosi's default")
@@ -495,10 +495,10 @@ def _mounts(recipe: Recipe, files: list[File]) -> Items[Mount] | Unknown:
         if enabled and mount is not None:
             out.append(mount)
     for p in recipe.repart:
-        for value, line in p.lists.get("MountPoint", []):
+        for value, line, shown in p.lists.get("MountPoint", []):
             path = value.split(":", 1)[0]
             out.append(Mount(path=path, fstype=p.format, what=p.name, persistent=True,
-                             encrypted=p.encrypt != "off", where=Provenance(file=p.display, line=line)))
+                             encrypted=p.encrypt != "off", where=Provenance(file=shown, line=line)))
         auto = {"var": "/var", "home": "/home", "srv": "/srv", "tmp": "/var/tmp"}.get(p.type)
         if auto and not p.lists.get("MountPoint") and not any(m.path == auto for m in out):
             out.append(Mount(path=auto, fstype=p.format, what=p.name, persistent=True,

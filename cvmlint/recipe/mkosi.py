@@ -69,7 +69,8 @@ HOST = {"Distribution": "Distribution= is not set: mkosi uses the build host's d
         "Release": "Release= is not set: mkosi uses the build host's release (or the distribution's default)",
         "Architecture": "Architecture= is not set: mkosi builds for the build host's architecture"}
 HOST_MATCHES = {"SystemdVersion": "the build host's systemd version", "HostArchitecture": "the build host's "
-                "architecture", "ToolsTreeDistribution": "the tools tree", "ToolsTreeRelease": "the tools tree"}
+                "architecture (give it with --host-architecture)", "ToolsTreeDistribution": "the tools tree",
+                "ToolsTreeRelease": "the tools tree"}
 EVERYTHING = "*"
 """The undecided key that stands for every setting (a whole directory may or may not apply)."""
 MAX_FILES = 500
@@ -89,6 +90,8 @@ class CommandLine:
     distribution: str | None = None
     release: str | None = None
     architecture: str | None = None
+    host_architecture: str | None = None
+    """The build host's architecture, for `[Match] HostArchitecture=` (unknown when not given)."""
 
     def scalars(self) -> dict[str, str]:
         values = {"Distribution": self.distribution, "Release": self.release, "Architecture": self.architecture}
@@ -153,6 +156,7 @@ class Reader:
         here = Provenance(detail="command line")
         self.cli_scalars = {k: Value(v, here, directory) for k, v in cli.scalars().items()}
         self.cli_lists: dict[str, list[Value]] = {"Profiles": [Value(p, here, directory) for p in cli.profiles]}
+        self.host_architecture = cli.host_architecture
 
     def display(self, path: Path) -> str:
         return os.path.relpath(path, self.display_base)
@@ -317,6 +321,8 @@ class Reader:
             return self.undecided_because(path, s, expansion.unknown)
         value = expansion.text
         self.check_enum(key, value, path, s)
+        if key == "HostArchitecture" and self.host_architecture:
+            return value == self.host_architecture
         if key in HOST_MATCHES:
             return self.undecided_because(path, s, f"it compares with {HOST_MATCHES[key]}")
         if key == "Profiles":

@@ -1,6 +1,15 @@
 """systemd-repart partition definitions (`mkosi.repart/*.conf`), and verity pairing.
 
-    [Partition]             the only section; files are taken in name order
+Which files count, as systemd-repart decides (mkosi passes RepartDirectories= in order):
+
+    * every `*.conf` of the directories, taken in file-name order; for a name found in several
+      directories, the one in the **first** directory wins (an image's own mkosi.repart/ beats an
+      included one's);
+    * a file that is a symlink to /dev/null, or empty, **masks** that name: no partition;
+    * drop-ins `<name>.conf.d/*.conf` from every directory (first directory wins per drop-in name,
+      masked ones skipped) are read after the file, in name order, and override it.
+
+    [Partition]             the only section
     Type=root               required (repart refuses a file without it)
     Format=erofs            implied vfat for esp/xbootldr, ext4 with CopyFiles=/MakeDirectories=/Encrypt=
     Verity=data|hash|signature, VerityMatchKey=root
@@ -15,6 +24,7 @@ keys are warnings (as repart itself warns), with their file and line.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,14 +49,17 @@ class PartitionDef:
     name: str
     path: Path
     values: dict[str, tuple[str, int]] = field(default_factory=dict)
-    lists: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    lists: dict[str, list[tuple[str, int, str]]] = field(default_factory=dict)
+    """Every assignment of a repeatable setting: (value, line, file)."""
     display: str = ""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Setting -> the file (the definition or a drop-in) its value comes from."""
 
     def get(self, key: str, default: str = "") -> str:
         return self.values.get(key, (default, 0))[0]
 
     def where(self, key: str = "Type") -> Provenance:
-        return Provenance(file=self.display, line=self.values.get(key, ("", 0))[1] or None)
+        return Provenance(file=self.sources.get(key, self.display), line=self.values.get(key, ("", 0))[1] or None)
 
     @property
     def type(self) -> str:
@@ -82,18 +95,47 @@ class PartitionDef:
 
 
 def read_definitions(directories: list[Path], display_base: Path, warnings: list[str]) -> list[PartitionDef]:
-    """Every `*.conf` of the directories, by file name (a later directory's file of the same name wins)."""
-    files: dict[str, Path] = {}
+    """The definitions systemd-repart uses, in name order (see the module docstring)."""
+    chosen = _first_by_name(directories, "*.conf")
+    parts = []
+    for name in sorted(chosen):
+        path = chosen[name]
+        if masked(path):
+            continue
+        part = PartitionDef(path.stem, path, display=os.path.relpath(path, display_base))
+        _read(part, path, display_base, warnings)
+        dropins = _first_by_name([d / f"{name}.d" for d in directories], "*.conf")
+        for dropin in (dropins[n] for n in sorted(dropins)):
+            if not masked(dropin):
+                _read(part, dropin, display_base, warnings)
+        if "Type" not in part.values:
+            raise InputError(f"{part.display}:1: no Type= (systemd-repart refuses the file)")
+        parts.append(part)
+    return parts
+
+
+def _first_by_name(directories: list[Path], pattern: str) -> dict[str, Path]:
+    """File name -> its path in the first directory that has it."""
+    found: dict[str, Path] = {}
     for directory in directories:
         if directory.is_dir():
-            for path in directory.glob("*.conf"):
-                files[path.name] = path
-    return [_read(files[name], display_base, warnings) for name in sorted(files)]
+            for path in directory.glob(pattern):
+                found.setdefault(path.name, path)
+    return found
 
 
-def _read(path: Path, display_base: Path, warnings: list[str]) -> PartitionDef:
+def masked(path: Path) -> bool:
+    """A symlink to /dev/null, or an empty file: systemd's way to switch a configuration file off."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False  # a dangling symlink: read_text reports it
+    return (stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)) or (stat.S_ISREG(st.st_mode)
+                                                                            and st.st_size == 0)
+
+
+def _read(part: PartitionDef, path: Path, display_base: Path, warnings: list[str]) -> None:
     display = os.path.relpath(path, display_base)
-    part = PartitionDef(path.stem, path, display=display)
     section = ""
     lines = read_text(path, "repart definition", display).splitlines()
     number, pending, start = 0, "", 0
@@ -125,11 +167,13 @@ def _read(path: Path, display_base: Path, warnings: list[str]) -> PartitionDef:
         if key not in KEYS:
             warnings.append(f"{display}:{start}: warning: unknown repart setting {key}=: systemd-repart ignores it")
             continue
+        if not value:  # an empty assignment resets the setting (and a list of CopyFiles=, MountPoint=, …)
+            part.values.pop(key, None)
+            part.lists.pop(key, None)
+            continue
         part.values[key] = (value, start)
-        part.lists.setdefault(key, []).append((value, start))
-    if "Type" not in part.values:
-        raise InputError(f"{display}:{max(number, 1)}: no Type= (systemd-repart refuses the file)")
-    return part
+        part.sources[key] = display
+        part.lists.setdefault(key, []).append((value, start, display))
 
 
 def verity_pairs(parts: list[PartitionDef], warnings: list[str]) -> dict[str, tuple[PartitionDef, PartitionDef]]:
@@ -140,8 +184,8 @@ def verity_pairs(parts: list[PartitionDef], warnings: list[str]) -> dict[str, tu
             continue
         key = p.get("VerityMatchKey")
         if not key:
-            warnings.append(f"{p.display}:{p.values['Verity'][1]}: warning: Verity={p.verity} without "
-                            "VerityMatchKey=: systemd-repart refuses it")
+            warnings.append(f"{p.where('Verity')}: warning: Verity={p.verity} without VerityMatchKey=: "
+                            "systemd-repart refuses the layout")
             continue
         groups.setdefault(key, {}).setdefault(p.verity, []).append(p)
     pairs = {}
@@ -149,8 +193,13 @@ def verity_pairs(parts: list[PartitionDef], warnings: list[str]) -> dict[str, tu
         data, hashes = roles.get("data", []), roles.get("hash", [])
         if len(data) == 1 and len(hashes) == 1:
             pairs[key] = (data[0], hashes[0])
+            data_min, hash_min = (p.get("Minimize", "off") not in ("off", "no", "0", "false") for p in (data[0], hashes[0]))
+            if hash_min and not data_min and not data[0].get("CopyBlocks"):
+                warnings.append(f"{hashes[0].where('Minimize')}: warning: Minimize= on a verity hash partition whose "
+                                "data partition sets neither Minimize= nor CopyBlocks=: systemd-repart refuses the "
+                                "layout")
             continue
         first = next(p for ps in roles.values() for p in ps)
-        warnings.append(f"{first.display}:{first.values['Verity'][1]}: warning: VerityMatchKey={key} has "
-                        f"{len(data)} Verity=data and {len(hashes)} Verity=hash partitions (needs one each)")
+        warnings.append(f"{first.where('Verity')}: warning: VerityMatchKey={key} has {len(data)} Verity=data and "
+                        f"{len(hashes)} Verity=hash partitions: systemd-repart refuses the layout (it needs one each)")
     return pairs

@@ -50,13 +50,14 @@ class Case:
     distribution: str | None = None
     release: str | None = None
     architecture: str | None = None
+    host_architecture: str | None = None
     known: dict[str, str] = field(default_factory=dict)
     """mkosi version ("25", "27") -> why that version is documented to disagree (the case is skipped there)."""
 
     @property
     def command_line(self) -> CommandLine:
         return CommandLine(profiles=self.profiles, distribution=self.distribution, release=self.release,
-                           architecture=self.architecture)
+                           architecture=self.architecture, host_architecture=self.host_architecture)
 
     def mkosi_args(self) -> list[str]:
         args = [f"--profile={p}" for p in self.profiles]
@@ -130,12 +131,12 @@ def mkosi_view(summary: dict[str, Any], case: Case) -> View:
     return {
         "distribution": summary["Distribution"], "release": summary["Release"],
         "architecture": summary["Architecture"], "format": summary["Format"],
-        "bootable": _feature(summary["Bootable"]), "profiles": summary["Profiles"],
+        "bootable": _feature(summary["Bootable"]), "profiles": list(dict.fromkeys(summary["Profiles"])),
         "remove_packages": summary["RemovePackages"],
         "extra_trees": [tree(t) for t in summary["ExtraTrees"]],
         "skeleton_trees": [tree(t) for t in summary["SkeletonTrees"]],
         "repart_directories": [rel(d) for d in summary["RepartDirectories"]],
-        "unified_kernel_images": _feature(summary["UnifiedKernelImages"]),
+        "unified_kernel_images": _uki(summary["UnifiedKernelImages"]),
         "scripts": scripts, "image_id": summary["ImageId"] or "",
         "bootloader": summary["Bootloader"].removesuffix("-signed"),
         "shim": summary["ShimBootloader"] in ("signed", "unsigned"), "secure_boot": summary["SecureBoot"],
@@ -147,6 +148,11 @@ def mkosi_view(summary: dict[str, Any], case: Case) -> View:
 
 def _feature(value: Any) -> str:
     return {"enabled": "yes", "disabled": "no", True: "yes", False: "no"}.get(value, value)
+
+
+def _uki(value: str) -> str:
+    """mkosi 25's feature values in mkosi 26's terms (`enabled` differs: see the uki-yes case)."""
+    return {"disabled": "none"}.get(value, value)
 
 
 # ---- systemd-repart's view -----------------------------------------------------------------------

@@ -148,3 +148,37 @@ def test_without_project_entry_the_kernel_rules_say_scan_time(project: Path) -> 
     assert "cvmlint.toml names no kernel patch series" in " ".join(results["CVM-KERN-001"]["reasons"])
     assert results["CVM-KERN-002"]["status"] == "unknown"
     assert "checked at scan time" in " ".join(results["CVM-KERN-002"]["reasons"])
+
+
+def test_an_override_that_masks_verity_fails_the_three_critical_rules() -> None:
+    """The false pass of issue 9: an image's own 10-root.conf (ext4) beats the shared one, and a symlink to
+    /dev/null masks the shared verity partition; systemd-repart builds a writable root without verity."""
+    code, report, err = lint("tests/recipe/corpus/repart-override-masked")
+    assert code == 1, err
+    results = by_rule(report)
+    assert {k: results[k]["status"] for k in ("CVM-FS-001", "CVM-VER-001", "CVM-VER-002")} == {
+        "CVM-FS-001": "fail", "CVM-VER-001": "fail", "CVM-VER-002": "fail"}
+    where = "tests/recipe/corpus/repart-override-masked/mkosi.repart/10-root.conf:3"
+    assert locations(results["CVM-FS-001"]) == [f"root file system is ext4 on 10-root @ {where}",
+                                                f"root file system ext4 can be mounted read-write @ {where}"]
+
+
+def test_facts_takes_the_mkosi_command_line() -> None:
+    proc = subprocess.run([sys.executable, "-m", "cvmlint", "facts", "--json", "-d", "fedora", "-r", "42",
+                           "--architecture", "arm64", "tests/recipe/corpus/cli-distribution"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    facts = json.loads(proc.stdout)["facts"]
+    assert [p["name"] for p in facts["packages"]["items"]] == ["systemd", "fedora-only"]
+    assert (facts["os"]["distribution"], facts["os"]["release"], facts["os"]["architecture"]) == (
+        "fedora", "42", "arm64")
+
+
+def test_warnings_of_a_shared_file_print_once(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "recipes", tmp_path / "recipes", symlinks=True)
+    shutil.copy(ROOT / "cvmlint.toml", tmp_path)
+    shutil.copytree(ROOT / "patches", tmp_path / "patches", symlinks=True)
+    conf = tmp_path / "recipes/common/mkosi.conf"
+    conf.write_text(conf.read_text() + "\n[Notes]\nfree text\n")
+    _, _, err = lint(cwd=tmp_path)
+    assert err.count("unknown section [Notes]") == 1

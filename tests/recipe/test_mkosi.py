@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cvmlint.errors import InputError
+from cvmlint.facts import Boot, Items, Unknown
 from cvmlint.recipe import ini
 from cvmlint.recipe.mkosi import read_recipe
 from tests.recipe.conftest import Maker
@@ -171,3 +172,103 @@ def test_ini_dedents_and_keeps_line_numbers(tmp_path: Path) -> None:
     assert [(type(i).__name__, getattr(i, "line", None)) for i in items] == [("Section", 1), ("Setting", 2)]
     setting = items[1]
     assert isinstance(setting, ini.Setting) and setting.lines == (("a", 2), ("b", 3))
+
+
+# ---- what the build host decides is unknown, with the reason, never guessed ------------------------------
+def test_a_match_on_the_build_host_makes_what_it_gates_unknown(make_tree: Maker) -> None:
+    make_tree({
+        "r/mkosi.conf": "[Distribution]\nDistribution=debian\nRelease=trixie\nArchitecture=x86-64\n"
+                        "[Content]\nPackages=base\nKernelCommandLine=quiet\n",
+        "r/mkosi.conf.d/10-host.conf": "[Match]\nSystemdVersion=>=257\n[Content]\nPackages=openssh-server\n",
+    })
+    from cvmlint.recipe.facts import recipe_facts
+
+    facts, _ = recipe_facts(Path("r"))
+    assert isinstance(facts.packages, Unknown)
+    assert facts.packages.reason == ("depends on the build host: r/mkosi.conf.d/10-host.conf:2: [Match] "
+                                     "SystemdVersion=>=257: it compares with the build host's systemd version")
+    assert isinstance(facts.cmdline, Items)  # the file sets nothing the command line is made of
+
+
+def test_a_directory_gated_by_the_host_makes_every_fact_unknown(make_tree: Maker) -> None:
+    make_tree({"r/mkosi.conf": "[Content]\nPackages=base\n",
+               "r/mkosi.conf.d/10-dir/mkosi.conf": "[Match]\nHostArchitecture=arm64\n[Content]\nBootable=no\n"})
+    from cvmlint.recipe.facts import recipe_facts
+    from cvmlint.recipe.mkosi import CommandLine
+
+    facts, _ = recipe_facts(Path("r"))
+    assert isinstance(facts.boot, Unknown) and "HostArchitecture=arm64" in facts.boot.reason
+    given, _ = recipe_facts(Path("r"), cli=CommandLine(host_architecture="x86-64"))
+    assert isinstance(given.boot, Boot) and not isinstance(given.packages, Unknown)
+
+
+def test_unset_distribution_is_the_hosts_until_given(make_tree: Maker) -> None:
+    make_tree({"r/mkosi.conf": "[Content]\nPackages=base,linux-image-%a\n",
+               "r/mkosi.conf.d/10-debian.conf": "[Match]\nDistribution=debian\n[Content]\nPackages=deb\n"})
+    from cvmlint.recipe.facts import recipe_facts
+    from cvmlint.recipe.mkosi import CommandLine
+
+    facts, _ = recipe_facts(Path("r"))
+    assert isinstance(facts.os, Unknown) or isinstance(facts.os.distribution, Unknown)  # type: ignore[union-attr]
+    assert isinstance(facts.packages, Unknown)
+    assert "Distribution= is not set: mkosi uses the build host's distribution" in facts.packages.reason
+    cli = CommandLine(distribution="debian", release="trixie", architecture="arm64")
+    given, _ = recipe_facts(Path("r"), cli=cli)
+    assert [p.name for p in given.packages] == ["base", "linux-image-arm64", "deb"]  # type: ignore[union-attr]
+    assert given.os.distribution == "debian" and str(given.os.where) == "command line"  # type: ignore[union-attr]
+
+
+def test_a_specifier_of_an_unset_host_value_makes_the_list_unknown(make_tree: Maker) -> None:
+    make_tree({"r/mkosi.conf": "[Distribution]\nDistribution=debian\n[Content]\nPackages=linux-image-%a\n"})
+    from cvmlint.recipe.facts import recipe_facts
+
+    facts, _ = recipe_facts(Path("r"))
+    assert isinstance(facts.packages, Unknown)
+    assert facts.packages.reason == ("Packages= value: %a in 'linux-image-%a': Architecture= is not set: mkosi "
+                                     "builds for the build host's architecture")
+    assert str(facts.packages.where) == "r/mkosi.conf:4"
+
+
+def test_host_environment_in_paths_is_unknown(make_tree: Maker) -> None:
+    make_tree({"r/mkosi.conf": "[Content]\nExtraTrees=$HOME/tree\n"})
+    config = read_recipe(Path("r"))
+    assert config.items("ExtraTrees")[0].unknown == ("'$HOME/tree': mkosi expands $VARIABLES from the build host's "
+                                                     "environment")
+
+
+def test_a_failed_assert_is_refused_and_versions_are_warned_about(make_tree: Maker) -> None:
+    make_tree({"r/mkosi.conf": "[Distribution]\nDistribution=debian\n",
+               "r/mkosi.conf.d/10.conf": "[Assert]\nDistribution=fedora\n"})
+    with pytest.raises(InputError, match=r"r/mkosi.conf.d/10.conf: its \[Assert\] conditions do not hold: mkosi 26 "
+                                         r"and later refuse to build this recipe \(mkosi 25 ignores \[Assert\]\)"):
+        read_recipe(Path("r"))
+    Path("r/mkosi.conf.d/10.conf").write_text("[Assert]\nDistribution=debian\n[Content]\nUnifiedKernelImages=yes\n"
+                                              "Packages=a b\nSplash=x.bmp\n")
+    assert read_recipe(Path("r")).warnings == [
+        "r/mkosi.conf.d/10.conf:4: warning: UnifiedKernelImages=yes: mkosi 26+ reads it as signed (copy a prebuilt "
+        "UKI), mkosi 25 as build a UKI",
+        "r/mkosi.conf.d/10.conf:5: warning: Packages= item 'a b': mkosi 26+ splits items on spaces too, mkosi 25 keeps "
+        "the spaces in the item (separate items with commas, no spaces)",
+        "r/mkosi.conf.d/10.conf:6: warning: Splash= is new in mkosi 26: mkosi 25 refuses the recipe",
+    ]
+
+
+def test_an_invalid_match_value_is_refused_as_mkosi_refuses_it(make_tree: Maker) -> None:
+    make_tree({"r/mkosi.conf": "[Match]\nDistribution=debain\n"})
+    with pytest.raises(InputError, match=r"r/mkosi.conf:2: \[Match\] Distribution=debain: not a value mkosi knows"):
+        read_recipe(Path("r"))
+
+
+def test_a_builtin_include_without_an_installed_mkosi_makes_everything_unknown(
+        make_tree: Maker, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tree({"r/mkosi.conf": "[Include]\nInclude=mkosi-vm\n"})
+    monkeypatch.setenv("CVMLINT_MKOSI_RESOURCES", str(Path("nowhere").resolve()))
+    config = read_recipe(Path("r"))
+    assert config.why_undecided("Packages") == (
+        "r/mkosi.conf:2: Include=mkosi-vm is mkosi's built-in configuration, and no installed mkosi was found to "
+        "read it from (give its resources with --mkosi-resources)")
+
+
+def test_free_text_in_an_unknown_section_is_no_error(make_tree: Maker) -> None:
+    make_tree({"r/mkosi.conf": "[Notes]\njust words\n[Content]\nPackages=a\n"})
+    assert texts(read_recipe(Path("r")), "Packages") == ["a"]
