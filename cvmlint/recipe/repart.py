@@ -103,13 +103,13 @@ def read_definitions(directories: list[Path], display_base: Path, warnings: list
         if masked(path):
             continue
         part = PartitionDef(path.stem, path, display=os.path.relpath(path, display_base))
-        _read(part, path, display_base, warnings)
+        last_line = _read(part, path, display_base, warnings)
         dropins = _first_by_name([d / f"{name}.d" for d in directories], "*.conf")
         for dropin in (dropins[n] for n in sorted(dropins)):
             if not masked(dropin):
                 _read(part, dropin, display_base, warnings)
         if "Type" not in part.values:
-            raise InputError(f"{part.display}:1: no Type= (systemd-repart refuses the file)")
+            raise InputError(f"{part.display}:{last_line}: no Type= (systemd-repart refuses the file)")
         parts.append(part)
     return parts
 
@@ -134,7 +134,8 @@ def masked(path: Path) -> bool:
                                                                             and st.st_size == 0)
 
 
-def _read(part: PartitionDef, path: Path, display_base: Path, warnings: list[str]) -> None:
+def _read(part: PartitionDef, path: Path, display_base: Path, warnings: list[str]) -> int:
+    """Read one definition or drop-in file into `part`; the number of its last line."""
     display = os.path.relpath(path, display_base)
     section = ""
     lines = read_text(path, "repart definition", display).splitlines()
@@ -174,6 +175,7 @@ def _read(part: PartitionDef, path: Path, display_base: Path, warnings: list[str
         part.values[key] = (value, start)
         part.sources[key] = display
         part.lists.setdefault(key, []).append((value, start, display))
+    return max(number, 1)
 
 
 def verity_pairs(parts: list[PartitionDef], warnings: list[str]) -> dict[str, tuple[PartitionDef, PartitionDef]]:

@@ -39,13 +39,35 @@ def test_repart_verity_pairs_and_implied_values(make_tree: Maker) -> None:
     root, hashes, var, _ = parts
     assert (root.type, root.format, root.read_only) == ("root", "erofs", True)
     assert str(root.where("Verity")) == "d/10-root.conf:6"
-    assert root.lists["CopyFiles"] == [("/usr:/usr /etc:/etc", 8)]
+    assert root.lists["CopyFiles"] == [("/usr:/usr /etc:/etc", 8, "d/10-root.conf")]
     assert (var.format, var.encrypt, var.read_only) == ("ext4", "key-file", False)  # implied by CopyFiles/Encrypt
     pairs = verity_pairs(parts, warnings)
     assert pairs == {"root": (root, hashes)}
     assert warnings == ["d/20-var.conf:5: warning: unknown repart setting Verty=: systemd-repart ignores it",
                         "d/30-lonely.conf:3: warning: VerityMatchKey=usr has 1 Verity=data and 0 Verity=hash "
-                        "partitions (needs one each)"]
+                        "partitions: systemd-repart refuses the layout (it needs one each)"]
+
+
+def test_repart_precedence_masking_and_dropins(make_tree: Maker) -> None:
+    base = make_tree({
+        "own/10-root.conf": "[Partition]\nType=root\nFormat=ext4\n",
+        "own/11-root-verity.conf": None,
+        "own/00-esp.conf": "",
+        "own/10-root.conf.d/50-ro.conf": "[Partition]\nReadOnly=yes\nMountPoint=/\n",
+        "shared/00-esp.conf": "[Partition]\nType=esp\n",
+        "shared/10-root.conf": "[Partition]\nType=root\nFormat=erofs\nVerity=data\nVerityMatchKey=root\n",
+        "shared/10-root.conf.d/50-ro.conf": "[Partition]\nReadOnly=no\n",
+        "shared/10-root.conf.d/60-fmt.conf": "[Partition]\nFormat=btrfs\n",
+        "shared/11-root-verity.conf": "[Partition]\nType=root-verity\nVerity=hash\nVerityMatchKey=root\n",
+    })
+    (base / "own/11-root-verity.conf").rmdir()
+    (base / "own/11-root-verity.conf").symlink_to("/dev/null")
+    parts = read_definitions([base / "own", base / "shared"], base, [])
+    assert [p.name for p in parts] == ["10-root"]  # 00-esp (empty) and 11-root-verity (/dev/null) are masked
+    root = parts[0]
+    assert (root.format, root.read_only, root.verity) == ("btrfs", True, "off")  # own file, own 50-ro, shared 60
+    assert str(root.where("Format")) == "shared/10-root.conf.d/60-fmt.conf:2"
+    assert root.lists["MountPoint"] == [("/", 3, "own/10-root.conf.d/50-ro.conf")]
 
 
 def test_repart_file_without_type_is_refused(make_tree: Maker) -> None:
