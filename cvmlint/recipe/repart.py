@@ -195,11 +195,12 @@ def verity_pairs(parts: list[PartitionDef], warnings: list[str]) -> dict[str, tu
         data, hashes = roles.get("data", []), roles.get("hash", [])
         if len(data) == 1 and len(hashes) == 1:
             pairs[key] = (data[0], hashes[0])
-            data_min, hash_min = (p.get("Minimize", "off") not in ("off", "no", "0", "false") for p in (data[0], hashes[0]))
+            data_min, hash_min = (p.get("Minimize", "off") not in ("off", "no", "0", "false")
+                                  for p in (data[0], hashes[0]))
             if hash_min and not data_min and not data[0].get("CopyBlocks"):
-                warnings.append(f"{hashes[0].where('Minimize')}: warning: Minimize= on a verity hash partition whose "
-                                "data partition sets neither Minimize= nor CopyBlocks=: systemd-repart refuses the "
-                                "layout")
+                warnings.append(f"{hashes[0].where('Minimize')}: warning: Minimize= on a verity hash partition "
+                                "whose data partition sets neither Minimize= nor CopyBlocks=: systemd-repart "
+                                "refuses the layout")
             continue
         first = next(p for ps in roles.values() for p in ps)
         warnings.append(f"{first.where('Verity')}: warning: VerityMatchKey={key} has {len(data)} Verity=data and "
