@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, assert_never
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, assert_never
 
 import typer
 
@@ -433,6 +433,136 @@ def lint_cmd(
         text = "".join(reporter.render(r, r.exit_code(fail_on.value, unknown.value)) for r in reports)
     _write(text, output)
     raise typer.Exit(code)
+
+
+@contextmanager
+def _step_display() -> Iterator[Callable[[str], None]]:
+    """Each mkosi step as it starts: a status line with the elapsed time on a terminal, else a log line."""
+    if not sys.stderr.isatty():
+        yield lambda step: _err(f"cvmlint: mkosi: {step}")
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("mkosi: starting", total=None)
+        yield lambda step: bar.update(task, description=f"mkosi: {step[:100]}")
+
+
+@app.command("build")
+def build_cmd(
+    recipes: Annotated[list[Path] | None, typer.Argument(help="mkosi recipe directories (default: every recipe "
+                                                         "cvmlint.toml lists).", show_default=False)] = None,
+    policy_path: PolicyOpt = None,
+    profile: ProfileOpt = None,
+    mkosi_profile: MkosiProfileOpt = None,
+    distribution: DistributionOpt = None,
+    release: ReleaseOpt = None,
+    architecture: ArchitectureOpt = None,
+    host_architecture: HostArchitectureOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+    fail_on: FailOnOpt = Severity.low,
+    unknown: UnknownOpt = UnknownMode.fail,
+    waivers: WaiversOpt = None,
+    output: OutputOpt = None,
+    no_gate: Annotated[bool, typer.Option("--no-gate", help="Build even when lint fails (a development image; "
+                                          "every report says so).")] = False,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Where mkosi writes the image and "
+                                                    "cvmlint its reports (default: RECIPE/mkosi.output).")] = None,
+    mkosi_arg: Annotated[list[str] | None, typer.Option(
+        "--mkosi-arg", help="An extra argument for `mkosi build` (repeatable), e.g. "
+        "--mkosi-arg=--secure-boot-key=k.pem.")] = None,
+    setup: Annotated[bool, typer.Option("--setup", help="Make the build tool root (Debian trixie with mkosi "
+                                        "25; needs root and the apt mirror) and exit.")] = False,
+) -> None:
+    """Lint a recipe, build it with mkosi, scan the image with the same policy, and compare the two.
+
+    No image is built when lint fails (unless --no-gate). A rule that passes on the recipe and fails
+    on its image (or the reverse) is drift, and fails the build. mkosi is the host's when it is 25 or
+    newer, else the one in the build tool root (`cvmlint build --setup`, as root, once).
+    """
+    from cvmlint.build import BuildPlan, build_recipe
+    from cvmlint.build.mkosi import setup as setup_root
+    from cvmlint.project import find_project
+
+    if setup:
+        print(f"build tool root: {setup_root()}")
+        raise typer.Exit(0)
+    project = find_project(Path.cwd())
+    targets = [(r, project.entry_for(r)) for r in recipes] if recipes else [(e.path, e) for e in project.recipes]
+    if not targets:
+        fail("no recipe given and no cvmlint.toml listing recipes here or above")
+    code, documents, shown = 0, [], set[str]()
+    for directory, entry in targets:
+        if not directory.is_dir():
+            fail(f"{directory}: no such recipe directory")
+        plan = BuildPlan(directory, entry, _command_line(entry, mkosi_profile, distribution, release, architecture,
+                                                          host_architecture),
+                         policy_path, profile or [], not no_gate, output_dir, mkosi_arg or [], waivers,
+                         fail_on.value, unknown.value)
+        warnings: list[str] = []
+        with _step_display() as progress:
+            outcome = build_recipe(plan, project, progress, warnings)
+        _print_warnings(warnings, shown)
+        code = max(code, outcome.exit_code(fail_on.value, unknown.value))
+        if fmt is OutputFormat.json:
+            documents.append(_build_document(outcome, plan))
+        else:
+            _write(_build_text(outcome, plan, output is None and sys.stdout.isatty()), output)
+    if documents:
+        import json
+
+        _write(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2) + "\n", output)
+    raise typer.Exit(code)
+
+
+def _build_document(outcome: Any, plan: Any) -> dict[str, Any]:
+    from cvmlint.build import build_json
+    from cvmlint.report.json import report_to_json
+
+    doc = build_json(outcome, plan)
+    doc["lint"] = report_to_json(outcome.lint, outcome.lint.exit_code(plan.fail_on, plan.unknown))
+    if outcome.scan is not None:
+        doc["scan"] = report_to_json(outcome.scan, outcome.scan.exit_code(plan.fail_on, plan.unknown))
+    return doc
+
+
+def _build_text(outcome: Any, plan: Any, color: bool) -> str:
+    from cvmlint.build.drift import PackageDelta
+
+    table = reporter_for(OutputFormat.table, color)
+    lint_code = outcome.lint.exit_code(plan.fail_on, plan.unknown)
+    out = [table.render(outcome.lint, lint_code)]
+    if outcome.gated:
+        out.append(f"not built: lint of {plan.directory} failed (exit {lint_code}); --no-gate builds a development "
+                   "image anyway\n")
+        return "".join(out)
+    assert outcome.scan is not None
+    out.append(table.render(outcome.scan, outcome.scan.exit_code(plan.fail_on, plan.unknown)))
+    out += [f"drift: {d.render()}\n" for d in outcome.drift]
+    if isinstance(outcome.packages, PackageDelta):
+        undeclared = ", ".join(f"{n} {v}" for n, v in outcome.packages.undeclared[:12])
+        more = len(outcome.packages.undeclared) - 12
+        out.append(f"packages the recipe never named: {len(outcome.packages.undeclared)} "
+                   f"({undeclared}{f', … {more} more' if more > 0 else ''})\n")
+        for name, where in outcome.packages.missing:
+            out.append(f"declared but not in the image: {name} ({where})\n")
+    elif outcome.packages is not None:
+        out.append(f"package comparison: unknown ({outcome.packages.reason})\n")
+    out.append(f"summary: lint {_verdict(outcome.lint, plan)}; built {outcome.image} ({outcome.size / 2**20:.0f} MiB, "
+               f"sha256 {outcome.sha256[:16]}…, {outcome.seconds:.0f} s, {outcome.mkosi}); scan "
+               f"{_verdict(outcome.scan, plan)}; drift {len(outcome.drift)}; exit "
+               f"{outcome.exit_code(plan.fail_on, plan.unknown)}\n")
+    out += [f"  {name}: {path}\n" for name, path in outcome.outputs.items()]
+    return "".join(out)
+
+
+def _verdict(report: Report, plan: Any) -> str:
+    code = report.exit_code(plan.fail_on, plan.unknown)
+    counts = report.summary()
+    return (f"{'pass' if code == 0 else 'FAIL'} ({counts['pass']} pass, {counts['fail']} fail, "
+            f"{counts['unknown']} unknown)")
 
 
 @app.command("check")

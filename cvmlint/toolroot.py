@@ -95,19 +95,25 @@ def run_in_root(root: Path, argv: Sequence[str | Path], *, binds: Sequence[Path]
                 ok: Sequence[int] = (0,), env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `argv` chrooted into `root`, in a private mount namespace with /proc, /dev and /sys, and each
     of `binds` mounted at the same path inside (so paths on both sides agree)."""
-    setup = [f"mount --rbind {_q(root)} {_q(root)}", f"mount -t proc proc {_q(root / 'proc')}",
-             f"mount --rbind /dev {_q(root / 'dev')}", f"mount --rbind /sys {_q(root / 'sys')}"]
-    for path in binds:
-        inside = root / str(path.resolve()).lstrip("/")
-        setup += [f"mkdir -p {_q(inside)}", f"mount --bind {_q(path.resolve())} {_q(inside)}"]
     inner = (f"cd {_q(cwd)} && " if cwd else "") + "exec " + " ".join(_q(a) for a in argv)
-    script = " && ".join(setup) + f" && exec chroot {_q(root)} /bin/sh -c {_q(inner)}"
+    script = mount_script(root, binds) + f" && exec chroot {_q(root)} /bin/sh -c {_q(inner)}"
     result = subprocess.run([require("unshare"), "-m", "--propagation", "private", "sh", "-c", script],
                             capture_output=True, text=True, env={**CLEAN_ENV, **(env or {})}, check=False)
     if result.returncode not in ok:
         raise ToolError(f"{' '.join(map(str, argv[:6]))} (in {root.name}) exited {result.returncode}:\n"
                         f"{last_lines(result.stderr or result.stdout)}")
     return result
+
+
+def mount_script(root: Path, binds: Sequence[Path] = ()) -> str:
+    """Shell commands (for a private mount namespace) that make `root` ready to chroot into: itself a
+    mount point (mkosi's sandbox needs that), /proc, /dev, /sys, and `binds` at their own paths."""
+    setup = [f"mount --rbind {_q(root)} {_q(root)}", f"mount -t proc proc {_q(root / 'proc')}",
+             f"mount --rbind /dev {_q(root / 'dev')}", f"mount --rbind /sys {_q(root / 'sys')}"]
+    for path in binds:
+        inside = root / str(path.resolve()).lstrip("/")
+        setup += [f"mkdir -p {_q(inside)}", f"mount --bind {_q(path.resolve())} {_q(inside)}"]
+    return " && ".join(setup)
 
 
 def _q(value: str | Path) -> str:

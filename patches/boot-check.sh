@@ -8,32 +8,13 @@
 set -eu
 WORK=${WORK:-/var/tmp/cvmlint-kernel}
 KERNEL=${KERNEL:-$WORK/bzImage-patched}
+HERE=$(cd "$(dirname "$0")" && pwd)
 for p in qemu-system-x86 acpica-tools; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || \
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p"
 done
 cd "$WORK"
-cat > ssdt-sysmem.asl <<'ASL'
-DefinitionBlock ("", "SSDT", 2, "CVMLNT", "SYSMEM", 0x00000001)
-{
-    Scope (\_SB)
-    {
-        /* 16 bytes of ordinary guest RAM at 1 MiB + 64 KiB */
-        OperationRegion (TMEM, SystemMemory, 0x00110000, 0x10)
-        Field (TMEM, AnyAcc, NoLock, Preserve)
-        {
-            WORD, 32
-        }
-
-        Method (_INI, 0, NotSerialized)
-        {
-            WORD = 0xC0FFEE42
-            Debug = "cvmlint-ssdt: SystemMemory read back:"
-            Debug = WORD
-        }
-    }
-}
-ASL
+cp "$HERE/ssdt-sysmem.asl" .
 iasl -p ssdt-sysmem ssdt-sysmem.asl >/dev/null
 timeout 120 qemu-system-x86_64 -machine q35 -m 256M -nographic -no-reboot -kernel "$KERNEL" \
     -append "console=ttyS0 acpi.aml_debug_output=1 panic=-1" -acpitable file=ssdt-sysmem.aml \

@@ -19,7 +19,8 @@ PACKAGES = {
     "mcopy": "mtools", "mkfs.ext4": "e2fsprogs", "debugfs": "e2fsprogs", "mksquashfs": "squashfs-tools",
     "qemu-img": "qemu-utils", "debootstrap": "debootstrap", "mkswap": "util-linux", "sbsign": "sbsigntool",
     "openssl": "openssl", "objcopy": "binutils", "git": "git", "perl": "perl-base", "xz": "xz-utils",
-    "linux-source-6.1-tarball": "linux-source-6.1",
+    "linux-source-6.1-tarball": "linux-source-6.1", "make": "build-essential", "gcc": "build-essential",
+    "qemu-system-x86_64": "qemu-system-x86", "iasl": "acpica-tools", "blkid": "util-linux",
 }
 
 
@@ -108,3 +109,16 @@ def run_trixie(root: Path, *argv: str, binds: tuple[Path, ...] = ()) -> str:
         return run_in_root(root, argv, binds=binds).stdout
     except ToolError as err:
         raise AssertionError(str(err)) from None
+
+
+def secure_boot_key() -> tuple[Path, Path]:
+    """A Secure Boot signing key for the tests' builds (kernel and mkosi), made once and kept, so that
+    the kernel built with it stays cached (CN=cvmlint test secure boot key)."""
+    require("openssl")
+    directory = CACHE / "secure-boot-test-key"
+    key, cert = directory / "db.key", directory / "db.crt"
+    if not cert.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        run("openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "36500", "-sha256",
+            "-subj", "/CN=cvmlint test secure boot key/O=cvmlint tests", "-keyout", key, "-out", cert)
+    return key, cert

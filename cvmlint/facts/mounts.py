@@ -8,9 +8,14 @@ from collections.abc import Callable
 from cvmlint.facts.model import Mount
 from cvmlint.facts.provenance import Provenance
 
-VOLATILE = ("tmpfs", "ramfs", "proc", "sysfs", "devtmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "debugfs",
-            "securityfs", "configfs", "hugetlbfs", "tracefs", "bpf", "efivarfs", "swap")
-"""File systems whose content does not survive a reboot."""
+VOLATILE = frozenset({
+    "tmpfs", "ramfs", "swap",
+    # kernel pseudo file systems: views of kernel state, never storage
+    "proc", "sysfs", "devtmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "debugfs", "securityfs", "configfs",
+    "hugetlbfs", "tracefs", "bpf", "efivarfs", "fusectl", "pstore", "binfmt_misc", "autofs", "nsfs", "rpc_pipefs",
+    "selinuxfs", "smackfs", "resctrl", "nfsd",
+})
+"""File systems whose content does not survive a reboot: memory, and the kernel's pseudo file systems."""
 Locate = Callable[[int], Provenance]
 """Line number -> where that line is."""
 

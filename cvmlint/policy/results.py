@@ -91,6 +91,8 @@ class Report:
     profiles: tuple[str, ...]
     target: Target
     results: list[RuleResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Things every rendering of the report must say (e.g. that a build was not gated)."""
 
     def summary(self) -> dict[str, int]:
         """How many rules ended in each status."""

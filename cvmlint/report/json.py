@@ -45,6 +45,7 @@ def report_to_json(report: Report, exit_code: int) -> dict[str, Any]:
                    "sha256": report.policy_sha256, "profiles": list(report.profiles)},
         "target": {"kind": t.kind, "name": t.name, "digest": t.digest if isinstance(t.digest, str) else None},
         "summary": report.summary(),
+        "notes": list(report.notes),
         "exit_code": exit_code,
         "results": [_result(r) for r in report.results],
     }

@@ -56,4 +56,6 @@ class TableReporter:
         profiles = f" (profiles: {', '.join(report.profiles)})" if report.profiles else ""
         console.print(f"{report.target.kind} {report.target.name}: policy {report.policy_name} "
                       f"{report.policy_version}{profiles}: {counts}; exit {exit_code}")
+        for note in report.notes:
+            console.print(f"note: {note}")
         return out.getvalue()

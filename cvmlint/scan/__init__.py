@@ -188,12 +188,12 @@ def _kernel(disk: Disk, boot: bootscan.BootScan, root_tree: Tree | None, options
     params: tuple[str, ...] | Unknown = tuple(sorted(image.params)) if image.params else Unknown(
         "no __setup/__param tables found in the kernel: " + "; ".join(image.problems or ["no section headers"]))
     return Kernel(version=image.version or Unknown("no version string in the kernel"), compression=image.compression,
-                  boot_protocol=image.boot_protocol, config=_config(root_tree, image, where),
+                  boot_protocol=image.boot_protocol, config=_config(root_tree, image, where, disk, ref),
                   params=params, modules=_modules(root_tree, image.version), strings=strings, where=where)
 
 
-def _config(root_tree: Tree | None, image: object, kernel_where: Provenance) -> Items[ConfigOption] | Unknown:
-    from cvmlint.facts.kconfig import parse_config
+def _config(root_tree: Tree | None, image: object, kernel_where: Provenance, disk: Disk,
+            ref: bootscan.KernelRef) -> Items[ConfigOption] | Unknown:
     from cvmlint.scan.kernel import KernelImage
 
     assert isinstance(image, KernelImage)
@@ -202,14 +202,41 @@ def _config(root_tree: Tree | None, image: object, kernel_where: Provenance) -> 
         for path in (f"/boot/config-{version}", f"/usr/lib/modules/{version}/config", f"/lib/modules/{version}/config"):
             node = root_tree.lookup(path)
             if node is not None and node.is_reg:
-                values, lines = parse_config(root_tree.read(node, 8 << 20).decode("utf-8", "replace"))
-                return Items([ConfigOption(name=k, value=v, where=Provenance(partition="root", file=path,
-                                                                               line=lines[k]))
-                              for k, v in values.items()], Provenance(partition="root", file=path))
+                return _config_items(root_tree.read(node, 8 << 20), "root", path)
+    if version and ref.section is None:  # a kernel on the ESP: its package's /boot may have been copied there
+        found = _esp_config(disk, ref, version)
+        if found is not None:
+            return found
     if image.config is not None:
         where = Provenance(partition=kernel_where.partition, file=kernel_where.file, detail="IKCONFIG")
         return Items([ConfigOption(name=k, value=v, where=where) for k, v in image.config.items()], where)
-    return Unknown(f"no /boot/config-{version} or modules config in the root, and no IKCONFIG in the kernel")
+    return Unknown(f"no /boot/config-{version} or modules config in the root, no config-{version} beside the "
+                   "kernel, and no IKCONFIG in the kernel")
+
+
+def _config_items(data: bytes | bytearray | memoryview, partition: str, path: str) -> Items[ConfigOption]:
+    from cvmlint.facts.kconfig import parse_config
+
+    values, lines = parse_config(bytes(data).decode("utf-8", "replace"))
+    return Items([ConfigOption(name=k, value=v, where=Provenance(partition=partition, file=path, line=lines[k]))
+                  for k, v in values.items()], Provenance(partition=partition, file=path))
+
+
+def _esp_config(disk: Disk, ref: bootscan.KernelRef, version: str) -> Items[ConfigOption] | None:
+    """`config-<version>` beside the kernel or at the top of its (FAT) partition."""
+    import posixpath
+
+    from cvmlint.image.fat import FatFileSystem
+
+    part = disk.by_name(ref.partition)
+    if part is None or part.content != "vfat" or part.source is None:
+        return None
+    fs = FatFileSystem(part.source)
+    for path in (posixpath.join(posixpath.dirname(ref.path), f"config-{version}"), f"/config-{version}"):
+        entry = fs.lookup(path)
+        if entry is not None and not entry.is_dir:
+            return _config_items(fs.read(entry, 8 << 20), part.name, path)
+    return None
 
 
 def _modules(root_tree: Tree | None, version: str) -> Items[Module] | Unknown:
