@@ -232,7 +232,7 @@ def _check(case: dict[str, Any], report: Report, result: CaseResult, summary: Te
     for r in report.results:
         wanted = expect.get(r.rule_id)
         other_target = r.status.value == "skipped" and any(x.startswith("applies to ") for x in r.reasons)
-        allowed = [wanted] if wanted else (rest_ok + ["skipped"] if rest_ok and other_target else rest_ok)
+        allowed = [wanted] if wanted else ([*rest_ok, "skipped"] if rest_ok and other_target else rest_ok)
         if allowed is None:
             continue
         for status in allowed:

@@ -1,0 +1,214 @@
+"""`cvmlint build`: lint a recipe, build it with mkosi, scan the image with the same policy, compare.
+
+    outcome = build_recipe(BuildPlan(Path("recipes/tdx-base"), cli=CommandLine(distribution="debian")), project)
+    outcome.exit_code()      # 0 clean; 1 lint failed (nothing built), scan failed or drift; errors raise
+
+The outputs go next to the image: `<image>.lint.json`, `.scan.json`, `.build.json` (verdicts, drift,
+package delta, timings), `.roothash`, `.sha256` and `.mkosi.log`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cvmlint.build.drift import Drift, PackageDelta, drift, package_delta
+from cvmlint.build.mkosi import BuildError, Progress, build, find_mkosi, mkosi_args, sandbox_tree, summary
+from cvmlint.facts.model import Build, Facts, System, Verity
+from cvmlint.policy.loader import Policy
+from cvmlint.policy.results import Report
+from cvmlint.project import Project, RecipeEntry
+from cvmlint.recipe.mkosi import CommandLine
+
+NO_GATE = "built with --no-gate although lint failed: a development image, not a release"
+
+
+@dataclass
+class BuildPlan:
+    """What to build and how: the recipe, mkosi's command line, the policy and the gate."""
+
+    directory: Path
+    entry: RecipeEntry | None = None
+    cli: CommandLine = field(default_factory=CommandLine)
+    policy_path: Path | None = None
+    profiles: list[str] = field(default_factory=list)
+    """Policy profiles given on the command line (added to the recipe's)."""
+    gate: bool = True
+    output_dir: Path | None = None
+    mkosi_args: list[str] = field(default_factory=list)
+    waivers: Path | None = None
+    fail_on: str = "low"
+    unknown: str = "fail"
+
+
+@dataclass
+class BuildOutcome:
+    """Everything one build produced."""
+
+    lint: Report
+    policy: Policy
+    gated: bool = False
+    """Lint failed and the gate held: nothing was built."""
+    image: Path | None = None
+    scan: Report | None = None
+    drift: list[Drift] = field(default_factory=list)
+    packages: PackageDelta | Any = None
+    seconds: float = 0.0
+    size: int = 0
+    sha256: str = ""
+    root_hash: str = ""
+    mkosi: str = ""
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+    def exit_code(self, fail_on: str = "low", unknown: str = "fail") -> int:
+        codes = [self.lint.exit_code(fail_on, unknown) if self.gated else 0]
+        if self.scan is not None:
+            codes.append(self.scan.exit_code(fail_on, unknown))
+        if self.drift:
+            codes.append(1)
+        return max(codes)
+
+
+def lint_recipe(plan: BuildPlan, project: Project, warnings: list[str]) -> tuple[Report, Facts, Policy]:
+    """The lint half: the recipe's facts, its policy (profiles as `lint` adds them) and the report."""
+    from cvmlint._resources import default_policy_path
+    from cvmlint.policy import apply_waivers, evaluate, load_policy, load_waivers
+    from cvmlint.recipe.facts import recipe_facts
+
+    facts, found = recipe_facts(plan.directory, plan.entry, plan.cli, Path.cwd())
+    warnings += found
+    policy = load_policy(plan.policy_path or project.policy or default_policy_path(),
+                         project.policy_profiles(plan.entry, facts, plan.profiles))
+    report = evaluate(policy, facts)
+    if plan.waivers is not None:
+        apply_waivers(report, load_waivers(plan.waivers))
+    return report, facts, policy
+
+
+def build_recipe(plan: BuildPlan, project: Project, progress: Progress = lambda step: None,
+                 warnings: list[str] | None = None) -> BuildOutcome:
+    """Lint, then (unless the gate holds) build with mkosi, scan and compare."""
+    warnings = warnings if warnings is not None else []
+    lint, recipe_facts, policy = lint_recipe(plan, project, warnings)
+    outcome = BuildOutcome(lint=lint, policy=policy)
+    if lint.exit_code(plan.fail_on, plan.unknown) != 0:
+        if plan.gate:
+            outcome.gated = True
+            return outcome
+        lint.notes.append(NO_GATE)
+    fmt = recipe_facts.build.format if isinstance(recipe_facts.build, Build) else "disk"
+    if fmt != "disk":
+        raise BuildError(f"{plan.directory}: Format={fmt}: cvmlint build builds disk images (Format=disk), "
+                         "which it can scan")
+    mkosi = find_mkosi()
+    outcome.mkosi = f"mkosi {mkosi.version}" + (f" in {mkosi.root}" if mkosi.root else " (host)")
+    output_dir = (plan.output_dir or plan.directory / "mkosi.output").resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="cvmlint-build-") as tmp:
+        system = recipe_facts.os if isinstance(recipe_facts.os, System) else None
+        sandbox = sandbox_tree(Path(tmp) / "sandbox", _text(system.distribution if system else None),
+                               _text(system.release if system else None))
+        args = mkosi_args(plan.directory.resolve(), plan.cli, output_dir, sandbox, plan.mkosi_args)
+        binds = [_recipe_root(plan.directory, project), output_dir, Path(tmp)]
+        about = summary(mkosi, args, binds)
+        if about.get("CompressOutput") not in (None, "none"):
+            raise BuildError(f"CompressOutput={about['CompressOutput']}: cvmlint build scans the disk image mkosi "
+                             "writes; build it uncompressed (CompressOutput=none) and compress it afterwards")
+        image = output_dir / f"{about['Output']}.raw"
+        # NOTE: not named after the image: `mkosi --force` removes files that are
+        log = output_dir / f"build-{about['Output']}.mkosi.log"
+        outcome.outputs["mkosi log"] = log
+        outcome.seconds = build(mkosi, args, binds, log, progress)
+    if not image.is_file():
+        raise BuildError(f"mkosi finished, but the image it names ({image}) is not there; its log: "
+                         f"{outcome.outputs['mkosi log']}")
+    outcome.image = image
+    _scan(outcome, plan, recipe_facts, progress)
+    _write_outputs(outcome, plan)
+    return outcome
+
+
+def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress: Progress) -> None:
+    from cvmlint.policy import apply_waivers, evaluate, load_waivers
+    from cvmlint.policy.probes import kernel_needles
+    from cvmlint.scan import ScanOptions, scan_image
+
+    assert outcome.image is not None
+    progress("scanning the image (verity recomputed)")
+    options = ScanOptions(verity=True, digest=True, needles=kernel_needles(outcome.policy))
+    with scan_image(outcome.image, options) as image_facts:
+        scan = evaluate(outcome.policy, image_facts)
+        if plan.waivers is not None:
+            apply_waivers(scan, load_waivers(plan.waivers))
+        if outcome.lint.notes:
+            scan.notes += outcome.lint.notes
+        outcome.scan = scan
+        outcome.drift = drift(outcome.policy, outcome.lint, scan, recipe_facts, image_facts)
+        outcome.packages = package_delta(recipe_facts, image_facts)
+        digest = image_facts.target.digest
+        outcome.sha256 = digest.removeprefix("sha256:") if isinstance(digest, str) else ""
+        verity = image_facts.verity
+        outcome.root_hash = verity.root_hash if isinstance(verity, Verity) and isinstance(verity.root_hash, str) \
+            else ""
+    outcome.size = outcome.image.stat().st_size
+
+
+def _write_outputs(outcome: BuildOutcome, plan: BuildPlan) -> None:
+    from cvmlint.report.json import report_to_json
+
+    assert outcome.image is not None and outcome.scan is not None
+    base = outcome.image.with_suffix("")
+    files = {
+        "lint report": (base.with_suffix(".lint.json"), json.dumps(
+            report_to_json(outcome.lint, outcome.lint.exit_code(plan.fail_on, plan.unknown)), indent=2) + "\n"),
+        "scan report": (base.with_suffix(".scan.json"), json.dumps(
+            report_to_json(outcome.scan, outcome.scan.exit_code(plan.fail_on, plan.unknown)), indent=2) + "\n"),
+        "sha256": (base.with_suffix(".sha256"), f"{outcome.sha256}  {outcome.image.name}\n"),
+        "build summary": (base.with_suffix(".build.json"), json.dumps(build_json(outcome, plan), indent=2) + "\n"),
+    }
+    if outcome.root_hash:
+        files["root hash"] = (base.with_suffix(".roothash"), outcome.root_hash + "\n")
+    for name, (path, text) in files.items():
+        path.write_text(text, encoding="utf-8")
+        outcome.outputs[name] = path
+
+
+def build_json(outcome: BuildOutcome, plan: BuildPlan) -> dict[str, Any]:
+    """The build's own record: verdicts, image, drift, package delta."""
+    packages: Any = None
+    if isinstance(outcome.packages, PackageDelta):
+        packages = {"undeclared": [{"name": n, "version": v} for n, v in outcome.packages.undeclared],
+                    "missing": [{"name": n, "declared_at": w} for n, w in outcome.packages.missing]}
+    elif outcome.packages is not None:
+        packages = {"unknown": str(outcome.packages.reason)}
+    return {
+        "schema": "cvmlint.build/1",
+        "recipe": str(plan.directory), "gate": plan.gate, "gated": outcome.gated, "notes": outcome.lint.notes,
+        "lint": outcome.lint.summary(),
+        "scan": outcome.scan.summary() if outcome.scan else None,
+        "image": {"path": str(outcome.image), "size": outcome.size, "sha256": outcome.sha256,
+                  "root_hash": outcome.root_hash} if outcome.image else None,
+        "mkosi": outcome.mkosi, "build_seconds": round(outcome.seconds, 1),
+        "drift": [d.__dict__ | {"recipe": d.recipe.value, "image": d.image.value} for d in outcome.drift],
+        "packages": packages,
+        "exit_code": outcome.exit_code(plan.fail_on, plan.unknown),
+        "outputs": {k: str(v) for k, v in outcome.outputs.items()},
+    }
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _recipe_root(directory: Path, project: Project) -> Path:
+    """What mkosi in a tool root must see: the project (recipes include each other), else the recipe's parent."""
+    directory = directory.resolve()
+    root = project.root.resolve()
+    return root if directory.is_relative_to(root) and root != Path("/") else directory.parent
+
+
+__all__ = ["BuildError", "BuildOutcome", "BuildPlan", "build_recipe", "lint_recipe"]
