@@ -19,7 +19,7 @@ CACHE=${CACHE:-/var/cache/cvmlint/kernel}
 JOBS=${JOBS:-$(nproc)}
 RELEASE=6.1.0-cvm
 TARBALL=/usr/src/linux-source-6.1.tar.xz
-RECIPE_VERSION=1   # bump when the steps below change what is built
+RECIPE_VERSION=2   # bump when the steps below change what is built
 
 need="linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev cpio kmod rsync fakeroot dpkg-dev zstd
 sbsigntool"
@@ -68,8 +68,10 @@ if [ ! -f "$BUILT/done" ]; then
     make -s olddefconfig
     check_config
     # Build first, then package: `make -j bindeb-pkg` alone races past the generated headers in 6.1.
+    # KBUILD_BUILD_VERSION is what the packaging's own `make` passes: with it the kernel signed below
+    # is not rebuilt when packaged.
     set -- KERNELRELEASE="$RELEASE" KDEB_PKGVERSION="$SOURCE_VERSION" KBUILD_BUILD_TIMESTAMP="$(date -u -d @0)" \
-        KBUILD_BUILD_USER=cvmlint KBUILD_BUILD_HOST=cvmlint
+        KBUILD_BUILD_USER=cvmlint KBUILD_BUILD_HOST=cvmlint KBUILD_BUILD_VERSION="${SOURCE_VERSION##*-}"
     make -s -j"$JOBS" "$@" >/dev/null
     if [ -n "$SIGNER" ]; then
         sbsign --key "$SB_KEY" --cert "$SB_CERT" --output arch/x86/boot/bzImage.signed arch/x86/boot/bzImage
@@ -78,6 +80,10 @@ if [ ! -f "$BUILT/done" ]; then
     make -s "$@" bindeb-pkg >/dev/null
     mkdir -p "$BUILT.tmp"
     mv "$WORK"/linux-image-"$RELEASE"_*.deb "$BUILT.tmp/"
+    if [ -n "$SIGNER" ]; then  # the packaged kernel must be the signed one
+        dpkg-deb -x "$BUILT.tmp"/linux-image-"$RELEASE"_*.deb "$WORK/check"
+        sbverify --cert "$SB_CERT" "$WORK/check/boot/vmlinuz-$RELEASE" >/dev/null
+    fi
     echo "$(( $(date +%s) - start ))" > "$BUILT.tmp/build-seconds"
 
     # The test-only kernel: the same tree, the forcing patch, one more option (an incremental build).

@@ -10,7 +10,6 @@ package delta, timings), `.roothash`, `.sha256` and `.mkosi.log`.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import selectors
 import shutil
 import subprocess
 import time
@@ -12,6 +14,8 @@ from tests.tools import require
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+ANSI = re.compile(r"\x1b(\[[0-9;:?]*[A-Za-z]|c)")
+"""Terminal control sequences systemd and the firmware write to the console."""
 
 
 def boot(image: Path, log: Path, until: list[str], timeout: float = 900, memory: str = "1536") -> str:
@@ -31,21 +35,17 @@ def boot(image: Path, log: Path, until: list[str], timeout: float = 900, memory:
     with open(log, "w", encoding="utf-8", errors="replace") as out, \
             subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) as proc:
         assert proc.stdout is not None
-        import os
-        import selectors
-
-        os.set_blocking(proc.stdout.fileno(), False)
+        fd = proc.stdout.fileno()
         selector = selectors.DefaultSelector()
-        selector.register(proc.stdout, selectors.EVENT_READ)
+        selector.register(fd, selectors.EVENT_READ)
         buffer = b""
         while wanted and time.monotonic() < deadline and proc.poll() is None:
             if not selector.select(timeout=1):
                 continue
-            chunk = proc.stdout.read() or b""
-            buffer += chunk
+            buffer += os.read(fd, 1 << 16)
             *complete, buffer = buffer.split(b"\n")
             for raw in complete:
-                line = raw.decode("utf-8", "replace").rstrip("\r")
+                line = ANSI.sub("", raw.decode("utf-8", "replace")).rstrip("\r")
                 out.write(line + "\n")
                 lines.append(line)
                 wanted = [w for w in wanted if not w.search(line)]

@@ -118,15 +118,13 @@ def test_missing_lockdown_fails_at_the_command_line(project: Path) -> None:
 
 
 def test_apt_in_packages_fails_at_its_line(project: Path) -> None:
-    line = edit(project / "recipes/tdx-base/mkosi.conf", "        trustauthority-cli\n",
-                "        trustauthority-cli\n        apt\n") + 1
+    conf = "recipes/tdx-base/mkosi.conf.d/10-ubuntu.conf"
+    line = edit(project / conf, "        trustauthority-cli\n", "        trustauthority-cli\n        apt\n") + 1
     code, report, _ = lint(cwd=project)
     results = by_rule(report)
     assert code == 1
-    assert locations(results["CVM-PKG-002"]) == [
-        f"package manager apt is installed (declared) @ recipes/tdx-base/mkosi.conf:{line}"]
-    assert f"package apt is not on the allowlist @ recipes/tdx-base/mkosi.conf:{line}" in \
-        locations(results["CVM-PKG-001"])
+    assert locations(results["CVM-PKG-002"]) == [f"package manager apt is installed (declared) @ {conf}:{line}"]
+    assert f"package apt is not on the allowlist @ {conf}:{line}" in locations(results["CVM-PKG-001"])
 
 
 def test_a_script_that_installs_gcc(project: Path) -> None:
