@@ -12,29 +12,18 @@ Usage: python3 bench/facts_vs_mkosi.py [--runs 9] [--recipe recipes/tdx-base]   
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from common import timed  # noqa: E402
 
 from tests.tools import SID, TRIXIE, tool_root  # noqa: E402
 
 CVMLINT = str(Path(sys.executable).parent / "cvmlint")
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-"""Users run with the bytecode cache, so the bench does too."""
-
-
-def timed(argv: list[str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, env=ENV)
-    elapsed = time.perf_counter() - start
-    assert proc.returncode == 0, proc.stderr.decode()[-400:]
-    return elapsed
 
 
 def in_root(root: Path, *argv: str) -> list[str]:

@@ -11,24 +11,14 @@ Usage: python3 bench/lint.py [--runs 11]   (from the repository root, cvmlint in
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import timed
+
 CVMLINT = str(Path(sys.executable).parent / "cvmlint")
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def timed(argv: list[str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, env=ENV)
-    elapsed = time.perf_counter() - start
-    assert proc.returncode == 0, proc.stderr.decode()[-400:]
-    return elapsed
 
 
 def main() -> None:

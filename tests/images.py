@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.tools import CACHE, minbase_tree, mirror, require, run
+from tests.tools import CACHE, minbase_tree, mirror, require, run, secure_boot_key
 
 BUILDER_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 IMAGES = CACHE / f"images-{BUILDER_KEY}"
@@ -196,14 +196,8 @@ def _hardened_root(work: Path, pay: Payload, extra_files: dict[str, Path]) -> Pa
 
 
 def signing_key() -> tuple[Path, Path]:
-    """A self-signed X.509 key for sbsign, made once (subject CN=cvmlint test signing key)."""
-    require("openssl")
-    key, cert = IMAGES / "signing.key", IMAGES / "signing.crt"
-    if not cert.exists():
-        IMAGES.mkdir(parents=True, exist_ok=True)
-        run("openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-sha256",
-            "-subj", "/CN=cvmlint test signing key/O=cvmlint tests", "-keyout", key, "-out", cert)
-    return key, cert
+    """The tests' Secure Boot signing key (CN=cvmlint test secure boot key), for sbsign."""
+    return secure_boot_key()
 
 
 def _signed(work: Path, unsigned: Path) -> Path:
