@@ -114,8 +114,8 @@ def test_hardened_uki(hardened_uki: Path) -> None:
     assert entry["cmdline"]["where"] == {"partition": "esp", "file": "/EFI/Linux/debian-hardened.efi",
                                          "detail": "section .cmdline"}
     signers = {b["path"]: b["signer"] for b in facts["boot"]["binaries"]["items"]}
-    assert "CN=cvmlint test signing key" in signers["/EFI/Linux/debian-hardened.efi"]
-    assert "CN=cvmlint test signing key" in signers["/EFI/BOOT/grubx64.efi"]
+    assert "CN=cvmlint test secure boot key" in signers["/EFI/Linux/debian-hardened.efi"]
+    assert "CN=cvmlint test secure boot key" in signers["/EFI/BOOT/grubx64.efi"]
     assert facts["verity"]["unknown"] == "root hash not computed (--no-verity)"
 
 

@@ -64,4 +64,4 @@ def test_signed_uki_sections_and_signer(payload: images.Payload, tmp_path: Path)
     off, size = image.sections[".cmdline"]
     assert uki.read_bytes()[off:off + size] == b"ro quiet"
     assert image.sections == reference_sections(uki)
-    assert image.signers == ["O=cvmlint tests,CN=cvmlint test signing key"]
+    assert image.signers == ["O=cvmlint tests,CN=cvmlint test secure boot key"]
