@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, assert_never
 
@@ -32,6 +33,8 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Check, explain and test policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+evidence_app = typer.Typer(help="Make, verify, replay and compare evidence bundles.", no_args_is_help=True)
+app.add_typer(evidence_app, name="evidence")
 
 
 class OutputFormat(enum.StrEnum):
@@ -39,6 +42,7 @@ class OutputFormat(enum.StrEnum):
 
     table = "table"
     json = "json"
+    html = "html"
 
 
 class Severity(enum.StrEnum):
@@ -58,14 +62,20 @@ class UnknownMode(enum.StrEnum):
     warn = "warn"
 
 
-def reporter_for(fmt: OutputFormat, color: bool) -> Reporter:
-    """The reporter of one output format."""
+def reporter_for(fmt: OutputFormat, color: bool, policy: Policy | None = None) -> Reporter:
+    """The reporter of one output format (html needs the policy, for the rules' rationale)."""
     from cvmlint.report import JsonReporter, TableReporter
 
     if fmt is OutputFormat.table:
         return TableReporter(color=color)
     if fmt is OutputFormat.json:
         return JsonReporter()
+    if fmt is OutputFormat.html:
+        from cvmlint.report.html import HtmlReporter
+
+        if policy is None:
+            fail("--format html needs the policy")
+        return HtmlReporter(policy)
     assert_never(fmt)
 
 
@@ -158,16 +168,37 @@ def _write(text: str, output: Path | None) -> None:
 
 
 def finish(report: Report, fmt: OutputFormat, fail_on: Severity, unknown: UnknownMode,
-           waivers: Path | None, output: Path | None) -> NoReturn:
-    """Apply waivers, print the report, exit with the code it earns."""
+           waivers: Path | None, output: Path | None, policy: Policy | None = None,
+           waived: bool = False) -> NoReturn:
+    """Apply waivers (unless already applied), print the report, exit with the code it earns."""
     from cvmlint.policy import apply_waivers, load_waivers
 
-    if waivers is not None:
+    if waivers is not None and not waived:
         apply_waivers(report, load_waivers(waivers))
     code = report.exit_code(fail_on.value, unknown.value)
     color = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    _write(reporter_for(fmt, color).render(report, code), output)
+    _write(reporter_for(fmt, color, policy).render(report, code), output)
     raise typer.Exit(code)
+
+
+EvidenceOpt = Annotated[Path | None, typer.Option("--evidence", help="Write an evidence bundle there: a directory, "
+                                                  "or one FILE.tar (see `cvmlint evidence --help`).")]
+SignKeyOpt = Annotated[Path | None, typer.Option("--sign-key", help="PEM private key (Ed25519 or ECDSA P-256) "
+                                                 "that signs the evidence (`cvmlint evidence keygen`).")]
+
+
+def _signing_key(path: Path | None) -> Any:
+    from cvmlint.evidence.dsse import load_signing_key
+
+    return load_signing_key(path) if path is not None else None
+
+
+def _write_evidence(dest: Path, report: Report, facts: Facts, policy: Policy, inputs: dict[str, Any], code: int,
+                    waivers: Path | None, key: Any, started: Any) -> None:
+    from cvmlint.evidence.bundle import Evidence, write_bundle
+
+    write_bundle(dest, Evidence(report, facts, policy, inputs, code, waivers, started), key)
+    _err(f"cvmlint: evidence: {dest} ({f'signed by key {key.keyid[:16]}…' if key else 'UNSIGNED: no --sign-key'})")
 
 
 # ---- policy commands -----------------------------------------------------------------------
@@ -355,6 +386,8 @@ def scan_cmd(
     no_verity: Annotated[bool, typer.Option("--no-verity", help="Skip recomputing the root hash (quick look; "
                                             "the verity rules are then unknown).")] = False,
     digest: Annotated[bool, typer.Option("--digest", help="Hash the whole image file for the target digest.")] = False,
+    evidence: EvidenceOpt = None,
+    sign_key: SignKeyOpt = None,
 ) -> None:
     """Check a disk image against the policy: nothing is mounted, nothing from the image runs."""
     from cvmlint.policy import evaluate
@@ -367,11 +400,26 @@ def scan_cmd(
     if image.is_dir():
         fail(f"{image}: is a directory", "scan takes an image file; lint takes a recipe directory")
     options = ScanOptions(verity=not no_verity, digest=digest, needles=kernel_needles(policy))
+    key, started, inputs = _signing_key(sign_key), datetime.now(UTC), None
+    if evidence is not None:  # one read for the file's and each partition's digests (the scan then reads cached)
+        from cvmlint.evidence.inputs import image_inputs
+
+        inputs = image_inputs(image)
+        options.known_digest = inputs["sha256"]
     with _progress_bar(not no_verity) as progress:
         options.progress = progress
         with scan_image(image, options) as facts:
             report = evaluate(policy, facts)
-    finish(report, fmt, fail_on, unknown, waivers, output)
+            if waivers is not None:
+                from cvmlint.policy import apply_waivers, load_waivers
+
+                apply_waivers(report, load_waivers(waivers))
+            if evidence is not None and inputs is not None:
+                from cvmlint.evidence.inputs import add_verity
+
+                _write_evidence(evidence, report, facts, policy, add_verity(inputs, facts),
+                                report.exit_code(fail_on.value, unknown.value), waivers, key, started)
+    finish(report, fmt, fail_on, unknown, waivers, output, policy, waived=True)
 
 
 @app.command("lint")
@@ -390,6 +438,8 @@ def lint_cmd(
     unknown: UnknownOpt = UnknownMode.fail,
     waivers: WaiversOpt = None,
     output: OutputOpt = None,
+    evidence: EvidenceOpt = None,
+    sign_key: SignKeyOpt = None,
 ) -> None:
     """Check mkosi recipes against the policy, before anything is built: findings at file:line.
 
@@ -409,13 +459,18 @@ def lint_cmd(
     else:
         fail("no recipe given and no cvmlint.toml listing recipes here or above",
              "run `cvmlint lint path/to/recipe`, or list recipes in cvmlint.toml ([[recipe]] path = …)")
+    if len(targets) > 1 and (fmt is OutputFormat.html or (evidence is not None and evidence.suffix == ".tar")):
+        fail("one recipe at a time with --format html or --evidence FILE.tar", "give a recipe, or a directory "
+             "for --evidence (one bundle per recipe)")
     reports, code = [], 0
     shown: set[str] = set()
+    key = _signing_key(sign_key)
     for directory, entry in targets:
         if not directory.is_dir():
             fail(f"{directory}: no such recipe directory")
+        started, read = datetime.now(UTC), list[Path]()
         cli = _command_line(entry, mkosi_profile, distribution, release, architecture, host_architecture)
-        facts, warnings = recipe_facts(directory, entry, cli, Path.cwd())
+        facts, warnings = recipe_facts(directory, entry, cli, Path.cwd(), read)
         _print_warnings(warnings, shown)
         profiles = project.policy_profiles(entry, facts, profile or [])
         policy = _load_policy(policy_path or project.policy, profiles)
@@ -424,8 +479,14 @@ def lint_cmd(
             apply_waivers(report, load_waivers(waivers))
         code = max(code, report.exit_code(fail_on.value, unknown.value))
         reports.append(report)
+        if evidence is not None:
+            from cvmlint.evidence.inputs import recipe_inputs
+
+            dest = evidence / directory.name if len(targets) > 1 else evidence
+            _write_evidence(dest, report, facts, policy, recipe_inputs(report.target.name, read, Path.cwd()),
+                            report.exit_code(fail_on.value, unknown.value), waivers, key, started)
     color = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    reporter = reporter_for(fmt, color)
+    reporter = reporter_for(fmt, color, policy)
     if fmt is OutputFormat.json and len(reports) > 1:
         text = "[\n" + ",\n".join(reporter.render(r, r.exit_code(fail_on.value, unknown.value)).rstrip()
                                   for r in reports) + "\n]\n"
@@ -582,6 +643,87 @@ def check_cmd(
     policy = _load_policy(policy_path, profile)
     facts = load_target(facts_file)
     finish(evaluate(policy, facts), fmt, fail_on, unknown, waivers, output)
+
+
+# ---- evidence -----------------------------------------------------------------------------
+
+
+class KeyAlgorithm(enum.StrEnum):
+    """Signing key types."""
+
+    ed25519 = "ed25519"
+    ecdsa_p256 = "ecdsa-p256"
+
+
+@evidence_app.command("keygen")
+def evidence_keygen(
+    key: Annotated[Path, typer.Argument(help="Where to write the private key (PEM, mode 0600); the public key "
+                                        "goes beside it as KEY.pub.")],
+    algorithm: Annotated[KeyAlgorithm, typer.Option("--algorithm", help="Key type.")] = KeyAlgorithm.ed25519,
+) -> None:
+    """Make a key pair for signing evidence (--sign-key) and verifying it (--key)."""
+    from cvmlint.evidence.dsse import keygen, load_signing_key
+
+    public = keygen(key, algorithm.value)
+    print(f"private key {key}, public key {public}, key id {load_signing_key(key).keyid}")
+
+
+def _check_exit(check: Any) -> NoReturn:
+    for note in check.notes:
+        print(f"note: {note}")
+    for problem in check.problems:
+        print(f"MISMATCH: {problem}")
+    print("verified" if check.ok else f"NOT verified: {len(check.problems)} problem(s)")
+    raise typer.Exit(0 if check.ok else 1)
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    bundle: Annotated[Path, typer.Argument(help="Evidence bundle: a directory or a .tar file.")],
+    key: Annotated[Path | None, typer.Option("--key", help="PEM public key the statement must be signed by.")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="Re-hash this image against the subject.")] = None,
+    allow_unsigned: Annotated[bool, typer.Option("--allow-unsigned", help="Accept an unsigned bundle whose "
+                                                 "digests are consistent.")] = False,
+) -> None:
+    """Check the signature, every file's digest, and (with --image) the image. Exit 0 verified, 1 mismatch."""
+    from cvmlint.evidence.dsse import load_public_key
+    from cvmlint.evidence.verify import verify_bundle
+
+    if not bundle.exists():
+        fail(f"{bundle}: no such bundle")
+    _check_exit(verify_bundle(bundle, load_public_key(key) if key else None, image, allow_unsigned))
+
+
+@evidence_app.command("replay")
+def evidence_replay(bundle: Annotated[Path, typer.Argument(help="Evidence bundle: a directory or a .tar file.")]
+                    ) -> None:
+    """Evaluate the bundled facts with the bundled policy, profiles and waivers; exit 0 when the results are
+    exactly the bundled ones, 1 naming each rule that differs."""
+    from cvmlint.evidence.verify import replay_bundle
+
+    if not bundle.exists():
+        fail(f"{bundle}: no such bundle")
+    check, results = replay_bundle(bundle)
+    print(f"replayed {len(results)} rules from {bundle}")
+    _check_exit(check)
+
+
+@evidence_app.command("diff")
+def evidence_diff(
+    a: Annotated[Path, typer.Argument(help="The earlier build: a bundle or an image.")],
+    b: Annotated[Path, typer.Argument(help="The later build: a bundle or an image.")],
+    policy_path: PolicyOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """What changed between two builds, and each rule whose status changed with the fact that caused it."""
+    from cvmlint.evidence.diff import diff, load_side
+
+    policy = _load_policy(policy_path, profile)
+    for path in (a, b):
+        if not path.exists():
+            fail(f"{path}: no such bundle or image")
+    result = diff(load_side(a, policy), load_side(b, policy), policy)
+    print(result.render(), end="")
 
 
 def main(argv: list[str] | None = None) -> None:

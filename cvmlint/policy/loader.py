@@ -56,10 +56,13 @@ def display_path(path: Path) -> str:
 class _Sources:
     """Reads policy and data files once, keeping their text for diagnostics and the digest."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: Path) -> None:
         self.lines: dict[str, list[str]] = {}
         self.digest = hashlib.sha256()
         self.order: list[str] = []
+        self.base = base.resolve()
+        """The main policy file's directory: the digest names files relative to it, so the same policy
+        has the same digest wherever it is checked out (and inside an evidence bundle)."""
 
     def read(self, path: Path, shown: str, what: str, at: ast.Pos | None) -> str:
         try:
@@ -70,7 +73,8 @@ class _Sources:
                 raise InputError(message) from None
             raise PolicyError([Diagnostic(at.path, at.line, at.column, message,
                                           self.line(at.path, at.line), at.width)]) from None
-        self.digest.update(shown.encode() + b"\0" + data + b"\0")
+        name = os.path.relpath(path.resolve(), self.base)
+        self.digest.update(name.encode() + b"\0" + data + b"\0")
         self.order.append(shown)
         if b"\0" in data:
             raise PolicyError([Diagnostic(shown, 1, 1, f"{what} is a binary file, not text")])
@@ -172,7 +176,7 @@ def load_policy(path: str | Path, profiles: Sequence[str] = ()) -> Policy:
     root = Path(path)
     if root.is_dir():
         raise InputError(f"{path}: is a directory; give a policy file (*.cvmp)")
-    sources = _Sources()
+    sources = _Sources(root.parent)
     tree = _parse_tree(root, sources)
     files = [pf for _, pf in tree]
     main = files[-1]

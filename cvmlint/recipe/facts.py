@@ -3,6 +3,7 @@ image can show is unknown with the reason "checked at scan time"."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import posixpath
@@ -90,14 +91,15 @@ class Recipe:
 
 
 def recipe_facts(directory: Path, entry: RecipeEntry | None = None, cli: CommandLine | None = None,
-                 display_base: Path | None = None) -> tuple[Facts, list[str]]:
-    """The facts of a recipe read as `mkosi` with `cli` reads it, and the warnings reading it produced."""
+                 display_base: Path | None = None, read_files: list[Path] | None = None) -> tuple[Facts, list[str]]:
+    """The facts of a recipe read as `mkosi` with `cli` reads it, and the warnings reading it produced;
+    `read_files` receives every file read (for evidence)."""
     if cli is None:
         cli = CommandLine(profiles=entry.mkosi_profiles if entry else ())
     recipe = Recipe(directory, entry, cli, display_base or Path.cwd())
     files = _files(recipe)
     facts = Facts(
-        target=Target(kind="recipe", name=recipe.display(directory), digest=_digest(recipe, files)),
+        target=Target(kind="recipe", name=recipe.display(directory), digest=""),
         packages=_decided(recipe, "packages", lambda: _packages(recipe)),
         files=_decided(recipe, "files", lambda: Items(files, Provenance(file=recipe.display(directory)))),
         rootfs=_decided(recipe, "layout", lambda: _rootfs(recipe)),
@@ -108,6 +110,11 @@ def recipe_facts(directory: Path, entry: RecipeEntry | None = None, cli: Command
         mounts=_decided(recipe, "mounts", lambda: _mounts(recipe, files)),
         partitions=_decided(recipe, "layout", lambda: _partitions(recipe)),
         os=_decided(recipe, "os", lambda: _system(recipe)), build=_decided(recipe, "build", lambda: _build(recipe)))
+    # the digest covers every file read, scripts and patches included: taken after the facts are made
+    facts = dataclasses.replace(facts, target=Target(kind="recipe", name=recipe.display(directory),
+                                                     digest=_digest(recipe, files)))
+    if read_files is not None:
+        read_files += recipe.read_files
     return facts, list(dict.fromkeys(recipe.warnings))
 
 

@@ -36,6 +36,8 @@ class ScanOptions:
     needles: tuple[str, ...] = ()
     """Strings `kernel.contains()` is asked for (searched once, recorded in the facts)."""
     progress: Progress | None = None
+    known_digest: str | None = None
+    """The file's SHA-256 when the caller already has it (evidence hashes the file once for everything)."""
 
 
 @contextmanager
@@ -59,8 +61,12 @@ def _digest(path: Path) -> str:
 
 
 def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
-    target = Target(kind="image", name=path.name,
-                    digest=_digest(path) if options.digest else Unknown("not computed (use --digest)"))
+    digest: str | Unknown = Unknown("not computed (use --digest)")
+    if options.known_digest:
+        digest = "sha256:" + options.known_digest
+    elif options.digest:
+        digest = _digest(path)
+    target = Target(kind="image", name=path.name, digest=digest)
     choice = find_root(disk, None, by_os_release=False)
     if choice.partition is None:  # no DPS root: the boot entry's root= says which, else an os-release
         first = bootscan.scan_boot(disk, None, None)

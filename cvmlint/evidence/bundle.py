@@ -1,0 +1,187 @@
+"""The evidence bundle: everything an auditor needs to check a verdict without trusting who made it.
+
+    statement.json   DSSE envelope of an in-toto Statement v1 (docs/evidence.md): subject = the image
+                     (or the recipe tree digest), predicate = verdict + the SHA-256 of every other file
+    results.json     the verdict, cvmlint.results/1
+    facts.json       every fact with its provenance, cvmlint.facts/1 (enough to evaluate the policy again)
+    inputs.json      the image's and each partition's SHA-256, the root hashes; or every recipe file read
+    tool.json        cvmlint and the libraries that decided facts, Python, the command line, start and end
+    policy/          the policy as evaluated: every policy and data file, byte for byte; policy.json names
+                     the main file, the profiles and the waivers file (policy/waivers/…)
+    report.html      the report for people;  oscal.json  OSCAL assessment-results for compliance tools
+
+Files are written in a fixed order with sorted JSON keys, so the same scan gives the same bytes apart
+from times and signatures. A bundle is a directory, or one uncompressed tar file (`*.tar`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import sys
+import tarfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cvmlint import __version__
+from cvmlint.errors import InputError
+from cvmlint.evidence.dsse import SigningKey, canonical_json, sign, unsigned
+from cvmlint.facts.model import Facts
+from cvmlint.policy.loader import Policy
+from cvmlint.policy.results import Report
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://cvmlint.dev/evidence/v1"
+LIBRARIES = ("lark", "pyelftools", "libarchive-c", "python-debian", "cryptography", "lz4", "zstandard", "rich",
+             "typer")
+MAX_MEMBER = 1 << 30
+
+
+@dataclass
+class Evidence:
+    """A verdict and everything it was made from."""
+
+    report: Report
+    facts: Facts
+    policy: Policy
+    inputs: dict[str, Any]
+    exit_code: int
+    waivers: Path | None = None
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished: datetime = field(default_factory=lambda: datetime.now(UTC))
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+def tool_info(ev: Evidence) -> dict[str, Any]:
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"name": "cvmlint", "version": __version__, "libraries": versions,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "argv": ev.argv, "started": _time(ev.started), "finished": _time(ev.finished),
+            "user": os.environ.get("USER") or None}
+
+
+def _time(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bundle_files(ev: Evidence, signed_by: str | None) -> dict[str, bytes]:
+    """Name -> bytes of every file but the statement, in the bundle's order."""
+    from cvmlint.evidence.html import render_html
+    from cvmlint.evidence.oscal import assessment_results
+    from cvmlint.facts.serialize import facts_to_json
+    from cvmlint.report.json import report_to_json
+
+    files: dict[str, bytes] = {
+        "results.json": _json(report_to_json(ev.report, ev.exit_code)),
+        "facts.json": _json(facts_to_json(ev.facts)),
+        "inputs.json": _json(ev.inputs),
+        "tool.json": _json(tool_info(ev)),
+    }
+    root = _policy_root(ev.policy)
+    names = []
+    for path in ev.policy.files:
+        rel = Path(path).resolve().relative_to(root).as_posix()
+        files[f"policy/{rel}"] = Path(path).read_bytes()
+        names.append(rel)
+    waivers = None
+    if ev.waivers is not None:
+        waivers = f"waivers/{ev.waivers.name}"
+        files[f"policy/{waivers}"] = ev.waivers.read_bytes()
+    main = Path(ev.policy.path).resolve().relative_to(root).as_posix()
+    files["policy/policy.json"] = _json({"main": main, "profiles": list(ev.policy.profiles), "files": names,
+                                         "waivers": waivers, "sha256": ev.policy.sha256,
+                                         "evaluated_on": ev.finished.date().isoformat()})
+    files["oscal.json"] = _json(assessment_results(ev))
+    files["report.html"] = render_html(ev.report, ev.exit_code, ev.inputs, ev.policy, signed_by, _time(ev.finished),
+                                       os.environ.get("USER") or None).encode()
+    return files
+
+
+def statement(ev: Evidence, files: dict[str, bytes]) -> dict[str, Any]:
+    """The in-toto Statement: the subject and the cvmlint predicate (docs/evidence.md)."""
+    import hashlib
+
+    target = ev.report.target
+    digest = ev.inputs.get("sha256") or (target.digest if isinstance(target.digest, str) else "")
+    subject = {"name": target.name, "digest": {"sha256": str(digest).removeprefix("sha256:")}}
+    return {
+        "_type": STATEMENT_TYPE, "subject": [subject], "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "target": {"kind": target.kind, "name": target.name},
+            "verdict": "pass" if ev.exit_code == 0 else "fail",
+            "exit_code": ev.exit_code,
+            "summary": ev.report.summary(),
+            "policy": {"name": ev.policy.name, "version": ev.policy.version, "sha256": ev.policy.sha256,
+                       "profiles": list(ev.policy.profiles)},
+            "tool": {"name": "cvmlint", "version": __version__},
+            "created": _time(ev.finished),
+            "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+        },
+    }
+
+
+def write_bundle(dest: Path, ev: Evidence, key: SigningKey | None = None) -> Path:
+    """Write the bundle (a directory, or a tar file when `dest` ends in .tar); its path."""
+    files = bundle_files(ev, key.keyid if key else None)
+    body = canonical_json(statement(ev, files))
+    envelope = sign(body, key) if key else unsigned(body)
+    files = {"statement.json": _json(envelope), **files}
+    if dest.suffix == ".tar":
+        _write_tar(dest, files, ev.finished)
+    else:
+        for name, data in files.items():
+            path = dest / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    return dest
+
+
+def _write_tar(dest: Path, files: dict[str, bytes], when: datetime) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), int(when.timestamp()), 0o644
+            tar.addfile(info, io.BytesIO(data))
+
+
+def read_bundle(path: Path) -> dict[str, bytes]:
+    """Name -> bytes of every file of a bundle directory or tar (bounded, no path escapes)."""
+    files: dict[str, bytes] = {}
+    if path.is_dir():
+        for item in sorted(path.rglob("*")):
+            if item.is_file() and not item.is_symlink():
+                files[item.relative_to(path).as_posix()] = item.read_bytes()
+        return files
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                if not member.isfile() or member.name.startswith("/") or ".." in member.name.split("/"):
+                    continue
+                if member.size > MAX_MEMBER:
+                    raise InputError(f"{path}: member {member.name} is larger than {MAX_MEMBER} bytes")
+                handle = tar.extractfile(member)
+                files[member.name] = handle.read() if handle else b""
+    except (OSError, tarfile.TarError) as err:
+        raise InputError(f"{path}: not an evidence bundle (a directory or a tar file): {err}") from None
+    return files
+
+
+def _json(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _policy_root(policy: Policy) -> Path:
+    paths = [Path(p).resolve() for p in policy.files]
+    return Path(os.path.commonpath([str(p.parent) for p in paths]))
