@@ -536,6 +536,8 @@ def build_cmd(
         "--mkosi-arg=--secure-boot-key=k.pem.")] = None,
     setup: Annotated[bool, typer.Option("--setup", help="Make the build tool root (Debian trixie with mkosi "
                                         "25; needs root and the apt mirror) and exit.")] = False,
+    evidence: EvidenceOpt = None,
+    sign_key: SignKeyOpt = None,
 ) -> None:
     """Lint a recipe, build it with mkosi, scan the image with the same policy, and compare the two.
 
@@ -554,14 +556,18 @@ def build_cmd(
     targets = [(r, project.entry_for(r)) for r in recipes] if recipes else [(e.path, e) for e in project.recipes]
     if not targets:
         fail("no recipe given and no cvmlint.toml listing recipes here or above")
+    if len(targets) > 1 and evidence is not None and evidence.suffix == ".tar":
+        fail("one recipe at a time with --evidence FILE.tar", "give a directory: one bundle per recipe")
     code, documents, shown = 0, [], set[str]()
+    key = _signing_key(sign_key)
     for directory, entry in targets:
         if not directory.is_dir():
             fail(f"{directory}: no such recipe directory")
+        dest = (evidence / directory.name if len(targets) > 1 else evidence) if evidence is not None else None
         plan = BuildPlan(directory, entry, _command_line(entry, mkosi_profile, distribution, release, architecture,
                                                           host_architecture),
                          policy_path, profile or [], not no_gate, output_dir, mkosi_arg or [], waivers,
-                         fail_on.value, unknown.value)
+                         fail_on.value, unknown.value, dest, key)
         warnings: list[str] = []
         with _step_display() as progress:
             outcome = build_recipe(plan, project, progress, warnings)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,10 @@ class BuildPlan:
     waivers: Path | None = None
     fail_on: str = "low"
     unknown: str = "fail"
+    evidence: Path | None = None
+    """Write the scan's evidence bundle there (a directory or FILE.tar)."""
+    sign_key: Any = None
+    """The SigningKey that signs it, or None (unsigned)."""
 
 
 @dataclass
@@ -139,6 +144,12 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
     assert outcome.image is not None
     progress("scanning the image (verity recomputed)")
     options = ScanOptions(verity=True, digest=True, needles=kernel_needles(outcome.policy))
+    started, inputs = datetime.now(UTC), None
+    if plan.evidence is not None:
+        from cvmlint.evidence.inputs import image_inputs
+
+        inputs = image_inputs(outcome.image)
+        options.digest, options.known_digest = False, inputs["sha256"]
     with scan_image(outcome.image, options) as image_facts:
         scan = evaluate(outcome.policy, image_facts)
         if plan.waivers is not None:
@@ -153,6 +164,14 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
         verity = image_facts.verity
         outcome.root_hash = verity.root_hash if isinstance(verity, Verity) and isinstance(verity.root_hash, str) \
             else ""
+        if plan.evidence is not None and inputs is not None:
+            from cvmlint.evidence.bundle import Evidence, write_bundle
+            from cvmlint.evidence.inputs import add_verity
+
+            write_bundle(plan.evidence, Evidence(scan, image_facts, outcome.policy, add_verity(inputs, image_facts),
+                                                 scan.exit_code(plan.fail_on, plan.unknown), plan.waivers, started),
+                         plan.sign_key)
+            outcome.outputs["evidence"] = plan.evidence
     outcome.size = outcome.image.stat().st_size
 
 
