@@ -648,7 +648,7 @@ def check_cmd(
 
     policy = _load_policy(policy_path, profile)
     facts = load_target(facts_file)
-    finish(evaluate(policy, facts), fmt, fail_on, unknown, waivers, output)
+    finish(evaluate(policy, facts), fmt, fail_on, unknown, waivers, output, policy)
 
 
 # ---- evidence -----------------------------------------------------------------------------

@@ -150,6 +150,7 @@ def test_usage_errors_are_exit_2(capsys) -> None:  # type: ignore[no-untyped-def
 
 @pytest.mark.parametrize("fmt", list(OutputFormat))
 def test_every_output_format_renders(fmt: OutputFormat) -> None:
-    report = evaluate(load_policy(ROOT / "policies/cvm-baseline.cvmp", ["tdx-base"]), load_facts_file(IMAGE))
-    text = reporter_for(fmt, color=False).render(report, 0)
+    policy = load_policy(ROOT / "policies/cvm-baseline.cvmp", ["tdx-base"])
+    report = evaluate(policy, load_facts_file(IMAGE))
+    text = reporter_for(fmt, color=False, policy=policy).render(report, 0)
     assert "CVM-PKG-001" in text
