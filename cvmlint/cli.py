@@ -40,9 +40,14 @@ app.add_typer(evidence_app, name="evidence")
 class OutputFormat(enum.StrEnum):
     """Result formats."""
 
+    text = "text"
     table = "table"
     json = "json"
     html = "html"
+    sarif = "sarif"
+    junit = "junit"
+    github = "github"
+    gitlab = "gitlab"
 
 
 class Severity(enum.StrEnum):
@@ -62,20 +67,40 @@ class UnknownMode(enum.StrEnum):
     warn = "warn"
 
 
-def reporter_for(fmt: OutputFormat, color: bool, policy: Policy | None = None) -> Reporter:
-    """The reporter of one output format (html needs the policy, for the rules' rationale)."""
+def reporter_for(fmt: OutputFormat, color: bool, policy: Policy | None = None, verbose: bool = False) -> Reporter:
+    """The reporter of one output format (html and sarif need the policy: the rules' text)."""
     from cvmlint.report import JsonReporter, TableReporter
 
+    if fmt is OutputFormat.text:
+        from cvmlint.report.text import TextReporter
+
+        return TextReporter(color=color, verbose=verbose)
     if fmt is OutputFormat.table:
         return TableReporter(color=color)
     if fmt is OutputFormat.json:
         return JsonReporter()
+    if fmt is OutputFormat.junit:
+        from cvmlint.report.junit import JunitReporter
+
+        return JunitReporter()
+    if fmt is OutputFormat.github:
+        from cvmlint.report.github import GithubReporter
+
+        return GithubReporter()
+    if fmt is OutputFormat.gitlab:
+        from cvmlint.report.gitlab import GitlabReporter
+
+        return GitlabReporter()
+    if policy is None:
+        fail(f"--format {fmt.value} needs the policy")
     if fmt is OutputFormat.html:
         from cvmlint.report.html import HtmlReporter
 
-        if policy is None:
-            fail("--format html needs the policy")
         return HtmlReporter(policy)
+    if fmt is OutputFormat.sarif:
+        from cvmlint.report.sarif import SarifReporter
+
+        return SarifReporter(policy)
     assert_never(fmt)
 
 
@@ -111,15 +136,22 @@ PolicyOpt = Annotated[Path | None, typer.Option("--policy", "-p", help="Policy f
                                                 "cvm-baseline).", show_default=False)]
 ProfileOpt = Annotated[list[str] | None, typer.Option("--profile", help="Policy profile to apply; "
                                                       "repeat to combine (e.g. tdx-gpu, dev).")]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Result format.")]
+FormatOpt = Annotated[list[OutputFormat] | None, typer.Option(
+    "--format", "-f", help="Result format (default text); repeat it, each with its own --output, to write "
+    "several: -f sarif -o cvmlint.sarif -f text.", show_default=False)]
+FileOutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of "
+                                                    "standard output.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="List every rule in the text view, not only "
+                                          "what needs attention.")]
 FailOnOpt = Annotated[Severity, typer.Option("--fail-on", help="Lowest severity whose failure makes "
                                              "the exit code 1.")]
 UnknownOpt = Annotated[UnknownMode, typer.Option("--unknown", help="Whether unknown results fail "
                                                  "the run (fail) or only show (warn).")]
 WaiversOpt = Annotated[Path | None, typer.Option("--waivers", help="TOML file of approved, expiring "
                                                  "waivers.")]
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file "
-                                                "instead of standard output.")]
+OutputOpt = Annotated[list[Path] | None, typer.Option(
+    "--output", "-o", help="Write the report of the --format in the same position to this file instead of "
+    "standard output.", show_default=False)]
 MkosiProfileOpt = Annotated[list[str] | None, typer.Option(
     "--mkosi-profile", help="mkosi profile to select, as `mkosi --profile` (repeatable; added to those "
     "cvmlint.toml names).")]
@@ -167,17 +199,32 @@ def _write(text: str, output: Path | None) -> None:
         fail(f"cannot write {output}: {err.strerror}")
 
 
-def finish(report: Report, fmt: OutputFormat, fail_on: Severity, unknown: UnknownMode,
-           waivers: Path | None, output: Path | None, policy: Policy | None = None,
-           waived: bool = False) -> NoReturn:
-    """Apply waivers (unless already applied), print the report, exit with the code it earns."""
+def emit(scored: list[tuple[Report, int]], formats: list[OutputFormat] | None, outputs: list[Path] | None,
+         policy: Policy | None, verbose: bool = False) -> None:
+    """Write every report in each asked format: the n-th --output takes the n-th --format, the others go
+    to standard output (so one run can write SARIF for the machine and the text view for a person)."""
+    from cvmlint.report.interface import render_all
+
+    formats = formats or [OutputFormat.text]
+    outputs = outputs or []
+    if len(outputs) > len(formats):
+        fail("more --output than --format", "give each --output its --format: -f sarif -o cvmlint.sarif")
+    for i, fmt in enumerate(formats):
+        target = outputs[i] if i < len(outputs) else None
+        color = target is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        _write(render_all(reporter_for(fmt, color, policy, verbose), scored), target)
+
+
+def finish(report: Report, formats: list[OutputFormat] | None, fail_on: Severity, unknown: UnknownMode,
+           waivers: Path | None, outputs: list[Path] | None, policy: Policy | None = None,
+           waived: bool = False, verbose: bool = False) -> NoReturn:
+    """Apply waivers (unless already applied), write the reports, exit with the code the report earns."""
     from cvmlint.policy import apply_waivers, load_waivers
 
     if waivers is not None and not waived:
         apply_waivers(report, load_waivers(waivers))
     code = report.exit_code(fail_on.value, unknown.value)
-    color = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    _write(reporter_for(fmt, color, policy).render(report, code), output)
+    emit([(report, code)], formats, outputs, policy, verbose)
     raise typer.Exit(code)
 
 
@@ -334,7 +381,7 @@ def facts_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON (cvmlint.facts/1).")] = False,
     no_verity: Annotated[bool, typer.Option("--no-verity", help="Do not recompute the root hash.")] = False,
     policy_path: PolicyOpt = None,
-    output: OutputOpt = None,
+    output: FileOutputOpt = None,
     mkosi_profile: MkosiProfileOpt = None,
     distribution: DistributionOpt = None,
     release: ReleaseOpt = None,
@@ -378,7 +425,8 @@ def scan_cmd(
     image: Annotated[Path, typer.Argument(help="Disk image: raw, qcow2, vhd, or a tar(.gz) holding disk.raw.")],
     policy_path: PolicyOpt = None,
     profile: ProfileOpt = None,
-    fmt: FormatOpt = OutputFormat.table,
+    fmt: FormatOpt = None,
+    verbose: VerboseOpt = False,
     fail_on: FailOnOpt = Severity.low,
     unknown: UnknownOpt = UnknownMode.fail,
     waivers: WaiversOpt = None,
@@ -419,7 +467,7 @@ def scan_cmd(
 
                 _write_evidence(evidence, report, facts, policy, add_verity(inputs, facts),
                                 report.exit_code(fail_on.value, unknown.value), waivers, key, started)
-    finish(report, fmt, fail_on, unknown, waivers, output, policy, waived=True)
+    finish(report, fmt, fail_on, unknown, waivers, output, policy, waived=True, verbose=verbose)
 
 
 @app.command("lint")
@@ -433,7 +481,8 @@ def lint_cmd(
     release: ReleaseOpt = None,
     architecture: ArchitectureOpt = None,
     host_architecture: HostArchitectureOpt = None,
-    fmt: FormatOpt = OutputFormat.table,
+    fmt: FormatOpt = None,
+    verbose: VerboseOpt = False,
     fail_on: FailOnOpt = Severity.low,
     unknown: UnknownOpt = UnknownMode.fail,
     waivers: WaiversOpt = None,
@@ -459,7 +508,7 @@ def lint_cmd(
     else:
         fail("no recipe given and no cvmlint.toml listing recipes here or above",
              "run `cvmlint lint path/to/recipe`, or list recipes in cvmlint.toml ([[recipe]] path = …)")
-    if len(targets) > 1 and (fmt is OutputFormat.html or (evidence is not None and evidence.suffix == ".tar")):
+    if len(targets) > 1 and (OutputFormat.html in (fmt or []) or (evidence is not None and evidence.suffix == ".tar")):
         fail("one recipe at a time with --format html or --evidence FILE.tar", "give a recipe, or a directory "
              "for --evidence (one bundle per recipe)")
     reports, code = [], 0
@@ -485,14 +534,7 @@ def lint_cmd(
             dest = evidence / directory.name if len(targets) > 1 else evidence
             _write_evidence(dest, report, facts, policy, recipe_inputs(report.target.name, read, Path.cwd()),
                             report.exit_code(fail_on.value, unknown.value), waivers, key, started)
-    color = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    reporter = reporter_for(fmt, color, policy)
-    if fmt is OutputFormat.json and len(reports) > 1:
-        text = "[\n" + ",\n".join(reporter.render(r, r.exit_code(fail_on.value, unknown.value)).rstrip()
-                                  for r in reports) + "\n]\n"
-    else:
-        text = "".join(reporter.render(r, r.exit_code(fail_on.value, unknown.value)) for r in reports)
-    _write(text, output)
+    emit([(r, r.exit_code(fail_on.value, unknown.value)) for r in reports], fmt, output, policy, verbose)
     raise typer.Exit(code)
 
 
@@ -522,7 +564,8 @@ def build_cmd(
     release: ReleaseOpt = None,
     architecture: ArchitectureOpt = None,
     host_architecture: HostArchitectureOpt = None,
-    fmt: FormatOpt = OutputFormat.table,
+    fmt: FormatOpt = None,
+    verbose: VerboseOpt = False,
     fail_on: FailOnOpt = Severity.low,
     unknown: UnknownOpt = UnknownMode.fail,
     waivers: WaiversOpt = None,
@@ -558,7 +601,7 @@ def build_cmd(
         fail("no recipe given and no cvmlint.toml listing recipes here or above")
     if len(targets) > 1 and evidence is not None and evidence.suffix == ".tar":
         fail("one recipe at a time with --evidence FILE.tar", "give a directory: one bundle per recipe")
-    code, documents, shown = 0, [], set[str]()
+    code, outcomes, shown = 0, [], set[str]()
     key = _signing_key(sign_key)
     for directory, entry in targets:
         if not directory.is_dir():
@@ -573,15 +616,34 @@ def build_cmd(
             outcome = build_recipe(plan, project, progress, warnings)
         _print_warnings(warnings, shown)
         code = max(code, outcome.exit_code(fail_on.value, unknown.value))
-        if fmt is OutputFormat.json:
-            documents.append(_build_document(outcome, plan))
-        else:
-            _write(_build_text(outcome, plan, output is None and sys.stdout.isatty()), output)
-    if documents:
-        import json
-
-        _write(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2) + "\n", output)
+        outcomes.append((outcome, plan))
+    _emit_builds(outcomes, fmt or [OutputFormat.text], output or [], verbose)
     raise typer.Exit(code)
+
+
+def _emit_builds(outcomes: list[tuple[Any, Any]], formats: list[OutputFormat], outputs: list[Path],
+                 verbose: bool) -> None:
+    """Each asked format: json the build records, text/table the build view, the CI formats and html the
+    reports themselves (the recipe's and, once built, the image's)."""
+    import json
+
+    from cvmlint.report.interface import render_all
+
+    if len(outputs) > len(formats):
+        fail("more --output than --format", "give each --output its --format: -f sarif -o cvmlint.sarif")
+    for i, fmt in enumerate(formats):
+        target = outputs[i] if i < len(outputs) else None
+        color = target is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        if fmt is OutputFormat.json:
+            docs = [_build_document(o, p) for o, p in outcomes]
+            text = json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n"
+        elif fmt in (OutputFormat.text, OutputFormat.table):
+            text = "".join(_build_text(o, p, reporter_for(fmt, color, verbose=verbose)) for o, p in outcomes)
+        else:
+            reports = [(r, r.exit_code(p.fail_on, p.unknown)) for o, p in outcomes for r in (o.lint, o.scan)
+                       if r is not None and (fmt is not OutputFormat.html or r is (o.scan or o.lint))]
+            text = render_all(reporter_for(fmt, False, outcomes[0][0].policy, verbose), reports)
+        _write(text, target)
 
 
 def _build_document(outcome: Any, plan: Any) -> dict[str, Any]:
@@ -595,10 +657,9 @@ def _build_document(outcome: Any, plan: Any) -> dict[str, Any]:
     return doc
 
 
-def _build_text(outcome: Any, plan: Any, color: bool) -> str:
+def _build_text(outcome: Any, plan: Any, table: Reporter) -> str:
     from cvmlint.build.drift import PackageDelta
 
-    table = reporter_for(OutputFormat.table, color)
     lint_code = outcome.lint.exit_code(plan.fail_on, plan.unknown)
     out = [table.render(outcome.lint, lint_code)]
     if outcome.gated:
@@ -637,7 +698,8 @@ def check_cmd(
     facts_file: Annotated[Path, typer.Argument(help="Facts JSON file (from cvmlint facts --json).")],
     policy_path: PolicyOpt = None,
     profile: ProfileOpt = None,
-    fmt: FormatOpt = OutputFormat.table,
+    fmt: FormatOpt = None,
+    verbose: VerboseOpt = False,
     fail_on: FailOnOpt = Severity.low,
     unknown: UnknownOpt = UnknownMode.fail,
     waivers: WaiversOpt = None,
@@ -648,7 +710,7 @@ def check_cmd(
 
     policy = _load_policy(policy_path, profile)
     facts = load_target(facts_file)
-    finish(evaluate(policy, facts), fmt, fail_on, unknown, waivers, output, policy)
+    finish(evaluate(policy, facts), fmt, fail_on, unknown, waivers, output, policy, verbose=verbose)
 
 
 # ---- evidence -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from cvmlint import __version__
 from cvmlint.cli import OutputFormat, main, reporter_for
-from cvmlint.facts import load_facts_file
+from cvmlint.facts import Items, Package, Provenance, load_facts_file
 from cvmlint.policy import evaluate, load_policy
 from tests.conftest import ROOT
 
@@ -151,6 +152,10 @@ def test_usage_errors_are_exit_2(capsys) -> None:  # type: ignore[no-untyped-def
 @pytest.mark.parametrize("fmt", list(OutputFormat))
 def test_every_output_format_renders(fmt: OutputFormat) -> None:
     policy = load_policy(ROOT / "policies/cvm-baseline.cvmp", ["tdx-base"])
-    report = evaluate(policy, load_facts_file(IMAGE))
-    text = reporter_for(fmt, color=False, policy=policy).render(report, 0)
-    assert "CVM-PKG-001" in text
+    facts = load_facts_file(IMAGE)
+    htop = Package(name="htop", version="3.3.0-4", where=Provenance(partition="root", file="/var/lib/dpkg/status",
+                                                                  line=9))
+    packages = Items([*facts.packages, htop])  # type: ignore[union-attr]
+    report = evaluate(policy, dataclasses.replace(facts, packages=packages))
+    text = reporter_for(fmt, color=False, policy=policy).render(report, 1)
+    assert "CVM-PKG-001" in text and "htop" in text

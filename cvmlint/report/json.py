@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from cvmlint import __version__
@@ -57,3 +58,9 @@ class JsonReporter:
     def render(self, report: Report, exit_code: int) -> str:
         """The report as JSON text."""
         return json.dumps(report_to_json(report, exit_code), indent=2) + "\n"
+
+    def render_all(self, reports: Sequence[tuple[Report, int]]) -> str:
+        """One report as an object, several as an array."""
+        if len(reports) == 1:
+            return self.render(*reports[0])
+        return json.dumps([report_to_json(r, code) for r, code in reports], indent=2) + "\n"
