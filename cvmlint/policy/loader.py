@@ -118,12 +118,22 @@ def _parse_tree(root: Path, sources: _Sources) -> list[tuple[Path, ast.PolicyFil
         if parsed is None:
             parsed = _PARSED[key] = parse_policy_text(text, shown)
         for inc in parsed.includes:
-            visit(path.parent / inc.path, [*stack, real], inc.pos)
+            visit(_include_path(path, inc.path), [*stack, real], inc.pos)
         done[real] = parsed
         order.append((path, parsed))
 
     visit(root, [], None)
     return order
+
+
+def _include_path(including: Path, name: str) -> Path:
+    """`include "x.cvmp"` is relative to the including file; `include "cvmlint:cvm-baseline.cvmp"` names
+    a policy shipped with cvmlint (a site policy builds on the baseline wherever cvmlint is installed)."""
+    if name.startswith("cvmlint:"):
+        from cvmlint._resources import policies_dir
+
+        return policies_dir() / name.removeprefix("cvmlint:")
+    return including.parent / name
 
 
 def _duplicates(items: Iterable[tuple[str, ast.Pos]], what: str, sources: _Sources) -> list[Diagnostic]:
