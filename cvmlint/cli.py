@@ -312,6 +312,14 @@ def policy_explain(
     print(text)
 
 
+@policy_app.command("rules")
+def policy_rules(policy_path: PolicyOpt = None) -> None:
+    """Every rule of the policy as Markdown (docs/rules.md; SARIF's helpUri points into it)."""
+    from cvmlint.policy.explain import rules_markdown
+
+    print(rules_markdown(_load_policy(policy_path, None)), end="")
+
+
 @policy_app.command("facts")
 def policy_facts() -> None:
     """List every fact a policy can read, with its type and meaning."""
