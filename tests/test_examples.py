@@ -107,6 +107,19 @@ def test_the_site_policy_checks_and_passes_its_tests() -> None:
     assert results["SITE-001"]["status"] == "pass" and results["CVM-FS-002"]["severity"] == "high"
 
 
+def hooks_repository(where: Path, env: dict[str, str]) -> Path:
+    """The hooks' repository as pre-commit clones it: what the package needs, committed (the checkout under
+    test need not be a git repository)."""
+    for name in ("cvmlint", "grammar", "policies"):
+        shutil.copytree(ROOT / name, where / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml"):
+        shutil.copy(ROOT / name, where)
+    subprocess.run(["git", "init", "-q"], cwd=where, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=where, check=True)
+    subprocess.run(["git", "commit", "-qm", "hooks"], cwd=where, check=True, env=env)
+    return where
+
+
 @pytest.mark.slow
 def test_the_pre_commit_hook_stops_ssh_in_production(checkout: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "GIT_AUTHOR_NAME": "t",
@@ -115,9 +128,11 @@ def test_the_pre_commit_hook_stops_ssh_in_production(checkout: Path, tmp_path: P
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "recipes"], check=True, env=env)
 
+    hooks = hooks_repository(tmp_path / "hooks", env)
+
     def hook() -> subprocess.CompletedProcess[str]:
         subprocess.run([*git, "add", "-A"], check=True)
-        return subprocess.run([str(Path(sys.executable).parent / "pre-commit"), "try-repo", str(ROOT),
+        return subprocess.run([str(Path(sys.executable).parent / "pre-commit"), "try-repo", str(hooks),
                                "cvmlint-lint"], cwd=checkout, capture_output=True, text=True, env=env)
 
     dev = checkout / "recipes/common/mkosi.profiles/dev.conf"

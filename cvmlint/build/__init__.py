@@ -171,7 +171,7 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
             write_bundle(plan.evidence, Evidence(scan, image_facts, outcome.policy, add_verity(inputs, image_facts),
                                                  scan.exit_code(plan.fail_on, plan.unknown), plan.waivers, started),
                          plan.sign_key)
-            outcome.outputs["evidence"] = plan.evidence
+            outcome.outputs["evidence"] = plan.evidence.resolve()
     outcome.size = outcome.image.stat().st_size
 
 
