@@ -100,7 +100,8 @@ def bundle_files(ev: Evidence, signed_by: str | None) -> dict[str, bytes]:
         files[f"policy/{waivers}"] = ev.waivers.read_bytes()
     main = Path(ev.policy.path).resolve().relative_to(root).as_posix()
     files["policy/policy.json"] = _json({"main": main, "profiles": list(ev.policy.profiles), "files": names,
-                                         "waivers": waivers, "sha256": ev.policy.sha256,
+                                         "waivers": waivers, "waivers_given_as": ev.waivers and str(ev.waivers),
+                                         "sha256": ev.policy.sha256,
                                          "evaluated_on": ev.finished.date().isoformat()})
     files["oscal.json"] = _json(assessment_results(ev))
     files["report.html"] = render_html(ev.report, ev.exit_code, ev.inputs, ev.policy, signed_by, _time(ev.finished),

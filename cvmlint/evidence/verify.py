@@ -88,9 +88,10 @@ def verify_bundle(path: Path, public_key: Any | None = None, image: Path | None 
     return check
 
 
-def replay_bundle(path: Path) -> tuple[Check, list[dict[str, Any]]]:
+def replay_bundle(path: Path, today: date | None = None) -> tuple[Check, list[dict[str, Any]]]:
     """Evaluate the bundled facts with the bundled policy, profiles and waivers (judged on the day the
-    bundle was made); the problems name each rule whose result differs. Also: waivers expired since."""
+    bundle was made); the problems name each rule whose result differs. Also: waivers expired since
+    (by `today`, the real date unless given)."""
     from cvmlint.facts.serialize import facts_from_json
     from cvmlint.policy import apply_waivers, evaluate, load_policy, load_waivers
     from cvmlint.report.json import report_to_json
@@ -111,14 +112,15 @@ def replay_bundle(path: Path) -> tuple[Check, list[dict[str, Any]]]:
         policy = load_policy(Path(tmp) / "policy" / meta["main"], meta.get("profiles", []))
         facts = facts_from_json(json.loads(files["facts.json"]), f"{path}/facts.json")
         report = evaluate(policy, facts)
-        waivers = load_waivers(Path(tmp) / "policy" / meta["waivers"]) if meta.get("waivers") else []
+        waivers = load_waivers(Path(tmp) / "policy" / meta["waivers"], meta.get("waivers_given_as")) \
+            if meta.get("waivers") else []
         made = date.fromisoformat(meta["evaluated_on"])
         apply_waivers(report, waivers, today=made)
         replayed = report_to_json(report, recorded.get("exit_code", 0))
-        expired = [w for w in waivers if w.expired(date.today()) and not w.expired(made)]
+        expired = [w for w in waivers if w.expired(today or date.today()) and not w.expired(made)]
     for w in expired:
-        check.notes.append(f"waiver for {w.rule} ({w.where}) applied when the bundle was made ({made}), expired "
-                           f"since {w.expires}")
+        check.notes.append(f"waiver for {w.rule} ({w.where}) was in force when the bundle was made ({made}), "
+                           f"has expired since ({w.expires})")
     if policy.sha256 != recorded["policy"]["sha256"]:
         check.problems.append(f"policy/: its digest {policy.sha256} is not the one results.json names")
     before = {r["rule"]: r for r in recorded["results"]}

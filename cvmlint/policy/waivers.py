@@ -24,8 +24,9 @@ _REQUIRED = ("rule", "reason", "approver", "expires")
 _ALLOWED = (*_REQUIRED, "subject", "target")
 
 
-def load_waivers(path: str | Path) -> list[Waiver]:
-    """Parse a waivers file; every waiver needs a rule, a reason, an approver and an expiry date."""
+def load_waivers(path: str | Path, shown_as: str | None = None) -> list[Waiver]:
+    """Parse a waivers file; every waiver needs a rule, a reason, an approver and an expiry date.
+    `shown_as` names the file in each waiver's `where` (a replay reads a copy of the file it names)."""
     path = Path(path)
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -38,7 +39,7 @@ def load_waivers(path: str | Path) -> list[Waiver]:
         raise InputError(f"{path}: expected only [[waiver]] tables")
     out = []
     for n, entry in enumerate(entries, start=1):
-        where = f"{path}: waiver #{n}"
+        where = f"{shown_as or path}: waiver #{n}"
         missing = [k for k in _REQUIRED if k not in entry]
         if missing:
             raise InputError(f"{where}: missing {', '.join(missing)} (every waiver needs "

@@ -207,3 +207,25 @@ def test_lint_writes_a_recipe_bundle(tmp_path: Path) -> None:
     statement = json.loads((dest / "statement.json").read_text())
     assert statement["signatures"] == []
     assert cvmlint("evidence", "replay", dest).code == 0
+
+
+def test_replay_judges_waivers_on_the_day_the_bundle_was_made(hardened_grub: Path, tmp_path: Path) -> None:
+    from datetime import date, timedelta
+
+    from cvmlint.evidence.verify import replay_bundle
+
+    expires = date.today() + timedelta(days=30)
+    waivers = tmp_path / "waivers.toml"
+    waivers.write_text(f'[[waiver]]\nrule = "CVM-KERN-001"\nreason = "BadAML fix lands in the next kernel"\n'
+                       f'approver = "alice@example.com"\nexpires = {expires}\n')
+    dest = tmp_path / "bundle"
+    proc = run("scan", "--profile", "tdx-base", "--waivers", waivers, "--evidence", dest, "-f", "json", hardened_grub)
+    assert proc.returncode == 1, proc.stderr
+    assert {r["rule"]: r["status"] for r in json.loads(proc.stdout)["results"]}["CVM-KERN-001"] == "waived"
+    check, results = replay_bundle(dest)
+    assert check.problems == [] and check.notes == []
+    check, results = replay_bundle(dest, today=expires + timedelta(days=1))
+    assert check.problems == []  # judged as on the day the bundle was made: still waived
+    assert {r["rule"]: r["status"] for r in results}["CVM-KERN-001"] == "waived"
+    assert any(n.startswith("waiver for CVM-KERN-001") and f"has expired since ({expires})" in n
+               for n in check.notes), check.notes
