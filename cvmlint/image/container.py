@@ -64,8 +64,9 @@ def _extract_disk(path: Path, tmpdir: str | None) -> Iterator[FileSource]:
     import libarchive
 
     fd, name = tempfile.mkstemp(prefix="cvmlint-disk-", suffix=".raw", dir=tmpdir)
+    os.unlink(name)  # nameless from the start: nothing is left behind however the run ends, even by SIGKILL
     try:
-        found = False
+        found = ""
         with libarchive.file_reader(str(path)) as archive:
             for entry in archive:
                 if not entry.isfile or os.path.basename(entry.pathname) not in ("disk.raw", "disk.img"):
@@ -75,11 +76,11 @@ def _extract_disk(path: Path, tmpdir: str | None) -> Iterator[FileSource]:
                     raise FormatError("tar", f"member {entry.pathname}", 0, f"declares {declared} bytes, above the "
                                       f"{MAX_TAR_MEMBER}-byte limit")
                 _copy_sparse(entry, fd, declared, entry.pathname)
-                found = True
+                found = entry.pathname
                 break
         if not found:
             raise InputError(f"{path}: the archive holds no disk.raw")
-        source = FileSource(name)
+        source = FileSource.adopt(fd, f"{path}:{found}")
         try:
             yield source
         finally:
@@ -88,7 +89,6 @@ def _extract_disk(path: Path, tmpdir: str | None) -> Iterator[FileSource]:
         raise FormatError("tar", "archive", 0, f"cannot be read: {err}") from None
     finally:
         os.close(fd)
-        os.unlink(name)
 
 
 def _copy_sparse(entry: object, fd: int, declared: int, member: str) -> None:

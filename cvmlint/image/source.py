@@ -41,6 +41,14 @@ class FileSource:
             raise InputError(f"{path}: cannot open: {err.strerror}") from None
         self.size = os.lseek(self._fd, 0, os.SEEK_END)
 
+    @classmethod
+    def adopt(cls, fd: int, name: str) -> FileSource:
+        """A source over an open descriptor (a duplicate of it: the caller keeps its own)."""
+        source = cls.__new__(cls)
+        source.name, source._fd = name, os.dup(fd)
+        source.size = os.lseek(source._fd, 0, os.SEEK_END)
+        return source
+
     def pread(self, offset: int, length: int) -> bytes:
         """Bytes at `offset`, read with pread(2)."""
         if length <= 0 or offset >= self.size:
