@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -206,10 +205,11 @@ class Checker:
             if not (left.required().textual and right.required().textual):
                 self.error(e.pos, f"'{op}' needs strings, got {left} {op} {right}")
             elif op == "matches" and isinstance(e.right, ast.Literal) and isinstance(e.right.value, str):
-                try:
-                    re.compile(e.right.value)
-                except re.error as err:
-                    self.error(e.right.pos, f"invalid regular expression: {err}")
+                from cvmlint.policy.regex import check
+
+                problem = check(e.right.value)
+                if problem:
+                    self.error(e.right.pos, f"invalid regular expression: {problem}")
         return BOOL
 
     def _check_in(self, e: ast.Compare, left: Ty, right: Ty) -> None:

@@ -7,11 +7,8 @@ quantifier reports every offending item with its provenance.
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
-from functools import cache
 from typing import Any
 
 from cvmlint.errors import CvmlintError
@@ -66,40 +63,6 @@ def _version_fields(cls: type) -> frozenset[str]:
     if cls not in _VERSION_FIELDS:
         _VERSION_FIELDS[cls] = frozenset(n for n, f in record_fields(cls).items() if f.ty.required() == VERSION)
     return _VERSION_FIELDS[cls]
-
-
-@cache
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-@cache
-def _glob(pattern: str) -> re.Pattern[str]:
-    """`*` and `?` stay within one path component; `**` crosses `/`."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[":
-            end = pattern.find("]", i + 1)
-            if end < 0:
-                out.append(re.escape("["))
-                i += 1
-            else:
-                out.append(fnmatch.translate(pattern[i:end + 1])[4:-3])
-                i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
 
 
 def _merge(*groups: Iterable[Provenance]) -> tuple[Provenance, ...]:
@@ -549,10 +512,15 @@ def compare(op: str, left: Any, right: Any) -> bool | Unknown:
         return found if op == "in" else not found
     if left is None or right is None:
         return {"==": left is right, "!=": left is not right}.get(op, False)
-    if op == "matches":
-        return _regex(right).search(left) is not None
-    if op == "glob":
-        return _glob(right).match(left) is not None
+    if op in ("matches", "glob"):
+        from cvmlint.policy import regex
+
+        try:
+            pattern = regex.regex(right) if op == "matches" else regex.glob(right)
+        except regex.PatternError as err:
+            return Unknown(f"'{right}' is not a usable pattern: {err}")
+        found = pattern.search(left) if op == "matches" else pattern.fullmatch(left)
+        return found is not None
     if op in ("==", "!=") and not (isinstance(left, VersionStr) or isinstance(right, VersionStr)):
         return bool(left == right) == (op == "==")
     return _ordered(op, left, right)

@@ -63,6 +63,11 @@ def test_invalid_regex_is_caught_at_load(policy_of) -> None:  # type: ignore[no-
     assert "invalid regular expression" in errors(policy_of, RULE.format('rootfs.format matches "(unclosed"'))
 
 
+def test_a_backtracking_only_pattern_is_refused_at_its_line(policy_of) -> None:  # type: ignore[no-untyped-def]
+    text = errors(policy_of, RULE.format(r'rootfs.format matches "^(a)\\1$"'))
+    assert ":4:33:" in text and "invalid regular expression" in text and "no back-references" in text
+
+
 def test_message_may_only_name_known_things(policy_of) -> None:  # type: ignore[no-untyped-def]
     text = errors(policy_of, 'rule R-1 "t" {\n  require all p in packages: true else "{p.nam} {x}"\n}\n')
     assert "Package has no field 'nam'" in text and "unknown name 'x'" in text

@@ -138,6 +138,8 @@ def test_compare_primitives() -> None:
     assert compare("glob", "/usr/lib/x/gcc", "/usr/*/gcc") is False
     assert compare("glob", "/usr/lib/x/gcc", "/usr/**/gcc") is True
     assert compare("matches", "gcc-12", "^gcc(-[0-9]+)?$") is True
+    assert compare("glob", "/a/[!b]c", "/a/[!b]c") is False and compare("glob", "/a/xc", "/a/[!b]c") is True
+    assert compare("matches", "GCC", "(?i)^gcc$") is True
     assert compare("in", "bash", ("bash", "dash")) is True
     assert compare("not in", None, ("x",)) is True
     assert compare("<", None, 3) is False
@@ -185,3 +187,15 @@ def test_exit_codes(policy_of) -> None:  # type: ignore[no-untyped-def]
     assert report.exit_code("medium", "warn") == 0   # low failure below threshold, unknown only warns
     assert report.exit_code("medium", "fail") == 1   # the high rule is unknown
     assert report.exit_code("critical", "fail") == 0
+
+
+def test_matches_runs_in_linear_time_on_text_an_image_chose() -> None:
+    """`^(a+)+$` backtracks exponentially in Python's re: thirty `a`s and a `!` would not end. Run apart so
+    that a regression fails instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    code = ("from cvmlint.policy.evaluator import compare as c\n"
+            "print(c('matches', 'a' * 100_000 + '!', '^(a+)+$'), c('glob', 'a' * 100_000 + '!', '*a*a*a*a*a*b'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["False", "False"], proc.stderr
