@@ -126,8 +126,23 @@ def _version(value: bool) -> None:
 def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    limit: Annotated[list[str] | None, typer.Option(
+        "--limit", metavar="NAME=VALUE", help="Raise (or lower) a resource limit, e.g. kernel-bytes=512M; "
+        "repeat for several. `cvmlint limits` lists them.")] = None,
 ) -> None:
     """cvmlint: one policy, enforced on mkosi recipes and on built images."""
+    if limit:
+        from cvmlint import limits
+
+        limits.configure(limits.parse_options(limit), "--limit")
+
+
+@app.command("limits")
+def limits_cmd() -> None:
+    """List the resource limits: name, value, what it bounds, and the largest real value seen."""
+    from cvmlint import limits
+
+    print(limits.render(), end="")
 
 
 # ---- shared option types -------------------------------------------------------------------

@@ -87,7 +87,13 @@ def load_project(path: Path) -> Project:
     if not isinstance(implies, dict):
         raise InputError(f"{path}: [mkosi-profile-implies] must be a table of mkosi profile = [policy profiles]")
     project.implies = {k: tuple(_strings(v, f"{path}: [mkosi-profile-implies]", k)) for k, v in implies.items()}
-    unknown_keys = set(data) - {"policy", "recipe", "mkosi-profile-implies"}
+    limits = data.get("limits", {})
+    if not isinstance(limits, dict):
+        raise InputError(f"{path}: [limits] must be a table of limit name = value")
+    from cvmlint import limits as budget
+
+    budget.configure(limits, f"{path}: [limits]", override=False)
+    unknown_keys = set(data) - {"policy", "recipe", "mkosi-profile-implies", "limits"}
     if unknown_keys:
         raise InputError(f"{path}: unknown key(s) {', '.join(sorted(unknown_keys))}")
     recipes = data.get("recipe", [])

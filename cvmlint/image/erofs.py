@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+from cvmlint import limits
 from cvmlint.errors import FormatError
 from cvmlint.image import codecs
 from cvmlint.image.source import ByteSource, FileMode, first_bytes, read_exact, unpack
@@ -73,7 +74,6 @@ NULL_ADDR32 = 0xFFFFFFFF
 PCLUSTER_MAX_SIZE = 1 << 20
 PCLUSTER_MAX_DSIZE = 12 << 20
 MAX_NAME = 255
-MAX_DIR_SIZE = 64 << 20
 XATTR_PREFIXES = {1: "user.", 2: "system.posix_acl_access", 3: "system.posix_acl_default", 4: "trusted.",
                   5: "lustre.", 6: "security."}
 
@@ -666,10 +666,12 @@ class ErofsFileSystem(InodeTree):
         """A directory's entries (`.` and `..` included when stored)."""
         if not ino.is_dir:
             raise FormatError(FMT, f"inode {ino.nid}", ino.offset, "is not a directory")
-        data = self.read(ino, MAX_DIR_SIZE)
+        limits.check("directory-bytes", ino.size, FMT, f"directory inode {ino.nid}", ino.offset)
+        data = self.read(ino, limits.get("directory-bytes"))
         entries: list[DirEntry] = []
         for start in range(0, len(data), self.bs):
             entries.extend(self._dirblock(ino, data[start:start + self.bs], start))
+            limits.check("directory-entries", len(entries), FMT, f"directory inode {ino.nid}", ino.offset)
         return entries
 
     def _dirblock(self, ino: ErofsInode, blk: bytes, start: int) -> list[DirEntry]:

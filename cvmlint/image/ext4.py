@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+from cvmlint import limits
 from cvmlint.errors import FormatError
 from cvmlint.image import codecs
 from cvmlint.image.source import ByteSource, FileMode, first_bytes, read_exact, unpack
@@ -46,7 +47,6 @@ FLAG_EXTENTS = 0x80000
 FLAG_INLINE_DATA = 0x10000000
 EXTENT_MAGIC = 0xF30A
 MAX_EXTENT_DEPTH = 5
-MAX_DIR_SIZE = 256 << 20
 ROOT_INO = 2
 _EXT_HEADER = struct.Struct("<HHHHI")
 _EXT_INDEX = struct.Struct("<IIHH")
@@ -361,10 +361,12 @@ class Ext4FileSystem(InodeTree):
         if ino.flags & FLAG_INLINE_DATA:
             data = self._inline(ino)[4:]
             return self._dirents(ino, data, 0, len(data))
-        data = self.read(ino, MAX_DIR_SIZE)
+        limits.check("directory-bytes", ino.size, FMT, f"directory inode {ino.number}", ino.offset)
+        data = self.read(ino, limits.get("directory-bytes"))
         out = []
         for start in range(0, len(data), self.bs):
             out += self._dirents(ino, data, start, self.bs)
+            limits.check("directory-entries", len(out), FMT, f"directory inode {ino.number}", ino.offset)
         return out
 
     def _dirents(self, ino: Ext4Inode, data: bytes, start: int, span: int) -> list[tuple[str, int, int]]:

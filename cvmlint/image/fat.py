@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from cvmlint import limits
 from cvmlint.errors import FormatError
 from cvmlint.image.source import Buffer, ByteSource, read_exact, unpack
 
@@ -24,8 +25,6 @@ FMT = "fat"
 _BPB = struct.Struct("<3s8sHBHBHHBHHHII")
 _FAT32 = struct.Struct("<IHHIHH")
 _DIRENT = struct.Struct("<11sBBBHHHHHHHI")
-MAX_DIR_ENTRIES = 65536
-MAX_DEPTH = 64
 ATTR_DIR = 0x10
 ATTR_VOLUME = 0x08
 ATTR_LFN = 0x0F
@@ -178,7 +177,7 @@ class FatFileSystem:
                 first_cluster = self.root_cluster
             else:
                 return read_exact(self.src, self.root_offset, self.root_size, FMT, "root directory"), self.root_offset
-        clusters = self.chain(first_cluster, MAX_DIR_ENTRIES * 32)
+        clusters = self.chain(first_cluster, limits.get("fat-directory-entries") * 32)
         data = b"".join(read_exact(self.src, self.cluster_offset(c), self.cluster_size, FMT, "directory cluster")
                         for c in clusters)
         return data, self.cluster_offset(clusters[0])
@@ -221,8 +220,7 @@ class FatFileSystem:
         seen: set[int] = set()
         while stack:
             cluster, path, depth = stack.pop()
-            if depth > MAX_DEPTH:
-                raise FormatError(FMT, f"directory {path}", 0, f"nested deeper than {MAX_DEPTH} levels")
+            limits.check("path-depth", depth, FMT, f"directory {path}")
             for entry in self.listdir(cluster, path):
                 yield entry
                 if entry.is_dir:
@@ -244,11 +242,13 @@ class FatFileSystem:
             cluster, current = entry.first_cluster, entry.path
         return entry
 
-    def read(self, entry: FatEntry, max_size: int = 512 << 20) -> Buffer:
-        """The whole content of a file (refused above `max_size`)."""
+    def read(self, entry: FatEntry, max_size: int | None = None) -> Buffer:
+        """The whole content of a file (refused above `max_size`, by default the boot-file-bytes limit)."""
         if entry.is_dir:
             raise FormatError(FMT, f"file {entry.path}", entry.offset, "is a directory")
-        if entry.size > max_size:
+        if max_size is None:
+            limits.check("boot-file-bytes", entry.size, FMT, f"file {entry.path}", entry.offset)
+        elif entry.size > max_size:
             raise FormatError(FMT, f"file {entry.path}", entry.offset, f"size {entry.size} exceeds the {max_size}-byte "
                               "limit for reading into memory")
         if entry.size == 0:

@@ -18,6 +18,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 
+from cvmlint import limits
 from cvmlint.errors import FormatError
 from cvmlint.image.source import ByteSource, SliceSource, read_exact, unpack
 
@@ -25,7 +26,6 @@ FMT = "gpt"
 _HEADER = struct.Struct("<8sIIIIQQQQ16sQIII")
 _ENTRY = struct.Struct("<16s16sQQQ72s")
 _MBR_ENTRY = struct.Struct("<B3sB3sII")
-MAX_ENTRIES = 1024
 MAX_LOGICAL = 128
 
 FLAG_REQUIRED = 1 << 0
@@ -177,8 +177,7 @@ def _header(disk: ByteSource, lba: int, sector: int, which: str) -> _Header:
         raise FormatError(FMT, f"{which} GPT header", offset, f"says it is at LBA {my_lba}, found at LBA {lba}")
     if esize < 128 or esize % 8 or esize > 4096:
         raise FormatError(FMT, f"{which} GPT header", offset, f"entry size {esize} is not a multiple of 8 in 128..4096")
-    if count > MAX_ENTRIES:
-        raise FormatError(FMT, f"{which} GPT header", offset, f"{count} entries (more than {MAX_ENTRIES})")
+    limits.check("gpt-entries", count, FMT, f"{which} GPT header", offset)
     if first > last:
         raise FormatError(FMT, f"{which} GPT header", offset, f"first usable LBA {first} after last {last}")
     _ = rev

@@ -4,14 +4,14 @@ directory format: walking the tree and resolving paths, both bounded."""
 from __future__ import annotations
 
 import posixpath
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from cvmlint import limits
 from cvmlint.errors import FormatError
 
-MAX_DEPTH = 256
-MAX_ENTRIES = 10_000_000
-MAX_SYMLINK_HOPS = 40
+INDEX_ENTRIES = 1 << 20
 
 
 class InodeTree:
@@ -41,25 +41,40 @@ class InodeTree:
         yield top, root
         stack: list[tuple[str, Any, int]] = [(top, root, 0)]
         seen_dirs = {root.offset}  # an inode's byte offset identifies it in both formats
-        count = 0
+        count, entries_limit = 0, limits.get("tree-entries")
         while stack:
             path, ino, depth = stack.pop()
             for name, number in self.children(ino):
                 count += 1
-                if count > MAX_ENTRIES:
-                    raise FormatError(self.FMT, "directory tree", 0, f"more than {MAX_ENTRIES} entries")
+                if count > entries_limit:
+                    limits.check("tree-entries", count, self.FMT, "directory tree", 0)
                 child = self.inode(number)
                 child_path = posixpath.join(path, name)
                 if child.is_dir:
                     if child.offset in seen_dirs:
                         raise FormatError(self.FMT, f"directory {child_path}", child.offset,
                                           "contains itself or an ancestor (directory loop)")
-                    if depth + 1 > MAX_DEPTH:
-                        raise FormatError(self.FMT, f"directory {child_path}", child.offset,
-                                          f"nested deeper than {MAX_DEPTH} levels")
+                    limits.check("path-depth", depth + 1, self.FMT, f"directory {child_path}", child.offset)
                     seen_dirs.add(child.offset)
                     stack.append((child_path, child, depth + 1))
                 yield child_path, child
+        limits.check("tree-entries", count, self.FMT, "directory tree", 0)  # records the size for the stats
+
+    def _index(self, ino: Any) -> dict[str, int]:
+        """A directory's entries by name, from a small cache (a lookup in a huge directory must not
+        re-read it per path: the cache holds at most INDEX_ENTRIES entries in all)."""
+        cache: OrderedDict[int, dict[str, int]] = self.__dict__.setdefault("_dir_index", OrderedDict())
+        found = cache.get(ino.offset)
+        if found is not None:
+            cache.move_to_end(ino.offset)
+            return found
+        found = dict(self.children(ino))
+        cache[ino.offset] = found
+        total = self.__dict__.get("_dir_index_total", 0) + len(found)
+        while total > INDEX_ENTRIES and len(cache) > 1:
+            total -= len(cache.popitem(last=False)[1])
+        self.__dict__["_dir_index_total"] = total
+        return found
 
     def lookup(self, path: str, follow: bool = True) -> Any:
         """The inode at an absolute path (None if absent), following symlinks inside the image."""
@@ -76,14 +91,13 @@ class InodeTree:
                     return None
                 ino = found
                 continue
-            number = next((n for name, n in self.children(ino) if name == part), None)
+            number = self._index(ino).get(part)
             if number is None:
                 return None
             child = self.inode(number)
             if child.is_symlink and (parts or follow):
                 hops += 1
-                if hops > MAX_SYMLINK_HOPS:
-                    raise FormatError(self.FMT, f"path {path}", child.offset, "too many levels of symbolic links")
+                limits.check("symlink-hops", hops, self.FMT, f"path {path}", child.offset)
                 target = self.readlink(child)
                 base = "/" if target.startswith("/") else current
                 parts = [p for p in posixpath.normpath(posixpath.join(base, target)).split("/") if p] + parts

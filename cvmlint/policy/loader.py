@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cvmlint import limits
 from cvmlint.errors import Diagnostic, InputError, PolicyError
 from cvmlint.policy import ast
 from cvmlint.policy.allowlist import Allowlist, parse_allowlist
@@ -16,7 +17,6 @@ from cvmlint.policy.checker import Binding, Checker, fact_scope
 from cvmlint.policy.parser import parse_policy_text
 from cvmlint.policy.types import ALLOWLIST, ANY, Ty, comparable
 
-MAX_INCLUDE_DEPTH = 32
 DATA_KINDS = ("list",)
 
 
@@ -65,10 +65,12 @@ class _Sources:
         has the same digest wherever it is checked out (and inside an evidence bundle)."""
 
     def read(self, path: Path, shown: str, what: str, at: ast.Pos | None) -> str:
+        from cvmlint.files import Refused, read_bounded
+
         try:
-            data = path.read_bytes()
-        except OSError as err:
-            message = f"cannot read {what} {shown}: {err.strerror}"
+            data = read_bounded(path, "policy-file-bytes", what, shown)
+        except Refused as err:
+            message = f"cannot read {what} {shown}: {err.reason}"
             if at is None:
                 raise InputError(message) from None
             raise PolicyError([Diagnostic(at.path, at.line, at.column, message,
@@ -108,7 +110,7 @@ def _parse_tree(root: Path, sources: _Sources) -> list[tuple[Path, ast.PolicyFil
                                           sources.line(at.path, at.line), at.width)])
         if real in done:
             return
-        if len(stack) >= MAX_INCLUDE_DEPTH:
+        if len(stack) >= limits.get("include-depth"):
             assert at is not None
             raise PolicyError([Diagnostic(at.path, at.line, at.column, "includes nest too deeply")])
         shown = display_path(path)

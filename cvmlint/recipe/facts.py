@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from cvmlint import limits
+from cvmlint.errors import InputError
 from cvmlint.facts.model import (
     Boot,
     Build,
@@ -31,6 +33,7 @@ from cvmlint.facts.model import (
 )
 from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_installed, unit_mount
 from cvmlint.facts.provenance import Items, Provenance, Unknown
+from cvmlint.files import read_bounded
 from cvmlint.project import RecipeEntry
 from cvmlint.recipe.mkosi import SCRIPTS, CommandLine, MkosiConfig, Value, read_recipe
 from cvmlint.recipe.repart import PartitionDef, read_definitions, verity_pairs
@@ -54,7 +57,6 @@ READS = {
 }
 """The settings each fact is made from: a setting the build host decides makes the fact unknown."""
 UNIT_DIRS = ("etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system")
-MAX_TREE_FILES = 100_000
 T = TypeVar("T")
 
 
@@ -97,17 +99,24 @@ def recipe_facts(directory: Path, entry: RecipeEntry | None = None, cli: Command
     if cli is None:
         cli = CommandLine(profiles=entry.mkosi_profiles if entry else ())
     recipe = Recipe(directory, entry, cli, display_base or Path.cwd())
-    files = _files(recipe)
+    try:
+        files, capped = _files(recipe), None
+    except InputError as err:  # the trees are over a limit: what they hold is not known
+        files, capped = [], Unknown(f"the recipe's trees cannot be listed: {err}")
+
+    def from_trees(fact: str, make: Callable[[], T]) -> T | Unknown:
+        return capped if capped is not None else _decided(recipe, fact, make)
+
     facts = Facts(
         target=Target(kind="recipe", name=recipe.display(directory), digest=""),
         packages=_decided(recipe, "packages", lambda: _packages(recipe)),
-        files=_decided(recipe, "files", lambda: Items(files, Provenance(file=recipe.display(directory)))),
+        files=from_trees("files", lambda: Items(files, Provenance(file=recipe.display(directory)))),
         rootfs=_decided(recipe, "layout", lambda: _rootfs(recipe)),
         verity=_decided(recipe, "layout", lambda: _verity(recipe)),
-        cmdline=_decided(recipe, "cmdline", lambda: _cmdline(recipe, files)),
+        cmdline=from_trees("cmdline", lambda: _cmdline(recipe, files)),
         boot=_decided(recipe, "boot", lambda: _boot(recipe)),
         kernel=_decided(recipe, "kernel", lambda: _kernel(recipe)), patches=_patches(recipe),
-        mounts=_decided(recipe, "mounts", lambda: _mounts(recipe, files)),
+        mounts=from_trees("mounts", lambda: _mounts(recipe, files)),
         partitions=_decided(recipe, "layout", lambda: _partitions(recipe)),
         os=_decided(recipe, "os", lambda: _system(recipe)), build=_decided(recipe, "build", lambda: _build(recipe)))
     # the digest covers every file read, scripts and patches included: taken after the facts are made
@@ -129,7 +138,8 @@ def _decided(recipe: Recipe, fact: str, make: Callable[[], T]) -> T | Unknown:
 def _digest(recipe: Recipe, files: list[File]) -> str:
     h = hashlib.sha256()
     for path in recipe.read_files:
-        h.update(recipe.display(path).encode() + b"\0" + path.read_bytes())
+        h.update(recipe.display(path).encode() + b"\0" + read_bounded(path, "recipe-file-bytes", "file",
+                                                                      recipe.display(path)))
     for f in files:
         h.update(f"{f.path}\0{f.mode}\0{f.size}\0{f.target}\0".encode())
     return "sha256:" + h.hexdigest()
@@ -262,7 +272,7 @@ def _files(recipe: Recipe) -> list[File]:
             kind = _kind(st.st_mode)
             mode = stat.S_IMODE(st.st_mode)
             elf: tuple[object, object, object] = (False, "", "")
-            if kind == "file" and st.st_size >= 52:
+            if kind == "file" and st.st_size >= 52 and stat.S_ISREG(host.stat().st_mode):
                 with open(host, "rb") as fh:
                     elf = elf_info(fh.read(8192))
             found[path] = File(path=path, name=posixpath.basename(path), type=kind, mode=mode, uid=0, gid=0,
@@ -271,8 +281,6 @@ def _files(recipe: Recipe) -> list[File]:
                                setuid=kind == "file" and bool(mode & 0o6000), is_elf=elf[0],  # type: ignore[arg-type]
                                elf_machine=elf[1], elf_interpreter=elf[2],  # type: ignore[arg-type]
                                where=Provenance(file=recipe.display(host)))
-            if len(found) > MAX_TREE_FILES:
-                raise RuntimeError("unreachable")  # bounded by _walk
     return list(found.values())
 
 
@@ -280,14 +288,15 @@ def _walk(source: Path, target: str) -> Iterator[tuple[str, Path]]:
     """(path in the image, host path) of every entry of a tree directory, bounded."""
     if not source.is_dir():
         return
-    count = 0
+    count, most = 0, limits.get("recipe-tree-files")
     for dirpath, dirnames, filenames in os.walk(source):
         dirnames.sort()
         rel = os.path.relpath(dirpath, source)
         for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             count += 1
-            if count > MAX_TREE_FILES:
-                return
+            if count > most:
+                raise InputError(f"{source}: more than {most} files (limit recipe-tree-files; raise it with "
+                                 "--limit recipe-tree-files=N)")
             inner = posixpath.normpath(posixpath.join("/", target.lstrip("/"), rel, name))
             yield inner, Path(dirpath) / name
 
@@ -463,7 +472,9 @@ def _patches(recipe: Recipe) -> Items[Patch] | Unknown:
         return Unknown(f"the patch directory {recipe.display(directory)} does not exist")
     series = directory / "series"
     if series.is_file():
-        names = [n.strip() for n in series.read_text().splitlines() if n.strip() and not n.startswith("#")]
+        data = read_bounded(series, "recipe-file-bytes", "patch series", recipe.display(series))
+        text = data.decode("utf-8", "replace")
+        names = [n.strip() for n in text.splitlines() if n.strip() and not n.startswith("#")]
         paths = [directory / n for n in names]
     else:
         paths = sorted(directory.glob("*.patch"))

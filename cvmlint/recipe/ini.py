@@ -21,8 +21,6 @@ from pathlib import Path
 
 from cvmlint.errors import InputError
 
-MAX_CONFIG_BYTES = 1 << 20
-
 
 @dataclass(frozen=True)
 class Setting:
@@ -52,13 +50,10 @@ class Section:
 
 def read_text(path: Path, what: str = "configuration file", display: str | None = None) -> str:
     """A text file, refused when missing, too large or binary (errors name it as `display`)."""
+    from cvmlint.files import read_bounded
+
     shown = display or str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"{shown}: cannot read {what}: {err.strerror or err}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise InputError(f"{shown}: {what} is larger than {MAX_CONFIG_BYTES} bytes")
+    data = read_bounded(path, "script-bytes" if "script" in what else "recipe-file-bytes", what, shown)
     nul = data.find(b"\0")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1

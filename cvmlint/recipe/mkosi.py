@@ -32,6 +32,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cvmlint import limits
 from cvmlint.errors import InputError
 from cvmlint.facts.provenance import Provenance
 from cvmlint.recipe import ini
@@ -73,7 +74,6 @@ HOST_MATCHES = {"SystemdVersion": "the build host's systemd version", "HostArchi
                 "ToolsTreeRelease": "the tools tree"}
 EVERYTHING = "*"
 """The undecided key that stands for every setting (a whole directory may or may not apply)."""
-MAX_FILES = 500
 VERSION_NOTES = (
     "cvmlint reads recipes as mkosi 26 and later do (checked against mkosi 25.3 and 27.1); where mkosi 25 "
     "differs it warns: list items with spaces, unknown settings (errors in mkosi 25), UnifiedKernelImages=yes "
@@ -250,8 +250,10 @@ class Reader:
                 self.cli_lists[key] = self.config.lists.pop(key) + self.cli_lists.get(key, [])
 
     def parse(self, path: Path) -> list[ini.Section | ini.Setting]:
-        if len(self.config.files) >= MAX_FILES:
-            raise InputError(f"{self.display(path)}: more than {MAX_FILES} configuration files (an include loop?)")
+        most = limits.get("recipe-files")
+        if len(self.config.files) >= most:
+            raise InputError(f"{self.display(path)}: more than {most} configuration files (an include loop? limit "
+                             "recipe-files)")
         self.config.files.append(path)
         return ini.parse(path, display=self.display(path), sections=SECTIONS | MATCH_SECTIONS | {"UKIProfile"})
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cvmlint import limits
 from cvmlint.errors import CvmlintError
 from cvmlint.facts.model import ConfigOption, Facts, Kernel, KernelStrings, Module, Partition, RootFs, Target, Verity
 from cvmlint.facts.provenance import Items, Provenance, Unknown
@@ -208,7 +209,7 @@ def _config(root_tree: Tree | None, image: object, kernel_where: Provenance, dis
         for path in (f"/boot/config-{version}", f"/usr/lib/modules/{version}/config", f"/lib/modules/{version}/config"):
             node = root_tree.lookup(path)
             if node is not None and node.is_reg:
-                return _config_items(root_tree.read(node, 8 << 20), "root", path)
+                return _config_items(root_tree.read(node, limits.get("kernel-config-bytes")), "root", path)
     if version and ref.section is None:  # a kernel on the ESP: its package's /boot may have been copied there
         found = _esp_config(disk, ref, version)
         if found is not None:
@@ -241,7 +242,7 @@ def _esp_config(disk: Disk, ref: bootscan.KernelRef, version: str) -> Items[Conf
     for path in (posixpath.join(posixpath.dirname(ref.path), f"config-{version}"), f"/config-{version}"):
         entry = fs.lookup(path)
         if entry is not None and not entry.is_dir:
-            return _config_items(fs.read(entry, 8 << 20), part.name, path)
+            return _config_items(fs.read(entry, limits.get("kernel-config-bytes")), part.name, path)
     return None
 
 

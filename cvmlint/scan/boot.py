@@ -7,6 +7,7 @@ import fnmatch
 import posixpath
 from dataclasses import dataclass, field
 
+from cvmlint import limits
 from cvmlint.errors import CvmlintError
 from cvmlint.facts.cmdline import parse_cmdline
 from cvmlint.facts.model import Boot, BootBinary, BootEntry, Param
@@ -17,7 +18,6 @@ from cvmlint.scan import grub
 from cvmlint.scan.disk import Disk, DiskPartition, Tree
 from cvmlint.scan.pe import PeImage, is_pe, parse_pe
 
-MAX_EFI_FILE = 512 << 20
 FALLBACK = "/EFI/BOOT/BOOTX64.EFI"
 
 
@@ -54,7 +54,7 @@ class _Esp:
         entry = self.files.get(path.lower())
         if entry is None or entry.is_dir:
             return None
-        return self.fs.read(entry, MAX_EFI_FILE)
+        return self.fs.read(entry)
 
     def where(self, path: str, line: int | None = None) -> Provenance:
         real = self.files[path.lower()].path if path.lower() in self.files else path
@@ -229,7 +229,8 @@ def _grub_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]], loa
             node = tree.lookup(path)
             if node is None or not node.is_reg:
                 return None
-            return grub.GrubFile(device, path, tree.read(node, 4 << 20).decode("utf-8", "replace"))
+            config = tree.read(node, limits.get("grub-config-bytes"))
+            return grub.GrubFile(device, path, config.decode("utf-8", "replace"))
         except CvmlintError:
             return None
 
@@ -365,7 +366,7 @@ def read_boot_file(disk: Disk, root_tree: Tree | None, ref: KernelRef) -> tuple[
         entry = fs.lookup(ref.path)
         if entry is None or entry.is_dir:
             raise CvmlintError(f"{part.name}:{ref.path} does not exist")
-        data = fs.read(entry, MAX_EFI_FILE)
+        data = fs.read(entry)
     else:
         tree = root_tree if part.name == "root" else disk.tree(part)
         if tree is None:
@@ -373,7 +374,7 @@ def read_boot_file(disk: Disk, root_tree: Tree | None, ref: KernelRef) -> tuple[
         node = tree.lookup(ref.path)
         if node is None or not node.is_reg:
             raise CvmlintError(f"{part.name}:{ref.path} does not exist")
-        data = tree.read(node, MAX_EFI_FILE)
+        data = tree.read(node, limits.get("boot-file-bytes"))
     if not ref.section:
         return data, Provenance(partition=part.name, file=ref.path, sha256=hashlib.sha256(data).hexdigest())
     pe = parse_pe(data, f"{part.name}:{ref.path}")

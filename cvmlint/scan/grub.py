@@ -22,9 +22,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-MAX_FILES = 16
-MAX_TOKENS = 200_000
-MAX_DEPTH = 32
+from cvmlint import limits
+
 GRUB_FEATURES = {name: "y" for name in (
     "feature_menuentry_id", "feature_default_font_path", "feature_all_video_module", "feature_timeout_style",
     "feature_platform_search_hint", "feature_200_final", "feature_nativedisk_cmd")}
@@ -101,7 +100,7 @@ def tokenize(text: str) -> list[_Tok]:
     """GRUB script tokens: words (quotes kept for expansion), separators (`;`, newline), braces."""
     out: list[_Tok] = []
     pos, line = 0, 1
-    while pos < len(text) and len(out) < MAX_TOKENS:
+    while pos < len(text) and len(out) < limits.get("grub-tokens"):
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
             if not text[pos:].strip():
@@ -183,8 +182,10 @@ class _Interp:
         self.dry = 0  # inside a branch GRUB would not take: parse, do nothing
 
     def run_file(self, device: str, path: str, env: dict[str, str], depth: int) -> None:
-        if self.loaded >= MAX_FILES or depth > MAX_DEPTH:
-            self.menu.problems.append(f"stopped following configfile/source at ({device}){path}: too many files")
+        if self.loaded >= limits.get("grub-files") or depth > limits.get("grub-depth"):
+            self.menu.problems.append(f"stopped following configfile/source at ({device}){path}: more than "
+                                      f"{limits.get('grub-files')} files or nested deeper than "
+                                      f"{limits.get('grub-depth')} (limits grub-files, grub-depth)")
             return
         if (device, path) in self.menu.files[-8:]:
             self.menu.problems.append(f"({device}){path} loads itself: loop not followed")
@@ -202,9 +203,10 @@ class _Interp:
     def block(self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int,
               entry: GrubEntry | None, stop: tuple[str, ...] = ()) -> int:
         """Run commands from token i; returns the index after the block (at `}` or a stop word)."""
-        if depth > MAX_DEPTH:
+        if depth > limits.get("grub-depth"):
             self.menu.problems.append(f"({file.device}){file.path}:{toks[i].line if i < len(toks) else 0}: "
-                                      f"nested more than {MAX_DEPTH} deep; the rest of the file is not followed")
+                                      f"nested more than {limits.get('grub-depth')} deep (limit grub-depth); "
+                                      "the rest of the file is not followed")
             return len(toks)
         while i < len(toks):
             tok = toks[i]

@@ -10,13 +10,12 @@ only as far as the listing needs, with a cap on the decompressed size.
 
 from __future__ import annotations
 
+from cvmlint import limits
 from cvmlint.errors import FormatError
 from cvmlint.image.source import Buffer
 
 FMT = "initrd"
 MAX_SEGMENTS = 64
-MAX_ENTRIES = 200_000
-MAX_UNPACKED = 2 << 30
 """Decompressed bytes a listing may walk through, over all segments."""
 
 
@@ -37,10 +36,8 @@ def list_initrd(data: Buffer, what: str) -> list[str]:
                 for entry in archive:
                     if entry.pathname != "TRAILER!!!":
                         names.append(entry.pathname.removeprefix("./").lstrip("/"))
-                    if len(names) > MAX_ENTRIES:
-                        raise FormatError(FMT, what, pos, f"more than {MAX_ENTRIES} entries")
-                    if ffi.filter_bytes(archive._pointer, 0) + unpacked > MAX_UNPACKED:
-                        raise FormatError(FMT, what, pos, f"unpacks to more than {MAX_UNPACKED} bytes")
+                    limits.check("initrd-entries", len(names), FMT, what, pos)
+                    limits.check("initrd-bytes", ffi.filter_bytes(archive._pointer, 0) + unpacked, FMT, what, pos)
                 consumed = archive.bytes_read
                 unpacked += ffi.filter_bytes(archive._pointer, 0)
                 compressed = ffi.filter_count(archive._pointer) > 1

@@ -19,13 +19,13 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from cvmlint import limits
 from cvmlint.errors import FormatError
 from cvmlint.facts.kconfig import parse_config
 from cvmlint.image.source import Buffer
 
 FMT = "bzimage"
 SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
-MAX_KERNEL = 512 << 20
 SIGNATURE_MARKER = b"~Module signature appended~\n"
 _MAGICS = [
     (b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"\x5d\x00", "lzma"), (b"BZh", "bzip2"),
@@ -74,9 +74,7 @@ def read_bzimage(data: Buffer, name: str) -> KernelImage:
         image.problems.append(f"payload compression {kind} cannot be decompressed")
         return image
     expected = int.from_bytes(payload[-4:], "little")
-    if expected > MAX_KERNEL:
-        raise FormatError(FMT, f"{name} payload", start + length - 4, f"claims {expected} decompressed bytes, above "
-                          f"the {MAX_KERNEL}-byte cap")
+    limits.check("kernel-bytes", expected, FMT, f"{name} payload (the size it announces)", start + length - 4)
     image.vmlinux = decompress(payload, kind, expected, f"{name} payload", start)
     if not image.vmlinux.startswith(b"\x7fELF"):
         image.problems.append("the decompressed payload is not an ELF file")
@@ -91,7 +89,8 @@ def read_bzimage(data: Buffer, name: str) -> KernelImage:
 
 def decompress(payload: Buffer | memoryview, kind: str, expected: int, what: str, offset: int) -> Buffer:
     """The decompressed payload, refusing more than the size it announces (and the global cap)."""
-    cap = min(expected or MAX_KERNEL, MAX_KERNEL) + 1  # one byte more than announced shows a lie
+    most = limits.get("kernel-bytes")
+    cap = min(expected or most, most) + 1  # one byte more than announced shows a lie
     out: Buffer
     try:
         if kind == "gzip":

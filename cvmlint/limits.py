@@ -1,0 +1,171 @@
+"""The resource budget: every length, count, depth and size an input controls, in one table.
+
+Each reader asks `check(name, value, …)` before it does the work the value asks for; past the limit
+it raises `LimitExceeded` (a `FormatError` naming the structure and offset, and the limit and how to
+raise it), which the scan turns into unknown facts where something else can still be read, or exit 2
+where nothing can. The defaults are generous next to the largest real values seen (the `seen`
+column; `CVMLINT_LIMIT_STATS=FILE` records them for a run). A user raises a limit with
+`--limit NAME=VALUE` or `[limits]` in cvmlint.toml; `cvmlint limits` lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from cvmlint.errors import FormatError, InputError
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One named limit."""
+
+    name: str
+    default: int
+    what: str
+    seen: str
+    """The largest real value seen, and where."""
+    unit: str = ""
+
+
+TABLE: dict[str, Limit] = {lim.name: lim for lim in (
+    Limit("container-disk-bytes", 256 * GiB, "a disk extracted from a tarball (written sparse)",
+          "GCE Debian 12 disk.raw: 10 GiB", "bytes"),
+    Limit("container-table-bytes", 64 * MiB, "a qcow2 L1/L2 or refcount table, a VHD block allocation table",
+          "qcow2 of a 2 TiB disk (64 KiB clusters): 32 KiB L1", "bytes"),
+    Limit("kernel-bytes", 256 * MiB, "a kernel image, and its payload once decompressed",
+          "Debian 6.1 cloud kernel: 8 MiB bzImage, 52 MiB vmlinux", "bytes"),
+    Limit("kernel-sections", 4096, "section headers of a decompressed kernel or a module",
+          "Debian 6.1 vmlinux: 43; its modules: up to 70"),
+    Limit("kernel-config-bytes", 8 * MiB, "a kernel configuration (file or IKCONFIG)",
+          "Debian 6.1 config: 260 KiB", "bytes"),
+    Limit("initrd-bytes", 1 * GiB, "an initrd, unpacked", "Debian 12 initramfs-tools initrd: 120 MiB", "bytes"),
+    Limit("initrd-entries", 200_000, "entries in an initrd", "Debian 12 initrd: 2,400"),
+    Limit("boot-file-bytes", 256 * MiB, "one boot file read whole (PE, UKI, GRUB config)",
+          "a UKI with the Debian kernel and initrd: 60 MiB", "bytes"),
+    Limit("grub-config-bytes", 4 * MiB, "a grub.cfg", "Debian 12 grub.cfg: 12 KiB", "bytes"),
+    Limit("grub-files", 16, "GRUB configs followed through configfile/source", "2 (shim's stub and the real one)"),
+    Limit("grub-tokens", 200_000, "words in all GRUB configs of a boot", "Debian 12 grub.cfg: 1,500"),
+    Limit("grub-depth", 32, "nesting of GRUB blocks (if/menuentry/submenu/function)", "3"),
+    Limit("directory-bytes", 64 * MiB, "one directory's data (erofs, ext4)", "/usr/lib/x86_64-linux-gnu: 180 KiB",
+          "bytes"),
+    Limit("directory-entries", 1_000_000, "entries of one directory", "/usr/share/locale of a full Ubuntu: 9,000"),
+    Limit("tree-entries", 5_000_000, "files in one file-system tree", "Ubuntu 24.04 desktop root: 430,000"),
+    Limit("path-depth", 256, "directory nesting", "/usr/share/… in a Debian root: 14"),
+    Limit("symlink-hops", 40, "symbolic links followed to resolve one path (the kernel's limit)", "5"),
+    Limit("fat-directory-entries", 65_536, "entries of one FAT directory (FAT's own limit)", "ESP /EFI/debian: 6"),
+    Limit("gpt-entries", 1024, "GPT partition entries", "128 (the usual table)"),
+    Limit("json-depth", 64, "nesting of a JSON document in an image (verity signature)", "3"),
+    Limit("json-bytes", 1 * MiB, "a JSON document in an image", "verity signature partition: 4 KiB", "bytes"),
+    Limit("recipe-file-bytes", 1 * MiB, "one recipe configuration file", "mkosi's mkosi-tools config: 4 KiB",
+          "bytes"),
+    Limit("recipe-files", 500, "configuration files one recipe reads (includes, drop-ins, profiles)",
+          "ParticleOS: 90"),
+    Limit("recipe-tree-files", 100_000, "files in a recipe's extra and skeleton trees", "ParticleOS: 60"),
+    Limit("script-bytes", 1 * MiB, "one recipe script", "mkosi's own mkosi.postinst files: 6 KiB", "bytes"),
+    Limit("policy-file-bytes", 4 * MiB, "a policy, an allowlist or a data file", "cvm-baseline.cvmp: 20 KiB",
+          "bytes"),
+    Limit("policy-depth", 100, "nesting of a policy expression", "cvm-baseline: 6"),
+    Limit("include-depth", 32, "policy includes within includes", "2"),
+    Limit("timeout", 900, "wall-clock seconds of one scan or lint; unfinished facts become unknown",
+          "a full scan of a 1 GiB image: 2 s", "seconds"),
+)}
+
+_values: dict[str, int] = {}
+_seen: dict[str, int] = {}
+
+
+class LimitExceeded(FormatError):
+    """A value the input controls is past its limit."""
+
+    def __init__(self, fmt: str, structure: str, offset: int, name: str, value: int) -> None:
+        self.limit = name
+        super().__init__(fmt, structure, offset, f"{_show(value, name)} ({TABLE[name].what}) is over the limit "
+                                                 f"{name} = {_show(get(name), name)} (raise it with --limit {name}=N)")
+
+
+def get(name: str) -> int:
+    """The limit's value in force."""
+    return _values.get(name, TABLE[name].default)
+
+
+def check(name: str, value: int, fmt: str, structure: str, offset: int = 0) -> None:
+    """Raise LimitExceeded when `value` is past the limit `name`."""
+    if _stats_file:
+        _seen[name] = max(_seen.get(name, 0), value)
+    if value > get(name):
+        raise LimitExceeded(fmt, structure, offset, name, value)
+
+
+def configure(settings: dict[str, str | int], where: str, override: bool = True) -> None:
+    """Set limits from `NAME=VALUE` options or a `[limits]` table (VALUE may end in K, M, G); a table
+    read after the command line (`override=False`) does not change what the command line set."""
+    for name, raw in settings.items():
+        if name not in TABLE:
+            raise InputError(f"{where}: no limit named {name!r} (`cvmlint limits` lists them)")
+        value = parse_value(raw, f"{where}: limit {name}")
+        if override or name not in _values:
+            _values[name] = value
+
+
+def parse_value(raw: str | int, what: str) -> int:
+    """An integer, or a number followed by K, M or G (binary)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        text = str(raw).strip()
+        scale = {"K": KiB, "M": MiB, "G": GiB}.get(text[-1:].upper(), 1)
+        digits = text[:-1] if scale > 1 else text
+        if not digits.isdigit() or len(digits) > 15:
+            raise InputError(f"{what}: {raw!r} is not a count or a size such as 512M")
+        value = int(digits) * scale
+    if value <= 0:
+        raise InputError(f"{what}: must be positive")
+    return value
+
+
+def parse_options(options: list[str]) -> dict[str, str | int]:
+    """`--limit NAME=VALUE` options."""
+    out: dict[str, str | int] = {}
+    for option in options:
+        name, sep, value = option.partition("=")
+        if not sep:
+            raise InputError(f"--limit {option}: expected NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def _show(value: int, name: str) -> str:
+    if TABLE[name].unit == "bytes" and value >= GiB and value % GiB == 0:
+        return f"{value // GiB} GiB"
+    if TABLE[name].unit == "bytes" and value >= MiB and value % MiB == 0:
+        return f"{value // MiB} MiB"
+    return str(value)
+
+
+def render() -> str:
+    """The table `cvmlint limits` prints."""
+    rows = [(n, _show(get(n), n) + (" *" if n in _values else ""), lim.what, lim.seen) for n, lim in TABLE.items()]
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [f"{n:{width[0]}}  {v:>{width[1]}}  {what}; largest seen: {seen}" for n, v, what, seen in rows]
+    return "\n".join(lines) + "\n" + ("* set by this run\n" if _values else "")
+
+
+_stats_file = os.environ.get("CVMLINT_LIMIT_STATS", "")
+
+
+def write_stats() -> None:
+    """Merge this run's largest values into CVMLINT_LIMIT_STATS (a JSON object), when it is set."""
+    if not _stats_file:
+        return
+    try:
+        with open(_stats_file) as fh:
+            old = json.load(fh)
+    except (OSError, ValueError):
+        old = {}
+    merged = {k: max(old.get(k, 0), v) for k, v in _seen.items()} | {k: v for k, v in old.items() if k not in _seen}
+    with open(_stats_file, "w") as fh:
+        json.dump(merged, fh, indent=1, sort_keys=True)
