@@ -129,12 +129,18 @@ def _main(
     limit: Annotated[list[str] | None, typer.Option(
         "--limit", metavar="NAME=VALUE", help="Raise (or lower) a resource limit, e.g. kernel-bytes=512M; "
         "repeat for several. `cvmlint limits` lists them.")] = None,
+    timeout: Annotated[int | None, typer.Option(
+        "--timeout", metavar="SECONDS", help="Wall-clock budget of a scan or lint (default 900): past it, what "
+        "is unfinished is unknown with that reason.", show_default=False)] = None,
 ) -> None:
     """cvmlint: one policy, enforced on mkosi recipes and on built images."""
-    if limit:
-        from cvmlint import limits
+    from cvmlint import limits
 
+    if limit:
         limits.configure(limits.parse_options(limit), "--limit")
+    if timeout is not None:
+        limits.configure({"timeout": timeout}, "--timeout")
+    limits.start_clock()
 
 
 @app.command("limits")

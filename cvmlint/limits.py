@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 
 from cvmlint.errors import FormatError, InputError
@@ -76,6 +77,7 @@ TABLE: dict[str, Limit] = {lim.name: lim for lim in (
 
 _values: dict[str, int] = {}
 _seen: dict[str, int] = {}
+_deadline = 0.0
 
 
 class LimitExceeded(FormatError):
@@ -83,8 +85,12 @@ class LimitExceeded(FormatError):
 
     def __init__(self, fmt: str, structure: str, offset: int, name: str, value: int) -> None:
         self.limit = name
-        super().__init__(fmt, structure, offset, f"{_show(value, name)} ({TABLE[name].what}) is over the limit "
-                                                 f"{name} = {_show(get(name), name)} (raise it with --limit {name}=N)")
+        if name == "timeout":
+            problem = f"the run passed its wall-clock budget of {get(name)} s here (raise it with --timeout N)"
+        else:
+            problem = (f"{_show(value, name)} ({TABLE[name].what}) is over the limit {name} = {_show(get(name), name)} "
+                       f"(raise it with --limit {name}=N)")
+        super().__init__(fmt, structure, offset, problem)
 
 
 def get(name: str) -> int:
@@ -98,6 +104,19 @@ def check(name: str, value: int, fmt: str, structure: str, offset: int = 0) -> N
         _seen[name] = max(_seen.get(name, 0), value)
     if value > get(name):
         raise LimitExceeded(fmt, structure, offset, name, value)
+
+
+def start_clock() -> None:
+    """Start the wall-clock budget (the `timeout` limit) of this run."""
+    global _deadline
+    _deadline = time.monotonic() + get("timeout")
+
+
+def tick(fmt: str, structure: str, offset: int = 0) -> None:
+    """Called in long loops: past the run's wall-clock budget, the work in progress stops with
+    LimitExceeded (what it would have established becomes unknown)."""
+    if _deadline and time.monotonic() > _deadline:
+        raise LimitExceeded(fmt, structure, offset, "timeout", int(time.monotonic() - _deadline + get("timeout")))
 
 
 def configure(settings: dict[str, str | int], where: str, override: bool = True) -> None:

@@ -143,6 +143,9 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
 
     assert outcome.image is not None
     progress("scanning the image (verity recomputed)")
+    from cvmlint import limits
+
+    limits.start_clock()  # the budget is the scan's, not the build's
     options = ScanOptions(verity=True, digest=True, needles=kernel_needles(outcome.policy))
     started, inputs = datetime.now(UTC), None
     if plan.evidence is not None:

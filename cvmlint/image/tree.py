@@ -46,6 +46,8 @@ class InodeTree:
             path, ino, depth = stack.pop()
             for name, number in self.children(ino):
                 count += 1
+                if not count & 1023:
+                    limits.tick(self.FMT, f"directory {path}", ino.offset)
                 if count > entries_limit:
                     limits.check("tree-entries", count, self.FMT, "directory tree", 0)
                 child = self.inode(number)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from cvmlint.errors import CvmlintError
+from cvmlint.errors import CvmlintError, InputError
 from cvmlint.facts.model import Facts, Record
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.policy import ast
@@ -563,6 +563,8 @@ def evaluate_rule(ev: Evaluator, rule: ast.Rule, target: str, disabled: str | No
                 findings.extend(_findings(ev, req, out))
             elif out.note:
                 notes.append(out.note)
+    except InputError as err:  # a lazily read fact (a directory walk) met malformed input or a limit
+        return result(Status.UNKNOWN, reasons=(*dict.fromkeys(reasons), f"the input could not be read: {err}"))
     except CvmlintError:
         raise
     except Exception as err:  # a policy bug, not bad input: report it on the rule, exit 2
