@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import lzma
+import struct
+import sys
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 
 class CvmlintError(Exception):
@@ -25,7 +33,8 @@ class FormatError(InputError):
         self.structure = structure
         self.offset = offset
         self.problem = problem
-        super().__init__(f"{fmt}: {structure} at byte {offset}: {problem}")
+        place = f" at byte {offset}" if offset >= 0 else ""
+        super().__init__(f"{fmt}: {structure}{place}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -64,3 +73,53 @@ class PolicyError(CvmlintError):
     def diagnostics(self) -> str:
         """All diagnostics, each with its source line and caret."""
         return "\n".join(d.render() for d in self.items)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_PARSE_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, IndexError, KeyError, TypeError, struct.error, zlib.error, lzma.LZMAError, EOFError, OverflowError,
+    RecursionError, UnicodeError, NotImplementedError)
+_LIBRARY_ERRORS = {"elftools.common.exceptions": "ELFError", "libarchive.exception": "ArchiveError",
+                   "zstandard": "ZstdError", "cryptography.exceptions": "UnsupportedAlgorithm",
+                   "debian.deb822": "Error", "pefile": "PEFormatError"}
+
+
+def _parse_errors() -> tuple[type[BaseException], ...]:
+    """What the parsing libraries raise on malformed input (only those already imported: a library that
+    was never loaded raised nothing)."""
+    extra = [getattr(sys.modules[m], name) for m, name in _LIBRARY_ERRORS.items()
+             if m in sys.modules and isinstance(getattr(sys.modules[m], name, None), type)]
+    return _PARSE_ERRORS + tuple(extra)
+
+
+def _convert(err: BaseException, fmt: str, structure: str) -> FormatError:
+    text = str(err).splitlines()[0][:200] if str(err) else ""
+    return FormatError(fmt, structure, -1, f"malformed ({type(err).__name__}{': ' + text if text else ''})")
+
+
+def reader(fmt: str, structure: str) -> Callable[[F], F]:
+    """A reader's public entry: every failure of its parsing and of the libraries it calls leaves as one
+    FormatError naming the format and the structure (a CvmlintError passes through unchanged)."""
+    def wrap(fn: F) -> F:
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    yield from fn(*args, **kwargs)
+                except CvmlintError:
+                    raise
+                except _parse_errors() as err:
+                    raise _convert(err, fmt, structure) from None
+            return gen  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except CvmlintError:
+                raise
+            except _parse_errors() as err:
+                raise _convert(err, fmt, structure) from None
+        return call  # type: ignore[return-value]
+    return wrap

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from cvmlint import limits
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.image import codecs
 from cvmlint.image.source import ByteSource, FileMode, first_bytes, read_exact, unpack
 from cvmlint.image.tree import InodeTree, zeros
@@ -239,6 +239,7 @@ class ErofsFileSystem(InodeTree):
                                packed_nid, checksum_ok)
 
     # -- inodes -------------------------------------------------------------------------------
+    @reader("erofs", "inode")
     def inode(self, nid: int) -> ErofsInode:
         """The inode with number `nid` (validated)."""
         result: ErofsInode = self._inode_cache(nid)
@@ -280,10 +281,12 @@ class ErofsFileSystem(InodeTree):
                           xattr_isize, icount, bool(stat.S_ISDIR(mode) and (i_format >> 4) & 1))
 
     # -- data ---------------------------------------------------------------------------------
+    @reader("erofs", "file data")
     def head(self, ino: ErofsInode, length: int) -> bytes:
         """The first `length` bytes of a file (less if it is shorter), reading little more."""
         return first_bytes(self.iter_data(ino, piece=max(length, 4096)), length)
 
+    @reader("erofs", "file data")
     def iter_data(self, ino: ErofsInode, limit: int | None = None, piece: int = 1 << 20) -> Iterator[bytes]:
         """A file's content in pieces, in order; holes read as zeros."""
         if limit is not None and ino.size > limit:
@@ -619,6 +622,7 @@ class ErofsFileSystem(InodeTree):
                               f"bytes {offset}..{offset + length} lie outside the packed inode ({self._packed.size})")
         return self._read_range(self._packed, offset, length)
 
+    @reader("erofs", "file data")
     def read_at(self, ino: ErofsInode, offset: int, length: int) -> bytes:
         """Bytes [offset, offset+length) of a file, decompressing only the extents that hold them."""
         offset = max(0, offset)
@@ -662,6 +666,7 @@ class ErofsFileSystem(InodeTree):
         return bytes(out)
 
     # -- directories, links, xattrs -----------------------------------------------------------
+    @reader("erofs", "directory")
     def readdir(self, ino: ErofsInode) -> list[DirEntry]:
         """A directory's entries (`.` and `..` included when stored)."""
         if not ino.is_dir:
@@ -697,6 +702,7 @@ class ErofsFileSystem(InodeTree):
             out.append(DirEntry(name, nid, ftype))
         return out
 
+    @reader("erofs", "symlink")
     def readlink(self, ino: ErofsInode) -> str:
         """A symlink's target."""
         if not ino.is_symlink:
@@ -705,6 +711,7 @@ class ErofsFileSystem(InodeTree):
             raise FormatError(FMT, f"symlink inode {ino.nid}", ino.offset, f"target of {ino.size} bytes")
         return self.read(ino, 4096).decode("utf-8", "surrogateescape")
 
+    @reader("erofs", "xattrs")
     def xattrs(self, ino: ErofsInode) -> dict[str, bytes]:
         """Inline and shared extended attributes."""
         if not ino.xattr_isize:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from cvmlint import limits
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.image import codecs
 from cvmlint.image.source import ByteSource, FileMode, first_bytes, read_exact, unpack
 from cvmlint.image.tree import InodeTree, zeros
@@ -201,6 +201,7 @@ class Ext4FileSystem(InodeTree):
                               "of the file system")
         return read_exact(self.src, number * self.bs, self.bs, FMT, what)
 
+    @reader("ext4", "inode")
     def inode(self, number: int) -> Ext4Inode:
         """The inode with that number (validated)."""
         result: Ext4Inode = self._inode(number)
@@ -229,10 +230,12 @@ class Ext4FileSystem(InodeTree):
         return Ext4Inode(number, offset, mode, uid, gid, size, links, flags, mtime, raw[40:100], file_acl, raw[128:])
 
     # -- data -------------------------------------------------------------------------------------
+    @reader("ext4", "file data")
     def head(self, ino: Ext4Inode, length: int) -> bytes:
         """The first `length` bytes of a file (less if it is shorter), reading little more."""
         return first_bytes(self.iter_data(ino, piece=max(length, 4096)), length)
 
+    @reader("ext4", "file data")
     def read_at(self, ino: Ext4Inode, offset: int, length: int) -> bytes:
         """Bytes [offset, offset+length) of a file."""
         out, pos = bytearray(), 0
@@ -245,6 +248,7 @@ class Ext4FileSystem(InodeTree):
                 break
         return bytes(out)
 
+    @reader("ext4", "file data")
     def iter_data(self, ino: Ext4Inode, limit: int | None = None, piece: int = 1 << 20) -> Iterator[bytes]:
         """A file's content in pieces, in order; holes and unwritten extents read as zeros."""
         if limit is not None and ino.size > limit:
@@ -354,6 +358,7 @@ class Ext4FileSystem(InodeTree):
         return ino.block + extra
 
     # -- directories, links, xattrs ---------------------------------------------------------------
+    @reader("ext4", "directory")
     def readdir(self, ino: Ext4Inode) -> list[tuple[str, int, int]]:
         """(name, inode number, file type) of a directory's entries, `.` and `..` left out."""
         if not ino.is_dir:
@@ -386,6 +391,7 @@ class Ext4FileSystem(InodeTree):
             pos += rec_len
         return out
 
+    @reader("ext4", "symlink")
     def readlink(self, ino: Ext4Inode) -> str:
         """A symlink's target (fast symlink in i_block, inline data, or a data block)."""
         if not ino.is_symlink:
@@ -396,6 +402,7 @@ class Ext4FileSystem(InodeTree):
             return ino.block[:ino.size].decode("utf-8", "surrogateescape")
         return self.read(ino, 4096).decode("utf-8", "surrogateescape")
 
+    @reader("ext4", "xattrs")
     def xattrs(self, ino: Ext4Inode) -> dict[str, bytes]:
         """In-inode and block extended attributes."""
         out: dict[str, bytes] = {}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cvmlint import limits
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import Buffer, ByteSource, read_exact, unpack
 
 FMT = "fat"
@@ -182,6 +182,7 @@ class FatFileSystem:
                         for c in clusters)
         return data, self.cluster_offset(clusters[0])
 
+    @reader("fat", "directory")
     def listdir(self, first_cluster: int, parent: str) -> Iterator[FatEntry]:
         """The entries of one directory (0 = root), long names resolved; `.` and `..` skipped."""
         data, base = self._dir_bytes(first_cluster)
@@ -214,6 +215,7 @@ class FatFileSystem:
             yield FatEntry(posixpath.join(parent, name), name, bool(attr & ATTR_DIR), size, cluster,
                            _timestamp(mdate, mtime), base + pos)
 
+    @reader("fat", "directory tree")
     def walk(self) -> Iterator[FatEntry]:
         """Every file and directory, depth first, with directory loops refused."""
         stack: list[tuple[int, str, int]] = [(0, "/", 0)]
@@ -230,6 +232,7 @@ class FatFileSystem:
                     seen.add(entry.first_cluster)
                     stack.append((entry.first_cluster, entry.path, depth + 1))
 
+    @reader("fat", "path")
     def lookup(self, path: str) -> FatEntry | None:
         """The entry at `path` (case-insensitive, as FAT is), or None."""
         parts = [p for p in path.split("/") if p]
@@ -242,6 +245,7 @@ class FatFileSystem:
             cluster, current = entry.first_cluster, entry.path
         return entry
 
+    @reader("fat", "file")
     def read(self, entry: FatEntry, max_size: int | None = None) -> Buffer:
         """The whole content of a file (refused above `max_size`, by default the boot-file-bytes limit)."""
         if entry.is_dir:

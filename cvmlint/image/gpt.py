@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from cvmlint import limits
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import ByteSource, SliceSource, read_exact, unpack
 
 FMT = "gpt"
@@ -230,6 +230,7 @@ def _sector_size(disk: ByteSource) -> int | None:
     return None
 
 
+@reader("gpt", "partition table")
 def read_partition_table(disk: ByteSource) -> PartitionTable:
     """The GPT of a disk (primary, else backup), or its MBR; FormatError when there is neither."""
     mbr = read_exact(disk, 0, 512, FMT, "master boot record")

@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import ByteSource, read_exact, unpack
 
 FMT = "luks"
@@ -56,6 +56,7 @@ def _text(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
+@reader("luks", "header")
 def read_header(src: ByteSource) -> LuksHeader:
     """Parse a LUKS1 or LUKS2 header."""
     head = read_exact(src, 0, 512, FMT, "header")

@@ -16,7 +16,7 @@ import struct
 import zlib
 from collections import OrderedDict
 
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import ByteSource, read_exact, unpack
 
 FMT = "qcow2"
@@ -136,6 +136,7 @@ class Qcow2Source:
             self._clusters.popitem(last=False)
         return out
 
+    @reader("qcow2", "cluster")
     def pread(self, offset: int, length: int) -> bytes:
         """Guest bytes at `offset`."""
         if offset < 0 or offset >= self.size:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import ByteSource, read_exact, unpack
 
 FMT = "squashfs"
@@ -36,6 +36,7 @@ class SquashfsSuperblock:
     mtime: int
 
 
+@reader("squashfs", "superblock")
 def read_superblock(src: ByteSource) -> SquashfsSuperblock:
     """Parse and check the superblock against the source's size."""
     raw = read_exact(src, 0, 96, FMT, "superblock")

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import ByteSource, FileSource, SliceSource, read_exact, unpack
 
 FMT = "verity"
@@ -83,6 +83,7 @@ class VerityResult:
     """The digest of the stored tree's top block: what the kernel checks against roothash=."""
 
 
+@reader("verity", "superblock")
 def read_superblock(src: ByteSource, offset: int = 0) -> VeritySuperblock:
     """Parse the superblock at `offset` of a hash partition."""
     raw = read_exact(src, offset, 512, FMT, "superblock")
@@ -348,6 +349,7 @@ class VeritySignature:
     certificate_fingerprint: str
 
 
+@reader("verity", "signature partition")
 def read_signature_partition(src: ByteSource, limit: int = 16 * 4096) -> VeritySignature:
     """Parse `{"rootHash", "signature", "certificateFingerprint"}`, NUL-padded, at the partition start."""
     import base64

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import ByteSource, read_exact, unpack
 
 FMT = "vhd"
@@ -72,6 +72,7 @@ class VhdSource:
         bat = read_exact(file, bat_offset, entries * 4, FMT, f"block allocation table ({entries} entries)")
         self.bat = struct.unpack(f">{entries}I", bat)
 
+    @reader("vhd", "block")
     def pread(self, offset: int, length: int) -> bytes:
         """Guest bytes at `offset`."""
         if offset < 0 or offset >= self.size:

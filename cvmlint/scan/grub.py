@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cvmlint import limits
+from cvmlint.errors import reader
 
 GRUB_FEATURES = {name: "y" for name in (
     "feature_menuentry_id", "feature_default_font_path", "feature_all_video_module", "feature_timeout_style",
@@ -371,6 +372,7 @@ def _condition(raw: list[str], env: dict[str, str]) -> bool | None:
     return None
 
 
+@reader("grub", "configuration")
 def read_menu(load: Loader, find: Finder, start: list[tuple[str, str]], env: dict[str, str]) -> GrubMenu:
     """Interpret the first existing configuration of `start` and everything it loads."""
     menu = GrubMenu()

@@ -11,7 +11,7 @@ only as far as the listing needs, with a cap on the decompressed size.
 from __future__ import annotations
 
 from cvmlint import limits
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import Buffer
 
 FMT = "initrd"
@@ -19,6 +19,7 @@ MAX_SEGMENTS = 64
 """Decompressed bytes a listing may walk through, over all segments."""
 
 
+@reader("initrd", "archive")
 def list_initrd(data: Buffer, what: str) -> list[str]:
     """Every path in every segment, in order, without a leading `./` or `/`."""
     import libarchive

@@ -20,7 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from cvmlint import limits
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.facts.kconfig import parse_config
 from cvmlint.image.source import Buffer
 
@@ -47,6 +47,7 @@ class KernelImage:
     problems: list[str] = field(default_factory=list)
 
 
+@reader("bzimage", "kernel image")
 def read_bzimage(data: Buffer, name: str) -> KernelImage:
     """Parse the header, decompress the payload and read the vmlinux inside."""
     if len(data) < 0x270 or data[0x202:0x206] != b"HdrS":
@@ -291,6 +292,7 @@ def ikconfig(vmlinux: Buffer) -> dict[str, str] | None:
     return parse_config(text)[0]
 
 
+@reader("module", "signature trailer")
 def module_signed(data: Buffer, name: str) -> bool:
     """Whether a module file (.ko, .ko.xz, .ko.zst, .ko.gz) ends with the signature trailer."""
     cap = 256 << 20

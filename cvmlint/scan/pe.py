@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from cvmlint.errors import FormatError
+from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import Buffer
 
 FMT = "pe"
@@ -44,6 +44,7 @@ def is_pe(data: Buffer) -> bool:
     return data[off:off + 4] == b"PE\0\0"
 
 
+@reader("pe", "PE image")
 def parse_pe(data: Buffer, name: str) -> PeImage:
     """Sections and signatures of a PE image held in memory."""
     if not is_pe(data):
