@@ -191,6 +191,7 @@ class ErofsFileSystem(InodeTree):
 
     FMT = FMT
 
+    @reader("erofs", "superblock")
     def __init__(self, src: ByteSource) -> None:
         self.src = src
         self.sb = self._superblock()

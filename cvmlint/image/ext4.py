@@ -116,6 +116,7 @@ class Ext4FileSystem(InodeTree):
 
     FMT = FMT
 
+    @reader("ext4", "superblock")
     def __init__(self, src: ByteSource) -> None:
         self.src = src
         self.sb = self._superblock()

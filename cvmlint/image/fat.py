@@ -47,6 +47,7 @@ class FatEntry:
 class FatFileSystem:
     """A FAT file system on a byte source (an ESP partition)."""
 
+    @reader("fat", "boot sector")
     def __init__(self, src: ByteSource) -> None:
         self.src = src
         boot = read_exact(src, 0, 512, FMT, "boot sector")

@@ -16,6 +16,7 @@ import struct
 import zlib
 from collections import OrderedDict
 
+from cvmlint import limits
 from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import ByteSource, read_exact, unpack
 
@@ -31,6 +32,7 @@ MAX_VIRTUAL = 1 << 50
 class Qcow2Source:
     """The virtual disk inside a qcow2 file."""
 
+    @reader("qcow2", "header")
     def __init__(self, file: ByteSource) -> None:
         self.file = file
         self.name = f"{file.name} (qcow2)"
@@ -73,6 +75,7 @@ class Qcow2Source:
             raise FormatError(FMT, "header", 36, f"L1 table of {l1_size} entries cannot map {size} bytes")
         if l1_off % self.cluster and l1_off % 512:
             raise FormatError(FMT, "L1 table", l1_off, "is not aligned")
+        limits.check("container-table-bytes", l1_size * 8, FMT, f"L1 table ({l1_size} entries)", l1_off)
         l1 = read_exact(file, l1_off, l1_size * 8, FMT, f"L1 table ({l1_size} entries)")
         self.l1 = struct.unpack(f">{l1_size}Q", l1)
         self._l2: OrderedDict[int, tuple[int, ...]] = OrderedDict()
@@ -123,7 +126,8 @@ class Qcow2Source:
             if self.zstd:
                 import zstandard
 
-                out = zstandard.ZstdDecompressor().decompressobj().decompress(raw)[:self.cluster]
+                with zstandard.ZstdDecompressor().stream_reader(raw) as reader:  # bounded: a bomb stops here
+                    out = reader.read(self.cluster)
             else:
                 out = zlib.decompressobj(-12).decompress(raw, self.cluster)
         except (zlib.error, Exception) as err:

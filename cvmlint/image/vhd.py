@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 
+from cvmlint import limits
 from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import ByteSource, read_exact, unpack
 
@@ -34,6 +35,7 @@ def has_footer(file: ByteSource) -> bool:
 class VhdSource:
     """The virtual disk inside a VHD file."""
 
+    @reader("vhd", "footer")
     def __init__(self, file: ByteSource) -> None:
         self.file = file
         self.name = f"{file.name} (vhd)"
@@ -69,6 +71,8 @@ class VhdSource:
                               f"{entries} blocks cannot hold {size} bytes")
         self.block_size = block_size
         self.bitmap = -(-(block_size // 512) // 8 // 512) * 512 or 512
+        limits.check("container-table-bytes", entries * 4, FMT, f"block allocation table ({entries} entries)",
+                     bat_offset)
         bat = read_exact(file, bat_offset, entries * 4, FMT, f"block allocation table ({entries} entries)")
         self.bat = struct.unpack(f">{entries}I", bat)
 

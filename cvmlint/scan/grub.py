@@ -151,7 +151,7 @@ def expand(word: str, env: dict[str, str]) -> str:
             out.append(word[i + 1])
             i += 2
         else:
-            j = i
+            j = i + 1  # at least one character: a lone trailing backslash is kept literally
             while j < len(word) and word[j] not in "'\"\\":
                 j += 1
             out.append(_subst(word[i:j], env))

@@ -8,7 +8,7 @@ import stat
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from cvmlint.errors import CvmlintError
+from cvmlint.errors import CvmlintError, reader
 from cvmlint.facts.elf import elf_info
 from cvmlint.facts.model import File, Mount, Package, System
 from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_mount
@@ -38,6 +38,7 @@ def packages(tree: Tree, part: DiskPartition) -> Items[Package] | Unknown:
     return Items(list(_dpkg_paragraphs(raw.decode("utf-8", "replace"), part.name)), where)
 
 
+@reader("dpkg", "status file")
 def _dpkg_paragraphs(text: str, partition: str) -> Iterator[Package]:
     from debian.deb822 import Deb822
 

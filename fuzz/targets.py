@@ -1,0 +1,200 @@
+"""Fuzz targets: one per reader, each taking raw bytes as an attacker would hand them over.
+
+A target returns normally or raises a CvmlintError (a clear refusal: exit 2 with a message); any
+other exception is a defect. Each target also drives the reader the way a scan does (walk every
+directory, read every file's head, resolve links), so a malformed structure deep inside is reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from cvmlint.errors import CvmlintError
+from cvmlint.image.source import BytesSource
+
+Target = Callable[[bytes], None]
+
+
+def _walk_tree(fs: object) -> None:
+    from cvmlint.scan.disk import Tree
+
+    tree: Tree = fs  # type: ignore[assignment]
+    for n, (path, node) in enumerate(tree.walk("/")):
+        if n > 2000:
+            break
+        if node.is_reg:
+            tree.read_at(node, 0, 4096)
+        elif node.is_symlink:
+            tree.readlink(node)
+            tree.lookup(path)
+        tree.xattrs(node)  # type: ignore[attr-defined]
+
+
+def erofs(data: bytes) -> None:
+    from cvmlint.image.erofs import ErofsFileSystem
+
+    _walk_tree(ErofsFileSystem(BytesSource(data)))
+
+
+def ext4(data: bytes) -> None:
+    from cvmlint.image.ext4 import Ext4FileSystem
+
+    _walk_tree(Ext4FileSystem(BytesSource(data)))
+
+
+def fat(data: bytes) -> None:
+    from cvmlint.image.fat import FatFileSystem
+
+    fs = FatFileSystem(BytesSource(data))
+    for n, entry in enumerate(fs.walk()):
+        if n > 2000:
+            break
+        if not entry.is_dir and entry.size <= 1 << 20:
+            fs.read(entry)
+            fs.lookup(entry.path)
+
+
+def gpt(data: bytes) -> None:
+    from cvmlint.image.gpt import read_partition_table
+
+    read_partition_table(BytesSource(data))
+
+
+def disk(data: bytes) -> None:
+    """The whole disk layer: partition table, file-system identification, root choice."""
+    from cvmlint.scan.disk import find_root, open_disk
+
+    found = open_disk(BytesSource(data))
+    find_root(found, None, by_os_release=False)
+
+
+def squashfs(data: bytes) -> None:
+    from cvmlint.image.squashfs import read_superblock
+
+    read_superblock(BytesSource(data))
+
+
+def verity(data: bytes) -> None:
+    from cvmlint.image.verity import read_signature_partition, read_superblock, verify
+
+    src = BytesSource(data)
+    with contextlib.suppress(CvmlintError):
+        read_signature_partition(src)
+    sb = read_superblock(src)
+    claimed = sb.data_blocks * sb.data_block_size
+    verify(BytesSource(bytes(min(claimed, 1 << 20))), src, sb, workers=1)
+
+
+def luks(data: bytes) -> None:
+    from cvmlint.image.luks import read_header
+
+    read_header(BytesSource(data))
+
+
+def qcow2(data: bytes) -> None:
+    from cvmlint.image.qcow2 import Qcow2Source
+
+    src = Qcow2Source(BytesSource(data))
+    for offset in (0, 512, 1 << 16, 1 << 20, max(0, src.size - 4096)):
+        src.pread(offset, 4096)
+
+
+def vhd(data: bytes) -> None:
+    from cvmlint.image.vhd import VhdSource
+
+    src = VhdSource(BytesSource(data))
+    for offset in (0, 512, 1 << 21, max(0, src.size - 4096)):
+        src.pread(offset, 4096)
+
+
+def tar(data: bytes) -> None:
+    """A tarball container (plain or compressed), through a file as the CLI gets it."""
+    from cvmlint.image.container import open_image
+
+    with tempfile.NamedTemporaryFile(prefix="cvmlint-fuzz-") as fh:
+        fh.write(data)
+        fh.flush()
+        with open_image(fh.name, tmpdir=os.path.dirname(fh.name)) as (src, _kind):
+            src.pread(0, 4096)
+
+
+def bzimage(data: bytes) -> None:
+    from cvmlint.scan.kernel import read_bzimage
+
+    image = read_bzimage(data, "fuzz")
+    _ = image.version, image.params, image.config
+
+
+def module(data: bytes) -> None:
+    from cvmlint.scan.kernel import module_signed
+
+    module_signed(data, "fuzz.ko")
+
+
+def pe(data: bytes) -> None:
+    from cvmlint.scan.pe import parse_pe
+
+    image = parse_pe(data, "fuzz")
+    _ = image.signed
+
+
+def cpio(data: bytes) -> None:
+    from cvmlint.scan.initrd import list_initrd
+
+    list_initrd(data, "fuzz")
+
+
+def grub(data: bytes) -> None:
+    from cvmlint.scan.grub import GrubFile, read_menu
+
+    text = data.decode("utf-8", "replace")
+
+    def load(device: str, path: str) -> GrubFile | None:
+        return GrubFile(device, path, text) if path.endswith(".cfg") else None
+
+    menu = read_menu(load, lambda device, path: device, [("esp", "/EFI/debian/grub.cfg")], {})
+    menu.default_entry()
+
+
+def dpkg(data: bytes) -> None:
+    from cvmlint.scan.rootfs import _dpkg_paragraphs
+
+    for _ in _dpkg_paragraphs(data.decode("utf-8", "replace"), "root"):
+        pass
+
+
+def recipe(data: bytes) -> None:
+    """mkosi.conf (and a repart definition) of a recipe, written to a temporary tree and read as lint does."""
+    from cvmlint.recipe.facts import recipe_facts
+
+    config, _, repart = data.partition(b"\n---\n")
+    with tempfile.TemporaryDirectory(prefix="cvmlint-fuzz-") as tmp:
+        Path(tmp, "mkosi.conf").write_bytes(config)
+        Path(tmp, "mkosi.repart").mkdir()
+        Path(tmp, "mkosi.repart", "10-root.conf").write_bytes(repart)
+        recipe_facts(Path(tmp), display_base=Path(tmp))
+
+
+def policy(data: bytes) -> None:
+    """A policy file, parsed and checked."""
+    from cvmlint.policy.loader import load_policy
+
+    with tempfile.TemporaryDirectory(prefix="cvmlint-fuzz-") as tmp:
+        Path(tmp, "p.cvmp").write_bytes(data)
+        load_policy(Path(tmp, "p.cvmp"))
+
+
+TARGETS: dict[str, Target] = {f.__name__: f for f in (
+    erofs, ext4, fat, gpt, disk, squashfs, verity, luks, qcow2, vhd, tar, bzimage, module, pe, cpio, grub, dpkg,
+    recipe, policy)}
+"""Every target by name; the reader family each belongs to is its name."""
+
+
+def run_one(name: str, data: bytes) -> None:
+    """Run a target on one input: a CvmlintError is an accepted refusal; anything else propagates."""
+    with contextlib.suppress(CvmlintError):
+        TARGETS[name](data)
