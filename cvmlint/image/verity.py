@@ -104,8 +104,15 @@ def read_superblock(src: ByteSource, offset: int = 0) -> VeritySuperblock:
     if blocks == 0:
         raise FormatError(FMT, "superblock", offset + 72, "zero data blocks")
     algorithm = alg.rstrip(b"\0").decode("ascii", "replace").lower()
+    if algorithm not in ALGORITHMS:
+        raise FormatError(FMT, "superblock", offset + 32, f"unsupported hash algorithm {algorithm!r} (cvmlint "
+                          f"recomputes {', '.join(sorted(ALGORITHMS))})")
     return VeritySuperblock(version, hash_type, str(uuid.UUID(bytes=uid)), algorithm, dbs, hbs, blocks,
                             salt[:salt_size], offset)
+
+
+ALGORITHMS = frozenset({"sha1", "sha224", "sha256", "sha384", "sha512", "md5"})
+"""Hashes dm-verity is used with that hashlib computes with a fixed digest size."""
 
 
 def _hasher(algorithm: str) -> hashlib._Hash:
@@ -273,6 +280,7 @@ def _hash_serially(data: ByteSource, sb: VeritySuperblock, out: mmap.mmap, progr
             progress((first + n) * bs, sb.data_blocks * bs)
 
 
+@reader("verity", "hash tree")
 def verify(data: ByteSource, hashes: ByteSource, sb: VeritySuperblock | None = None, workers: int | None = None,
            progress: Progress | None = None) -> VerityResult:
     """Recompute the root hash from `data` and compare the stored tree in `hashes` with it, level by level."""
