@@ -56,8 +56,10 @@ def main() -> None:
     if regression.is_dir():
         dirs.append(str(regression))
     extra = [a for a in extra if a != "--"]
+    largest = max((f.stat().st_size for d in dirs for f in Path(d).glob("*") if f.is_file()), default=0)
+    max_len = max(262144, largest)  # a seed is never cut: the kernel seed is a whole real bzImage
     argv = [sys.argv[0], f"-max_total_time={args.seconds}", f"-rss_limit_mb={MEMORY_CAP_MB}",
-            f"-malloc_limit_mb={MEMORY_CAP_MB}", f"-timeout={TIME_CAP_S}", "-max_len=262144",
+            f"-malloc_limit_mb={MEMORY_CAP_MB}", f"-timeout={TIME_CAP_S}", f"-max_len={max_len}",
             f"-artifact_prefix={crashes}/{args.target}-", "-print_final_stats=1", *extra, *dirs]
     one = targets.run_one
     name = args.target

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import bisect
 import bz2
 import io
 import lzma
@@ -158,6 +159,8 @@ def _sections(vmlinux: Buffer, name: str) -> tuple[dict[str, tuple[int, int, int
 
     try:
         elf = ELFFile(_ViewStream(vmlinux))  # type: ignore[arg-type]  # NOTE: a binary stream, not IO[bytes]
+        limits.check("kernel-sections", elf.num_sections(), "elf", f"{name} vmlinux section headers",
+                     elf["e_shoff"])
         out = {s.name: (s["sh_addr"], s["sh_offset"], s["sh_size"]) for s in elf.iter_sections()}
         return out, elf.elfclass == 64
     except (ELFError, struct.error, ValueError) as err:
@@ -191,15 +194,19 @@ class _ViewStream(io.RawIOBase):
         return data
 
 
-def _string_at(vmlinux: Buffer, sections: dict[str, tuple[int, int, int]], address: int) -> str | None:
-    for addr, offset, size in sections.values():
-        if addr and addr <= address < addr + size:
-            pos = offset + (address - addr)
-            end = vmlinux.find(b"\0", pos, pos + 256)
-            if end < 0:
-                return None
-            return vmlinux[pos:end].decode("ascii", "replace")
-    return None
+def _string_at(vmlinux: Buffer, spans: list[tuple[int, int, int]], address: int) -> str | None:
+    """The NUL-terminated string at a virtual address; `spans` are (address, offset, size) sorted."""
+    k = bisect.bisect_right(spans, (address, 1 << 64, 0)) - 1
+    if k < 0:
+        return None
+    addr, offset, size = spans[k]
+    if not addr <= address < addr + size:
+        return None
+    pos = offset + (address - addr)
+    end = vmlinux.find(b"\0", pos, pos + 256)
+    if end < 0:
+        return None
+    return vmlinux[pos:end].decode("ascii", "replace")
 
 
 def known_params(vmlinux: Buffer, name: str) -> set[str]:
@@ -213,8 +220,9 @@ def known_params(vmlinux: Buffer, name: str) -> set[str]:
     else:
         pointers += _setup_table(vmlinux, sections)
     names = set()
+    spans = sorted(v for v in sections.values() if v[0])  # by address: one bisection per pointer
     for pointer in pointers:
-        text = _string_at(vmlinux, sections, pointer)
+        text = _string_at(vmlinux, spans, pointer)
         if text:
             names.add(text.rstrip("=").replace("-", "_"))
     return names
@@ -287,7 +295,7 @@ def ikconfig(vmlinux: Buffer) -> dict[str, str] | None:
         return None
     try:
         text = zlib.decompressobj(31).decompress(vmlinux[start + 8:end], 16 << 20).decode("utf-8", "replace")
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):  # not gzip after all: no configuration to read
         return None
     return parse_config(text)[0]
 
