@@ -65,6 +65,8 @@ TABLE: dict[str, Limit] = {lim.name: lim for lim in (
           "bytes"),
     Limit("recipe-files", 500, "configuration files one recipe reads (includes, drop-ins, profiles)",
           "ParticleOS: 90"),
+    Limit("recipe-packages", 20_000, "packages one recipe names (settings and scripts)",
+          "mkosi's mkosi-tools for Debian: 120"),
     Limit("recipe-tree-files", 100_000, "files in a recipe's extra and skeleton trees", "ParticleOS: 60"),
     Limit("script-bytes", 1 * MiB, "one recipe script", "mkosi's own mkosi.postinst files: 6 KiB", "bytes"),
     Limit("policy-file-bytes", 4 * MiB, "a policy, an allowlist or a data file", "cvm-baseline.cvmp: 20 KiB",

@@ -73,11 +73,27 @@ class Allowlist:
         """The names and patterns listed, in file order."""
         return [e.name for e in self.entries]
 
+    def _candidates(self, name: str) -> list[Entry]:
+        """The lines that can be about `name`, in file order: its own lines and the patterns (an index
+        built once: a recipe naming 100,000 packages costs a lookup each, not a scan of the list)."""
+        index: dict[str, list[Entry]] | None = self.__dict__.get("_index")
+        if index is None:
+            index = {}
+            patterns = [e for e in self.entries if e.is_pattern]
+            for e in self.entries:
+                if not e.is_pattern:
+                    index.setdefault(e.name, [])
+            for name_ in index:
+                index[name_] = [e for e in self.entries if e.is_pattern or e.name == name_]
+            object.__setattr__(self, "_index", index)
+            object.__setattr__(self, "_patterns", patterns)
+        return index.get(name) or self.__dict__["_patterns"]
+
     def permits(self, name: str, version: str | Unknown | None = None,
                 check_version: bool = True) -> bool | Unknown:
         """Whether a package is allowed: listed by name (or pattern) and within its constraints."""
         unknown: Unknown | None = None
-        for entry in self.entries:
+        for entry in self._candidates(name):
             if not entry.matches_name(name):
                 continue
             if not check_version:

@@ -13,7 +13,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-VERBS = re.compile(r"""^(?:sudo\s+|env\s+(?:\S+=\S+\s+)*|DEBIAN_FRONTEND=\S+\s+)*
+VERBS = re.compile(r"""^(?:sudo\s+|env\s+(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*+|DEBIAN_FRONTEND=\S+\s+)*+
     (?P<tool>apt-get|apt|aptitude|dnf|yum|zypper|pacman|pip3?|pipx|python3?\s+-m\s+pip|mkosi-install)\b
     (?P<rest>.*)$""", re.X)
 INSTALL = {"install", "in", "-S", "-Sy", "-Syu"}
@@ -49,15 +49,17 @@ def installed_packages(text: str) -> list[ScriptPackage]:
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
-    out, buffer, start = [], "", 0
+    out: list[tuple[int, str]] = []
+    parts: list[str] = []  # joined once: a script of many continuation lines stays linear
+    start = 0
     for number, line in enumerate(text.splitlines(), start=1):
-        if not buffer:
+        if not parts:
             start = number
         if line.rstrip().endswith("\\"):
-            buffer += line.rstrip()[:-1] + " "
+            parts.append(line.rstrip()[:-1] + " ")
             continue
-        out.append((start, buffer + line))
-        buffer = ""
-    if buffer:
-        out.append((start, buffer))
+        out.append((start, "".join(parts) + line))
+        parts = []
+    if parts:
+        out.append((start, "".join(parts)))
     return out
