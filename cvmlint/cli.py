@@ -825,6 +825,9 @@ def evidence_diff(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app; every cvmlint error becomes a message and exit code 2."""
+    for stream in (sys.stdout, sys.stderr):  # a file name an image or recipe chose may not be UTF-8
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         app(args=argv, prog_name="cvmlint", standalone_mode=True)
     except CvmlintError as err:

@@ -72,7 +72,8 @@ TABLE: dict[str, Limit] = {lim.name: lim for lim in (
     Limit("policy-file-bytes", 4 * MiB, "a policy, an allowlist or a data file", "cvm-baseline.cvmp: 20 KiB",
           "bytes"),
     Limit("policy-depth", 100, "nesting of a policy expression", "cvm-baseline: 6"),
-    Limit("include-depth", 32, "policy includes within includes", "2"),
+    Limit("include-depth", 32, "includes within includes (policies, and mkosi's Include=)",
+          "our recipes: 2; ParticleOS: 3"),
     Limit("timeout", 900, "wall-clock seconds of one scan or lint; unfinished facts become unknown",
           "a full scan of a 1 GiB image: 2 s", "seconds"),
 )}

@@ -141,7 +141,7 @@ def _digest(recipe: Recipe, files: list[File]) -> str:
         h.update(recipe.display(path).encode() + b"\0" + read_bounded(path, "recipe-file-bytes", "file",
                                                                       recipe.display(path)))
     for f in files:
-        h.update(f"{f.path}\0{f.mode}\0{f.size}\0{f.target}\0".encode())
+        h.update(f"{f.path}\0{f.mode}\0{f.size}\0{f.target}\0".encode("utf-8", "surrogateescape"))
     return "sha256:" + h.hexdigest()
 
 
@@ -271,20 +271,28 @@ def _files(recipe: Recipe) -> list[File]:
         for path, host in _walk(source, target):
             if any(_glob(path, pattern) for pattern in removed):
                 continue
-            st = host.lstat()
-            kind = _kind(st.st_mode)
-            mode = stat.S_IMODE(st.st_mode)
-            elf: tuple[object, object, object] = (False, "", "")
-            if kind == "file" and st.st_size >= 52 and stat.S_ISREG(host.stat().st_mode):
-                with open(host, "rb") as fh:
-                    elf = elf_info(fh.read(8192))
-            found[path] = File(path=path, name=posixpath.basename(path), type=kind, mode=mode, uid=0, gid=0,
-                               size=st.st_size, target=os.readlink(host) if kind == "symlink" else "",
-                               executable=kind == "file" and bool(mode & 0o111),
-                               setuid=kind == "file" and bool(mode & 0o6000), is_elf=elf[0],  # type: ignore[arg-type]
-                               elf_machine=elf[1], elf_interpreter=elf[2],  # type: ignore[arg-type]
-                               where=Provenance(file=recipe.display(host)))
+            try:
+                found[path] = _tree_entry(recipe, path, host, elf_info)
+            except OSError as err:  # a tree outside the recipe (ExtraTrees=/proc): what it holds is not known
+                raise InputError(f"{recipe.display(host)}: cannot be read ({err.strerror or err})") from None
     return list(found.values())
+
+
+def _tree_entry(recipe: Recipe, path: str, host: Path, elf_info: Callable[[bytes], tuple[object, object, object]]
+               ) -> File:
+    st = host.lstat()
+    kind = _kind(st.st_mode)
+    mode = stat.S_IMODE(st.st_mode)
+    elf: tuple[object, object, object] = (False, "", "")
+    if kind == "file" and st.st_size >= 52 and stat.S_ISREG(host.stat().st_mode):
+        with open(host, "rb") as fh:
+            elf = elf_info(fh.read(8192))
+    return File(path=path, name=posixpath.basename(path), type=kind, mode=mode, uid=0, gid=0,
+                size=st.st_size, target=os.readlink(host) if kind == "symlink" else "",
+                executable=kind == "file" and bool(mode & 0o111),
+                setuid=kind == "file" and bool(mode & 0o6000), is_elf=elf[0],  # type: ignore[arg-type]
+                elf_machine=elf[1], elf_interpreter=elf[2],  # type: ignore[arg-type]
+                where=Provenance(file=recipe.display(host)))
 
 
 def _walk(source: Path, target: str) -> Iterator[tuple[str, Path]]:

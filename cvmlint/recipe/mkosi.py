@@ -150,6 +150,7 @@ class Reader:
         self.display_base = display_base
         self.resources = resources
         self.seen: set[str] = set()
+        self.include_depth = 0
         self.warned: set[str] = set()
         self.reason = ""
         """Why the last match was undecided."""
@@ -496,10 +497,18 @@ class Reader:
         if key in self.seen:
             return
         self.seen.add(key)
-        if target.is_dir():
-            self.read_directory(target, profiles=True)
-        else:
-            self.read_file(target, workdir)
+        self.include_depth += 1
+        most = limits.get("include-depth")
+        if self.include_depth > most:
+            raise InputError(f"{self.display(target)}: included {self.include_depth} levels deep, over the limit "
+                             f"include-depth = {most} (raise it with --limit include-depth=N)")
+        try:
+            if target.is_dir():
+                self.read_directory(target, profiles=True)
+            else:
+                self.read_file(target, workdir)
+        finally:
+            self.include_depth -= 1
 
     def include_builtin(self, name: str, path: Path, line: int) -> None:
         if self.resources is None or not (self.resources / name).is_dir():
