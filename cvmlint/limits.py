@@ -69,7 +69,7 @@ TABLE: dict[str, Limit] = {lim.name: lim for lim in (
           "mkosi's mkosi-tools for Debian: 120"),
     Limit("recipe-tree-files", 100_000, "files in a recipe's extra and skeleton trees", "ParticleOS: 60"),
     Limit("script-bytes", 1 * MiB, "one recipe script", "mkosi's own mkosi.postinst files: 6 KiB", "bytes"),
-    Limit("policy-file-bytes", 4 * MiB, "a policy, an allowlist or a data file", "cvm-baseline.cvmp: 20 KiB",
+    Limit("policy-file-bytes", 1 * MiB, "a policy, an allowlist or a data file", "cvm-baseline.cvmp: 20 KiB",
           "bytes"),
     Limit("policy-depth", 100, "nesting of a policy expression", "cvm-baseline: 6"),
     Limit("include-depth", 32, "includes within includes (policies, and mkosi's Include=)",

@@ -8,6 +8,7 @@ import textwrap
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from cvmlint import limits
 from cvmlint._resources import grammar_path
 from cvmlint.errors import Diagnostic, PolicyError
 from cvmlint.policy import ast
@@ -326,14 +327,42 @@ def _transform(builder: _Builder, tree: Any) -> Any:
 
 def parse_policy_text(text: str, path: str) -> ast.PolicyFile:
     """Parse one policy file; a syntax error becomes a PolicyError with line, column and caret."""
-    from lark.exceptions import UnexpectedInput
+    from lark.exceptions import UnexpectedInput, VisitError
 
     builder = _Builder(path, text)
     try:
         tree = _parser().parse(text, start="start")
+        parsed = _assemble(builder, path, _transform(builder, tree).children)
     except UnexpectedInput as err:
         raise PolicyError([_syntax_diagnostic(builder, err)]) from None
-    return _assemble(builder, path, _transform(builder, tree).children)
+    except (RecursionError, VisitError) as err:
+        if isinstance(err, VisitError) and not isinstance(err.orig_exc, RecursionError):
+            raise
+        raise PolicyError([Diagnostic(path, 1, 1, "expressions are nested too deeply to parse (limit policy-depth = "
+                                      f"{limits.get('policy-depth')})")]) from None
+    _check_depth(parsed)
+    return parsed
+
+
+def _check_depth(parsed: ast.PolicyFile) -> None:
+    """Refuse an expression nested deeper than the policy-depth limit (the checker and the evaluator
+    recurse through it), naming where the limit is crossed."""
+    import dataclasses
+
+    most = limits.get("policy-depth")
+    stack: list[tuple[Any, int]] = [(parsed, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ast.Expr) and depth > most:
+            raise PolicyError([Diagnostic(node.pos.path, node.pos.line, node.pos.column,
+                                          f"expression nested more than {most} levels deep (limit policy-depth)")])
+        if isinstance(node, (tuple, list)):
+            stack += [(item, depth) for item in node]
+        elif isinstance(node, dict):
+            stack += [(item, depth) for item in node.values()]
+        elif dataclasses.is_dataclass(node) and not isinstance(node, ast.Pos):
+            inner = depth + 1 if isinstance(node, ast.Expr) else depth
+            stack += [(getattr(node, f.name), inner) for f in dataclasses.fields(node)]
 
 
 def parse_expression(text: str, path: str = "<expr>") -> ast.Expr:
