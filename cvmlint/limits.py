@@ -47,6 +47,8 @@ TABLE: dict[str, Limit] = {lim.name: lim for lim in (
     Limit("initrd-entries", 200_000, "entries in an initrd", "Debian 12 initrd: 2,400"),
     Limit("boot-file-bytes", 256 * MiB, "one boot file read whole (PE, UKI, GRUB config)",
           "a UKI with the Debian kernel and initrd: 60 MiB", "bytes"),
+    Limit("boot-files-bytes", 512 * MiB, "all boot binaries of an ESP read into memory (each distinct file once)",
+          "Debian ESP with shim, GRUB and a UKI: 75 MiB", "bytes"),
     Limit("grub-config-bytes", 4 * MiB, "a grub.cfg", "Debian 12 grub.cfg: 12 KiB", "bytes"),
     Limit("grub-files", 16, "GRUB configs followed through configfile/source", "2 (shim's stub and the real one)"),
     Limit("grub-tokens", 200_000, "words in all GRUB configs of a boot", "Debian 12 grub.cfg: 1,500"),

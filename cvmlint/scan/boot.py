@@ -140,18 +140,37 @@ def scan_boot(disk: Disk, root_tree: Tree | None, root_part: DiskPartition | Non
 def _binaries(esp: _Esp) -> tuple[list[BootBinary], dict[str, tuple[str, PeImage, Buffer]]]:
     out: list[BootBinary] = []
     images: dict[str, tuple[str, PeImage, Buffer]] = {}
+    read: dict[tuple[int, int], tuple[Buffer, PeImage | CvmlintError | None]] = {}  # cross-linked entries: once
+    kept, budget = 0, limits.get("boot-files-bytes")
     for key, entry in sorted(esp.files.items()):
         if entry.is_dir or entry.size < 64 or not (key.endswith(".efi") or "vmlinuz" in key):
             continue
-        data = esp.read(entry.path) or b""
+        same = (entry.first_cluster, entry.size)
+        if same not in read:
+            kept += entry.size
+            if kept > budget:
+                reason = Unknown(f"not read: the ESP's boot files pass the limit boot-files-bytes = {budget} "
+                                 "(raise it with --limit boot-files-bytes=N)")
+                out.append(BootBinary(path=entry.path, kind="other", signed=reason, signer=reason,
+                                      where=esp.where(entry.path)))
+                continue
+            data = esp.read(entry.path) or b""
+            read[same] = (data, None)
+        data = read[same][0]
         if not is_pe(data):
             continue
-        try:
-            pe = parse_pe(data, f"esp:{entry.path}")
-        except CvmlintError as err:
-            out.append(BootBinary(path=entry.path, kind="other", signed=Unknown(str(err)), signer=Unknown(str(err)),
-                                  where=esp.where(entry.path)))
+        parsed = read[same][1]
+        if parsed is None:
+            try:
+                parsed = parse_pe(data, f"esp:{entry.path}")
+            except CvmlintError as refused:
+                parsed = refused
+            read[same] = (data, parsed)
+        if isinstance(parsed, CvmlintError):
+            out.append(BootBinary(path=entry.path, kind="other", signed=Unknown(str(parsed)),
+                                  signer=Unknown(str(parsed)), where=esp.where(entry.path)))
             continue
+        pe = parsed
         kind = _kind(entry.path, pe, data)
         images[key] = (kind, pe, data)
         out.append(BootBinary(path=entry.path, kind=kind, signed=pe.signed, signer=pe.signers[0] if pe.signers else "",
