@@ -80,15 +80,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 _PARSE_ERRORS: tuple[type[BaseException], ...] = (
     ValueError, IndexError, KeyError, TypeError, struct.error, zlib.error, lzma.LZMAError, EOFError, OverflowError,
     RecursionError, UnicodeError, NotImplementedError)
-_LIBRARY_ERRORS = {"elftools.common.exceptions": "ELFError", "libarchive.exception": "ArchiveError",
-                   "zstandard": "ZstdError", "cryptography.exceptions": "UnsupportedAlgorithm",
-                   "debian.deb822": "Error", "pefile": "PEFormatError"}
+_LIBRARY_ERRORS = (("elftools.common.exceptions", "ELFError"), ("libarchive.exception", "ArchiveError"),
+                   ("zstandard", "ZstdError"), ("cryptography.exceptions", "UnsupportedAlgorithm"),
+                   ("cryptography.x509", "InvalidVersion"), ("pefile", "PEFormatError"),
+                   ("lz4.block", "LZ4BlockError"))
 
 
 def _parse_errors() -> tuple[type[BaseException], ...]:
     """What the parsing libraries raise on malformed input (only those already imported: a library that
     was never loaded raised nothing)."""
-    extra = [getattr(sys.modules[m], name) for m, name in _LIBRARY_ERRORS.items()
+    extra = [getattr(sys.modules[m], name) for m, name in _LIBRARY_ERRORS
              if m in sys.modules and isinstance(getattr(sys.modules[m], name, None), type)]
     return _PARSE_ERRORS + tuple(extra)
 

@@ -112,16 +112,18 @@ def _signer(der: bytes, image: PeImage) -> str:
     """The subject of the leaf certificate in a PKCS#7 SignedData (the one that issued no other)."""
     import warnings
 
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import pkcs7
+    from cryptography.x509 import InvalidVersion
 
     try:
         with warnings.catch_warnings():
             # NOTE: Authenticode's SpcIndirectDataContent makes cryptography fall back to BER, with a warning
             warnings.simplefilter("ignore")
             certs = pkcs7.load_der_pkcs7_certificates(der)
-    except ValueError as err:
-        image.signature_problems.append(f"signature is not a readable PKCS#7 structure: {err}")
+        issuers = {c.issuer.rfc4514_string() for c in certs}
+        leaves = [c for c in certs if c.subject.rfc4514_string() not in issuers] or certs
+        return leaves[0].subject.rfc4514_string() if leaves else "(no certificate)"
+    except (ValueError, UnsupportedAlgorithm, InvalidVersion) as err:
+        image.signature_problems.append(f"signature is not a readable PKCS#7 structure: {type(err).__name__}: {err}")
         return "(unreadable signature)"
-    issuers = {c.issuer.rfc4514_string() for c in certs}
-    leaves = [c for c in certs if c.subject.rfc4514_string() not in issuers] or certs
-    return leaves[0].subject.rfc4514_string() if leaves else "(no certificate)"
