@@ -132,7 +132,9 @@ def bzimage(data: bytes) -> None:
 def module(data: bytes) -> None:
     from cvmlint.scan.kernel import module_signed
 
-    module_signed(data, "fuzz.ko")
+    for name in ("fuzz.ko", "fuzz.ko.xz", "fuzz.ko.gz", "fuzz.ko.zst"):  # the extension picks the decompressor
+        with contextlib.suppress(CvmlintError):
+            module_signed(data, name)
 
 
 def pe(data: bytes) -> None:

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cvmlint import limits
 from cvmlint.errors import FormatError, InputError
 from cvmlint.image.qcow2 import MAGIC as QCOW2_MAGIC
 from cvmlint.image.qcow2 import Qcow2Source
 from cvmlint.image.source import ByteSource, FileSource
 from cvmlint.image.vhd import VhdSource, has_footer
 
-MAX_TAR_MEMBER = 1 << 41
 CHUNK = 1 << 20
 
 
@@ -72,9 +72,7 @@ def _extract_disk(path: Path, tmpdir: str | None) -> Iterator[FileSource]:
                 if not entry.isfile or os.path.basename(entry.pathname) not in ("disk.raw", "disk.img"):
                     continue
                 declared = entry.size or 0
-                if declared > MAX_TAR_MEMBER:
-                    raise FormatError("tar", f"member {entry.pathname}", 0, f"declares {declared} bytes, above the "
-                                      f"{MAX_TAR_MEMBER}-byte limit")
+                limits.check("container-disk-bytes", declared, "tar", f"member {entry.pathname}")
                 _copy_sparse(entry, fd, declared, entry.pathname)
                 found = entry.pathname
                 break
@@ -96,6 +94,7 @@ def _copy_sparse(entry: object, fd: int, declared: int, member: str) -> None:
     zero = bytes(CHUNK)
     for block in entry.get_blocks(CHUNK):  # type: ignore[attr-defined]  # NOTE: libarchive-c is untyped
         written += len(block)
+        limits.tick("tar", f"member {member}", written)
         if written > declared:
             raise FormatError("tar", f"member {member}", written, f"holds more than the {declared} bytes it declares")
         if block == zero[:len(block)]:

@@ -38,6 +38,7 @@ def list_initrd(data: Buffer, what: str) -> list[str]:
                     if entry.pathname != "TRAILER!!!":
                         names.append(entry.pathname.removeprefix("./").lstrip("/"))
                     limits.check("initrd-entries", len(names), FMT, what, pos)
+                    limits.tick(FMT, what, pos)
                     limits.check("initrd-bytes", ffi.filter_bytes(archive._pointer, 0) + unpacked, FMT, what, pos)
                 consumed = archive.bytes_read
                 unpacked += ffi.filter_bytes(archive._pointer, 0)

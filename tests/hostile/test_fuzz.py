@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "fuzz"))
-from targets import TARGETS  # noqa: E402
+from targets import TARGETS
 
 CORPUS = ROOT / "tests/hostile/corpus"
 MEMORY_CAP = 1 << 30
@@ -36,12 +36,29 @@ def test_the_regression_corpus_is_refused_cleanly(target: str) -> None:
     if not inputs:
         pytest.skip(f"no regression inputs for {target} yet")
     for path in inputs:
-        code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/fuzz']\n"
-                "from targets import run_one\n"
-                "run_one(sys.argv[2], open(sys.argv[3], 'rb').read())\n")
-        proc = subprocess.run([sys.executable, "-c", code, str(ROOT), target, str(path)], capture_output=True,
-                              text=True, timeout=PER_INPUT_SECONDS, preexec_fn=_capped)
+        proc = _run_capped(target, path)
         assert proc.returncode == 0, f"{path.name}: {proc.stderr[-2000:]}"
+
+
+def _run_capped(target: str, path: Path) -> subprocess.CompletedProcess[str]:
+    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/fuzz']\n"
+            "from targets import run_one\n"
+            "run_one(sys.argv[2], open(sys.argv[3], 'rb').read())\n")
+    return subprocess.run([sys.executable, "-c", code, str(ROOT), target, str(path)], capture_output=True,
+                          text=True, timeout=PER_INPUT_SECONDS, preexec_fn=_capped)
+
+
+@pytest.mark.slow
+def test_inputs_made_from_the_real_kernel_are_refused_cleanly(tmp_path: Path) -> None:
+    from tests import images
+    from tests.hostile.generated import bzimage_cases
+
+    kernel = images.payload().kernel.read_bytes()
+    for target, name, data in bzimage_cases(kernel):
+        path = tmp_path / name
+        path.write_bytes(data)
+        proc = _run_capped(target, path)
+        assert proc.returncode == 0, f"{name}: {proc.stderr[-2000:]}"
 
 
 @pytest.mark.slow
