@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -172,21 +172,25 @@ class FatFileSystem:
         return self.data_offset + (cluster - 2) * self.cluster_size
 
     # -- directories
-    def _dir_bytes(self, first_cluster: int) -> tuple[bytes, int]:
+    def _dir_bytes(self, first_cluster: int) -> tuple[bytes, Callable[[int], int]]:
+        """A directory's bytes, and where byte `pos` of them lies in the partition (its clusters need not
+        be contiguous)."""
         if first_cluster == 0:
             if self.bits == 32:
                 first_cluster = self.root_cluster
             else:
-                return read_exact(self.src, self.root_offset, self.root_size, FMT, "root directory"), self.root_offset
+                base = self.root_offset
+                return read_exact(self.src, base, self.root_size, FMT, "root directory"), lambda pos: base + pos
         clusters = self.chain(first_cluster, limits.get("fat-directory-entries") * 32)
         data = b"".join(read_exact(self.src, self.cluster_offset(c), self.cluster_size, FMT, "directory cluster")
                         for c in clusters)
-        return data, self.cluster_offset(clusters[0])
+        size = self.cluster_size
+        return data, lambda pos: self.cluster_offset(clusters[pos // size]) + pos % size
 
     @reader("fat", "directory")
     def listdir(self, first_cluster: int, parent: str) -> Iterator[FatEntry]:
         """The entries of one directory (0 = root), long names resolved; `.` and `..` skipped."""
-        data, base = self._dir_bytes(first_cluster)
+        data, place = self._dir_bytes(first_cluster)
         lfn: dict[int, str] = {}
         for pos in range(0, len(data) - 31, 32):
             raw = data[pos:pos + 32]
@@ -211,10 +215,10 @@ class FatFileSystem:
             if short in (".", ".."):
                 continue
             if "/" in name or name in ("", ".", ".."):
-                raise FormatError(FMT, "directory entry", base + pos, f"invalid name {name!r}")
+                raise FormatError(FMT, "directory entry", place(pos), f"invalid name {name!r}")
             cluster = (hi << 16 | lo) if self.bits == 32 else lo
             yield FatEntry(posixpath.join(parent, name), name, bool(attr & ATTR_DIR), size, cluster,
-                           _timestamp(mdate, mtime), base + pos)
+                           _timestamp(mdate, mtime), place(pos))
 
     @reader("fat", "directory tree")
     def walk(self) -> Iterator[FatEntry]:

@@ -102,3 +102,27 @@ def test_truncated_and_bogus_boot_sector(tmp_path: Path) -> None:
     bogus[11:13] = b"\x00\x03"
     with pytest.raises(FormatError, match="implausible geometry"):
         FatFileSystem(BytesSource(bytes(bogus)))
+
+
+def test_entry_offsets_in_a_fragmented_directory(tmp_path: Path) -> None:
+    """A directory whose second cluster lies after another file's: every entry's offset is where its
+    32 bytes really are (the short name is found there)."""
+    image = tmp_path / "frag.img"
+    run("mkfs.vfat", "-C", "-F", "16", "-s", "1", "-S", "512", image, str(SIZES[16]))
+    (tmp_path / "f").write_bytes(b"x")
+    run("mmd", "-i", image, "::/D")
+    for k in range(14):  # 16 entries (with . and ..) fill the directory's one 512-byte cluster
+        run("mcopy", "-i", image, tmp_path / "f", f"::/D/A{k:02d}.TXT")
+    (tmp_path / "big").write_bytes(b"y" * 4096)
+    run("mcopy", "-i", image, tmp_path / "big", "::/BIG.BIN")  # takes the clusters after the directory's
+    for k in range(6):
+        run("mcopy", "-i", image, tmp_path / "f", f"::/D/B{k:02d}.TXT")
+    fs = FatFileSystem(FileSource(image))
+    d = fs.lookup("/D")
+    assert d is not None and len(fs.chain(d.first_cluster)) == 2
+    entries = [e for e in fs.walk() if e.path.startswith("/D/")]
+    assert len(entries) == 20
+    raw = image.read_bytes()
+    for entry in entries:
+        stem, ext = entry.name.split(".")
+        assert raw[entry.offset:entry.offset + 11] == f"{stem:<8}{ext:<3}".encode(), entry
