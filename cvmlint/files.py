@@ -65,3 +65,12 @@ def is_regular(path: Path) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
+
+
+def present(path: Path) -> bool:
+    """There, and not a directory: a device or FIFO in a file's place counts (reading it is then
+    refused by its kind, not skipped as if absent)."""
+    try:
+        return not stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return False

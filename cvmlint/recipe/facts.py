@@ -33,7 +33,7 @@ from cvmlint.facts.model import (
 )
 from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_installed, unit_mount
 from cvmlint.facts.provenance import Items, Provenance, Unknown
-from cvmlint.files import read_bounded
+from cvmlint.files import present, read_bounded
 from cvmlint.project import RecipeEntry
 from cvmlint.recipe.mkosi import SCRIPTS, CommandLine, MkosiConfig, Value, read_recipe
 from cvmlint.recipe.repart import PartitionDef, read_definitions, verity_pairs
@@ -246,7 +246,7 @@ def _packages(recipe: Recipe) -> Items[Package] | Unknown:
     for setting in SCRIPT_SETTINGS:
         for v in recipe.config.items(setting):
             script = recipe.config.path(v)
-            if not script.is_file():
+            if not present(script):
                 recipe.warnings.append(f"{v.where}: warning: {setting}: {recipe.display(script)} does not exist")
                 continue
             recipe.read_files.append(script)
@@ -333,7 +333,7 @@ def _tree_file(recipe: Recipe, path: str) -> tuple[str, Path] | None:
         if rel.startswith(".."):
             continue
         host = source / rel
-        if host.is_file():
+        if present(host):
             from cvmlint.recipe.ini import read_text
 
             return read_text(host, "file", recipe.display(host)), host
@@ -482,7 +482,7 @@ def _patches(recipe: Recipe) -> Items[Patch] | Unknown:
     if not directory.is_dir():
         return Unknown(f"the patch directory {recipe.display(directory)} does not exist")
     series = directory / "series"
-    if series.is_file():
+    if present(series):
         data = read_bounded(series, "recipe-file-bytes", "patch series", recipe.display(series))
         text = data.decode("utf-8", "replace")
         names = [n.strip() for n in text.splitlines() if n.strip() and not n.startswith("#")]

@@ -35,6 +35,7 @@ from pathlib import Path
 from cvmlint import limits
 from cvmlint.errors import InputError
 from cvmlint.facts.provenance import Provenance
+from cvmlint.files import present
 from cvmlint.recipe import ini
 from cvmlint.recipe.match import Condition, Truth, compare_versions, decode, file_matches
 from cvmlint.recipe.settings import (
@@ -196,7 +197,7 @@ class Reader:
     # -- directories and files -------------------------------------------------------------------
     def read_directory(self, directory: Path, profiles: bool = True, local: bool = False) -> None:
         conf = directory / "mkosi.conf"
-        items = self.parse(conf) if conf.is_file() else []
+        items = self.parse(conf) if present(conf) else []
         decided = self.matches(items, conf, directory, "Match")
         if decided is not True:
             if decided is None:
@@ -220,7 +221,7 @@ class Reader:
                 base = directory / "mkosi.profiles"
                 if (base / name).is_dir():
                     self.read_directory(base / name, profiles=False)
-                if (base / f"{name}.conf").is_file():
+                if present(base / f"{name}.conf"):
                     self.read_file(base / f"{name}.conf", directory)
 
     def read_file(self, path: Path, workdir: Path) -> None:
@@ -238,7 +239,7 @@ class Reader:
         """mkosi.local/ and mkosi.local.conf: a developer's overrides, which mkosi reads (and lets beat
         the recipe) when they are there."""
         for local in (directory / "mkosi.local", directory / "mkosi.local.conf"):
-            if not (local.is_dir() if local.name == "mkosi.local" else local.is_file()):
+            if not (local.is_dir() if local.name == "mkosi.local" else present(local)):
                 continue
             self.warn(local, 1, f"{local.name} is read: mkosi lets it override the recipe (keep it out of git)")
             if local.is_dir():
@@ -264,12 +265,12 @@ class Reader:
                 self.config.lists.setdefault(setting, []).append(
                     Value(name, Provenance(file=self.display(directory / name)), directory))
         version = directory / "mkosi.version"
-        if version.is_file():
+        if present(version):
             self.config.scalars["ImageVersion"] = self.version_file(version, directory)
         for stem, setting in SCRIPTS.items():
             for suffix in ("", ".chroot") if stem in CHROOT_SCRIPTS else ("",):
                 script = directory / f"mkosi.{stem}{suffix}"
-                if script.is_file():
+                if present(script):
                     self.config.lists.setdefault(setting, []).append(Value(script.name, self.where(script), directory))
             drop = directory / f"mkosi.{stem}.d"
             if drop.is_dir():

@@ -185,7 +185,10 @@ def _signed_path(images: dict[str, tuple[str, PeImage, Buffer]], chain: list[str
         image = images.get(path.lower())
         if image is None:
             return Unknown(f"{path} is missing from the ESP")
-        if not image[1].signed:
+        signed = image[1].signed
+        if isinstance(signed, Unknown):
+            return Unknown(f"{path}: {signed.reason}")
+        if not signed:
             return False
     return True
 

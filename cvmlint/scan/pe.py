@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 from cvmlint.errors import FormatError, reader
+from cvmlint.facts.provenance import Unknown
 from cvmlint.image.source import Buffer
 
 FMT = "pe"
@@ -31,9 +32,14 @@ class PeImage:
     subsystem: int = 0
 
     @property
-    def signed(self) -> bool:
-        """Carries at least one Authenticode signature."""
-        return bool(self.signers)
+    def signed(self) -> bool | Unknown:
+        """Carries at least one readable Authenticode signature; unknown when its only signatures cannot
+        be read (a certificate table is not a signature until a signer is found in it)."""
+        if self.signers:
+            return True
+        if self.signature_problems:
+            return Unknown("; ".join(self.signature_problems))
+        return False
 
 
 def is_pe(data: Buffer) -> bool:
@@ -104,12 +110,15 @@ def _signatures(data: Buffer, offset: int, size: int, name: str, image: PeImage)
         if length < 8 or pos + length > end:
             raise FormatError(FMT, f"{name} WIN_CERTIFICATE", pos, f"length {length} does not fit the table")
         if kind == WIN_CERT_PKCS7:
-            image.signers.append(_signer(bytes(data[pos + 8:pos + length]), image))
+            signer = _signer(bytes(data[pos + 8:pos + length]), image)
+            if signer:
+                image.signers.append(signer)
         pos += (length + 7) // 8 * 8
 
 
 def _signer(der: bytes, image: PeImage) -> str:
-    """The subject of the leaf certificate in a PKCS#7 SignedData (the one that issued no other)."""
+    """The subject of the leaf certificate in a PKCS#7 SignedData (the one that issued no other), or ""
+    with the problem noted when there is none to read."""
     import warnings
 
     from cryptography.exceptions import UnsupportedAlgorithm
@@ -123,7 +132,10 @@ def _signer(der: bytes, image: PeImage) -> str:
             certs = pkcs7.load_der_pkcs7_certificates(der)
         issuers = {c.issuer.rfc4514_string() for c in certs}
         leaves = [c for c in certs if c.subject.rfc4514_string() not in issuers] or certs
-        return leaves[0].subject.rfc4514_string() if leaves else "(no certificate)"
+        if not leaves:
+            image.signature_problems.append("a PKCS#7 signature holds no certificate")
+            return ""
+        return leaves[0].subject.rfc4514_string()
     except (ValueError, UnsupportedAlgorithm, InvalidVersion) as err:
         image.signature_problems.append(f"signature is not a readable PKCS#7 structure: {type(err).__name__}: {err}")
-        return "(unreadable signature)"
+        return ""
