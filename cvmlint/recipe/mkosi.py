@@ -152,6 +152,7 @@ class Reader:
         self.resources = resources
         self.seen: set[str] = set()
         self.include_depth = 0
+        self._shown: dict[Path, str] = {}
         self.warned: set[str] = set()
         self.reason = ""
         """Why the last match was undecided."""
@@ -161,7 +162,10 @@ class Reader:
         self.host_architecture = cli.host_architecture
 
     def display(self, path: Path) -> str:
-        return os.path.relpath(path, self.display_base)
+        shown = self._shown.get(path)
+        if shown is None:  # asked once per value: a file of many items must not pay relpath for each
+            shown = self._shown[path] = os.path.relpath(path, self.display_base)
+        return shown
 
     def where(self, path: Path, line: int | None = None) -> Provenance:
         return Provenance(file=self.display(path), line=line)
