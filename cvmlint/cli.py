@@ -842,3 +842,8 @@ def main(argv: list[str] | None = None) -> None:
         _err(f"cvmlint: internal error: {type(err).__name__}: {err}")
         _err("Tip: rerun with CVMLINT_DEBUG=1 for the traceback, and report it.")
         sys.exit(2)
+    finally:
+        if os.environ.get("CVMLINT_LIMIT_STATS"):
+            from cvmlint import limits
+
+            limits.write_stats()

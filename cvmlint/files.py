@@ -40,6 +40,7 @@ def read_bounded(path: Path, limit: str, what: str, shown: str | None = None) ->
             kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
             raise Refused(shown, what, f"it is {kind}, not a regular file")
         most = limits.get(limit)
+        limits.note(limit, st.st_size)
         if st.st_size > most:
             raise Refused(shown, what, f"its {st.st_size} bytes are over the limit {limit} = {most} "
                                        f"(raise it with --limit {limit}=N)")

@@ -255,6 +255,7 @@ def _packages(recipe: Recipe) -> Items[Package] | Unknown:
                                    where=Provenance(file=recipe.display(script), line=pkg.line)))
     where = recipe.config.items("Packages")[0].where if recipe.config.items("Packages") else \
         Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
+    limits.note("recipe-packages", len(out))
     if len(out) > limits.get("recipe-packages"):
         return Unknown(f"{len(out)} packages named: over the limit recipe-packages = {limits.get('recipe-packages')} "
                        "(raise it with --limit recipe-packages=N)", where)

@@ -257,6 +257,7 @@ class Reader:
 
     def parse(self, path: Path) -> list[ini.Section | ini.Setting]:
         most = limits.get("recipe-files")
+        limits.note("recipe-files", len(self.config.files) + 1)
         if len(self.config.files) >= most:
             raise InputError(f"{self.display(path)}: more than {most} configuration files (an include loop? limit "
                              "recipe-files)")
@@ -504,6 +505,7 @@ class Reader:
         self.seen.add(key)
         self.include_depth += 1
         most = limits.get("include-depth")
+        limits.note("include-depth", self.include_depth)
         if self.include_depth > most:
             raise InputError(f"{self.display(target)}: included {self.include_depth} levels deep, over the limit "
                              f"include-depth = {most} (raise it with --limit include-depth=N)")

@@ -122,6 +122,7 @@ def tokenize(text: str) -> list[_Tok]:
             out.append(_Tok("word", word, line))
             line += word.count("\n")
         pos = m.end()
+    limits.note("grub-tokens", len(out))
     return out
 
 
