@@ -4,8 +4,9 @@ Each reader asks `check(name, value, …)` before it does the work the value ask
 it raises `LimitExceeded` (a `FormatError` naming the structure and offset, and the limit and how to
 raise it), which the scan turns into unknown facts where something else can still be read, or exit 2
 where nothing can. The defaults are generous next to the largest real values seen (the `seen`
-column, measured by bench/limits_seen.py; `CVMLINT_LIMIT_STATS=FILE` records them for any run). A user raises a limit with
-`--limit NAME=VALUE` or `[limits]` in cvmlint.toml; `cvmlint limits` lists them.
+column, measured by bench/limits_seen.py; `CVMLINT_LIMIT_STATS=FILE` records them for any run).
+A user raises a limit with `--limit NAME=VALUE` or `[limits]` in cvmlint.toml; `cvmlint limits`
+lists them.
 """
 
 from __future__ import annotations
