@@ -35,10 +35,15 @@ class FileSource:
 
     def __init__(self, path: str | Path) -> None:
         self.name = str(path)
-        try:
-            self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+            self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except OSError as err:
             raise InputError(f"{path}: cannot open: {err.strerror}") from None
+        mode = os.fstat(self._fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+            os.close(self._fd)
+            kind = "a character device" if stat.S_ISCHR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "neither"
+            raise InputError(f"{path}: not an image: only a regular file or a block device is read ({kind})")
         self.size = os.lseek(self._fd, 0, os.SEEK_END)
 
     @classmethod

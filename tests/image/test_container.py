@@ -90,3 +90,11 @@ def test_hostile_qcow2(tmp_path: Path) -> None:
     run("qemu-img", "create", "-f", "qcow2", "-b", image, "-F", "qcow2", backed)
     with pytest.raises(FormatError, match="has a backing file"), open_image(backed):
         pass
+
+
+def test_only_regular_files_and_block_devices_are_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a character device")):
+        with pytest.raises(InputError, match=f"only a regular file or a block device is read \\({kind}\\)"):
+            open_image(path).__enter__()  # would block on the FIFO or read zeros forever
