@@ -254,9 +254,11 @@ def read_partition_table(disk: ByteSource) -> PartitionTable:
         primary, primary_error = None, err.problem
     backup_lba = primary.alternate_lba if primary else disk_sectors - 1
     backup: _Header | None = None
+    backup_entries = b""
     try:
-        backup = _header(disk, backup_lba, sector, "backup")
-        backup_entries = _entries(disk, backup, sector, "backup")
+        header = _header(disk, backup_lba, sector, "backup")
+        backup_entries = _entries(disk, header, sector, "backup")
+        backup = header  # only once its entries are read too
     except FormatError as err:
         if primary is None:
             raise FormatError(FMT, "GPT", sector, f"primary and backup headers are both unusable; primary: "

@@ -116,3 +116,13 @@ def test_truncated_image(tmp_path: Path) -> None:
 def test_not_a_disk(data: bytes) -> None:
     with pytest.raises(FormatError, match=r"gpt: (partition table|master boot record) at byte 0"):
         read_partition_table(BytesSource(data))
+
+
+def test_a_backup_header_whose_entries_cannot_be_read(tmp_path: Path) -> None:
+    """Found by the disk fuzzer: a valid backup header pointing past the disk once ended in an
+    UnboundLocalError; the primary is used and the backup's problem reported."""
+    data = bytearray(gpt_image(tmp_path).read_bytes())
+    patch_header(data, len(data) - 512, 72, 1 << 40, "<Q")  # the backup's entry array LBA, far past the end
+    table = read_partition_table(BytesSource(bytes(data)))
+    assert len(table.partitions) == 3
+    assert any(p.startswith("backup GPT unusable") for p in table.problems), table.problems
