@@ -19,6 +19,7 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from cvmlint import limits
 from cvmlint.errors import FormatError, reader
@@ -96,12 +97,12 @@ def decompress(payload: Buffer | memoryview, kind: str, expected: int, what: str
     out: Buffer
     try:
         if kind == "gzip":
-            out = zlib.decompressobj(31).decompress(payload, cap)
+            out = _inflate(zlib.decompressobj(31), payload, cap)
         elif kind in ("xz", "lzma"):
             fmt = lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE
-            out = lzma.LZMADecompressor(fmt).decompress(payload, max_length=cap)
+            out = _inflate(lzma.LZMADecompressor(fmt), payload, cap)
         elif kind == "bzip2":
-            out = bz2.BZ2Decompressor().decompress(payload, max_length=cap)
+            out = _inflate(bz2.BZ2Decompressor(), payload, cap)
         elif kind == "zstd":
             out = _zstd(payload, cap)
         else:
@@ -114,6 +115,23 @@ def decompress(payload: Buffer | memoryview, kind: str, expected: int, what: str
         raise
     if expected and len(out) != expected:
         raise FormatError(FMT, what, offset, f"decompresses to {len(out)} bytes, but announces {expected}")
+    return out
+
+
+PIECE = 8 << 20
+
+
+def _inflate(decoder: Any, payload: Buffer | memoryview, cap: int) -> bytearray:
+    """Decompress in pieces appended to one buffer: the peak is the output and one piece, where a single
+    call to the decoder holds its own growing copy as well (twice the kernel at the end)."""
+    out = bytearray()
+    data: Buffer | memoryview = payload
+    while len(out) < cap and not decoder.eof:
+        piece = decoder.decompress(data, min(PIECE, cap - len(out)))
+        data = getattr(decoder, "unconsumed_tail", b"")  # zlib keeps unread input there; lzma/bz2 inside
+        if not piece and not data and getattr(decoder, "needs_input", True):
+            break
+        out += piece
     return out
 
 
