@@ -194,7 +194,8 @@ def render() -> str:
     """The table `cvmlint limits` prints."""
     rows = [(n, _show(get(n), n) + (" *" if n in _values else ""), lim.what, lim.seen) for n, lim in TABLE.items()]
     width = [max(len(r[i]) for r in rows) for i in range(2)]
-    lines = [f"{n:{width[0]}}  {v:>{width[1]}}  {what}; largest seen: {seen}" for n, v, what, seen in rows]
+    lines = [f"{n:{width[0]}}  {v:>{width[1]}}  {what}\n    largest seen: {seen}"
+             for n, v, what, seen in rows]  # two lines each: readable at 80 columns
     return "\n".join(lines) + "\n" + ("* set by this run\n" if _values else "")
 
 
