@@ -1,13 +1,17 @@
 """Evaluate a checked policy over facts with three-valued (Kleene) logic.
 
-Truth values are True, False and None (unknown). `false and unknown` is false, `true or unknown`
-is true; anything read from an Unknown fact is unknown and carries the reason. A failing
-quantifier reports every offending item with its provenance.
+Truth values are True, False and `Undecided` (unknown, with its reasons). `false and unknown` is
+false, `true or unknown` is true; anything read from an Unknown fact is unknown and carries the
+reason. A failing requirement is then *explained*: the same compiled expressions pick out the cases
+that decided it (every offending item of a quantifier), and `places` says where each case was read.
+
+Each expression is compiled once into a closure over plain values; a quantifier runs its body's
+closure once per item with the item bound in a scratch environment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -23,6 +27,11 @@ from cvmlint.policy.types import VERSION, record_fields
 
 MAX_REASONS = 12
 
+Env = dict[str, Any]
+"""Quantifier variables bound to their items (plain values, no provenance)."""
+Wheres = Mapping[str, tuple[Provenance, ...]]
+"""Where each bound variable's item was read."""
+
 
 class VersionStr(str):
     """A package version read from a fact: compared with dpkg's ordering."""
@@ -31,8 +40,20 @@ class VersionStr(str):
 
 
 @dataclass(frozen=True, slots=True)
+class Undecided:
+    """The unknown truth value, with the reasons it could not be decided."""
+
+    reasons: tuple[str, ...]
+
+
+Truth = bool | Undecided
+TruthFn = Callable[[Env], Truth]
+ValueFn = Callable[[Env], Any]
+
+
+@dataclass(frozen=True, slots=True)
 class V:
-    """A value with the places it was read from."""
+    """A value with the places it was read from (a bound variable in a case)."""
 
     value: Any
     where: tuple[Provenance, ...] = ()
@@ -40,29 +61,21 @@ class V:
 
 @dataclass(frozen=True, slots=True)
 class Case:
-    """One concrete instance behind an outcome: the bound variables and the places read."""
+    """One concrete instance behind a verdict: the bound variables and the places read."""
 
     bindings: tuple[tuple[str, V], ...]
     where: tuple[Provenance, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A truth value (True, False, None = unknown) with its cases or its reasons."""
-
-    truth: bool | None
-    cases: tuple[Case, ...] = ()
-    reasons: tuple[str, ...] = ()
-    note: str = ""
 
 
 _VERSION_FIELDS: dict[type, frozenset[str]] = {}
 
 
 def _version_fields(cls: type) -> frozenset[str]:
-    if cls not in _VERSION_FIELDS:
-        _VERSION_FIELDS[cls] = frozenset(n for n, f in record_fields(cls).items() if f.ty.required() == VERSION)
-    return _VERSION_FIELDS[cls]
+    found = _VERSION_FIELDS.get(cls)
+    if found is None:
+        found = _VERSION_FIELDS[cls] = frozenset(
+            n for n, f in record_fields(cls).items() if f.ty.required() == VERSION)
+    return found
 
 
 def _merge(*groups: Iterable[Provenance]) -> tuple[Provenance, ...]:
@@ -98,358 +111,396 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def _truth_of_value(value: Any) -> Truth:
+    if isinstance(value, Unknown):
+        return Undecided((value.reason,))
+    return value is not None and bool(value)
+
+
 class Evaluator:
     """Evaluates expressions of one policy over one fact set."""
 
     def __init__(self, policy: Policy, facts: Facts) -> None:
-        self.globals: dict[str, V] = {}
+        self.globals: dict[str, Any] = {}
+        self.global_wheres: dict[str, tuple[Provenance, ...]] = {}
         for f in fields(Facts):
             value = getattr(facts, f.name)
-            self.globals[f.name] = V(value, _where_of(value))
+            self.globals[f.name] = value
+            self.global_wheres[f.name] = _where_of(value)
         for name, const in policy.lets.items():
-            self.globals[name] = V(const)
+            self.globals[name] = const
         for name, allow in policy.uses.items():
-            self.globals[name] = V(allow)
-        self._dispatch: dict[type, Callable[[Any, Mapping[str, V]], V]] = {
-            ast.Literal: self._v_literal, ast.ListExpr: self._v_listexpr, ast.Name: self._v_name,
-            ast.Attr: self._v_attr, ast.Index: self._v_index, ast.Call: self._v_call, ast.Concat: self._v_concat,
-            ast.Count: self._v_count,
-        }
-        self._tests: dict[int, Callable[[Mapping[str, V]], bool | None]] = {}
+            self.globals[name] = allow
+        self._truths: dict[int, TruthFn] = {}
+        self._sinks: dict[int, list[Env]] = {}
+        self._values: dict[int, ValueFn] = {}
 
-    # -- values -----------------------------------------------------------------------------
-    def value(self, e: ast.Expr, env: Mapping[str, V]) -> V:
-        """The value of an expression (possibly an Unknown, or None for an absent key)."""
-        method = self._dispatch.get(type(e))
-        if method is None:
-            out = self.truth(e, env)
-            if out.truth is None:
-                return V(Unknown("; ".join(out.reasons)))
-            return V(out.truth, _merge(*(c.where for c in out.cases)))
-        result: V = method(e, env)
-        return result
-
-    def _v_literal(self, e: ast.Literal, env: Mapping[str, V]) -> V:
-        return V(e.value)
-
-    def _v_listexpr(self, e: ast.ListExpr, env: Mapping[str, V]) -> V:
-        items = [self.value(x, env) for x in e.items]
-        for item in items:
-            if isinstance(item.value, Unknown):
-                return item
-        return V(tuple(i.value for i in items), _merge(*(i.where for i in items)))
-
-    def _v_name(self, e: ast.Name, env: Mapping[str, V]) -> V:
-        found = env.get(e.id) or self.globals[e.id]
-        if isinstance(found.value, Unknown) and not found.value.reason.startswith(e.id + ":"):
-            return V(Unknown(f"{e.id}: {found.value.reason}", found.value.where), found.where)
-        return found
-
-    def _v_attr(self, e: ast.Attr, env: Mapping[str, V]) -> V:
-        obj = self.value(e.obj, env)
-        rec = obj.value
-        if isinstance(rec, Unknown) or rec is None:
-            return obj
-        value = getattr(rec, e.name)
-        loc = rec.located(e.name) if isinstance(rec, Record) else None
-        where = (loc,) if loc is not None else obj.where
-        if isinstance(value, Unknown):
-            return V(Unknown(f"{describe(e)}: {value.reason}", value.where or loc), where)
-        if isinstance(value, str) and e.name in _version_fields(type(rec)):
-            value = VersionStr(value)
-        if isinstance(value, Items) and value.where is not None:
-            where = (value.where,)
-        return V(value, where)
-
-    def _v_index(self, e: ast.Index, env: Mapping[str, V]) -> V:
-        obj, key = self.value(e.obj, env), self.value(e.key, env)
-        for v in (obj, key):
-            if isinstance(v.value, Unknown):
-                return v
-        if obj.value is None:
-            return obj
-        if isinstance(key.value, int) and not isinstance(key.value, bool):
-            items = list(obj.value)
-            try:
-                item = items[key.value]
-            except IndexError:
-                return V(None, obj.where)
-            return V(item, _where_of(item) or obj.where)
-        match = None
-        for item in obj.value:
-            if isinstance(item, Record) and getattr(item, type(item).KEY or "", None) == key.value:
-                match = item  # the last one wins, as for repeated kernel parameters
-        if match is None:
-            return V(None, obj.where)
-        yields = type(match).INDEX_YIELDS
-        where = _where_of(match) or obj.where
-        if yields is None:
-            return V(match, where)
-        value = getattr(match, yields)
-        if isinstance(value, Unknown):
-            return V(Unknown(f"{describe(e)}: {value.reason}", value.where), where)
-        return V(value, where)
-
-    def _v_call(self, e: ast.Call, env: Mapping[str, V]) -> V:
-        obj = self.value(e.obj, env)
-        args = [self.value(a, env) for a in e.args]
-        for v in (obj, *args):
-            if isinstance(v.value, Unknown):
-                return v
-        if obj.value is None or any(a.value is None for a in args):
-            return V(None, obj.where)
-        result = _call_method(obj.value, e.method, [a.value for a in args])
-        if isinstance(result, Unknown):
-            return V(Unknown(f"{describe(e)}: {result.reason}", result.where), obj.where)
-        return V(result, obj.where)
-
-    def _v_concat(self, e: ast.Concat, env: Mapping[str, V]) -> V:
-        parts = [self.value(x, env) for x in e.items]
-        for p in parts:
-            if isinstance(p.value, Unknown):
-                return p
-        values = [tuple(p.value) if isinstance(p.value, Items) else p.value for p in parts]
-        total = values[0]
-        for v in values[1:]:
-            total = total + v
-        return V(total, _merge(*(p.where for p in parts)))
-
-    def _v_count(self, e: ast.Count, env: Mapping[str, V]) -> V:
-        coll = self.value(e.collection, env)
-        if isinstance(coll.value, Unknown):
-            return coll
-        total = 0
-        reasons: list[str] = []
-        where: list[Provenance] = []
-        for item in coll.value:
-            if e.filter is not None:
-                inner = {**env, e.var: V(item, _where_of(item) or coll.where)}
-                kept = self.test(e.filter, inner)
-                if kept is None:
-                    reasons.extend(self.truth(e.filter, inner).reasons)
-                if not kept:
-                    continue
-            total += 1
-            where.extend(_where_of(item))
-        if reasons:
-            return V(Unknown("count is unknown: " + _join_reasons(reasons)), coll.where)
-        return V(total, tuple(where[:50]) or coll.where)
-
-    # -- truth ------------------------------------------------------------------------------
-    def truth(self, e: ast.Expr, env: Mapping[str, V]) -> Outcome:
-        """The truth of a condition, with the cases that decided it."""
-        if isinstance(e, ast.Compare):
-            return self._compare(e, env)
-        if isinstance(e, ast.BoolOp):
-            return self._and(e, env) if e.op == "and" else self._or(e, env)
-        if isinstance(e, ast.Not):
-            inner = self.truth(e.operand, env)
-            return Outcome(None if inner.truth is None else not inner.truth, inner.cases, inner.reasons)
-        if isinstance(e, ast.Quantifier):
-            return self._quantifier(e, env)
-        v = self.value(e, env)
-        if isinstance(v.value, Unknown):
-            return Outcome(None, reasons=(v.value.reason,))
-        return Outcome(bool(v.value) if v.value is not None else False, (Case(_bind(env), v.where),))
-
-    def test(self, e: ast.Expr, env: Mapping[str, V]) -> bool | None:
-        """Just the truth of a condition (None = unknown), short-circuiting: for `where` filters."""
-        return self._test_fn(e)(env)
-
-    def _test_fn(self, e: ast.Expr) -> Callable[[Mapping[str, V]], bool | None]:
-        fn = self._tests.get(id(e))
+    # -- compiled truth ----------------------------------------------------------------------
+    def truth(self, e: ast.Expr) -> TruthFn:
+        """The compiled truth of a condition: True, False or Undecided."""
+        fn = self._truths.get(id(e))
         if fn is None:
-            fn = self._tests[id(e)] = self._compile_test(e)
+            fn = self._truths[id(e)] = self._compile_truth(e)
         return fn
 
-    def _compile_test(self, e: ast.Expr) -> Callable[[Mapping[str, V]], bool | None]:
-        """A closure deciding `e` from an environment: the quantifier loops run it once per item."""
+    def _compile_truth(self, e: ast.Expr) -> TruthFn:
         if isinstance(e, ast.BoolOp):
-            parts = [self._compile_test(x) for x in e.operands]
-            stop = e.op == "or"
-
-            def boolop(env: Mapping[str, V]) -> bool | None:
-                unknown = False
-                for part in parts:
-                    t = part(env)
-                    if t is stop:
-                        return stop
-                    unknown = unknown or t is None
-                return None if unknown else not stop
-            return boolop
+            return self._compile_boolop(e)
         if isinstance(e, ast.Not):
-            inner = self._compile_test(e.operand)
+            inner = self.truth(e.operand)
 
-            def negation(env: Mapping[str, V]) -> bool | None:
+            def negation(env: Env) -> Truth:
                 t = inner(env)
-                return None if t is None else not t
+                return t if isinstance(t, Undecided) else not t
             return negation
         if isinstance(e, ast.Compare):
-            left, right, op = self._compile_raw(e.left), self._compile_raw(e.right), e.op
-
-            def comparison(env: Mapping[str, V]) -> bool | None:
-                a, b = left(env), right(env)
-                if isinstance(a, Unknown) or isinstance(b, Unknown):
-                    return None
-                result = compare(op, a, b)
-                return None if isinstance(result, Unknown) else result
-            return comparison
+            return self._compile_compare(e)
         if isinstance(e, ast.Quantifier):
-            quantifier = e
-            return lambda env: self._test_quantifier(quantifier, env)
-        if isinstance(e, ast.Attr | ast.Name | ast.Literal):  # a bare flag: `f.setuid`
-            raw = self._compile_raw(e)
+            return self._compile_quantifier(e)
+        value = self.value(e)
+        return lambda env: _truth_of_value(value(env))
 
-            def flag(env: Mapping[str, V]) -> bool | None:
-                value = raw(env)
-                return None if isinstance(value, Unknown) else bool(value)
-            return flag
-        return lambda env: self.truth(e, env).truth
+    def _compile_boolop(self, e: ast.BoolOp) -> TruthFn:
+        parts = [self.truth(x) for x in e.operands]
+        decisive = e.op == "or"  # the operand value that decides at once: true for `or`, false for `and`
 
-    def _compile_raw(self, e: ast.Expr) -> Callable[[Mapping[str, V]], Any]:
-        """A closure giving just the value of `e` (no provenance)."""
+        def kleene(env: Env) -> Truth:
+            reasons: tuple[str, ...] | None = None
+            for part in parts:
+                t = part(env)
+                if t is decisive:
+                    return decisive
+                if isinstance(t, Undecided):
+                    reasons = t.reasons if reasons is None else reasons + t.reasons
+            return not decisive if reasons is None else Undecided(reasons)
+        return kleene
+
+    def _compile_compare(self, e: ast.Compare) -> TruthFn:
+        left, right, op = self.value(e.left), self.value(e.right), e.op
+
+        def comparison(env: Env) -> Truth:
+            a, b = left(env), right(env)
+            if isinstance(a, Unknown) or isinstance(b, Unknown):
+                return Undecided(tuple(v.reason for v in (a, b) if isinstance(v, Unknown)))
+            result = compare(op, a, b)
+            return Undecided((result.reason,)) if isinstance(result, Unknown) else result
+        return comparison
+
+    def _collection(self, e: ast.Quantifier | ast.Count, env: Env) -> Any:
+        """The collection a quantifier ranges over: items, or Undecided."""
+        coll = self.value(e.collection)(env)
+        if isinstance(coll, Unknown):
+            return Undecided((coll.reason,))
+        if coll is None:
+            return Undecided((f"{describe(e.collection)} is absent",))
+        return coll
+
+    def _compile_quantifier(self, e: ast.Quantifier) -> TruthFn:
+        keep = self.truth(e.filter) if e.filter is not None else None
+        body, var, kind = self.truth(e.body), e.var, e.kind
+        # the value that decides at once: a miss for `all`, a hit for `any` and `none`
+        decisive, verdict = (False, False) if kind == "all" else (True, kind == "any")
+
+        def quantifier(env: Env) -> Truth:
+            coll = self._collection(e, env)
+            if isinstance(coll, Undecided):
+                return coll
+            scratch = dict(env)
+            reasons: list[str] = []
+            undecided = False
+            sink = self._sinks.get(id(e)) if self._sinks else None  # explaining: every deciding item, not the first
+            for item in coll:
+                scratch[var] = item
+                if keep is not None:
+                    kept = keep(scratch)
+                    if kept is not True:
+                        if kept is not False:
+                            undecided = True
+                            reasons.extend(kept.reasons)
+                        continue
+                t = body(scratch)
+                if t is decisive:
+                    if sink is None:
+                        return verdict
+                    sink.append(dict(scratch))
+                elif t is not (not decisive):
+                    undecided = True
+                    reasons.extend(t.reasons)  # type: ignore[union-attr]
+            if sink:
+                return verdict
+            return Undecided(tuple(reasons)) if undecided else kind != "any"
+        return quantifier
+
+    # -- compiled values ---------------------------------------------------------------------
+    def value(self, e: ast.Expr) -> ValueFn:
+        """The compiled value of an expression: a plain value, an Unknown, or None for an absent key."""
+        fn = self._values.get(id(e))
+        if fn is None:
+            fn = self._values[id(e)] = self._compile_value(e)
+        return fn
+
+    def _compile_value(self, e: ast.Expr) -> ValueFn:
+        table: dict[type, Callable[[Any], ValueFn]] = {
+            ast.Literal: self._literal, ast.ListExpr: self._list, ast.Name: self._name, ast.Attr: self._attr,
+            ast.Index: self._index, ast.Call: self._call, ast.Concat: self._concat, ast.Count: self._count,
+        }
+        compile_ = table.get(type(e))
+        if compile_ is not None:
+            return compile_(e)
+        truth = self.truth(e)  # a condition used as a value
+
+        def as_value(env: Env) -> Any:
+            t = truth(env)
+            return Unknown("; ".join(t.reasons)) if isinstance(t, Undecided) else t
+        return as_value
+
+    def _literal(self, e: ast.Literal) -> ValueFn:
+        constant = e.value
+        return lambda env: constant
+
+    def _list(self, e: ast.ListExpr) -> ValueFn:
+        items = [self.value(x) for x in e.items]
+
+        def listed(env: Env) -> Any:
+            values = tuple(item(env) for item in items)
+            return next((v for v in values if isinstance(v, Unknown)), values)
+        return listed
+
+    def _name(self, e: ast.Name) -> ValueFn:
+        name, globals_, prefix = e.id, self.globals, e.id + ":"
+
+        def lookup(env: Env) -> Any:
+            found = env[name] if name in env else globals_[name]
+            if isinstance(found, Unknown) and not found.reason.startswith(prefix):
+                return Unknown(f"{prefix} {found.reason}", found.where)
+            return found
+        return lookup
+
+    def _attr(self, e: ast.Attr) -> ValueFn:
+        obj, attr = self.value(e.obj), e.name
+        is_version: dict[type, bool] = {}
+
+        def attribute(env: Env) -> Any:
+            rec = obj(env)
+            if rec is None or isinstance(rec, Unknown):
+                return rec
+            value = getattr(rec, attr)
+            if isinstance(value, str):
+                version = is_version.get(type(rec))
+                if version is None:
+                    version = is_version[type(rec)] = attr in _version_fields(type(rec))
+                return VersionStr(value) if version else value
+            if isinstance(value, Unknown):
+                loc = rec.located(attr) if isinstance(rec, Record) else None
+                return Unknown(f"{describe(e)}: {value.reason}", value.where or loc)
+            return value
+        return attribute
+
+    def _index(self, e: ast.Index) -> ValueFn:
+        obj, key = self.value(e.obj), self.value(e.key)
+
+        def indexed(env: Env) -> Any:
+            found, _ = self._lookup_index(e, obj(env), key(env))
+            return found
+        return indexed
+
+    def _lookup_index(self, e: ast.Index, coll: Any, key: Any) -> tuple[Any, Any]:
+        """The indexed value, and the item it came from (whose place it has), or None for the collection's."""
+        for v in (coll, key):
+            if isinstance(v, Unknown):
+                return v, None
+        if coll is None:
+            return None, None
+        if isinstance(key, int) and not isinstance(key, bool):
+            items = list(coll)
+            if not -len(items) <= key < len(items):
+                return None, None
+            return items[key], items[key]
+        match = None
+        for item in coll:
+            if isinstance(item, Record) and getattr(item, type(item).KEY or "", None) == key:
+                match = item  # the last one wins, as for repeated kernel parameters
+        if match is None:
+            return None, None
+        yields = type(match).INDEX_YIELDS
+        if yields is None:
+            return match, match
+        value = getattr(match, yields)
+        if isinstance(value, Unknown):
+            return Unknown(f"{describe(e)}: {value.reason}", value.where), match
+        return value, match
+
+    def _call(self, e: ast.Call) -> ValueFn:
+        obj, args, method = self.value(e.obj), [self.value(a) for a in e.args], e.method
+
+        def called(env: Env) -> Any:
+            target, argv = obj(env), [a(env) for a in args]
+            for v in (target, *argv):
+                if isinstance(v, Unknown):
+                    return v
+            if target is None or any(a is None for a in argv):
+                return None
+            result = _call_method(target, method, argv)
+            if isinstance(result, Unknown):
+                return Unknown(f"{describe(e)}: {result.reason}", result.where)
+            return result
+        return called
+
+    def _concat(self, e: ast.Concat) -> ValueFn:
+        parts = [self.value(x) for x in e.items]
+
+        def concatenated(env: Env) -> Any:
+            values = [p(env) for p in parts]
+            for v in values:
+                if isinstance(v, Unknown):
+                    return v
+            values = [tuple(v) if isinstance(v, Items) else v for v in values]
+            total = values[0]
+            for v in values[1:]:
+                total = total + v
+            return total
+        return concatenated
+
+    def _count(self, e: ast.Count) -> ValueFn:
+        keep, var = (self.truth(e.filter) if e.filter is not None else None), e.var
+
+        def counted(env: Env) -> Any:
+            coll = self.value(e.collection)(env)
+            if isinstance(coll, Unknown):
+                return coll
+            total, reasons, scratch = 0, list[str](), dict(env)
+            for item in coll:
+                scratch[var] = item
+                kept = keep(scratch) if keep is not None else True
+                if isinstance(kept, Undecided):
+                    reasons.extend(kept.reasons)
+                elif kept:
+                    total += 1
+            return Unknown("count is unknown: " + _join_reasons(reasons)) if reasons else total
+        return counted
+
+    # -- explanation: the cases that decided a verdict, and where they were read --------------
+    def cases(self, e: ast.Expr, env: Env, wheres: Wheres, truth: bool) -> tuple[Case, ...]:
+        """The cases behind `e` being `truth` in `env`: for a failed `all`, every item where the body is false."""
+        if isinstance(e, ast.Not):
+            return self.cases(e.operand, env, wheres, not truth)
+        if isinstance(e, ast.BoolOp):
+            decisive = e.op == "or"  # a true operand decides `or`, a false one `and`: those are the cases
+            truths = [self.truth(x)(env) for x in e.operands]
+            picked = [(x, t) for x, t in zip(e.operands, truths, strict=True) if t is decisive or truth is not decisive]
+            return tuple(c for x, t in picked if isinstance(t, bool) for c in self.cases(x, env, wheres, t))
+        if isinstance(e, ast.Quantifier):
+            return self._quantifier_cases(e, env, wheres, truth)
+        return (Case(_bind(env, wheres), self.places(e, env, wheres)),)
+
+    def decide(self, e: ast.Expr) -> tuple[Truth, tuple[Case, ...]]:
+        """A requirement's truth and, when false, its cases; a quantifier at the top is walked once for both."""
+        if not isinstance(e, ast.Quantifier):
+            truth = self.truth(e)({})
+            return truth, self.cases(e, {}, {}, False) if truth is False else ()
+        deciding: list[Env] = []
+        self._sinks[id(e)] = deciding
+        try:
+            truth = self.truth(e)({})
+        finally:
+            del self._sinks[id(e)]
+        if truth is not False:
+            return truth, ()
+        return truth, self._quantifier_cases(e, {}, {}, False, deciding)
+
+    def _quantifier_cases(self, e: ast.Quantifier, env: Env, wheres: Wheres, truth: bool,
+                          deciding: list[Env] | None = None) -> tuple[Case, ...]:
+        coll = self._collection(e, env)
+        coll_where = self.places(e.collection, env, wheres)
+        if truth is (e.kind != "any"):  # a true `all`/`none`, a false `any`: the collection as a whole
+            looked_at = self._looked_at(e, coll, env, wheres, coll_where) if e.kind == "any" else ()
+            return (Case(_bind(env, wheres), _merge(coll_where, looked_at)),)
+        # a false `all` because of its misses; a true `any` or a false `none` because of its hits
+        wanted = e.kind != "all"
+        found: list[Case] = []
+        if deciding is not None:  # the items the truth walk collected
+            items = [(inner, {**wheres, e.var: _where_of(inner[e.var]) or coll_where}) for inner in deciding]
+        else:
+            items = [(inner, dict(where))
+                     for inner, where in self._items_where(e, coll, env, wheres, coll_where, wanted)]
+        for inner, inner_wheres in items:
+            found.extend(self.cases(e.body, inner, inner_wheres, wanted) or
+                         (Case(_bind(inner, inner_wheres), inner_wheres[e.var]),))
+        return tuple(found)
+
+    def _items_where(self, e: ast.Quantifier, coll: Any, env: Env, wheres: Wheres,
+                     coll_where: tuple[Provenance, ...], wanted: bool) -> Iterator[tuple[Env, Wheres]]:
+        """The items a quantifier keeps whose body is `wanted`, each with its environment."""
+        keep, body = (self.truth(e.filter) if e.filter is not None else None), self.truth(e.body)
+        for item in coll:
+            inner = {**env, e.var: item}
+            if (keep is None or keep(inner) is True) and body(inner) is wanted:
+                yield inner, {**wheres, e.var: _where_of(item) or coll_where}
+
+    def _looked_at(self, e: ast.Quantifier, coll: Any, env: Env, wheres: Wheres,
+                   coll_where: tuple[Provenance, ...]) -> tuple[Provenance, ...]:
+        """For a failed `any`: what its body read besides the first item it looked at (`cmdline["ro"]`'s line)."""
+        for inner, inner_wheres in self._items_where(e, coll, env, wheres, coll_where, False):
+            own = set(inner_wheres[e.var])
+            return tuple(w for c in self.cases(e.body, inner, inner_wheres, False) for w in c.where if w not in own)
+        return ()
+
+    def places(self, e: ast.Expr, env: Env, wheres: Wheres) -> tuple[Provenance, ...]:
+        """Where the value of `e` was read, for one binding of its variables."""
         if isinstance(e, ast.Literal):
-            constant = e.value
-            return lambda env: constant
+            return ()
         if isinstance(e, ast.Name):
-            name, globals_ = e.id, self.globals
-
-            def lookup(env: Mapping[str, V]) -> Any:
-                found = env.get(name)
-                return (found if found is not None else globals_[name]).value
-            return lookup
+            return wheres[e.id] if e.id in env else self.global_wheres.get(e.id, ())
         if isinstance(e, ast.Attr):
-            obj, attr = self._compile_raw(e.obj), e.name
+            rec = self.value(e.obj)(env)
+            value = self.value(e)(env)
+            if isinstance(value, Items) and value.where is not None:
+                return (value.where,)
+            loc = rec.located(e.name) if isinstance(rec, Record) else None
+            return (loc,) if loc is not None else self.places(e.obj, env, wheres)
+        if isinstance(e, ast.Index):
+            _, item = self._lookup_index(e, self.value(e.obj)(env), self.value(e.key)(env))
+            return _where_of(item) or self.places(e.obj, env, wheres)
+        if isinstance(e, ast.Call):
+            return self.places(e.obj, env, wheres)
+        if isinstance(e, ast.ListExpr | ast.Concat):
+            return _merge(*(self.places(x, env, wheres) for x in e.items))
+        if isinstance(e, ast.Count):
+            return self._count_places(e, env, wheres)
+        if isinstance(e, ast.Compare):
+            return _merge(self.places(e.left, env, wheres), self.places(e.right, env, wheres))
+        truth = self.truth(e)(env)
+        return _merge(*(c.where for c in self.cases(e, env, wheres, truth))) if isinstance(truth, bool) else ()
 
-            def attribute(env: Mapping[str, V]) -> Any:
-                rec = obj(env)
-                if rec is None or isinstance(rec, Unknown):
-                    return rec
-                value = getattr(rec, attr)
-                if isinstance(value, str) and attr in _version_fields(type(rec)):
-                    return VersionStr(value)
-                return value
-            return attribute
-        return lambda env: self.value(e, env).value
+    def _count_places(self, e: ast.Count, env: Env, wheres: Wheres) -> tuple[Provenance, ...]:
+        coll = self.value(e.collection)(env)
+        keep = self.truth(e.filter) if e.filter is not None else None
+        counted: list[Provenance] = []
+        for item in coll if not isinstance(coll, Unknown) else ():
+            if keep is None or keep({**env, e.var: item}) is True:
+                counted.extend(_where_of(item))
+                if len(counted) >= 50:
+                    break
+        return tuple(counted) or self.places(e.collection, env, wheres)
 
-    def _test_quantifier(self, e: ast.Quantifier, env: Mapping[str, V]) -> bool | None:
-        coll = self.value(e.collection, env)
-        if isinstance(coll.value, Unknown) or coll.value is None:
-            return None
-        unknown = False
-        for item in coll.value:
-            inner = {**env, e.var: V(item, _where_of(item) or coll.where)}
-            if e.filter is not None:
-                kept = self.test(e.filter, inner)
-                if kept is None:
-                    unknown = True
-                if not kept:
-                    continue
-            t = self.test(e.body, inner)
-            if t is None:
-                unknown = True
-            elif e.kind == "all" and not t:
-                return False  # a miss decides all
-            elif e.kind != "all" and t:
-                return e.kind == "any"  # a hit decides any (true) and none (false)
-        if unknown:
-            return None
-        return e.kind in ("all", "none")
-
-    def _compare(self, e: ast.Compare, env: Mapping[str, V]) -> Outcome:
-        left, right = self.value(e.left, env), self.value(e.right, env)
-        reasons = tuple(v.value.reason for v in (left, right) if isinstance(v.value, Unknown))
-        if reasons:
-            return Outcome(None, reasons=reasons)
-        result = compare(e.op, left.value, right.value)
-        if isinstance(result, Unknown):
-            return Outcome(None, reasons=(result.reason,))
-        return Outcome(result, (Case(_bind(env), _merge(left.where, right.where)),))
-
-    def _and(self, e: ast.BoolOp, env: Mapping[str, V]) -> Outcome:
-        outs = [self.truth(x, env) for x in e.operands]
-        false = [o for o in outs if o.truth is False]
-        if false:
-            return Outcome(False, tuple(c for o in false for c in o.cases))
-        unknown = [o for o in outs if o.truth is None]
-        if unknown:
-            return Outcome(None, reasons=tuple(r for o in unknown for r in o.reasons))
-        return Outcome(True, tuple(c for o in outs for c in o.cases))
-
-    def _or(self, e: ast.BoolOp, env: Mapping[str, V]) -> Outcome:
-        outs = [self.truth(x, env) for x in e.operands]
-        passing = [i for i, o in enumerate(outs) if o.truth is True]
-        if passing:
-            which = ", ".join(f"'{describe(e.operands[i])}'" for i in passing)
-            return Outcome(True, tuple(c for i in passing for c in outs[i].cases), note=f"passes via {which}")
-        unknown = [o for o in outs if o.truth is None]
-        if unknown:
-            return Outcome(None, reasons=tuple(r for o in unknown for r in o.reasons))
-        return Outcome(False, tuple(c for o in outs for c in o.cases))
-
-    def _quantifier(self, e: ast.Quantifier, env: Mapping[str, V]) -> Outcome:
-        coll = self.value(e.collection, env)
-        if isinstance(coll.value, Unknown):
-            return Outcome(None, reasons=(coll.value.reason,))
-        if coll.value is None:
-            return Outcome(None, reasons=(f"{describe(e.collection)} is absent",))
-        hits: list[Case] = []   # items where the body holds
-        misses: list[Case] = []  # items where it does not
-        reasons: list[str] = []
-        looked_at: tuple[Provenance, ...] = ()  # what a failing `any` read besides its items
-        keep, body = self._test_fn(e.filter) if e.filter is not None else None, self._test_fn(e.body)
-        scratch = dict(env)  # the item without its provenance: enough to decide (see `test`)
-        for item in coll.value:
-            scratch[e.var] = V(item)
-            kept = keep(scratch) if keep is not None else True
-            if kept is False:
-                continue
-            inner = {**env, e.var: V(item, _where_of(item) or coll.where)}
-            if kept is None:
-                reasons.extend(self.truth(e.filter, inner).reasons)  # type: ignore[arg-type]
-                continue
-            quick = body(scratch)  # the full outcome (with cases) only where it matters
-            if quick is None:
-                reasons.extend(self.truth(e.body, inner).reasons)
-            elif quick and e.kind != "all":
-                out = self.truth(e.body, inner)
-                hits.extend(out.cases or (Case(_bind(inner), inner[e.var].where),))
-            elif quick:
-                hits.append(Case((), ()))
-            elif e.kind == "all":
-                out = self.truth(e.body, inner)
-                misses.extend(out.cases or (Case(_bind(inner), inner[e.var].where),))
-            else:
-                if not misses and e.kind == "any":
-                    own = set(inner[e.var].where)
-                    looked_at = tuple(w for c in self.truth(e.body, inner).cases for w in c.where if w not in own)
-                misses.append(Case((), ()))
-        here = (Case(_bind(env), coll.where),)
-        if e.kind == "all":
-            if misses:
-                return Outcome(False, tuple(misses))
-            return Outcome(None, reasons=tuple(reasons)) if reasons else Outcome(True, here)
-        if e.kind == "any":
-            if hits:
-                return Outcome(True, tuple(hits))
-            if reasons:
-                return Outcome(None, reasons=tuple(reasons))
-            return Outcome(False, (Case(_bind(env), _merge(coll.where, looked_at)),))
-        if hits:  # none
-            return Outcome(False, tuple(hits))
-        return Outcome(None, reasons=tuple(reasons)) if reasons else Outcome(True, here)
+    def passed_via(self, e: ast.Expr) -> str:
+        """For a requirement that passes through an `or`: which of its operands held."""
+        if not isinstance(e, ast.BoolOp) or e.op != "or":
+            return ""
+        held = [x for x in e.operands if self.truth(x)({}) is True]
+        return "passes via " + ", ".join(f"'{describe(x)}'" for x in held)
 
     # -- messages ---------------------------------------------------------------------------
     def render(self, message: ast.Message, case: Case) -> str:
         """A message with its `{…}` parts filled in from one case's bindings."""
-        env = dict(case.bindings)
+        env = {name: v.value for name, v in case.bindings}
         out = []
         for part in message.parts:
             if isinstance(part, str):
                 out.append(part)
                 continue
             try:
-                out.append(format_value(self.value(part, env).value))
+                out.append(format_value(self.value(part)(env)))
             except KeyError:  # a variable this case does not bind
                 out.append("?")
         return "".join(out)
@@ -467,8 +518,8 @@ def _call_method(target: Any, method: str, argv: list[Any]) -> Any:
     return target.lower()
 
 
-def _bind(env: Mapping[str, V]) -> tuple[tuple[str, V], ...]:
-    return tuple(env.items())
+def _bind(env: Env, wheres: Wheres) -> tuple[tuple[str, V], ...]:
+    return tuple((name, V(value, wheres.get(name, ()))) for name, value in env.items())
 
 
 def _join_reasons(reasons: Iterable[str]) -> str:
@@ -556,13 +607,13 @@ def evaluate_rule(ev: Evaluator, rule: ast.Rule, target: str, disabled: str | No
     notes: list[str] = []
     try:
         for req in rule.requirements_for(target):
-            out = ev.truth(req.expr, {})
-            if out.truth is None:
-                reasons.extend(out.reasons)
-            elif out.truth is False:
-                findings.extend(_findings(ev, req, out))
-            elif out.note:
-                notes.append(out.note)
+            truth, cases = ev.decide(req.expr)
+            if isinstance(truth, Undecided):
+                reasons.extend(truth.reasons)
+            elif truth is False:
+                findings.extend(_findings(ev, req, cases))
+            elif note := ev.passed_via(req.expr):
+                notes.append(note)
     except InputError as err:  # a lazily read fact (a directory walk) met malformed input or a limit
         return result(Status.UNKNOWN, reasons=(*dict.fromkeys(reasons), f"the input could not be read: {err}"))
     except CvmlintError:
@@ -576,18 +627,35 @@ def evaluate_rule(ev: Evaluator, rule: ast.Rule, target: str, disabled: str | No
     return result(Status.PASS, note="; ".join(notes))
 
 
-def _findings(ev: Evaluator, req: ast.Require, out: Outcome) -> list[Finding]:
-    found: dict[tuple[str, Provenance | None], Finding] = {}
-    for case in out.cases or (Case((), ()),):
+def _findings(ev: Evaluator, req: ast.Require, cases: tuple[Case, ...]) -> list[Finding]:
+    """One finding per message and place, and per message and offending item: an item that fails two
+    parts of a condition is one finding, with the places of both."""
+    found: list[Finding] = []
+    index: dict[tuple[str, object], int] = {}
+    for case in cases or (Case((), ()),):
         where, subject = _primary(case)
         if req.message is not None:
             message = ev.render(req.message, case)
         else:
             bound = ", ".join(f"{n} = {format_value(v.value)}" for n, v in case.bindings)
             message = f"requirement not met: {req.text}" + (f" ({bound})" if bound else "")
-        also = tuple(w for w in case.where if w != where)
-        found.setdefault((message, where), Finding(message, where, subject, also))
-    return list(found.values())
+        record = next((v.value for _, v in reversed(case.bindings) if isinstance(v.value, Record)), None)
+        keys = [(message, ("place", where))] + ([(message, ("item", id(record)))] if record is not None else [])
+        at = next((index[k] for k in keys if k in index), None)
+        if at is None:
+            at = len(found)
+            found.append(Finding(message, where, subject, tuple(w for w in case.where if w != where)))
+        else:
+            found[at] = _fold(found[at], where, case.where)
+        index.update(dict.fromkeys(keys, at))
+    return found
+
+
+def _fold(earlier: Finding, where: Provenance | None, read: tuple[Provenance, ...]) -> Finding:
+    """A finding with another case's places added; the first place named stays the primary one."""
+    primary = earlier.where or where
+    also = _merge(earlier.also, (w for w in (earlier.where, where, *read) if w is not None and w != primary))
+    return Finding(earlier.message, primary, earlier.subject, also)
 
 
 def evaluate(policy: Policy, facts: Facts, rules: Iterable[str] | None = None) -> Report:
