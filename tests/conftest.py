@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,14 +38,3 @@ def policy_of(write_policy: Callable[..., Path]) -> Callable[..., Policy]:
         return load_policy(write_policy(text, files=files), profiles)
 
     return load
-
-
-def require_tools(*tools: str) -> None:
-    """Skip when a system tool is missing, except in CI (CVMLINT_CI=1), where that is a failure."""
-    import shutil
-
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        if os.environ.get("CVMLINT_CI"):
-            pytest.fail(f"required tools missing in CI: {', '.join(missing)}")
-        pytest.skip(f"missing tools: {', '.join(missing)}")

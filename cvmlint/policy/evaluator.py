@@ -605,8 +605,8 @@ def evaluate_rule(ev: Evaluator, rule: ast.Rule, target: str, disabled: str | No
     findings: list[Finding] = []
     reasons: list[str] = []
     notes: list[str] = []
-    try:
-        for req in rule.requirements_for(target):
+    for req in rule.requirements_for(target):
+        try:
             truth, cases = ev.decide(req.expr)
             if isinstance(truth, Undecided):
                 reasons.extend(truth.reasons)
@@ -614,12 +614,12 @@ def evaluate_rule(ev: Evaluator, rule: ast.Rule, target: str, disabled: str | No
                 findings.extend(_findings(ev, req, cases))
             elif note := ev.passed_via(req.expr):
                 notes.append(note)
-    except InputError as err:  # a lazily read fact (a directory walk) met malformed input or a limit
-        return result(Status.UNKNOWN, reasons=(*dict.fromkeys(reasons), f"the input could not be read: {err}"))
-    except CvmlintError:
-        raise
-    except Exception as err:  # a policy bug, not bad input: report it on the rule, exit 2
-        return result(Status.ERROR, reasons=(f"{type(err).__name__}: {err}",))
+        except InputError as err:  # a lazily read fact (a directory walk) met malformed input or a limit
+            reasons.append(f"the input could not be read: {err}")  # the other requirements still decide
+        except CvmlintError:
+            raise
+        except Exception as err:  # a policy bug, not bad input: report it on the rule, exit 2
+            return result(Status.ERROR, reasons=(f"{type(err).__name__}: {err}",))
     if findings:
         return result(Status.FAIL, findings=tuple(findings))
     if reasons:

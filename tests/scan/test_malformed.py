@@ -108,3 +108,32 @@ def test_the_image_file_is_never_written(hardened_grub: Path, tmp_path: Path) ->
     assert scan(image, "--no-verity").code == 1
     assert image.stat().st_mtime_ns == before
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def root_inode_offset(image: Path, path: str) -> int:
+    """Byte offset in the image of the erofs inode of `path` in the root partition."""
+    from cvmlint.image.erofs import ErofsFileSystem
+
+    table = read_partition_table(FileSource(image))
+    root = next(p for p in table.partitions if p.type_name == "root-x86-64")
+    fs = ErofsFileSystem(root.open(FileSource(image)))
+    return root.start + fs.lookup(path).offset
+
+
+def test_a_directory_broken_mid_walk_makes_the_file_rules_unknown_not_the_run(hardened_grub: Path,
+                                                                                tmp_path: Path) -> None:
+    """The walk of the root meets the damage after thousands of files: the rules that read `files` are
+    unknown with the reason; the other rules keep their verdicts and the run ends with exit 1, not 2."""
+    image = sparse_copy(hardened_grub, tmp_path / "damaged.raw")
+    poke(image, root_inode_offset(image, "/usr/share/doc"), b"\xff\xff")  # an inode format erofs does not have
+    run = scan(image)
+    assert run.code == 1, run.err
+    for rule in ("CVM-FS-004", "CVM-PKG-004", "CVM-PKG-005"):  # their file part reads the walk
+        result = run.by_rule[rule]
+        assert result["status"] == "unknown", run.explain(rule)
+        assert "the input could not be read" in " ".join(result["reasons"]), run.explain(rule)
+        assert "inode" in " ".join(result["reasons"]), run.explain(rule)
+    # a rule whose package part already fails still fails: what could not be read cannot undo a finding
+    assert run.by_rule["CVM-PKG-003"]["status"] == "fail"
+    verity = run.by_rule["CVM-VER-001"]  # and dm-verity, reading every block, names the changed one
+    assert verity["status"] == "fail" and "first bad data block" in verity["findings"][0]["message"]
