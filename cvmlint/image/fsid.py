@@ -16,7 +16,47 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from cvmlint.image.source import ByteSource
+
+
+class Content(StrEnum):
+    """What a partition holds (its value is the name findings and JSON use)."""
+
+    EROFS = "erofs"
+    SQUASHFS = "squashfs"
+    EXT4 = "ext4"
+    EXT3 = "ext3"
+    EXT2 = "ext2"
+    XFS = "xfs"
+    BTRFS = "btrfs"
+    VFAT = "vfat"
+    LUKS1 = "luks1"
+    LUKS2 = "luks2"
+    VERITY = "verity"
+    SWAP = "swap"
+    NTFS = "ntfs"
+    ISO9660 = "iso9660"
+    EMPTY = "empty"
+    """All zeros at the start."""
+    UNKNOWN = "unknown"
+    """No magic cvmlint knows."""
+    UNREADABLE = "unreadable"
+    """The partition itself could not be opened (it runs past the disk's end, …)."""
+
+    @property
+    def is_luks(self) -> bool:
+        return self in (Content.LUKS1, Content.LUKS2)
+
+    @property
+    def is_ext(self) -> bool:
+        return self in (Content.EXT4, Content.EXT3, Content.EXT2)
+
+    @property
+    def read_only(self) -> bool:
+        """A file system that cannot be written by nature."""
+        return self in (Content.EROFS, Content.SQUASHFS)
 
 EXT_COMPAT_JOURNAL = 0x4
 EXT_INCOMPAT_EXTENTS = 0x40
@@ -28,40 +68,39 @@ def _at(src: ByteSource, offset: int, length: int) -> bytes:
     return src.pread(offset, length) if offset + length <= src.size else b""
 
 
-def identify(src: ByteSource) -> str:
-    """`erofs`, `squashfs`, `ext4`, `ext3`, `ext2`, `xfs`, `btrfs`, `vfat`, `luks1`, `luks2`, `verity`,
-    `swap`, `ntfs`, `iso9660`, `empty` (all zeros at the start) or `unknown`."""
+def identify(src: ByteSource) -> Content:
+    """What the partition's first bytes say it holds (never UNREADABLE: that is for the caller)."""
     head = _at(src, 0, 4096)
     if head[:6] == b"LUKS\xba\xbe":
-        return "luks2" if head[6:8] == b"\x00\x02" else "luks1"
+        return Content.LUKS2 if head[6:8] == b"\x00\x02" else Content.LUKS1
     if head[:8] == b"verity\0\0":
-        return "verity"
+        return Content.VERITY
     if head[:4] == b"hsqs":
-        return "squashfs"
+        return Content.SQUASHFS
     if head[:4] == b"XFSB":
-        return "xfs"
+        return Content.XFS
     if head[3:11] == b"NTFS    ":
-        return "ntfs"
+        return Content.NTFS
     if head[1024:1028] == b"\xe2\xe1\xf5\xe0":
-        return "erofs"
+        return Content.EROFS
     if head[1080:1082] == b"\x53\xef":
         return _ext_flavour(head)
     if head[510:512] == b"\x55\xaa" and (head[54:57] == b"FAT" or head[82:87] == b"FAT32"):
-        return "vfat"
+        return Content.VFAT
     if head[4086:4096] in (b"SWAPSPACE2", b"SWAP-SPACE"):
-        return "swap"
+        return Content.SWAP
     if _at(src, 0x10040, 8) == b"_BHRfS_M":
-        return "btrfs"
+        return Content.BTRFS
     if _at(src, 0x8001, 5) == b"CD001":
-        return "iso9660"
+        return Content.ISO9660
     if head and not any(head):
-        return "empty"
-    return "unknown"
+        return Content.EMPTY
+    return Content.UNKNOWN
 
 
-def _ext_flavour(head: bytes) -> str:
+def _ext_flavour(head: bytes) -> Content:
     compat = int.from_bytes(head[1116:1120], "little")
     incompat = int.from_bytes(head[1120:1124], "little")
     if incompat & (EXT_INCOMPAT_EXTENTS | EXT_INCOMPAT_64BIT | EXT_INCOMPAT_FLEX_BG):
-        return "ext4"
-    return "ext3" if compat & EXT_COMPAT_JOURNAL else "ext2"
+        return Content.EXT4
+    return Content.EXT3 if compat & EXT_COMPAT_JOURNAL else Content.EXT2

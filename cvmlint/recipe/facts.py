@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from cvmlint import limits
 from cvmlint.errors import InputError
+from cvmlint.facts.layout import AUTO_MOUNTS, UNIT_DIRS, file_kind
 from cvmlint.facts.model import (
     Boot,
     Build,
@@ -56,7 +57,6 @@ READS = {
               "ExtraTrees", "SkeletonTrees", "RepartDirectories", *SCRIPTS.values()),
 }
 """The settings each fact is made from: a setting the build host decides makes the fact unknown."""
-UNIT_DIRS = ("etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system")
 T = TypeVar("T")
 
 
@@ -282,7 +282,7 @@ def _files(recipe: Recipe) -> list[File]:
 def _tree_entry(recipe: Recipe, path: str, host: Path, elf_info: Callable[[bytes], tuple[object, object, object]]
                ) -> File:
     st = host.lstat()
-    kind = _kind(st.st_mode)
+    kind = file_kind(st.st_mode)
     mode = stat.S_IMODE(st.st_mode)
     elf: tuple[object, object, object] = (False, "", "")
     if kind == "file" and st.st_size >= 52 and stat.S_ISREG(host.stat().st_mode):
@@ -317,14 +317,6 @@ def _glob(path: str, pattern: str) -> bool:
     import fnmatch
 
     return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.rstrip("/") + "/*")
-
-
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISLNK, "symlink"), (stat.S_ISREG, "file"), (stat.S_ISDIR, "dir"),
-                       (stat.S_ISCHR, "char"), (stat.S_ISBLK, "block"), (stat.S_ISFIFO, "fifo")):
-        if test(mode):
-            return name
-    return "socket"
 
 
 def _tree_file(recipe: Recipe, path: str) -> tuple[str, Path] | None:
@@ -514,7 +506,7 @@ def _mounts(recipe: Recipe, files: list[File]) -> Items[Mount] | Unknown:
     names = {f.path for f in files}
     for f in files:
         directory, name = posixpath.split(f.path)
-        if not name.endswith(".mount") or directory.lstrip("/") not in UNIT_DIRS or f.type != "file":
+        if not name.endswith(".mount") or directory not in UNIT_DIRS or f.type != "file":
             continue
         found = _tree_file(recipe, f.path)
         if found is None:
@@ -529,7 +521,7 @@ def _mounts(recipe: Recipe, files: list[File]) -> Items[Mount] | Unknown:
             path = value.split(":", 1)[0]
             out.append(Mount(path=path, fstype=p.format, what=p.name, persistent=True,
                              encrypted=p.encrypt != "off", where=Provenance(file=shown, line=line)))
-        auto = {"var": "/var", "home": "/home", "srv": "/srv", "tmp": "/var/tmp"}.get(p.type)
+        auto = AUTO_MOUNTS.get(p.type)
         if auto and not p.lists.get("MountPoint") and not any(m.path == auto for m in out):
             out.append(Mount(path=auto, fstype=p.format, what=p.name, persistent=True,
                              encrypted=p.encrypt != "off", where=p.where()))

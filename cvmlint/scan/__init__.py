@@ -19,6 +19,7 @@ from cvmlint.errors import CvmlintError
 from cvmlint.facts.model import ConfigOption, Facts, Kernel, KernelStrings, Module, Partition, RootFs, Target, Verity
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.image.container import open_image
+from cvmlint.image.fsid import Content
 from cvmlint.scan import boot as bootscan
 from cvmlint.scan import rootfs
 from cvmlint.scan.disk import Disk, RootChoice, Tree, find_root, open_disk
@@ -85,7 +86,7 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
                      patches=Unknown("an image carries no patch series; kernel markers stand in"),
                      mounts=unknown, partitions=_partitions(disk), os=unknown, build=NO_BUILD)
     root_format = part.content
-    rootfs_fact = RootFs(format=root_format, read_only=_read_only(root_format), partition=part.name,
+    rootfs_fact = RootFs(format=root_format.value, read_only=_read_only(root_format), partition=part.name,
                          partition_type=part.entry.type_name, verity=choice.verity is not None,
                          found_by=choice.found_by, where=part.where())
     packages: Any
@@ -118,7 +119,7 @@ def _root_tree(disk: Disk, choice: RootChoice) -> tuple[Tree | None, str]:
     part = choice.partition
     if part is None:
         return None, choice.reason
-    if part.content.startswith("luks"):
+    if part.content.is_luks:
         return None, f"the root partition is {part.content}-encrypted; cvmlint reads no keys"
     try:
         return disk.tree(part), ""
@@ -126,10 +127,10 @@ def _root_tree(disk: Disk, choice: RootChoice) -> tuple[Tree | None, str]:
         return None, f"the root file system cannot be read: {err}"
 
 
-def _read_only(fmt: str) -> bool | Unknown:
-    if fmt in ("erofs", "squashfs"):
+def _read_only(fmt: Content) -> bool | Unknown:
+    if fmt.read_only:
         return True
-    if fmt.startswith("luks"):
+    if fmt.is_luks:
         return Unknown("the root is encrypted; its file system cannot be identified")
     return False  # ext4, xfs, btrfs: writable file systems, whatever fstab says (root can remount them rw)
 
@@ -137,8 +138,8 @@ def _read_only(fmt: str) -> bool | Unknown:
 def _partitions(disk: Disk) -> Items[Partition]:
     out = []
     for p in disk.partitions:
-        luks = 2 if p.content == "luks2" else 1 if p.content == "luks1" else 0
-        out.append(Partition(name=p.name, type=p.entry.type_name, number=p.entry.number, fs=p.content,
+        luks = {Content.LUKS2: 2, Content.LUKS1: 1}.get(p.content, 0)
+        out.append(Partition(name=p.name, type=p.entry.type_name, number=p.entry.number, fs=p.content.value,
                              size=p.entry.size, read_only=p.entry.read_only, encrypted=luks > 0, luks_version=luks,
                              where=Provenance(partition=p.name, offset=p.entry.start, detail="GPT entry")))
     return Items(out, Provenance(partition="gpt", offset=disk.table.sector_size))
@@ -236,7 +237,7 @@ def _esp_config(disk: Disk, ref: bootscan.KernelRef, version: str) -> Items[Conf
     from cvmlint.image.fat import FatFileSystem
 
     part = disk.by_name(ref.partition)
-    if part is None or part.content != "vfat" or part.source is None:
+    if part is None or part.content is not Content.VFAT or part.source is None:
         return None
     fs = FatFileSystem(part.source)
     for path in (posixpath.join(posixpath.dirname(ref.path), f"config-{version}"), f"/config-{version}"):

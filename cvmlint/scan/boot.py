@@ -13,6 +13,7 @@ from cvmlint.facts.cmdline import parse_cmdline
 from cvmlint.facts.model import Boot, BootBinary, BootEntry, Param
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.image.fat import FatEntry, FatFileSystem
+from cvmlint.image.fsid import Content
 from cvmlint.image.source import Buffer
 from cvmlint.scan import grub
 from cvmlint.scan.disk import Disk, DiskPartition, Tree
@@ -383,7 +384,7 @@ def read_boot_file(disk: Disk, root_tree: Tree | None, ref: KernelRef) -> tuple[
         raise CvmlintError(f"partition {ref.partition!r} does not exist")
     if ref.data is not None:
         data = ref.data
-    elif part.content == "vfat" and part.source is not None:
+    elif part.content is Content.VFAT and part.source is not None:
         fs = FatFileSystem(part.source)
         entry = fs.lookup(ref.path)
         if entry is None or entry.is_dir:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import posixpath
-import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -11,11 +10,10 @@ from typing import Any, Protocol
 from cvmlint.errors import CvmlintError, FormatError
 from cvmlint.facts.provenance import Provenance
 from cvmlint.image import fsid
+from cvmlint.image.fsid import Content
 from cvmlint.image.gpt import Partition as GptPartition
 from cvmlint.image.gpt import PartitionTable, read_partition_table
 from cvmlint.image.source import ByteSource, SliceSource
-
-READABLE = ("erofs", "ext4", "ext3", "ext2")
 
 
 class Tree(Protocol):
@@ -55,7 +53,7 @@ class DiskPartition:
 
     entry: GptPartition
     source: SliceSource | None
-    content: str
+    content: Content
     """File system or container by magic (`erofs`, `vfat`, `luks2`, `verity`, …)."""
     fs_uuid: str = ""
     fs_label: str = ""
@@ -87,36 +85,46 @@ class Disk:
         if part.name not in self.trees:
             if part.source is None:
                 raise FormatError("image", f"partition {part.name}", part.entry.start, part.problem)
-            if part.content == "erofs":
-                from cvmlint.image.erofs import ErofsFileSystem
-
-                self.trees[part.name] = ErofsFileSystem(part.source)
-            elif part.content in ("ext4", "ext3", "ext2"):
-                from cvmlint.image.ext4 import Ext4FileSystem
-
-                self.trees[part.name] = Ext4FileSystem(part.source)
-            elif part.content == "unknown":
+            tree = open_tree(part.content, part.source)
+            if tree is None and part.content is Content.UNKNOWN:
                 raise FormatError("image", f"partition {part.name}", part.entry.start,
                                   "holds no known file system (no erofs, ext4, squashfs, vfat, LUKS or verity magic)")
-            else:
+            if tree is None:
                 raise FormatError("image", f"partition {part.name}", part.entry.start,
                                   f"holds {part.content}, whose files cvmlint does not read")
+            self.trees[part.name] = tree
         return self.trees[part.name]
 
 
-def _fs_identity(src: SliceSource, content: str) -> tuple[str, str]:
+TREE_READERS: dict[Content, tuple[str, str]] = {
+    Content.EROFS: ("cvmlint.image.erofs", "ErofsFileSystem"),
+    Content.EXT4: ("cvmlint.image.ext4", "Ext4FileSystem"),
+    Content.EXT3: ("cvmlint.image.ext4", "Ext4FileSystem"),
+    Content.EXT2: ("cvmlint.image.ext4", "Ext4FileSystem"),
+}
+"""The file systems whose files cvmlint reads: content -> (module, class), imported when first needed."""
+
+
+def open_tree(content: Content, src: SliceSource) -> Tree | None:
+    """The file tree of a partition holding `content`, or None when cvmlint does not read its files."""
+    found = TREE_READERS.get(content)
+    if found is None:
+        return None
+    import importlib
+
+    module, name = found
+    tree: Tree = getattr(importlib.import_module(module), name)(src)
+    return tree
+
+
+def _fs_identity(src: SliceSource, content: Content) -> tuple[str, str]:
+    """The file system's UUID and label, as `root=UUID=`/`LABEL=` name it."""
     try:
-        if content == "erofs":
-            from cvmlint.image.erofs import ErofsFileSystem
-
-            sb = ErofsFileSystem(src).sb
-            return sb.uuid, sb.volume_name
-        if content in ("ext4", "ext3", "ext2"):
-            from cvmlint.image.ext4 import Ext4FileSystem
-
-            esb = Ext4FileSystem(src).sb
-            return esb.uuid, esb.label
-        if content == "vfat":
+        tree = open_tree(content, src)
+        if tree is not None:
+            sb = tree.sb  # type: ignore[attr-defined]
+            return sb.uuid, sb.label if content.is_ext else sb.volume_name
+        if content is Content.VFAT:
             boot = src.pread(0, 512)
             fat32 = boot[22:24] == b"\0\0"
             serial = boot[67:71] if fat32 else boot[39:43]
@@ -139,7 +147,7 @@ def open_disk(src: ByteSource) -> Disk:
             content = fsid.identify(part_src)
             problem = ""
         except FormatError as err:
-            part_src, content, problem = None, "unreadable", str(err)
+            part_src, content, problem = None, Content.UNREADABLE, str(err)
         uid, label = _fs_identity(part_src, content) if part_src else ("", "")
         disk.partitions.append(DiskPartition(entry, part_src, content, uid, label, problem=problem))
         counts[entry.type_name] = counts.get(entry.type_name, 0) + 1
@@ -176,7 +184,7 @@ def find_root(disk: Disk, cmdline_root: str | None, by_os_release: bool = True) 
             return _named(disk, RootChoice(found, f"cmdline root={cmdline_root}"))
     if not by_os_release:
         return RootChoice(None, "", reason="no partition with a DPS root type")
-    candidates = [p for p in disk.partitions if p.content in READABLE and _has_os_release(disk, p)]
+    candidates = [p for p in disk.partitions if p.content in TREE_READERS and _has_os_release(disk, p)]
     if len(candidates) == 1:
         return _named(disk, RootChoice(candidates[0], "os-release"))
     if not candidates:
@@ -224,10 +232,6 @@ def _has_os_release(disk: Disk, part: DiskPartition) -> bool:
         return False
 
 
-def file_kind(mode: int) -> str:
-    """`file`, `dir`, `symlink`, `char`, `block`, `fifo` or `socket`."""
-    return {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink", stat.S_IFCHR: "char",
-            stat.S_IFBLK: "block", stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}.get(stat.S_IFMT(mode), "file")
 
 
 def read_text(tree: Tree, path: str, limit: int = 4 << 20) -> tuple[str, str] | None:

@@ -10,14 +10,15 @@ from typing import Any
 
 from cvmlint.errors import CvmlintError, reader
 from cvmlint.facts.elf import elf_info
+from cvmlint.facts.layout import AUTO_MOUNTS, UNIT_DIRS, file_kind
 from cvmlint.facts.model import File, Mount, Package, System
 from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_mount
 from cvmlint.facts.provenance import Items, Provenance, Unknown
-from cvmlint.scan.disk import Disk, DiskPartition, Tree, file_kind
+from cvmlint.image.fsid import Content
+from cvmlint.scan.disk import Disk, DiskPartition, Tree
 
 DPKG_STATUS = "/var/lib/dpkg/status"
 RPM_DATABASES = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite", "/var/lib/rpm/Packages")
-UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
 
 
@@ -184,9 +185,9 @@ def _listdir(tree: Tree, path: str) -> list[tuple[str, Any]]:
     return [(name, tree.inode(number)) for name, number in tree.children(node)]
 
 
-def mounts(tree: Tree, part: DiskPartition, root_format: str, disk: Disk) -> Items[Mount]:
+def mounts(tree: Tree, part: DiskPartition, root_format: Content, disk: Disk) -> Items[Mount]:
     """The root, fstab lines, enabled mount units and auto-mounted DPS partitions."""
-    out = [Mount(path="/", fstype=root_format, what=part.name, options="ro" if root_format in ("erofs", "squashfs")
+    out = [Mount(path="/", fstype=root_format, what=part.name, options="ro" if root_format.read_only
                  else "", persistent=True, encrypted=False, where=part.where())]
     crypt = crypttab_names(_read(tree, "/etc/crypttab"))
     out += fstab_mounts(_read(tree, "/etc/fstab"), crypt,
@@ -197,10 +198,10 @@ def mounts(tree: Tree, part: DiskPartition, root_format: str, disk: Disk) -> Ite
         if mount is not None:
             out.append(mount)
     for p in disk.partitions:
-        mountpoint = {"var": "/var", "home": "/home", "srv": "/srv", "tmp": "/var/tmp"}.get(p.entry.type_name)
+        mountpoint = AUTO_MOUNTS.get(p.entry.type_name)
         if mountpoint and not p.entry.no_auto and not any(m.path == mountpoint for m in out):
             out.append(Mount(path=mountpoint, fstype=p.content, what=p.name, persistent=True,
-                             encrypted=p.content.startswith("luks"), where=p.where()))
+                             encrypted=p.content.is_luks, where=p.where()))
     return Items(out, Provenance(partition=part.name, file="/etc"))
 
 
