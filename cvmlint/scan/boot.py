@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cvmlint import limits
 from cvmlint.errors import CvmlintError
@@ -43,6 +44,22 @@ class BootScan:
     cmdline: Items[Param] | Unknown
     kernel: KernelRef | Unknown
     problems: list[str] = field(default_factory=list)
+
+
+class EspImage(NamedTuple):
+    """A PE binary read from the ESP."""
+
+    kind: str
+    """`shim`, `grub`, `systemd-boot`, `uki`, `kernel`, `mokmanager` or `other` (see _kind)."""
+    pe: PeImage
+    data: Buffer
+
+
+class Entry(NamedTuple):
+    """A boot entry and the kernel it loads."""
+
+    boot: BootEntry
+    kernel: KernelRef | Unknown
 
 
 @dataclass
@@ -112,13 +129,14 @@ def scan_boot(disk: Disk, root_tree: Tree | None, root_part: DiskPartition | Non
     binaries, images = _binaries(esp)
     first = images.get(FALLBACK.lower())
     chain = [FALLBACK] if first else []
-    shim = bool(first and first[0] == "shim")
+    shim = bool(first and first.kind == "shim")
     second = None
     if shim:
         second = posixpath.join(posixpath.dirname(FALLBACK), "grubx64.efi")
         chain.append(second)
     loader_path = second if shim else (FALLBACK if first else None)
-    loader_kind = images.get(loader_path.lower(), ("none",))[0] if loader_path else "none"
+    found_loader = images.get(loader_path.lower()) if loader_path else None
+    loader_kind = found_loader.kind if found_loader else "none"
     entries, problems = _entries(esp, images, loader_kind, loader_path, disk, root_tree, root_part)
     if not entries:
         reason = "no boot entry found: " + "; ".join(problems or ["no GRUB configuration, BLS entry or UKI"])
@@ -129,18 +147,18 @@ def scan_boot(disk: Disk, root_tree: Tree | None, root_part: DiskPartition | Non
     chain += [ref.path for _, ref in entries if isinstance(ref, KernelRef) and ref.partition == "esp"][:1]
     for _, ref in entries:
         if isinstance(ref, KernelRef) and ref.partition == "esp" and ref.path.lower() in images:
-            ref.data = images[ref.path.lower()][2]
+            ref.data = images[ref.path.lower()].data
     entries = _with_initrd_files(disk, root_tree, entries)
-    default = next(e for e in entries if e[0].default)
+    default = next(e for e in entries if e.boot.default)
     boot = Boot(loader=loader_kind, shim=shim, secure_boot=_signed_path(images, chain),
                 uki=any(e.kind == "uki" for e, _ in entries), binaries=Items(binaries, esp.where("/")),
                 entries=Items([e for e, _ in entries], esp.where("/")), where=esp.where(FALLBACK))
-    return BootScan(boot, default[0].cmdline, default[1], problems)
+    return BootScan(boot, default.boot.cmdline, default.kernel, problems)
 
 
-def _binaries(esp: _Esp) -> tuple[list[BootBinary], dict[str, tuple[str, PeImage, Buffer]]]:
+def _binaries(esp: _Esp) -> tuple[list[BootBinary], dict[str, EspImage]]:
     out: list[BootBinary] = []
-    images: dict[str, tuple[str, PeImage, Buffer]] = {}
+    images: dict[str, EspImage] = {}
     read: dict[tuple[int, int], tuple[Buffer, PeImage | CvmlintError | None]] = {}  # cross-linked entries: once
     kept, budget = 0, limits.get("boot-files-bytes")
     for key, entry in sorted(esp.files.items()):
@@ -173,20 +191,20 @@ def _binaries(esp: _Esp) -> tuple[list[BootBinary], dict[str, tuple[str, PeImage
             continue
         pe = parsed
         kind = _kind(entry.path, pe, data)
-        images[key] = (kind, pe, data)
+        images[key] = EspImage(kind, pe, data)
         out.append(BootBinary(path=entry.path, kind=kind, signed=pe.signed, signer=pe.signers[0] if pe.signers else "",
                               where=esp.where(entry.path)))
     return out, images
 
 
-def _signed_path(images: dict[str, tuple[str, PeImage, Buffer]], chain: list[str]) -> bool | Unknown:
+def _signed_path(images: dict[str, EspImage], chain: list[str]) -> bool | Unknown:
     if not chain:
         return Unknown("no EFI boot path found (no /EFI/BOOT/BOOTX64.EFI)")
     for path in chain:
         image = images.get(path.lower())
         if image is None:
             return Unknown(f"{path} is missing from the ESP")
-        signed = image[1].signed
+        signed = image.pe.signed
         if isinstance(signed, Unknown):
             return Unknown(f"{path}: {signed.reason}")
         if not signed:
@@ -194,10 +212,9 @@ def _signed_path(images: dict[str, tuple[str, PeImage, Buffer]], chain: list[str
     return True
 
 
-Entry = tuple[BootEntry, "KernelRef | Unknown"]
 
 
-def _entries(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]], loader: str, loader_path: str | None,
+def _entries(esp: _Esp, images: dict[str, EspImage], loader: str, loader_path: str | None,
              disk: Disk, root_tree: Tree | None, root_part: DiskPartition | None) -> tuple[list[Entry], list[str]]:
     if loader == "grub" and loader_path:
         return _grub_entries(esp, images, loader_path, disk, root_tree)
@@ -209,12 +226,12 @@ def _entries(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]], loader: 
     return [], [f"unknown second-stage loader ({loader})"]
 
 
-def _uki_entry(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]], path: str, default: bool,
+def _uki_entry(esp: _Esp, images: dict[str, EspImage], path: str, default: bool,
                title: str | None = None) -> Entry | None:
     image = images.get(path.lower())
-    if image is None or image[0] != "uki":
+    if image is None or image.kind != "uki":
         return None
-    pe, data = image[1], image[2]
+    pe, data = image.pe, image.data
     where = esp.where(path)
     params: list[Param] = []
     if ".cmdline" in pe.sections:
@@ -224,12 +241,13 @@ def _uki_entry(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]], path: 
         params = parse_cmdline(text, where)
     entry = BootEntry(title=title or posixpath.basename(path), kind="uki", default=default,
                       kernel=f"{path} (.linux)", cmdline=Items(params, where), where=esp.where(path))
-    return entry, KernelRef("esp", esp.files[path.lower()].path, ".linux", data, (".initrd",))
+    return Entry(entry, KernelRef("esp", esp.files[path.lower()].path, ".linux", data, (".initrd",)))
 
 
-def _grub_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]], loader_path: str, disk: Disk,
+def _grub_entries(esp: _Esp, images: dict[str, EspImage], loader_path: str, disk: Disk,
                   root_tree: Tree | None) -> tuple[list[Entry], list[str]]:
-    _k, pe, data = images[loader_path.lower()]
+    loader = images[loader_path.lower()]
+    pe, data = loader.pe, loader.data
     vendor = _vendor(data, pe)
     start = [("esp", posixpath.join(posixpath.dirname(loader_path), "grub.cfg"))]
     if vendor:
@@ -281,14 +299,14 @@ def _grub_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]], loa
         ref: KernelRef | Unknown = (KernelRef(item.kernel_device or item.device, item.kernel,
                                               initrds=tuple(item.initrds)) if item.kernel else
                                     Unknown(f"menu entry {item.title!r} loads no kernel"))
-        out.append((BootEntry(title=item.title, kind="grub", default=is_default, kernel=item.kernel or "",
+        out.append(Entry(BootEntry(title=item.title, kind="grub", default=is_default, kernel=item.kernel or "",
                               initrds=tuple(item.initrds), cmdline=Items(params, where),
                               where=Provenance(file=item.file, line=item.line, partition=item.device)), ref))
-    out.sort(key=lambda e: not e[0].default)
+    out.sort(key=lambda e: not e.boot.default)
     return out, menu.problems
 
 
-def _sd_boot_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]]) -> tuple[list[Entry], list[str]]:
+def _sd_boot_entries(esp: _Esp, images: dict[str, EspImage]) -> tuple[list[Entry], list[str]]:
     conf = esp.read("/loader/loader.conf") or b""
     pattern = ""
     for line in conf.decode("utf-8", "replace").splitlines():
@@ -306,8 +324,8 @@ def _sd_boot_entries(esp: _Esp, images: dict[str, tuple[str, PeImage, Buffer]]) 
     if not found:
         return [], ["systemd-boot finds no entry in /loader/entries or /EFI/Linux"]
     chosen = next((i for i, (name, _) in enumerate(found) if pattern and fnmatch.fnmatch(name, pattern)), 0)
-    out = [(_with_default(entry, i == chosen), ref) for i, (_name, (entry, ref)) in enumerate(found)]
-    out.sort(key=lambda e: not e[0].default)
+    out = [Entry(_with_default(entry, i == chosen), ref) for i, (_name, (entry, ref)) in enumerate(found)]
+    out.sort(key=lambda e: not e.boot.default)
     return out, []
 
 
@@ -336,7 +354,7 @@ def _bls_entry(esp: _Esp, path: str) -> Entry:
     entry = BootEntry(title=title, kind="bls", default=False, kernel=linux,
                       initrds=initrds, cmdline=Items(params, where),
                       where=esp.where(path))
-    return entry, ref
+    return Entry(entry, ref)
 
 
 def _with_initrd_files(disk: Disk, root_tree: Tree | None, entries: list[Entry]) -> list[Entry]:
@@ -349,7 +367,7 @@ def _with_initrd_files(disk: Disk, root_tree: Tree | None, entries: list[Entry])
     out: list[Entry] = []
     for entry, ref in entries:
         if not isinstance(ref, KernelRef) or not ref.initrds:
-            out.append((entry, ref))
+            out.append(Entry(entry, ref))
             continue
         names: list[str] = []
         listing: list[str] | Unknown = names
@@ -370,7 +388,7 @@ def _with_initrd_files(disk: Disk, root_tree: Tree | None, entries: list[Entry])
                 listing = got
                 break
             names += got
-        out.append((replace(entry, initrd_files=listing if isinstance(listing, Unknown) else tuple(listing)), ref))
+        out.append(Entry(replace(entry, initrd_files=listing if isinstance(listing, Unknown) else tuple(listing)), ref))
     return out
 
 
