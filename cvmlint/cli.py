@@ -384,21 +384,30 @@ def load_target(target: Path) -> Facts:
     return load_facts_file(target)
 
 
+PROGRESS_FROM = 256 << 20
+"""Reads shorter than this show no progress bar."""
+
+
 @contextmanager
-def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr for long hashing, or nothing when stderr is not a terminal."""
+def _progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on stderr for each long read (hashing the root, digesting the image), or nothing
+    when stderr is not a terminal."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn, TransferSpeedColumn
 
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("dm-verity: hashing the root", total=None)
+        tasks: dict[str, TaskID] = {}
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def update(what: str, done: int, total: int) -> None:
+            if total < PROGRESS_FROM:
+                return
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
 
         yield update
 
@@ -478,12 +487,12 @@ def scan_cmd(
         fail(f"{image}: is a directory", "scan takes an image file; lint takes a recipe directory")
     options = ScanOptions(verity=not no_verity, digest=digest, needles=kernel_needles(policy))
     key, started, inputs = _signing_key(sign_key), datetime.now(UTC), None
-    if evidence is not None:  # one read for the file's and each partition's digests (the scan then reads cached)
-        from cvmlint.evidence.inputs import image_inputs
+    with _progress_bar(True) as progress:
+        if evidence is not None:  # one read for the file's and each partition's digests (the scan then reads cached)
+            from cvmlint.evidence.inputs import image_inputs
 
-        inputs = image_inputs(image)
-        options.known_digest = inputs["sha256"]
-    with _progress_bar(not no_verity) as progress:
+            inputs = image_inputs(image, progress)
+            options.known_digest = inputs["sha256"]
         options.progress = progress
         with scan_image(image, options) as facts:
             report = evaluate(policy, facts)

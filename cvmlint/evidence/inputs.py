@@ -9,15 +9,18 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cvmlint.errors import CvmlintError
 from cvmlint.facts.model import Facts, Verity
 
 CHUNK = 4 << 20
 
+if TYPE_CHECKING:
+    from cvmlint.image.verity import Progress
 
-def image_inputs(path: Path) -> dict[str, Any]:
+
+def image_inputs(path: Path, progress: Progress | None = None) -> dict[str, Any]:
     """The image file's size and SHA-256, and each GPT partition's (add_verity adds the root hashes)."""
     from cvmlint.image.container import open_image
     from cvmlint.image.gpt import read_partition_table
@@ -32,7 +35,7 @@ def image_inputs(path: Path) -> dict[str, Any]:
             out["partitions_unknown"] = str(err)
         ranges = [(p.number, p.name, p.type_name, p.start, p.size) for p in parts]
         if kind == "raw":
-            whole, digests = _one_pass(path, [(s, n) for _, _, _, s, n in ranges])
+            whole, digests = _one_pass(path, [(s, n) for _, _, _, s, n in ranges], progress)
         else:
             whole = file_sha256(path)
             digests = [_source_sha256(source, s, n) for _, _, _, s, n in ranges]
@@ -70,10 +73,11 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _one_pass(path: Path, ranges: list[tuple[int, int]]) -> tuple[str, list[str]]:
+def _one_pass(path: Path, ranges: list[tuple[int, int]], progress: Progress | None) -> tuple[str, list[str]]:
     """The file's digest and each (offset, size) range's, from one sequential read."""
     whole = hashlib.sha256()
     parts = [hashlib.sha256() for _ in ranges]
+    total = path.stat().st_size
     with open(path, "rb") as fh:
         offset = 0
         for block in iter(lambda: fh.read(CHUNK), b""):
@@ -84,6 +88,8 @@ def _one_pass(path: Path, ranges: list[tuple[int, int]]) -> tuple[str, list[str]
                 if lo < hi:
                     h.update(block[lo - offset:hi - offset])
             offset = end
+            if progress:
+                progress("sha256 of the image and its partitions", offset, total)
     return whole.hexdigest(), [h.hexdigest() for h in parts]
 
 

@@ -36,7 +36,9 @@ _SB = struct.Struct("<8sII16s32sIIQH6s256s")
 MAX_LEVELS = 63
 READ_CHUNK = 1 << 20
 WINDOW = 16 << 20
-Progress = Callable[[int, int], None]
+Progress = Callable[[str, int, int], None]
+"""(what is being read, bytes done, bytes in all): a long read reports how far it is."""
+HASHING = "dm-verity: hashing the root"
 """Called with (bytes hashed, bytes in total)."""
 
 
@@ -247,14 +249,14 @@ def _level0(data: ByteSource, sb: VeritySuperblock, workers: int, progress: Prog
         p.start()
     while any(p.is_alive() for p in procs):
         if progress:
-            progress(sum(struct.unpack_from("<Q", done, 8 * i)[0] for i in range(workers)), total)
+            progress(HASHING, sum(struct.unpack_from("<Q", done, 8 * i)[0] for i in range(workers)), total)
         time.sleep(0.05)
     for p in procs:
         p.join()
     if any(p.exitcode != 0 for p in procs):
         raise FormatError(FMT, "data partition", 0, "could not read every data block (a hashing worker failed)")
     if progress:
-        progress(total, total)
+        progress(HASHING, total, total)
     return digests
 
 
@@ -277,7 +279,7 @@ def _hash_serially(data: ByteSource, sb: VeritySuperblock, out: mmap.mmap, progr
             pos = (first + k) * ds
             out[pos:pos + ds] = _block_digest(sb, view[k * bs:(k + 1) * bs])
         if progress:
-            progress((first + n) * bs, sb.data_blocks * bs)
+            progress(HASHING, (first + n) * bs, sb.data_blocks * bs)
 
 
 @reader("verity", "hash tree")

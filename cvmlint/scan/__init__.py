@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cvmlint import limits
 from cvmlint.errors import CvmlintError
@@ -24,7 +24,8 @@ from cvmlint.scan import boot as bootscan
 from cvmlint.scan import rootfs
 from cvmlint.scan.disk import Disk, RootChoice, Tree, find_root, open_disk
 
-Progress = Callable[[int, int], None]
+if TYPE_CHECKING:
+    from cvmlint.image.verity import Progress
 
 
 @dataclass
@@ -54,11 +55,15 @@ def scan_image(path: str | Path, options: ScanOptions | None = None) -> Iterator
 NO_BUILD = Unknown("an image does not record how it was built: lint its recipe for the build settings")
 
 
-def _digest(path: Path) -> str:
+def _digest(path: Path, progress: Progress | None) -> str:
     h = hashlib.sha256()
+    total, done = path.stat().st_size, 0
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
+            done += len(block)
+            if progress:
+                progress("sha256 of the image", done, total)
     return "sha256:" + h.hexdigest()
 
 
@@ -67,7 +72,7 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
     if options.known_digest:
         digest = "sha256:" + options.known_digest
     elif options.digest:
-        digest = _digest(path)
+        digest = _digest(path, options.progress)
     target = Target(kind="image", name=path.name, digest=digest)
     choice = find_root(disk, None, by_os_release=False)
     if choice.partition is None:  # no DPS root: the boot entry's root= says which, else an os-release
