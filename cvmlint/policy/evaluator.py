@@ -628,8 +628,9 @@ def evaluate_rule(ev: Evaluator, rule: ast.Rule, target: str, disabled: str | No
 
 
 def _findings(ev: Evaluator, req: ast.Require, cases: tuple[Case, ...]) -> list[Finding]:
-    """One finding per message and place, and per message and offending item: an item that fails two
-    parts of a condition is one finding, with the places of both."""
+    """One finding per message and place, and per message and offending item (the item the requirement's
+    outermost quantifier is about): an item that fails two parts of a condition, or fails for several inner
+    items, is one finding with the places of each."""
     found: list[Finding] = []
     index: dict[tuple[str, object], int] = {}
     for case in cases or (Case((), ()),):
@@ -639,7 +640,7 @@ def _findings(ev: Evaluator, req: ast.Require, cases: tuple[Case, ...]) -> list[
         else:
             bound = ", ".join(f"{n} = {format_value(v.value)}" for n, v in case.bindings)
             message = f"requirement not met: {req.text}" + (f" ({bound})" if bound else "")
-        record = next((v.value for _, v in reversed(case.bindings) if isinstance(v.value, Record)), None)
+        record = next((v.value for _, v in case.bindings if isinstance(v.value, Record)), None)  # the outermost
         keys = [(message, ("place", where))] + ([(message, ("item", id(record)))] if record is not None else [])
         at = next((index[k] for k in keys if k in index), None)
         if at is None:
