@@ -552,6 +552,7 @@ def lint_cmd(
     reports, code = [], 0
     shown: set[str] = set()
     key = _signing_key(sign_key)
+    waiver_list = load_waivers(waivers) if waivers is not None else None  # read once for every recipe
     for directory, entry in targets:
         if not directory.is_dir():
             fail(f"{directory}: no such recipe directory")
@@ -562,8 +563,8 @@ def lint_cmd(
         profiles = project.policy_profiles(entry, facts, profile or [])
         policy = _load_policy(policy_path or project.policy, profiles)
         report = evaluate(policy, facts)
-        if waivers is not None:
-            apply_waivers(report, load_waivers(waivers))
+        if waiver_list is not None:
+            apply_waivers(report, waiver_list)
         code = max(code, report.exit_code(fail_on.value, unknown.value))
         reports.append(report)
         if evidence is not None:

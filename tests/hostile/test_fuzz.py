@@ -18,6 +18,8 @@ from tests.conftest import ROOT
 sys.path.insert(0, str(ROOT / "fuzz"))
 from targets import TARGETS
 
+pytestmark = pytest.mark.slow  # replays the corpus and runs every fuzzer under memory caps
+
 CORPUS = ROOT / "tests/hostile/corpus"
 MEMORY_CAP = 1 << 30
 PER_INPUT_SECONDS = 30

@@ -18,6 +18,8 @@ import pytest
 
 from tests.tools import require, run
 
+pytestmark = pytest.mark.slow  # makes qcow2/VHD/tarball images of real size fields
+
 MEMORY_CAP = 3 << 29  # 1.5 GiB of address space: the interpreter and its libraries take ~0.5 of it
 
 

@@ -17,6 +17,8 @@ from cvmlint.image.verity import dps_uuids, read_superblock, verify
 from tests.image.treecmp import differences, source_tree
 from tests.tools import run_trixie
 
+pytestmark = pytest.mark.slow  # builds disks with systemd-repart in a trixie tool root
+
 DEFINITIONS = {
     "00-esp.conf": "[Partition]\nType=esp\nFormat=vfat\nSizeMinBytes=64M\nCopyFiles=/tree/dir/sub:/sub\n",
     "10-root.conf": "[Partition]\nType=root\nFormat=erofs\nCopyFiles=/tree:/\nVerity=data\nVerityMatchKey=root\n"

@@ -237,6 +237,7 @@ TRIXIE_VARIANTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(TRIXIE_VARIANTS))
 def test_erofs_utils_1_8_variants(trixie: Path, trixie_work: Path, variant: str) -> None:
     from tests.tools import run_trixie
