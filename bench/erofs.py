@@ -61,8 +61,10 @@ def main() -> None:
             shutil.rmtree(shm, ignore_errors=True)
             ours.append(timed([sys.executable, "-c", READ_ALL, str(image)]))
         a, b = statistics.median(theirs), statistics.median(ours)
-        print(f"minbase erofs {name:5}: fsck.erofs --extract {a:.2f} s, cvmlint read-all {b:.2f} s "
-              f"(median of {args.runs}); ratio {b / a:.2f}")
+        print(
+            f"minbase erofs {name:5}: fsck.erofs --extract {a:.2f} s, cvmlint read-all {b:.2f} s "
+            f"(median of {args.runs}); ratio {b / a:.2f}"
+        )
     shutil.rmtree(shm, ignore_errors=True)
 
 

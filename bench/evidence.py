@@ -50,8 +50,17 @@ def main() -> None:
         commands = {
             "sha256sum": ["sha256sum", str(image)],
             "scan": [CVMLINT, "scan", "--profile", "tdx-base", str(image)],
-            "scan --evidence": [CVMLINT, "scan", "--profile", "tdx-base", "--evidence", str(bundle), "--sign-key",
-                                str(key), str(image)],
+            "scan --evidence": [
+                CVMLINT,
+                "scan",
+                "--profile",
+                "tdx-base",
+                "--evidence",
+                str(bundle),
+                "--sign-key",
+                str(key),
+                str(image),
+            ],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):
@@ -64,8 +73,10 @@ def main() -> None:
     print(f"image {image.stat().st_size / 2**20:.0f} MiB; median of {args.runs} runs")
     for name, value in median.items():
         print(f"  {name:16} {value:6.2f} s")
-    print(f"  evidence adds {added:.2f} s to the scan ({added / median['sha256sum']:.2f}x a sha256sum of the "
-          f"image); bundle {size / 2**20:.1f} MiB")
+    print(
+        f"  evidence adds {added:.2f} s to the scan ({added / median['sha256sum']:.2f}x a sha256sum of the "
+        f"image); bundle {size / 2**20:.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ CVMLINT = str(Path(sys.executable).parent / "cvmlint")
 
 
 def in_root(root: Path, *argv: str) -> list[str]:
-    script = (f"mount --rbind {ROOT} {root}{ROOT} 2>/dev/null || (mkdir -p {root}{ROOT} && "
-              f"mount --bind {ROOT} {root}{ROOT}); exec chroot {root} \"$@\"")
+    script = (
+        f"mount --rbind {ROOT} {root}{ROOT} 2>/dev/null || (mkdir -p {root}{ROOT} && "
+        f'mount --bind {ROOT} {root}{ROOT}); exec chroot {root} "$@"'
+    )
     return ["unshare", "-m", "sh", "-c", script, "sh", *argv]
 
 
@@ -56,8 +58,10 @@ def main() -> None:
     print(f"  cvmlint facts --json          {ours * 1000:7.1f} ms")
     for version in roots:
         own = median[f"mkosi {version} summary"] - median[f"enter root {version}"]
-        print(f"  mkosi {version} --json summary  {own * 1000:7.1f} ms  (root entry "
-              f"{median[f'enter root {version}'] * 1000:.1f} ms subtracted); cvmlint/mkosi = {ours / own:.2f}")
+        print(
+            f"  mkosi {version} --json summary  {own * 1000:7.1f} ms  (root entry "
+            f"{median[f'enter root {version}'] * 1000:.1f} ms subtracted); cvmlint/mkosi = {ours / own:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,11 @@ def main() -> None:
     parser.add_argument("--base", default="5608fc8")
     args = parser.parse_args()
     image = str(images.hardened())
-    commands = {"scan --no-verity": ["scan", "--no-verity", "--profile", "tdx-base", image],
-                "scan (full)": ["scan", "--profile", "tdx-base", image], "lint (4 recipes)": ["lint"]}
+    commands = {
+        "scan --no-verity": ["scan", "--no-verity", "--profile", "tdx-base", image],
+        "scan (full)": ["scan", "--profile", "tdx-base", image],
+        "lint (4 recipes)": ["lint"],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base), args.base], check=True)

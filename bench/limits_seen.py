@@ -30,8 +30,12 @@ CVMLINT = [sys.executable, "-m", "cvmlint"]
 def main() -> None:
     images = sorted(CACHE.glob("images-*/*.raw"), key=lambda p: p.stat().st_mtime)[-12:]
     images += [Path(a) for a in sys.argv[1:]]
-    images = [p for p in images if p.name in ("hardened-grub.raw", "hardened-uki.raw", "cloud.raw", "bench-1g.raw")
-              or p in map(Path, sys.argv[1:])]
+    images = [
+        p
+        for p in images
+        if p.name in ("hardened-grub.raw", "hardened-uki.raw", "cloud.raw", "bench-1g.raw")
+        or p in map(Path, sys.argv[1:])
+    ]
     resources = next(iter(sorted(CACHE.glob("toolroot-trixie-*/usr/lib/python3/dist-packages/mkosi/resources"))), None)
     with tempfile.TemporaryDirectory() as tmp:
         stats = Path(tmp) / "stats.json"
@@ -43,10 +47,16 @@ def main() -> None:
         if resources is not None:
             for name in ("mkosi-vm", "mkosi-tools", "mkosi-initrd"):
                 for distribution in ("debian", "ubuntu", "fedora", "arch"):
-                    subprocess.run([*CVMLINT, "lint", "-d", distribution, str(resources / name)], cwd=ROOT, env=env,
-                                   capture_output=True, check=False)
-        subprocess.run([*CVMLINT, "policy", "test", "policies/tests"], cwd=ROOT, env=env, capture_output=True,
-                       check=False)
+                    subprocess.run(
+                        [*CVMLINT, "lint", "-d", distribution, str(resources / name)],
+                        cwd=ROOT,
+                        env=env,
+                        capture_output=True,
+                        check=False,
+                    )
+        subprocess.run(
+            [*CVMLINT, "policy", "test", "policies/tests"], cwd=ROOT, env=env, capture_output=True, check=False
+        )
         seen = json.loads(stats.read_text()) if stats.exists() else {}
     print(f"{len(set(images))} images, our recipes (2 profile sets), mkosi's own configurations × 4 distributions")
     for name, limit in TABLE.items():

@@ -31,8 +31,10 @@ def main() -> None:
         base.append(timed([sys.executable, "-c", "pass"]))
         lint.append(timed([CVMLINT, "lint"]))
     a, b = statistics.median(base), statistics.median(lint)
-    print(f"python3 -c pass {a * 1000:.1f} ms; cvmlint lint (4 recipes) {b * 1000:.1f} ms "
-          f"(median of {args.runs}, best {min(lint) * 1000:.1f} ms); goal <= 250 ms")
+    print(
+        f"python3 -c pass {a * 1000:.1f} ms; cvmlint lint (4 recipes) {b * 1000:.1f} ms "
+        f"(median of {args.runs}, best {min(lint) * 1000:.1f} ms); goal <= 250 ms"
+    )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,19 @@ def extract(image: Path, directory: Path) -> dict[str, Path]:
     for p in read_partition_table(FileSource(image)).partitions:
         dest = directory / f"{p.type_name}.img"
         if not dest.exists():
-            subprocess.run(["dd", f"if={image}", f"of={dest}", "bs=1M", f"skip={p.start}", f"count={p.size}",
-                            "iflag=skip_bytes,count_bytes", "status=none"], check=True)
+            subprocess.run(
+                [
+                    "dd",
+                    f"if={image}",
+                    f"of={dest}",
+                    "bs=1M",
+                    f"skip={p.start}",
+                    f"count={p.size}",
+                    "iflag=skip_bytes,count_bytes",
+                    "status=none",
+                ],
+                check=True,
+            )
         out[p.type_name] = dest
     return out
 
@@ -72,17 +83,33 @@ def at_the_end(image: Path, size: int, dest: Path) -> Path:
         fh.truncate(size)
     subprocess.run(["sfdisk", "-q", str(dest)], input="\n".join(lines) + "\n", text=True, check=True)
     for p in parts:
-        subprocess.run(["dd", f"if={image}", f"of={dest}", "bs=1M", f"skip={p.start}", f"count={p.size}",
-                        f"seek={p.start + shift * 512}", "iflag=skip_bytes,count_bytes", "oflag=seek_bytes",
-                        "conv=notrunc,sparse", "status=none"], check=True)
+        subprocess.run(
+            [
+                "dd",
+                f"if={image}",
+                f"of={dest}",
+                "bs=1M",
+                f"skip={p.start}",
+                f"count={p.size}",
+                f"seek={p.start + shift * 512}",
+                "iflag=skip_bytes,count_bytes",
+                "oflag=seek_bytes",
+                "conv=notrunc,sparse",
+                "status=none",
+            ],
+            check=True,
+        )
     return dest
 
 
 def tree_pss_kb(pid: int) -> int:
     """Proportional set size of a process and its children: shared pages (forked workers) counted once."""
     total = 0
-    pids = [pid] + [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
-                    for c in ((task / "children").read_text().split() if (task / "children").exists() else [])]
+    pids = [pid] + [
+        int(c)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for c in ((task / "children").read_text().split() if (task / "children").exists() else [])
+    ]
     for p in pids:
         try:
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
@@ -122,22 +149,29 @@ def main() -> None:
 
     ours, theirs, quick, quick_big = [], [], [], []
     for _ in range(args.runs):
-        theirs.append(timed(["veritysetup", "verify", str(parts["root-x86-64"]), str(parts["root-x86-64-verity"]),
-                             roothash])
-                      + timed(["fsck.erofs", str(parts["root-x86-64"])]))
+        theirs.append(
+            timed(["veritysetup", "verify", str(parts["root-x86-64"]), str(parts["root-x86-64-verity"]), roothash])
+            + timed(["fsck.erofs", str(parts["root-x86-64"])])
+        )
         ours.append(timed([CVMLINT, "scan", "--format", "json", str(image)], ok=(1,)))
         quick.append(timed([CVMLINT, "scan", "--no-verity", "--format", "json", str(image)], ok=(1,)))
         quick_big.append(timed([CVMLINT, "scan", "--no-verity", "--format", "json", str(big)], ok=(1,)))
     a, b = statistics.median(theirs), statistics.median(ours)
-    print(f"full scan of {image.name} ({image.stat().st_size >> 20} MiB): veritysetup verify + fsck.erofs "
-          f"{a:.2f} s, cvmlint scan {b:.2f} s (median of {args.runs}); ratio {b / a:.2f}")
-    print(f"--no-verity: {statistics.median(quick):.2f} s on {image.stat().st_size >> 20} MiB, "
-          f"{statistics.median(quick_big):.2f} s on the 4 GiB sparse image (median of {args.runs}; "
-          f"best {min(quick):.2f} / {min(quick_big):.2f}; goal < 1 s)")
+    print(
+        f"full scan of {image.name} ({image.stat().st_size >> 20} MiB): veritysetup verify + fsck.erofs "
+        f"{a:.2f} s, cvmlint scan {b:.2f} s (median of {args.runs}); ratio {b / a:.2f}"
+    )
+    print(
+        f"--no-verity: {statistics.median(quick):.2f} s on {image.stat().st_size >> 20} MiB, "
+        f"{statistics.median(quick_big):.2f} s on the 4 GiB sparse image (median of {args.runs}; "
+        f"best {min(quick):.2f} / {min(quick_big):.2f}; goal < 1 s)"
+    )
     rss, pss, seconds = peak_memory([CVMLINT, "scan", "--format", "json", str(image)])
-    print(f"full scan: peak memory of cvmlint's process tree (parent + 2 hashing workers) {pss / 1024:.0f} MB PSS, "
-          f"{rss / 1024:.0f} MB RSS summed (pages shared after fork counted per process), in {seconds:.1f} s "
-          f"(goal <= 150 MB)")
+    print(
+        f"full scan: peak memory of cvmlint's process tree (parent + 2 hashing workers) {pss / 1024:.0f} MB PSS, "
+        f"{rss / 1024:.0f} MB RSS summed (pages shared after fork counted per process), in {seconds:.1f} s "
+        f"(goal <= 150 MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ def prepare(directory: Path, name: str, size: int, random: bool) -> tuple[Path, 
                     fh.write(os.urandom(64 << 20))
             else:
                 fh.truncate(size)
-        out = subprocess.run(["veritysetup", "format", str(data), str(hashes)], capture_output=True, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            ["veritysetup", "format", str(data), str(hashes)], capture_output=True, text=True, check=True
+        ).stdout
         root_file.write_text(next(line.split()[-1] for line in out.splitlines() if line.startswith("Root hash")))
     return data, hashes, root_file.read_text().strip()
 
@@ -92,8 +93,10 @@ def main() -> None:
         assert got == root, f"root hash {got} != veritysetup's {root}"
         ours.append(t)
     a, b = statistics.median(theirs), statistics.median(ours)
-    print(f"1 GiB, sha256, 4 KiB blocks: veritysetup verify {a:.2f} s, cvmlint {b:.2f} s "
-          f"(median of {args.runs}); ratio {b / a:.2f} (goal <= 0.6)")
+    print(
+        f"1 GiB, sha256, 4 KiB blocks: veritysetup verify {a:.2f} s, cvmlint {b:.2f} s "
+        f"(median of {args.runs}); ratio {b / a:.2f} (goal <= 0.6)"
+    )
     data4, hashes4, _root4 = prepare(args.dir, "sparse-4g", 4 << 30, False)
     peak, seconds = peak_rss([sys.executable, "-c", CVMLINT, str(data4), str(hashes4)])
     print(f"4 GiB: peak RSS of cvmlint's process tree {peak / 1024:.0f} MB in {seconds:.1f} s (goal <= 150 MB)")

@@ -50,8 +50,10 @@ def debian_mirror(etc_apt: Path = Path("/etc/apt")) -> str:
     for source in apt_sources(etc_apt):
         if any(_is_archive_suite(s) for s in source.suites):
             return source.uri.rstrip("/")
-    raise InputError(f"no Debian archive source in {etc_apt}/sources.list or {etc_apt}/sources.list.d/: "
-                     "cvmlint takes the mirror from this machine's apt configuration")
+    raise InputError(
+        f"no Debian archive source in {etc_apt}/sources.list or {etc_apt}/sources.list.d/: "
+        "cvmlint takes the mirror from this machine's apt configuration"
+    )
 
 
 def _is_archive_suite(suite: str) -> bool:

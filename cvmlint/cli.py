@@ -124,14 +124,28 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-    limit: Annotated[list[str] | None, typer.Option(
-        "--limit", metavar="NAME=VALUE", help="Raise (or lower) a resource limit, e.g. kernel-bytes=512M; "
-        "repeat for several. `cvmlint limits` lists them.")] = None,
-    timeout: Annotated[int | None, typer.Option(
-        "--timeout", metavar="SECONDS", help="Wall-clock budget of a scan or lint (default 900): past it, what "
-        "is unfinished is unknown with that reason.", show_default=False)] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--limit",
+            metavar="NAME=VALUE",
+            help="Raise (or lower) a resource limit, e.g. kernel-bytes=512M; "
+            "repeat for several. `cvmlint limits` lists them.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        int | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Wall-clock budget of a scan or lint (default 900): past it, what "
+            "is unfinished is unknown with that reason.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """cvmlint: one policy, enforced on mkosi recipes and on built images."""
     from cvmlint import limits
@@ -153,45 +167,86 @@ def limits_cmd() -> None:
 
 # ---- shared option types -------------------------------------------------------------------
 
-PolicyOpt = Annotated[Path | None, typer.Option("--policy", "-p", help="Policy file (default: the shipped "
-                                                "cvm-baseline).", show_default=False)]
-ProfileOpt = Annotated[list[str] | None, typer.Option("--profile", help="Policy profile to apply; "
-                                                      "repeat to combine (e.g. tdx-gpu, dev).")]
-FormatOpt = Annotated[list[OutputFormat] | None, typer.Option(
-    "--format", "-f", help="Result format (default text); repeat it, each with its own --output, to write "
-    "several: -f sarif -o cvmlint.sarif -f text.", show_default=False)]
-FileOutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of "
-                                                    "standard output.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="List every rule in the text view, not only "
-                                          "what needs attention.")]
-FailOnOpt = Annotated[Severity, typer.Option("--fail-on", help="Lowest severity whose failure makes "
-                                             "the exit code 1.")]
-UnknownOpt = Annotated[UnknownMode, typer.Option("--unknown", help="Whether unknown results fail "
-                                                 "the run (fail) or only show (warn).")]
-WaiversOpt = Annotated[Path | None, typer.Option("--waivers", help="TOML file of approved, expiring "
-                                                 "waivers.")]
-OutputOpt = Annotated[list[Path] | None, typer.Option(
-    "--output", "-o", help="Write the report of the --format in the same position to this file instead of "
-    "standard output.", show_default=False)]
-MkosiProfileOpt = Annotated[list[str] | None, typer.Option(
-    "--mkosi-profile", help="mkosi profile to select, as `mkosi --profile` (repeatable; added to those "
-    "cvmlint.toml names).")]
-DistributionOpt = Annotated[str | None, typer.Option(
-    "--distribution", "-d", help="Distribution, as `mkosi -d`, for a recipe that leaves it to the command line.")]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option("--policy", "-p", help="Policy file (default: the shipped cvm-baseline).", show_default=False),
+]
+ProfileOpt = Annotated[
+    list[str] | None, typer.Option("--profile", help="Policy profile to apply; repeat to combine (e.g. tdx-gpu, dev).")
+]
+FormatOpt = Annotated[
+    list[OutputFormat] | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Result format (default text); repeat it, each with its own --output, to write "
+        "several: -f sarif -o cvmlint.sarif -f text.",
+        show_default=False,
+    ),
+]
+FileOutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write to this file instead of standard output.")
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="List every rule in the text view, not only what needs attention.")
+]
+FailOnOpt = Annotated[Severity, typer.Option("--fail-on", help="Lowest severity whose failure makes the exit code 1.")]
+UnknownOpt = Annotated[
+    UnknownMode, typer.Option("--unknown", help="Whether unknown results fail the run (fail) or only show (warn).")
+]
+WaiversOpt = Annotated[Path | None, typer.Option("--waivers", help="TOML file of approved, expiring waivers.")]
+OutputOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write the report of the --format in the same position to this file instead of standard output.",
+        show_default=False,
+    ),
+]
+MkosiProfileOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mkosi-profile",
+        help="mkosi profile to select, as `mkosi --profile` (repeatable; added to those cvmlint.toml names).",
+    ),
+]
+DistributionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--distribution", "-d", help="Distribution, as `mkosi -d`, for a recipe that leaves it to the command line."
+    ),
+]
 ReleaseOpt = Annotated[str | None, typer.Option("--release", "-r", help="Release, as `mkosi -r`.")]
-ArchitectureOpt = Annotated[str | None, typer.Option("--architecture", help="Architecture, as `mkosi "
-                                                     "--architecture` (x86-64, arm64, …).")]
-HostArchitectureOpt = Annotated[str | None, typer.Option(
-    "--host-architecture", help="The build host's architecture, for [Match] HostArchitecture= (else unknown).")]
+ArchitectureOpt = Annotated[
+    str | None, typer.Option("--architecture", help="Architecture, as `mkosi --architecture` (x86-64, arm64, …).")
+]
+HostArchitectureOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--host-architecture", help="The build host's architecture, for [Match] HostArchitecture= (else unknown)."
+    ),
+]
 
 
-def _command_line(entry: RecipeEntry | None, mkosi_profile: list[str] | None, distribution: str | None,
-                  release: str | None, architecture: str | None, host_architecture: str | None) -> CommandLine:
+def _command_line(
+    entry: RecipeEntry | None,
+    mkosi_profile: list[str] | None,
+    distribution: str | None,
+    release: str | None,
+    architecture: str | None,
+    host_architecture: str | None,
+) -> CommandLine:
     from cvmlint.recipe.mkosi import CommandLine
 
     profiles = (*(entry.mkosi_profiles if entry else ()), *(mkosi_profile or ()))
-    return CommandLine(profiles=tuple(dict.fromkeys(profiles)), distribution=distribution, release=release,
-                       architecture=architecture, host_architecture=host_architecture)
+    return CommandLine(
+        profiles=tuple(dict.fromkeys(profiles)),
+        distribution=distribution,
+        release=release,
+        architecture=architecture,
+        host_architecture=host_architecture,
+    )
 
 
 def _print_warnings(warnings: list[str], shown: set[str]) -> None:
@@ -220,8 +275,13 @@ def _write(text: str, output: Path | None) -> None:
         fail(f"cannot write {output}: {err.strerror}")
 
 
-def emit(scored: list[tuple[Report, int]], formats: list[OutputFormat] | None, outputs: list[Path] | None,
-         policy: Policy | None, verbose: bool = False) -> None:
+def emit(
+    scored: list[tuple[Report, int]],
+    formats: list[OutputFormat] | None,
+    outputs: list[Path] | None,
+    policy: Policy | None,
+    verbose: bool = False,
+) -> None:
     """Write every report in each asked format: the n-th --output takes the n-th --format, the others go
     to standard output (so one run can write SARIF for the machine and the text view for a person)."""
     from cvmlint.report.interface import render_all
@@ -236,9 +296,17 @@ def emit(scored: list[tuple[Report, int]], formats: list[OutputFormat] | None, o
         _write(render_all(reporter_for(fmt, color, policy, verbose), scored), target)
 
 
-def finish(report: Report, formats: list[OutputFormat] | None, fail_on: Severity, unknown: UnknownMode,
-           waivers: Path | None, outputs: list[Path] | None, policy: Policy | None = None,
-           waived: bool = False, verbose: bool = False) -> NoReturn:
+def finish(
+    report: Report,
+    formats: list[OutputFormat] | None,
+    fail_on: Severity,
+    unknown: UnknownMode,
+    waivers: Path | None,
+    outputs: list[Path] | None,
+    policy: Policy | None = None,
+    waived: bool = False,
+    verbose: bool = False,
+) -> NoReturn:
     """Apply waivers (unless already applied), write the reports, exit with the code the report earns."""
     from cvmlint.policy import apply_waivers, load_waivers
 
@@ -249,10 +317,20 @@ def finish(report: Report, formats: list[OutputFormat] | None, fail_on: Severity
     raise typer.Exit(code)
 
 
-EvidenceOpt = Annotated[Path | None, typer.Option("--evidence", help="Write an evidence bundle there: a directory, "
-                                                  "or one FILE.tar (see `cvmlint evidence --help`).")]
-SignKeyOpt = Annotated[Path | None, typer.Option("--sign-key", help="PEM private key (Ed25519 or ECDSA P-256) "
-                                                 "that signs the evidence (`cvmlint evidence keygen`).")]
+EvidenceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--evidence",
+        help="Write an evidence bundle there: a directory, or one FILE.tar (see `cvmlint evidence --help`).",
+    ),
+]
+SignKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--sign-key",
+        help="PEM private key (Ed25519 or ECDSA P-256) that signs the evidence (`cvmlint evidence keygen`).",
+    ),
+]
 
 
 def _signing_key(path: Path | None) -> Any:
@@ -261,8 +339,17 @@ def _signing_key(path: Path | None) -> Any:
     return load_signing_key(path) if path is not None else None
 
 
-def _write_evidence(dest: Path, report: Report, facts: Facts, policy: Policy, inputs: dict[str, Any], code: int,
-                    waivers: Path | None, key: Any, started: Any) -> None:
+def _write_evidence(
+    dest: Path,
+    report: Report,
+    facts: Facts,
+    policy: Policy,
+    inputs: dict[str, Any],
+    code: int,
+    waivers: Path | None,
+    key: Any,
+    started: Any,
+) -> None:
     from cvmlint.evidence.bundle import Evidence, write_bundle
 
     write_bundle(dest, Evidence(report, facts, policy, inputs, code, waivers, started), key)
@@ -289,8 +376,10 @@ def _policy_files(paths: list[Path]) -> list[Path]:
 
 @policy_app.command("check")
 def policy_check(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Policy files, or directories of *.cvmp files "
-                                                       "(default: the shipped policies).")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Policy files, or directories of *.cvmp files (default: the shipped policies)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
 ) -> None:
     """Parse and check policies (syntax, fact names, types, rules, every profile)."""
@@ -308,8 +397,10 @@ def policy_check(
         for warning in policy.warnings:
             _err(warning.render())
         if not quiet:
-            print(f"{path}: ok: policy {policy.name} {policy.version}, {len(policy.rules)} rules, "
-                  f"{len(policy.available_profiles)} profiles ({', '.join(policy.available_profiles) or '-'})")
+            print(
+                f"{path}: ok: policy {policy.name} {policy.version}, {len(policy.rules)} rules, "
+                f"{len(policy.available_profiles)} profiles ({', '.join(policy.available_profiles) or '-'})"
+            )
     raise typer.Exit(2 if problems else 0)
 
 
@@ -328,8 +419,10 @@ def policy_explain(
         import difflib
 
         close = difflib.get_close_matches(rule_id, [r.id for r in policy.rules], n=1)
-        fail(f"policy {policy.name} has no rule {rule_id}",
-             f"did you mean {close[0]}?" if close else "`cvmlint policy explain --help`")
+        fail(
+            f"policy {policy.name} has no rule {rule_id}",
+            f"did you mean {close[0]}?" if close else "`cvmlint policy explain --help`",
+        )
     print(text)
 
 
@@ -351,10 +444,12 @@ def policy_facts() -> None:
 
 @policy_app.command("test")
 def policy_test(
-    directory: Annotated[Path | None, typer.Argument(help="Folder of *.toml fixture files "
-                                                     "(default: the shipped policies/tests).")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Also fail when a rule lacks a pass or a "
-                                         "fail fixture.")] = False,
+    directory: Annotated[
+        Path | None, typer.Argument(help="Folder of *.toml fixture files (default: the shipped policies/tests).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Also fail when a rule lacks a pass or a fail fixture.")
+    ] = False,
 ) -> None:
     """Run policy unit tests: fact fixtures with the expected result per rule."""
     from cvmlint._resources import policies_dir
@@ -398,8 +493,15 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | N
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn, TransferSpeedColumn
 
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         tasks: dict[str, TaskID] = {}
 
         def update(what: str, done: int, total: int) -> None:
@@ -414,8 +516,10 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | N
 
 @app.command("facts")
 def facts_cmd(
-    target: Annotated[Path, typer.Argument(help="A disk image (raw, qcow2, vhd, tar.gz), an mkosi recipe "
-                                          "directory or a facts JSON file.")],
+    target: Annotated[
+        Path,
+        typer.Argument(help="A disk image (raw, qcow2, vhd, tar.gz), an mkosi recipe directory or a facts JSON file."),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON (cvmlint.facts/1).")] = False,
     no_verity: Annotated[bool, typer.Option("--no-verity", help="Do not recompute the root hash.")] = False,
     policy_path: PolicyOpt = None,
@@ -453,8 +557,10 @@ def facts_cmd(
     needles = kernel_needles(_load_policy(policy_path, None))
     if not target.exists():
         fail(f"{target}: no such file or directory")
-    with _progress_bar(not no_verity) as progress, \
-            scan_image(target, ScanOptions(verity=not no_verity, needles=needles, progress=progress)) as facts:
+    with (
+        _progress_bar(not no_verity) as progress,
+        scan_image(target, ScanOptions(verity=not no_verity, needles=needles, progress=progress)) as facts,
+    ):
         _write(dump_facts(facts) if as_json else summarise(facts), output)
 
 
@@ -469,8 +575,12 @@ def scan_cmd(
     unknown: UnknownOpt = UnknownMode.fail,
     waivers: WaiversOpt = None,
     output: OutputOpt = None,
-    no_verity: Annotated[bool, typer.Option("--no-verity", help="Skip recomputing the root hash (quick look; "
-                                            "the verity rules are then unknown).")] = False,
+    no_verity: Annotated[
+        bool,
+        typer.Option(
+            "--no-verity", help="Skip recomputing the root hash (quick look; the verity rules are then unknown)."
+        ),
+    ] = False,
     digest: Annotated[bool, typer.Option("--digest", help="Hash the whole image file for the target digest.")] = False,
     evidence: EvidenceOpt = None,
     sign_key: SignKeyOpt = None,
@@ -503,15 +613,26 @@ def scan_cmd(
             if evidence is not None and inputs is not None:
                 from cvmlint.evidence.inputs import add_verity
 
-                _write_evidence(evidence, report, facts, policy, add_verity(inputs, facts),
-                                report.exit_code(fail_on.value, unknown.value), waivers, key, started)
+                _write_evidence(
+                    evidence,
+                    report,
+                    facts,
+                    policy,
+                    add_verity(inputs, facts),
+                    report.exit_code(fail_on.value, unknown.value),
+                    waivers,
+                    key,
+                    started,
+                )
     finish(report, fmt, fail_on, unknown, waivers, output, policy, waived=True, verbose=verbose)
 
 
 @app.command("lint")
 def lint_cmd(
-    recipes: Annotated[list[Path] | None, typer.Argument(help="mkosi recipe directories (default: every recipe "
-                                                         "cvmlint.toml lists).", show_default=False)] = None,
+    recipes: Annotated[
+        list[Path] | None,
+        typer.Argument(help="mkosi recipe directories (default: every recipe cvmlint.toml lists).", show_default=False),
+    ] = None,
     policy_path: PolicyOpt = None,
     profile: ProfileOpt = None,
     mkosi_profile: MkosiProfileOpt = None,
@@ -544,11 +665,15 @@ def lint_cmd(
     elif project.recipes:
         targets = [(e.path, e) for e in project.recipes]
     else:
-        fail("no recipe given and no cvmlint.toml listing recipes here or above",
-             "run `cvmlint lint path/to/recipe`, or list recipes in cvmlint.toml ([[recipe]] path = …)")
+        fail(
+            "no recipe given and no cvmlint.toml listing recipes here or above",
+            "run `cvmlint lint path/to/recipe`, or list recipes in cvmlint.toml ([[recipe]] path = …)",
+        )
     if len(targets) > 1 and (OutputFormat.html in (fmt or []) or (evidence is not None and evidence.suffix == ".tar")):
-        fail("one recipe at a time with --format html or --evidence FILE.tar", "give a recipe, or a directory "
-             "for --evidence (one bundle per recipe)")
+        fail(
+            "one recipe at a time with --format html or --evidence FILE.tar",
+            "give a recipe, or a directory for --evidence (one bundle per recipe)",
+        )
     reports, code = [], 0
     shown: set[str] = set()
     key = _signing_key(sign_key)
@@ -571,8 +696,17 @@ def lint_cmd(
             from cvmlint.evidence.inputs import recipe_inputs
 
             dest = evidence / directory.name if len(targets) > 1 else evidence
-            _write_evidence(dest, report, facts, policy, recipe_inputs(report.target.name, read, Path.cwd()),
-                            report.exit_code(fail_on.value, unknown.value), waivers, key, started)
+            _write_evidence(
+                dest,
+                report,
+                facts,
+                policy,
+                recipe_inputs(report.target.name, read, Path.cwd()),
+                report.exit_code(fail_on.value, unknown.value),
+                waivers,
+                key,
+                started,
+            )
     emit([(r, r.exit_code(fail_on.value, unknown.value)) for r in reports], fmt, output, policy, verbose)
     raise typer.Exit(code)
 
@@ -586,16 +720,23 @@ def _step_display() -> Iterator[Callable[[str], None]]:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task("mkosi: starting", total=None)
         yield lambda step: bar.update(task, description=f"mkosi: {step[:100]}")
 
 
 @app.command("build")
 def build_cmd(
-    recipes: Annotated[list[Path] | None, typer.Argument(help="mkosi recipe directories (default: every recipe "
-                                                         "cvmlint.toml lists).", show_default=False)] = None,
+    recipes: Annotated[
+        list[Path] | None,
+        typer.Argument(help="mkosi recipe directories (default: every recipe cvmlint.toml lists).", show_default=False),
+    ] = None,
     policy_path: PolicyOpt = None,
     profile: ProfileOpt = None,
     mkosi_profile: MkosiProfileOpt = None,
@@ -609,15 +750,29 @@ def build_cmd(
     unknown: UnknownOpt = UnknownMode.fail,
     waivers: WaiversOpt = None,
     output: OutputOpt = None,
-    no_gate: Annotated[bool, typer.Option("--no-gate", help="Build even when lint fails (a development image; "
-                                          "every report says so).")] = False,
-    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Where mkosi writes the image and "
-                                                    "cvmlint its reports (default: RECIPE/mkosi.output).")] = None,
-    mkosi_arg: Annotated[list[str] | None, typer.Option(
-        "--mkosi-arg", help="An extra argument for `mkosi build` (repeatable), e.g. "
-        "--mkosi-arg=--secure-boot-key=k.pem.")] = None,
-    setup: Annotated[bool, typer.Option("--setup", help="Make the build tool root (Debian trixie with mkosi "
-                                        "25; needs root and the apt mirror) and exit.")] = False,
+    no_gate: Annotated[
+        bool, typer.Option("--no-gate", help="Build even when lint fails (a development image; every report says so).")
+    ] = False,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir", help="Where mkosi writes the image and cvmlint its reports (default: RECIPE/mkosi.output)."
+        ),
+    ] = None,
+    mkosi_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mkosi-arg",
+            help="An extra argument for `mkosi build` (repeatable), e.g. --mkosi-arg=--secure-boot-key=k.pem.",
+        ),
+    ] = None,
+    setup: Annotated[
+        bool,
+        typer.Option(
+            "--setup",
+            help="Make the build tool root (Debian trixie with mkosi 25; needs root and the apt mirror) and exit.",
+        ),
+    ] = False,
     evidence: EvidenceOpt = None,
     sign_key: SignKeyOpt = None,
 ) -> None:
@@ -646,10 +801,21 @@ def build_cmd(
         if not directory.is_dir():
             fail(f"{directory}: no such recipe directory")
         dest = (evidence / directory.name if len(targets) > 1 else evidence) if evidence is not None else None
-        plan = BuildPlan(directory, entry, _command_line(entry, mkosi_profile, distribution, release, architecture,
-                                                          host_architecture),
-                         policy_path, profile or [], not no_gate, output_dir, mkosi_arg or [], waivers,
-                         fail_on.value, unknown.value, dest, key)
+        plan = BuildPlan(
+            directory,
+            entry,
+            _command_line(entry, mkosi_profile, distribution, release, architecture, host_architecture),
+            policy_path,
+            profile or [],
+            not no_gate,
+            output_dir,
+            mkosi_arg or [],
+            waivers,
+            fail_on.value,
+            unknown.value,
+            dest,
+            key,
+        )
         warnings: list[str] = []
         with _step_display() as progress:
             outcome = build_recipe(plan, project, progress, warnings)
@@ -660,8 +826,9 @@ def build_cmd(
     raise typer.Exit(code)
 
 
-def _emit_builds(outcomes: list[tuple[Any, Any]], formats: list[OutputFormat], outputs: list[Path],
-                 verbose: bool) -> None:
+def _emit_builds(
+    outcomes: list[tuple[Any, Any]], formats: list[OutputFormat], outputs: list[Path], verbose: bool
+) -> None:
     """Each asked format: json the build records, text/table the build view, the CI formats and html the
     reports themselves (the recipe's and, once built, the image's)."""
     import json
@@ -679,8 +846,12 @@ def _emit_builds(outcomes: list[tuple[Any, Any]], formats: list[OutputFormat], o
         elif fmt in (OutputFormat.text, OutputFormat.table):
             text = "".join(_build_text(o, p, reporter_for(fmt, color, verbose=verbose)) for o, p in outcomes)
         else:
-            reports = [(r, r.exit_code(p.fail_on, p.unknown)) for o, p in outcomes for r in (o.lint, o.scan)
-                       if r is not None and (fmt is not OutputFormat.html or r is (o.scan or o.lint))]
+            reports = [
+                (r, r.exit_code(p.fail_on, p.unknown))
+                for o, p in outcomes
+                for r in (o.lint, o.scan)
+                if r is not None and (fmt is not OutputFormat.html or r is (o.scan or o.lint))
+            ]
             text = render_all(reporter_for(fmt, False, outcomes[0][0].policy, verbose), reports)
         _write(text, target)
 
@@ -702,8 +873,10 @@ def _build_text(outcome: Any, plan: Any, table: Reporter) -> str:
     lint_code = outcome.lint.exit_code(plan.fail_on, plan.unknown)
     out = [table.render(outcome.lint, lint_code)]
     if outcome.gated:
-        out.append(f"not built: lint of {plan.directory} failed (exit {lint_code}); --no-gate builds a development "
-                   "image anyway\n")
+        out.append(
+            f"not built: lint of {plan.directory} failed (exit {lint_code}); --no-gate builds a development "
+            "image anyway\n"
+        )
         return "".join(out)
     assert outcome.scan is not None
     out.append(table.render(outcome.scan, outcome.scan.exit_code(plan.fail_on, plan.unknown)))
@@ -711,16 +884,20 @@ def _build_text(outcome: Any, plan: Any, table: Reporter) -> str:
     if isinstance(outcome.packages, PackageDelta):
         undeclared = ", ".join(f"{n} {v}" for n, v in outcome.packages.undeclared[:12])
         more = len(outcome.packages.undeclared) - 12
-        out.append(f"packages the recipe never named: {len(outcome.packages.undeclared)} "
-                   f"({undeclared}{f', … {more} more' if more > 0 else ''})\n")
+        out.append(
+            f"packages the recipe never named: {len(outcome.packages.undeclared)} "
+            f"({undeclared}{f', … {more} more' if more > 0 else ''})\n"
+        )
         for name, where in outcome.packages.missing:
             out.append(f"declared but not in the image: {name} ({where})\n")
     elif outcome.packages is not None:
         out.append(f"package comparison: unknown ({outcome.packages.reason})\n")
-    out.append(f"summary: lint {_verdict(outcome.lint, plan)}; built {outcome.image} ({outcome.size / 2**20:.0f} MiB, "
-               f"sha256 {outcome.sha256[:16]}…, {outcome.seconds:.0f} s, {outcome.mkosi}); scan "
-               f"{_verdict(outcome.scan, plan)}; drift {len(outcome.drift)}; exit "
-               f"{outcome.exit_code(plan.fail_on, plan.unknown)}\n")
+    out.append(
+        f"summary: lint {_verdict(outcome.lint, plan)}; built {outcome.image} ({outcome.size / 2**20:.0f} MiB, "
+        f"sha256 {outcome.sha256[:16]}…, {outcome.seconds:.0f} s, {outcome.mkosi}); scan "
+        f"{_verdict(outcome.scan, plan)}; drift {len(outcome.drift)}; exit "
+        f"{outcome.exit_code(plan.fail_on, plan.unknown)}\n"
+    )
     out += [f"  {name}: {path}\n" for name, path in outcome.outputs.items()]
     return "".join(out)
 
@@ -728,8 +905,9 @@ def _build_text(outcome: Any, plan: Any, table: Reporter) -> str:
 def _verdict(report: Report, plan: Any) -> str:
     code = report.exit_code(plan.fail_on, plan.unknown)
     counts = report.summary()
-    return (f"{'pass' if code == 0 else 'FAIL'} ({counts['pass']} pass, {counts['fail']} fail, "
-            f"{counts['unknown']} unknown)")
+    return (
+        f"{'pass' if code == 0 else 'FAIL'} ({counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown)"
+    )
 
 
 @app.command("check")
@@ -764,8 +942,12 @@ class KeyAlgorithm(enum.StrEnum):
 
 @evidence_app.command("keygen")
 def evidence_keygen(
-    key: Annotated[Path, typer.Argument(help="Where to write the private key (PEM, mode 0600); the public key "
-                                        "goes beside it as KEY.pub.")],
+    key: Annotated[
+        Path,
+        typer.Argument(
+            help="Where to write the private key (PEM, mode 0600); the public key goes beside it as KEY.pub."
+        ),
+    ],
     algorithm: Annotated[KeyAlgorithm, typer.Option("--algorithm", help="Key type.")] = KeyAlgorithm.ed25519,
 ) -> None:
     """Make a key pair for signing evidence (--sign-key) and verifying it (--key)."""
@@ -789,8 +971,9 @@ def evidence_verify(
     bundle: Annotated[Path, typer.Argument(help="Evidence bundle: a directory or a .tar file.")],
     key: Annotated[Path | None, typer.Option("--key", help="PEM public key the statement must be signed by.")] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Re-hash this image against the subject.")] = None,
-    allow_unsigned: Annotated[bool, typer.Option("--allow-unsigned", help="Accept an unsigned bundle whose "
-                                                 "digests are consistent.")] = False,
+    allow_unsigned: Annotated[
+        bool, typer.Option("--allow-unsigned", help="Accept an unsigned bundle whose digests are consistent.")
+    ] = False,
 ) -> None:
     """Check the signature, every file's digest, and (with --image) the image. Exit 0 verified, 1 mismatch."""
     from cvmlint.evidence.dsse import load_public_key
@@ -802,8 +985,9 @@ def evidence_verify(
 
 
 @evidence_app.command("replay")
-def evidence_replay(bundle: Annotated[Path, typer.Argument(help="Evidence bundle: a directory or a .tar file.")]
-                    ) -> None:
+def evidence_replay(
+    bundle: Annotated[Path, typer.Argument(help="Evidence bundle: a directory or a .tar file.")],
+) -> None:
     """Evaluate the bundled facts with the bundled policy, profiles and waivers; exit 0 when the results are
     exactly the bundled ones, 1 naming each rule that differs."""
     from cvmlint.evidence.verify import replay_bundle

@@ -78,19 +78,38 @@ class PolicyError(CvmlintError):
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PARSE_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError, IndexError, KeyError, TypeError, struct.error, zlib.error, lzma.LZMAError, EOFError, OverflowError,
-    RecursionError, UnicodeError, NotImplementedError)
-_LIBRARY_ERRORS = (("elftools.common.exceptions", "ELFError"), ("libarchive.exception", "ArchiveError"),
-                   ("zstandard", "ZstdError"), ("cryptography.exceptions", "UnsupportedAlgorithm"),
-                   ("cryptography.x509", "InvalidVersion"), ("pefile", "PEFormatError"),
-                   ("lz4.block", "LZ4BlockError"))
+    ValueError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OverflowError,
+    RecursionError,
+    UnicodeError,
+    NotImplementedError,
+)
+_LIBRARY_ERRORS = (
+    ("elftools.common.exceptions", "ELFError"),
+    ("libarchive.exception", "ArchiveError"),
+    ("zstandard", "ZstdError"),
+    ("cryptography.exceptions", "UnsupportedAlgorithm"),
+    ("cryptography.x509", "InvalidVersion"),
+    ("pefile", "PEFormatError"),
+    ("lz4.block", "LZ4BlockError"),
+)
 
 
 def _parse_errors() -> tuple[type[BaseException], ...]:
     """What the parsing libraries raise on malformed input (only those already imported: a library that
     was never loaded raised nothing)."""
-    extra = [getattr(sys.modules[m], name) for m, name in _LIBRARY_ERRORS
-             if m in sys.modules and isinstance(getattr(sys.modules[m], name, None), type)]
+    extra = [
+        getattr(sys.modules[m], name)
+        for m, name in _LIBRARY_ERRORS
+        if m in sys.modules and isinstance(getattr(sys.modules[m], name, None), type)
+    ]
     return _PARSE_ERRORS + tuple(extra)
 
 
@@ -102,8 +121,10 @@ def _convert(err: BaseException, fmt: str, structure: str) -> FormatError:
 def reader(fmt: str, structure: str) -> Callable[[F], F]:
     """A reader's public entry: every failure of its parsing and of the libraries it calls leaves as one
     FormatError naming the format and the structure (a CvmlintError passes through unchanged)."""
+
     def wrap(fn: F) -> F:
         if inspect.isgeneratorfunction(fn):
+
             @functools.wraps(fn)
             def gen(*args: Any, **kwargs: Any) -> Any:
                 try:
@@ -112,6 +133,7 @@ def reader(fmt: str, structure: str) -> Callable[[F], F]:
                     raise
                 except _parse_errors() as err:
                     raise _convert(err, fmt, structure) from None
+
             return gen  # type: ignore[return-value]
 
         @functools.wraps(fn)
@@ -122,5 +144,7 @@ def reader(fmt: str, structure: str) -> Callable[[F], F]:
                 raise
             except _parse_errors() as err:
                 raise _convert(err, fmt, structure) from None
+
         return call  # type: ignore[return-value]
+
     return wrap

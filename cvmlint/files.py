@@ -22,8 +22,13 @@ class Refused(InputError):
         super().__init__(f"{shown}: cannot read {what}: {reason}")
 
 
-_KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFIFO: "a FIFO",
-          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+_KINDS = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
 
 
 def read_bounded(path: Path, limit: str, what: str, shown: str | None = None) -> bytes:
@@ -42,8 +47,11 @@ def read_bounded(path: Path, limit: str, what: str, shown: str | None = None) ->
         most = limits.get(limit)
         limits.note(limit, st.st_size)
         if st.st_size > most:
-            raise Refused(shown, what, f"its {st.st_size} bytes are over the limit {limit} = {most} "
-                                       f"(raise it with --limit {limit}=N)")
+            raise Refused(
+                shown,
+                what,
+                f"its {st.st_size} bytes are over the limit {limit} = {most} (raise it with --limit {limit}=N)",
+            )
         chunks, total = [], 0
         while True:
             chunk = os.read(fd, min(1 << 20, most + 1 - total))

@@ -33,66 +33,128 @@ class Limit:
     unit: str = ""
 
 
-TABLE: dict[str, Limit] = {lim.name: lim for lim in (
-    Limit("container-disk-bytes", 256 * GiB, "a disk extracted from a tarball (written sparse)",
-          "GCE's Debian 12 image: a 10 GiB disk.raw (not scanned here)", "bytes"),
-    Limit("container-table-bytes", 64 * MiB, "a qcow2 L1/L2 or refcount table, a VHD block allocation table",
-          "qemu-img's 1 GiB test images: 8 bytes of L1; a 2 TiB disk needs 32 KiB", "bytes"),
-    Limit("kernel-bytes", 256 * MiB, "a kernel image, and its payload once decompressed",
-          "Debian 6.1 cloud kernel: 51 MiB vmlinux", "bytes"),
-    Limit("kernel-sections", 4096, "section headers of a decompressed kernel or a module",
-          "Debian 6.1 cloud vmlinux: 39"),
-    Limit("kernel-config-bytes", 8 * MiB, "a kernel configuration (file or IKCONFIG)",
-          "Debian 6.1 cloud kernel's config: 120 KiB", "bytes"),
-    Limit("initrd-bytes", 1 * GiB, "an initrd, unpacked",
-          "the UKI test image's initrd: 110 MiB unpacked", "bytes"),
-    Limit("initrd-entries", 200_000, "entries in an initrd",
-          "the Debian tdx-base build's initrd: 3,364"),
-    Limit("boot-file-bytes", 256 * MiB, "one boot file read whole (PE, UKI, GRUB config)",
-          "the UKI test image's UKI: 34 MiB", "bytes"),
-    Limit("boot-files-bytes", 512 * MiB, "all boot binaries of an ESP read into memory (each distinct file once)",
-          "the UKI test image's UKI, shim and systemd-boot: under 40 MiB", "bytes"),
-    Limit("grub-config-bytes", 4 * MiB, "a grub.cfg",
-          "the test images' grub.cfg: 300 bytes", "bytes"),
-    Limit("grub-files", 16, "GRUB configs followed through configfile/source",
-          "2 (shim's stub and the real config)"),
-    Limit("grub-tokens", 200_000, "words in all GRUB configs of a boot",
-          "the test images' grub.cfg: 32"),
-    Limit("grub-depth", 32, "nesting of GRUB blocks (if/menuentry/submenu/function)",
-          "3"),
-    Limit("directory-bytes", 64 * MiB, "one directory's data (erofs, ext4)",
-          "24 KiB (the largest directory of the Debian tdx-base build)", "bytes"),
-    Limit("directory-entries", 1_000_000, "entries of one directory",
-          "686"),
-    Limit("tree-entries", 5_000_000, "files in one file-system tree",
-          "11,019 (the Debian cloud test image with gcc and python3)"),
-    Limit("path-depth", 256, "directory nesting",
-          "11"),
-    Limit("symlink-hops", 40, "symbolic links followed to resolve one path (the kernel's limit)",
-          "1"),
-    Limit("fat-directory-entries", 65_536, "entries of one FAT directory (FAT's own limit)",
-          "ESP directories of the test images: under 10"),
-    Limit("gpt-entries", 1024, "GPT partition entries",
-          "128 (the usual table)"),
-    Limit("recipe-file-bytes", 1 * MiB, "one recipe configuration file",
-          "5.7 KiB (mkosi's own mkosi-tools configuration)", "bytes"),
-    Limit("recipe-files", 500, "configuration files one recipe reads (includes, drop-ins, profiles)",
-          "16 (our tdx-base with the dev profile)"),
-    Limit("recipe-packages", 20_000, "packages one recipe names (settings and scripts)",
-          "67 (mkosi's mkosi-tools for Fedora)"),
-    Limit("recipe-tree-files", 100_000, "files in a recipe's extra and skeleton trees",
-          "our recipes: 4"),
-    Limit("script-bytes", 1 * MiB, "one recipe script",
-          "901 bytes (our mkosi.finalize)", "bytes"),
-    Limit("policy-file-bytes", 1 * MiB, "a policy, an allowlist or a data file",
-          "24 KiB (cvm-baseline.cvmp)", "bytes"),
-    Limit("policy-depth", 100, "nesting of a policy expression",
-          "cvm-baseline: 6"),
-    Limit("include-depth", 32, "includes within includes (policies, and mkosi's Include=)",
-          "1 (our recipes and mkosi's own configurations)"),
-    Limit("timeout", 900, "wall-clock seconds of one scan or lint; unfinished facts become unknown",
-          "a full scan of the 1 GiB test image: 3 s", "seconds"),
-)}
+TABLE: dict[str, Limit] = {
+    lim.name: lim
+    for lim in (
+        Limit(
+            "container-disk-bytes",
+            256 * GiB,
+            "a disk extracted from a tarball (written sparse)",
+            "GCE's Debian 12 image: a 10 GiB disk.raw (not scanned here)",
+            "bytes",
+        ),
+        Limit(
+            "container-table-bytes",
+            64 * MiB,
+            "a qcow2 L1/L2 or refcount table, a VHD block allocation table",
+            "qemu-img's 1 GiB test images: 8 bytes of L1; a 2 TiB disk needs 32 KiB",
+            "bytes",
+        ),
+        Limit(
+            "kernel-bytes",
+            256 * MiB,
+            "a kernel image, and its payload once decompressed",
+            "Debian 6.1 cloud kernel: 51 MiB vmlinux",
+            "bytes",
+        ),
+        Limit(
+            "kernel-sections",
+            4096,
+            "section headers of a decompressed kernel or a module",
+            "Debian 6.1 cloud vmlinux: 39",
+        ),
+        Limit(
+            "kernel-config-bytes",
+            8 * MiB,
+            "a kernel configuration (file or IKCONFIG)",
+            "Debian 6.1 cloud kernel's config: 120 KiB",
+            "bytes",
+        ),
+        Limit("initrd-bytes", 1 * GiB, "an initrd, unpacked", "the UKI test image's initrd: 110 MiB unpacked", "bytes"),
+        Limit("initrd-entries", 200_000, "entries in an initrd", "the Debian tdx-base build's initrd: 3,364"),
+        Limit(
+            "boot-file-bytes",
+            256 * MiB,
+            "one boot file read whole (PE, UKI, GRUB config)",
+            "the UKI test image's UKI: 34 MiB",
+            "bytes",
+        ),
+        Limit(
+            "boot-files-bytes",
+            512 * MiB,
+            "all boot binaries of an ESP read into memory (each distinct file once)",
+            "the UKI test image's UKI, shim and systemd-boot: under 40 MiB",
+            "bytes",
+        ),
+        Limit("grub-config-bytes", 4 * MiB, "a grub.cfg", "the test images' grub.cfg: 300 bytes", "bytes"),
+        Limit(
+            "grub-files", 16, "GRUB configs followed through configfile/source", "2 (shim's stub and the real config)"
+        ),
+        Limit("grub-tokens", 200_000, "words in all GRUB configs of a boot", "the test images' grub.cfg: 32"),
+        Limit("grub-depth", 32, "nesting of GRUB blocks (if/menuentry/submenu/function)", "3"),
+        Limit(
+            "directory-bytes",
+            64 * MiB,
+            "one directory's data (erofs, ext4)",
+            "24 KiB (the largest directory of the Debian tdx-base build)",
+            "bytes",
+        ),
+        Limit("directory-entries", 1_000_000, "entries of one directory", "686"),
+        Limit(
+            "tree-entries",
+            5_000_000,
+            "files in one file-system tree",
+            "11,019 (the Debian cloud test image with gcc and python3)",
+        ),
+        Limit("path-depth", 256, "directory nesting", "11"),
+        Limit("symlink-hops", 40, "symbolic links followed to resolve one path (the kernel's limit)", "1"),
+        Limit(
+            "fat-directory-entries",
+            65_536,
+            "entries of one FAT directory (FAT's own limit)",
+            "ESP directories of the test images: under 10",
+        ),
+        Limit("gpt-entries", 1024, "GPT partition entries", "128 (the usual table)"),
+        Limit(
+            "recipe-file-bytes",
+            1 * MiB,
+            "one recipe configuration file",
+            "5.7 KiB (mkosi's own mkosi-tools configuration)",
+            "bytes",
+        ),
+        Limit(
+            "recipe-files",
+            500,
+            "configuration files one recipe reads (includes, drop-ins, profiles)",
+            "16 (our tdx-base with the dev profile)",
+        ),
+        Limit(
+            "recipe-packages",
+            20_000,
+            "packages one recipe names (settings and scripts)",
+            "67 (mkosi's mkosi-tools for Fedora)",
+        ),
+        Limit("recipe-tree-files", 100_000, "files in a recipe's extra and skeleton trees", "our recipes: 4"),
+        Limit("script-bytes", 1 * MiB, "one recipe script", "901 bytes (our mkosi.finalize)", "bytes"),
+        Limit(
+            "policy-file-bytes", 1 * MiB, "a policy, an allowlist or a data file", "24 KiB (cvm-baseline.cvmp)", "bytes"
+        ),
+        Limit("policy-depth", 100, "nesting of a policy expression", "cvm-baseline: 6"),
+        Limit(
+            "include-depth",
+            32,
+            "includes within includes (policies, and mkosi's Include=)",
+            "1 (our recipes and mkosi's own configurations)",
+        ),
+        Limit(
+            "timeout",
+            900,
+            "wall-clock seconds of one scan or lint; unfinished facts become unknown",
+            "a full scan of the 1 GiB test image: 3 s",
+            "seconds",
+        ),
+    )
+}
 
 _values: dict[str, int] = {}
 _seen: dict[str, int] = {}
@@ -107,8 +169,10 @@ class LimitExceeded(FormatError):
         if name == "timeout":
             problem = f"the run passed its wall-clock budget of {get(name)} s here (raise it with --timeout N)"
         else:
-            problem = (f"{_show(value, name)} ({TABLE[name].what}) is over the limit {name} = {_show(get(name), name)} "
-                       f"(raise it with --limit {name}=N)")
+            problem = (
+                f"{_show(value, name)} ({TABLE[name].what}) is over the limit {name} = {_show(get(name), name)} "
+                f"(raise it with --limit {name}=N)"
+            )
         super().__init__(fmt, structure, offset, problem)
 
 
@@ -194,8 +258,9 @@ def render() -> str:
     """The table `cvmlint limits` prints."""
     rows = [(n, _show(get(n), n) + (" *" if n in _values else ""), lim.what, lim.seen) for n, lim in TABLE.items()]
     width = [max(len(r[i]) for r in rows) for i in range(2)]
-    lines = [f"{n:{width[0]}}  {v:>{width[1]}}  {what}\n    largest seen: {seen}"
-             for n, v, what, seen in rows]  # two lines each: readable at 80 columns
+    lines = [
+        f"{n:{width[0]}}  {v:>{width[1]}}  {what}\n    largest seen: {seen}" for n, v, what, seen in rows
+    ]  # two lines each: readable at 80 columns
     return "\n".join(lines) + "\n" + ("* set by this run\n" if _values else "")
 
 

@@ -102,16 +102,21 @@ def load_project(path: Path) -> Project:
     for k, entry in enumerate(recipes):
         where = f"{path}:{lines[k] if k < len(lines) else 0}"
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            raise InputError(f"{where}: a [[recipe]] needs path = \"…\"")
+            raise InputError(f'{where}: a [[recipe]] needs path = "…"')
         unknown = set(entry) - {"path", "profiles", "mkosi-profiles", "patches", "kernel-config"}
         if unknown:
             raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} in [[recipe]]")
-        project.recipes.append(RecipeEntry(
-            path=root / entry["path"], line=lines[k] if k < len(lines) else 0,
-            profiles=tuple(_strings(entry.get("profiles", []), where, "profiles")),
-            mkosi_profiles=tuple(_strings(entry.get("mkosi-profiles", []), where, "mkosi-profiles")),
-            patches=_path(root, entry.get("patches"), path, "patches"),
-            kernel_config=_path(root, entry.get("kernel-config"), path, "kernel-config"), config_file=path))
+        project.recipes.append(
+            RecipeEntry(
+                path=root / entry["path"],
+                line=lines[k] if k < len(lines) else 0,
+                profiles=tuple(_strings(entry.get("profiles", []), where, "profiles")),
+                mkosi_profiles=tuple(_strings(entry.get("mkosi-profiles", []), where, "mkosi-profiles")),
+                patches=_path(root, entry.get("patches"), path, "patches"),
+                kernel_config=_path(root, entry.get("kernel-config"), path, "kernel-config"),
+                config_file=path,
+            )
+        )
     return project
 
 

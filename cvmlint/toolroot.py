@@ -25,8 +25,12 @@ from pathlib import Path
 from cvmlint.tools import ToolError, last_lines, require, run
 
 MARKER = ".cvmlint-toolroot.json"
-CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-             "LANG": "C.UTF-8", "TERM": "dumb"}
+CLEAN_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "TERM": "dumb",
+}
 
 
 def default_cache() -> Path:
@@ -80,36 +84,58 @@ class ToolRoot:
         target = ""
         if self.tools_suite:
             (tmp / "etc/apt/sources.list.d" / f"{self.tools_suite}.list").write_text(
-                f"deb [check-valid-until=no] {mirror} {self.tools_suite} main\n")
+                f"deb [check-valid-until=no] {mirror} {self.tools_suite} main\n"
+            )
             target = f"-t {shlex.quote(self.tools_suite)} "
-        install = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-                   f"--no-install-recommends {target}{' '.join(map(shlex.quote, self.packages))} && apt-get clean")
+        install = (
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+            f"--no-install-recommends {target}{' '.join(map(shlex.quote, self.packages))} && apt-get clean"
+        )
         run_in_root(tmp, ["sh", "-c", install])
-        (tmp / MARKER).write_text(json.dumps({"suite": self.suite, "packages": list(self.packages),
-                                              "tools_suite": self.tools_suite}) + "\n")
+        (tmp / MARKER).write_text(
+            json.dumps({"suite": self.suite, "packages": list(self.packages), "tools_suite": self.tools_suite}) + "\n"
+        )
         tmp.rename(root)
         return root
 
 
-def run_in_root(root: Path, argv: Sequence[str | Path], *, binds: Sequence[Path] = (), cwd: Path | None = None,
-                ok: Sequence[int] = (0,), env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_in_root(
+    root: Path,
+    argv: Sequence[str | Path],
+    *,
+    binds: Sequence[Path] = (),
+    cwd: Path | None = None,
+    ok: Sequence[int] = (0,),
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run `argv` chrooted into `root`, in a private mount namespace with /proc, /dev and /sys, and each
     of `binds` mounted at the same path inside (so paths on both sides agree)."""
     inner = (f"cd {_q(cwd)} && " if cwd else "") + "exec " + " ".join(_q(a) for a in argv)
     script = mount_script(root, binds) + f" && exec chroot {_q(root)} /bin/sh -c {_q(inner)}"
-    result = subprocess.run([require("unshare"), "-m", "--propagation", "private", "sh", "-c", script],
-                            capture_output=True, text=True, env={**CLEAN_ENV, **(env or {})}, check=False)
+    result = subprocess.run(
+        [require("unshare"), "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        env={**CLEAN_ENV, **(env or {})},
+        check=False,
+    )
     if result.returncode not in ok:
-        raise ToolError(f"{' '.join(map(str, argv[:6]))} (in {root.name}) exited {result.returncode}:\n"
-                        f"{last_lines(result.stderr or result.stdout)}")
+        raise ToolError(
+            f"{' '.join(map(str, argv[:6]))} (in {root.name}) exited {result.returncode}:\n"
+            f"{last_lines(result.stderr or result.stdout)}"
+        )
     return result
 
 
 def mount_script(root: Path, binds: Sequence[Path] = ()) -> str:
     """Shell commands (for a private mount namespace) that make `root` ready to chroot into: itself a
     mount point (mkosi's sandbox needs that), /proc, /dev, /sys, and `binds` at their own paths."""
-    setup = [f"mount --rbind {_q(root)} {_q(root)}", f"mount -t proc proc {_q(root / 'proc')}",
-             f"mount --rbind /dev {_q(root / 'dev')}", f"mount --rbind /sys {_q(root / 'sys')}"]
+    setup = [
+        f"mount --rbind {_q(root)} {_q(root)}",
+        f"mount -t proc proc {_q(root / 'proc')}",
+        f"mount --rbind /dev {_q(root / 'dev')}",
+        f"mount --rbind /sys {_q(root / 'sys')}",
+    ]
     for path in binds:
         inside = root / str(path.resolve()).lstrip("/")
         setup += [f"mkdir -p {_q(inside)}", f"mount --bind {_q(path.resolve())} {_q(inside)}"]

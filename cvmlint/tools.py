@@ -44,14 +44,23 @@ def last_lines(text: str, count: int = STDERR_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-count:])
 
 
-def run(argv: Sequence[str | Path], *, ok: Sequence[int] = (0,), env: Mapping[str, str] | None = None,
-        cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str | Path],
+    *,
+    ok: Sequence[int] = (0,),
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a program and capture its output; an exit code outside `ok` is a ToolError with its stderr."""
     args = [str(a) for a in argv]
     require(args[0])
-    result = subprocess.run(args, capture_output=True, text=True, cwd=cwd, input=stdin,
-                            env={**os.environ, **(env or {})}, check=False)
+    result = subprocess.run(
+        args, capture_output=True, text=True, cwd=cwd, input=stdin, env={**os.environ, **(env or {})}, check=False
+    )
     if result.returncode not in ok:
-        raise ToolError(f"{' '.join(args[:6])}{' …' if len(args) > 6 else ''} exited {result.returncode}:\n"
-                        f"{last_lines(result.stderr or result.stdout)}")
+        raise ToolError(
+            f"{' '.join(args[:6])}{' …' if len(args) > 6 else ''} exited {result.returncode}:\n"
+            f"{last_lines(result.stderr or result.stdout)}"
+        )
     return result

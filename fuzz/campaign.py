@@ -52,8 +52,11 @@ class Tally:
         self.executions += int(execs[-1]) if execs else int(statuses[-1].group(1)) if statuses else 0
         if statuses:
             last = statuses[-1]
-            self.cov, self.ft, self.corpus = max(self.cov, int(last.group(2))), max(self.ft, int(last.group(3))), \
-                int(last.group(4))
+            self.cov, self.ft, self.corpus = (
+                max(self.cov, int(last.group(2))),
+                max(self.ft, int(last.group(3))),
+                int(last.group(4)),
+            )
         self.findings += _FINDING.findall(log)
 
 
@@ -66,16 +69,22 @@ def run_target(target: str, seconds: int, logs: Path) -> Tally:
         started = time.monotonic()
         log_file = logs / f"{target}-{attempt}.log"
         with log_file.open("w") as log:
-            subprocess.run([sys.executable, str(HERE / "run.py"), target, "--seconds", str(left)],
-                           stdout=log, stderr=subprocess.STDOUT, check=False)
+            subprocess.run(
+                [sys.executable, str(HERE / "run.py"), target, "--seconds", str(left)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
         tally.seconds += time.monotonic() - started
         tally.add_run(log_file.read_text(errors="replace"))
     return tally
 
 
 def table(tallies: list[Tally]) -> str:
-    rows = ["| target | seconds | executions | cov | ft | corpus | findings |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    rows = [
+        "| target | seconds | executions | cov | ft | corpus | findings |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for t in tallies:
         found = ", ".join(Path(f).name for f in t.findings) or "none"
         rows.append(f"| {t.target} | {t.seconds:.0f} | {t.executions:,} | {t.cov} | {t.ft} | {t.corpus} | {found} |")

@@ -66,9 +66,18 @@ def main() -> None:
     max_len = max([262144, *seeds])  # a seed is never cut: the kernel seed is a whole real bzImage
     # libFuzzer keeps the whole corpus in memory: the cap on the process is cvmlint's cap plus the corpus
     rss_limit = MEMORY_CAP_MB + 2 * sum(units) // (1 << 20)
-    argv = [sys.argv[0], f"-max_total_time={args.seconds}", f"-rss_limit_mb={rss_limit}",
-            f"-malloc_limit_mb={MEMORY_CAP_MB}", f"-timeout={TIME_CAP_S}", f"-max_len={max_len}",
-            f"-artifact_prefix={crashes}/{args.target}-", "-print_final_stats=1", *extra, *dirs]
+    argv = [
+        sys.argv[0],
+        f"-max_total_time={args.seconds}",
+        f"-rss_limit_mb={rss_limit}",
+        f"-malloc_limit_mb={MEMORY_CAP_MB}",
+        f"-timeout={TIME_CAP_S}",
+        f"-max_len={max_len}",
+        f"-artifact_prefix={crashes}/{args.target}-",
+        "-print_final_stats=1",
+        *extra,
+        *dirs,
+    ]
     one = targets.run_one
     name = args.target
 

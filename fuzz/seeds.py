@@ -26,8 +26,7 @@ MIB = 1 << 20
 
 
 def sh(*argv: str | Path, cwd: Path | None = None) -> None:
-    subprocess.run([str(a) for a in argv], check=True, cwd=cwd, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run([str(a) for a in argv], check=True, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def seeds_for(target: str) -> Path:
@@ -88,25 +87,40 @@ def _disks(work: Path) -> None:
     disk = work / "disk.raw"
     with open(disk, "wb") as fh:
         fh.truncate(4 * MIB)
-    layout = ("label: gpt\n"
-              "size=1MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=esp\n"
-              "size=1MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=root\n")
+    layout = (
+        "label: gpt\n"
+        "size=1MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=esp\n"
+        "size=1MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=root\n"
+    )
     subprocess.run(["sfdisk", "-q", str(disk)], input=layout.encode(), check=True, stdout=subprocess.DEVNULL)
     with open(disk, "r+b") as fh:
         fh.seek(1 * MIB)
         fh.write((work / "esp.vfat").read_bytes()[:MIB])
         fh.seek(2 * MIB)
         fh.write((work / "plain.erofs").read_bytes()[:MIB])
-    _write("gpt", "two-partitions", disk.read_bytes()[:64 * 1024])
+    _write("gpt", "two-partitions", disk.read_bytes()[: 64 * 1024])
     _write("disk", "esp-and-erofs-root", disk)
     luks = work / "luks.img"
     with open(luks, "wb") as fh:
         fh.truncate(24 * MIB)
     key = work / "key"
     key.write_bytes(b"k" * 32)
-    sh("cryptsetup", "luksFormat", "--type", "luks2", "--batch-mode", "--pbkdf", "pbkdf2",
-       "--pbkdf-force-iterations", "1000", "--label", "data", luks, key)
-    _write("luks", "luks2", luks.read_bytes()[:32 * 1024])  # both binary headers and the JSON area
+    sh(
+        "cryptsetup",
+        "luksFormat",
+        "--type",
+        "luks2",
+        "--batch-mode",
+        "--pbkdf",
+        "pbkdf2",
+        "--pbkdf-force-iterations",
+        "1000",
+        "--label",
+        "data",
+        luks,
+        key,
+    )
+    _write("luks", "luks2", luks.read_bytes()[: 32 * 1024])  # both binary headers and the JSON area
     for fmt, name, extra in (("qcow2", "plain", []), ("qcow2", "compressed", ["-c"]), ("vpc", "vhd", [])):
         out = work / f"{name}.{fmt}"
         sh("qemu-img", "convert", "-q", "-O", fmt, *extra, disk, out)
@@ -119,8 +133,9 @@ def _disks(work: Path) -> None:
 
 def _archives(work: Path, tree: Path) -> None:
     listing = subprocess.run(["find", "."], cwd=tree, capture_output=True, check=True).stdout
-    plain = subprocess.run(["cpio", "--quiet", "-o", "-H", "newc"], cwd=tree, input=listing, capture_output=True,
-                           check=True).stdout
+    plain = subprocess.run(
+        ["cpio", "--quiet", "-o", "-H", "newc"], cwd=tree, input=listing, capture_output=True, check=True
+    ).stdout
     _write("cpio", "newc", plain)
     gz = subprocess.run(["gzip", "-9n"], input=plain, capture_output=True, check=True).stdout
     _write("cpio", "early-and-gzip", plain + gz)
@@ -137,8 +152,13 @@ def _boot(work: Path) -> None:
         found = pay.file(rel)
         if found.exists():
             _write("pe", found.name, found)
-    _write("grub", "debian", images.CLOUD_GRUB_CFG.format(fs_uuid="0b5e-1234", kver=pay.kver,
-                                                          part_uuid="6d7c2a1e-0000-4000-8000-000000000001").encode())
+    _write(
+        "grub",
+        "debian",
+        images.CLOUD_GRUB_CFG.format(
+            fs_uuid="0b5e-1234", kver=pay.kver, part_uuid="6d7c2a1e-0000-4000-8000-000000000001"
+        ).encode(),
+    )
 
 
 def _text(work: Path) -> None:

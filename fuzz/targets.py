@@ -190,9 +190,30 @@ def policy(data: bytes) -> None:
         load_policy(Path(tmp, "p.cvmp"))
 
 
-TARGETS: dict[str, Target] = {f.__name__: f for f in (
-    erofs, ext4, fat, gpt, disk, squashfs, verity, luks, qcow2, vhd, tar, bzimage, module, pe, cpio, grub, dpkg,
-    recipe, policy)}
+TARGETS: dict[str, Target] = {
+    f.__name__: f
+    for f in (
+        erofs,
+        ext4,
+        fat,
+        gpt,
+        disk,
+        squashfs,
+        verity,
+        luks,
+        qcow2,
+        vhd,
+        tar,
+        bzimage,
+        module,
+        pe,
+        cpio,
+        grub,
+        dpkg,
+        recipe,
+        policy,
+    )
+}
 """Every target by name; the reader family each belongs to is its name."""
 
 

@@ -26,8 +26,13 @@ from tests.tools import CACHE, minbase_tree, mirror, require, run, secure_boot_k
 
 BUILDER_KEY = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 IMAGES = CACHE / f"images-{BUILDER_KEY}"
-PAYLOAD_PACKAGES = ("linux-image-cloud-amd64", "shim-signed", "shim-helpers-amd64-signed", "grub-efi-amd64-signed",
-                    "systemd-boot-efi")
+PAYLOAD_PACKAGES = (
+    "linux-image-cloud-amd64",
+    "shim-signed",
+    "shim-helpers-amd64-signed",
+    "grub-efi-amd64-signed",
+    "systemd-boot-efi",
+)
 CLOUD_RECIPE = "debootstrap --variant=minbase --include=gcc,python3,linux-image-cloud-amd64 bookworm"
 MIB = 1 << 20
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -45,8 +50,9 @@ menuentry 'Debian GNU/Linux' --class debian {{
 \tinitrd\t/boot/initrd.img-{kver}
 }}
 """
-MOUNT_UNIT = ("[Unit]\nDescription={what}\n\n[Mount]\nWhat=tmpfs\nWhere={where}\nType=tmpfs\n"
-              "Options=mode={mode},nosuid,nodev\n")
+MOUNT_UNIT = (
+    "[Unit]\nDescription={what}\n\n[Mount]\nWhat=tmpfs\nWhere={where}\nType=tmpfs\nOptions=mode={mode},nosuid,nodev\n"
+)
 
 
 @dataclass
@@ -167,8 +173,12 @@ def _initrd(work: Path, pay: Payload) -> Path:
             shutil.copyfile(src, mods / "kernel" / src.name)
     (main / "init").write_text("#!/bin/sh\nexec /sbin/init\n")
     out = work / "initrd.img"
-    run("sh", "-c", f"cd '{early}' && find . | sort | cpio --quiet -o -H newc --reproducible > '{out}' && "
-        f"cd '{main}' && find . | sort | cpio --quiet -o -H newc --reproducible | zstd -q -19 >> '{out}'")
+    run(
+        "sh",
+        "-c",
+        f"cd '{early}' && find . | sort | cpio --quiet -o -H newc --reproducible > '{out}' && "
+        f"cd '{main}' && find . | sort | cpio --quiet -o -H newc --reproducible | zstd -q -19 >> '{out}'",
+    )
     return out
 
 
@@ -183,8 +193,11 @@ def _hardened_root(work: Path, pay: Payload, extra_files: dict[str, Path]) -> Pa
     units = tree / "etc/systemd/system"
     wants = units / "local-fs.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
-    for where, unit, mode in (("/tmp", "tmp.mount", "1777"), ("/var/tmp", "var-tmp.mount", "1777"),
-                              ("/var/log", "var-log.mount", "0755")):
+    for where, unit, mode in (
+        ("/tmp", "tmp.mount", "1777"),
+        ("/var/tmp", "var-tmp.mount", "1777"),
+        ("/var/log", "var-log.mount", "0755"),
+    ):
         (units / unit).write_text(MOUNT_UNIT.format(what=f"Volatile {where}", where=where, mode=mode))
         (wants / unit).symlink_to(f"../{unit}")
     for rel, src in extra_files.items():
@@ -215,12 +228,31 @@ def _uki(work: Path, pay: Payload, cmdline: str, initrd: Path) -> Path:
     (work / "cmdline").write_text(cmdline)
     (work / "uname").write_text(pay.kver)
     out = work / "uki.efi"
-    run("objcopy", "--add-section", f".osrel={work / 'osrel'}", "--change-section-vma", ".osrel=0x20000",
-        "--add-section", f".cmdline={work / 'cmdline'}", "--change-section-vma", ".cmdline=0x30000",
-        "--add-section", f".uname={work / 'uname'}", "--change-section-vma", ".uname=0x40000",
-        "--add-section", f".linux={pay.kernel}", "--change-section-vma", ".linux=0x2000000",
-        "--add-section", f".initrd={initrd}", "--change-section-vma", ".initrd=0x3000000",
-        stub, out)
+    run(
+        "objcopy",
+        "--add-section",
+        f".osrel={work / 'osrel'}",
+        "--change-section-vma",
+        ".osrel=0x20000",
+        "--add-section",
+        f".cmdline={work / 'cmdline'}",
+        "--change-section-vma",
+        ".cmdline=0x30000",
+        "--add-section",
+        f".uname={work / 'uname'}",
+        "--change-section-vma",
+        ".uname=0x40000",
+        "--add-section",
+        f".linux={pay.kernel}",
+        "--change-section-vma",
+        ".linux=0x2000000",
+        "--add-section",
+        f".initrd={initrd}",
+        "--change-section-vma",
+        ".initrd=0x3000000",
+        stub,
+        out,
+    )
     return out
 
 
@@ -240,13 +272,21 @@ def _root_partitions(pay: Payload, extra_files: dict[str, Path]) -> RootPartitio
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         tree = _hardened_root(work, pay, extra_files)
-        run("mkfs.erofs", "--quiet", "-zlz4", "-T1700000000", "-U", "9d7f1b4e-5c3a-4e21-8f6d-0a1b2c3d4e5f",
-            erofs, tree)
-        out = run("veritysetup", "format", "--salt", FIXED_SALT, "--uuid", "11111111-2222-3333-4444-555555555555",
-                  erofs, verity)
+        run("mkfs.erofs", "--quiet", "-zlz4", "-T1700000000", "-U", "9d7f1b4e-5c3a-4e21-8f6d-0a1b2c3d4e5f", erofs, tree)
+        out = run(
+            "veritysetup",
+            "format",
+            "--salt",
+            FIXED_SALT,
+            "--uuid",
+            "11111111-2222-3333-4444-555555555555",
+            erofs,
+            verity,
+        )
         shutil.rmtree(tree)
-        (work / "roothash").write_text(next(line.split()[-1] for line in out.splitlines()
-                                            if line.startswith("Root hash")))
+        (work / "roothash").write_text(
+            next(line.split()[-1] for line in out.splitlines() if line.startswith("Root hash"))
+        )
     return RootPartitions(erofs, verity, (work / "roothash").read_text())
 
 
@@ -268,12 +308,29 @@ def hardened(name: str = "hardened-grub", uki: bool = False, variant: Variant | 
     root_mib = -(-rootp.erofs.stat().st_size // MIB)
     verity_mib = -(-rootp.verity.stat().st_size // MIB)
     parts = [
-        {"start": str(2048), "size": str(esp_mib * 2048), "type": ESP_TYPE, "name": "esp",
-         "uuid": "0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede"},
-        {"start": str((1 + esp_mib) * 2048), "size": str(root_mib * 2048), "type": ROOT_TYPE, "name": "root-x86-64",
-         "uuid": str(uuid.UUID(roothash[:32])), "attrs": '"GUID:60"'},
-        {"start": str((1 + esp_mib + root_mib) * 2048), "size": str(verity_mib * 2048), "type": VERITY_TYPE,
-         "name": "root-x86-64-verity", "uuid": str(uuid.UUID(roothash[32:])), "attrs": '"GUID:60"'},
+        {
+            "start": str(2048),
+            "size": str(esp_mib * 2048),
+            "type": ESP_TYPE,
+            "name": "esp",
+            "uuid": "0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede",
+        },
+        {
+            "start": str((1 + esp_mib) * 2048),
+            "size": str(root_mib * 2048),
+            "type": ROOT_TYPE,
+            "name": "root-x86-64",
+            "uuid": str(uuid.UUID(roothash[:32])),
+            "attrs": '"GUID:60"',
+        },
+        {
+            "start": str((1 + esp_mib + root_mib) * 2048),
+            "size": str(verity_mib * 2048),
+            "type": VERITY_TYPE,
+            "name": "root-x86-64-verity",
+            "uuid": str(uuid.UUID(roothash[32:])),
+            "attrs": '"GUID:60"',
+        },
     ]
     total = (2 + esp_mib + root_mib + verity_mib) * MIB
     tmp = work / "disk.raw"
@@ -295,18 +352,28 @@ def hardened(name: str = "hardened-grub", uki: bool = False, variant: Variant | 
 
 def _boot_files(work: Path, pay: Payload, cmdline: str, uki: bool) -> dict[str, bytes | Path]:
     initrd = _initrd(work, pay)
-    files: dict[str, bytes | Path] = {"EFI/BOOT/BOOTX64.EFI": pay.file("usr/lib/shim/shimx64.efi.signed"),
-                                      "EFI/BOOT/mmx64.efi": pay.file("usr/lib/shim/mmx64.efi.signed")}
+    files: dict[str, bytes | Path] = {
+        "EFI/BOOT/BOOTX64.EFI": pay.file("usr/lib/shim/shimx64.efi.signed"),
+        "EFI/BOOT/mmx64.efi": pay.file("usr/lib/shim/mmx64.efi.signed"),
+    }
     if uki:
         files["EFI/BOOT/grubx64.efi"] = _signed(work, pay.file("usr/lib/systemd/boot/efi/systemd-bootx64.efi"))
         files["loader/loader.conf"] = b"timeout 0\ndefault debian-hardened.efi\n"
         files["EFI/Linux/debian-hardened.efi"] = _signed(work, _uki(work, pay, cmdline, initrd))
     else:
-        grub_cfg = (f"set timeout=0\nset default=0\n\nmenuentry 'Debian hardened' {{\n"
-                    f"    linux /vmlinuz-{pay.kver} {cmdline}\n    initrd /initrd.img-{pay.kver}\n}}\n").encode()
-        files.update({"EFI/BOOT/grubx64.efi": pay.file("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
-                      "EFI/BOOT/grub.cfg": grub_cfg, "EFI/debian/grub.cfg": grub_cfg,
-                      f"vmlinuz-{pay.kver}": pay.kernel, f"initrd.img-{pay.kver}": initrd})
+        grub_cfg = (
+            f"set timeout=0\nset default=0\n\nmenuentry 'Debian hardened' {{\n"
+            f"    linux /vmlinuz-{pay.kver} {cmdline}\n    initrd /initrd.img-{pay.kver}\n}}\n"
+        ).encode()
+        files.update(
+            {
+                "EFI/BOOT/grubx64.efi": pay.file("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
+                "EFI/BOOT/grub.cfg": grub_cfg,
+                "EFI/debian/grub.cfg": grub_cfg,
+                f"vmlinuz-{pay.kver}": pay.kernel,
+                f"initrd.img-{pay.kver}": initrd,
+            }
+        )
     return files
 
 
@@ -326,19 +393,31 @@ def cloud(name: str = "cloud") -> Path:
     fs_uuid, part_uuid = "3a1e5f0c-7b2d-4c8e-9f10-223344556677", "7c6b5a49-3827-4615-8493-a2b1c0d9e8f7"
     (tree / "boot/grub").mkdir(parents=True, exist_ok=True)
     (tree / "boot/grub/grub.cfg").write_text(CLOUD_GRUB_CFG.format(fs_uuid=fs_uuid, kver=kver, part_uuid=part_uuid))
-    (tree / "etc/fstab").write_text(f"PARTUUID={part_uuid} / ext4 rw,discard,errors=remount-ro 0 1\n"
-                                    "PARTUUID=0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede /boot/efi vfat defaults 0 2\n")
+    (tree / "etc/fstab").write_text(
+        f"PARTUUID={part_uuid} / ext4 rw,discard,errors=remount-ro 0 1\n"
+        "PARTUUID=0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede /boot/efi vfat defaults 0 2\n"
+    )
     root = work / "root.ext4"
     size_mib = int(run("du", "-sm", tree).split()[0]) * 3 // 2 + 64
     run("mkfs.ext4", "-q", "-U", fs_uuid, "-d", tree, root, f"{size_mib}M")
     stub = (f"search.fs_uuid {fs_uuid} root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n").encode()
-    esp = _esp(work, {"EFI/BOOT/BOOTX64.EFI": pay.file("usr/lib/shim/shimx64.efi.signed"),
-                      "EFI/BOOT/grubx64.efi": pay.file("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
-                      "EFI/debian/grub.cfg": stub}, 64)
+    esp = _esp(
+        work,
+        {
+            "EFI/BOOT/BOOTX64.EFI": pay.file("usr/lib/shim/shimx64.efi.signed"),
+            "EFI/BOOT/grubx64.efi": pay.file("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
+            "EFI/debian/grub.cfg": stub,
+        },
+        64,
+    )
     esp_mib = esp.stat().st_size // MIB
     parts = [
-        {"start": "2048", "size": str(esp_mib * 2048), "type": ESP_TYPE,
-         "uuid": "0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede"},
+        {
+            "start": "2048",
+            "size": str(esp_mib * 2048),
+            "type": ESP_TYPE,
+            "uuid": "0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede",
+        },
         {"start": str((1 + esp_mib) * 2048), "size": str(size_mib * 2048), "type": LINUX_TYPE, "uuid": part_uuid},
     ]
     tmp = work / "disk.raw"
@@ -369,8 +448,20 @@ def unreadable_root(name: str) -> Path:
         with open(root, "wb") as fh:
             fh.truncate(32 * MIB)
         (work / "pass").write_text("test passphrase")
-        run("cryptsetup", "luksFormat", "--type", "luks2", "--batch-mode", "--pbkdf-force-iterations", "1000",
-            "--pbkdf", "pbkdf2", "--key-file", work / "pass", root)
+        run(
+            "cryptsetup",
+            "luksFormat",
+            "--type",
+            "luks2",
+            "--batch-mode",
+            "--pbkdf-force-iterations",
+            "1000",
+            "--pbkdf",
+            "pbkdf2",
+            "--key-file",
+            work / "pass",
+            root,
+        )
     else:
         root.write_bytes(random.Random(name).randbytes(32 * MIB))
     esp = _esp(work, _boot_files(work, pay, "ro lockdown=integrity module.sig_enforce=1 console=ttyS0", False))
@@ -386,4 +477,3 @@ def unreadable_root(name: str) -> Path:
     tmp.rename(image)
     shutil.rmtree(work)
     return image
-

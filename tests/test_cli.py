@@ -81,8 +81,10 @@ def test_policy_test(capsys) -> None:  # type: ignore[no-untyped-def]
 def test_policy_test_reports_a_failing_case(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "facts").mkdir()
     (tmp_path / "facts/f.json").write_text(IMAGE.read_text())
-    (tmp_path / "t.toml").write_text(f'policy = "{ROOT}/policies/cvm-baseline.cvmp"\nbase = "facts/f.json"\n'
-                                     '[[case]]\nname = "wrong on purpose"\nexpect = { "CVM-FS-001" = "fail" }\n')
+    (tmp_path / "t.toml").write_text(
+        f'policy = "{ROOT}/policies/cvm-baseline.cvmp"\nbase = "facts/f.json"\n'
+        '[[case]]\nname = "wrong on purpose"\nexpect = { "CVM-FS-001" = "fail" }\n'
+    )
     code, out, _ = cli(capsys, "policy", "test", str(tmp_path))
     assert code == 1 and "FAIL t.toml: wrong on purpose" in out and "CVM-FS-001: expected fail, got pass" in out
 
@@ -124,11 +126,24 @@ def test_fail_on_threshold(capsys, tmp_path: Path) -> None:  # type: ignore[no-u
 def test_output_file_and_waivers(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = variant(tmp_path, lambda f: f["verity"].update(uuids_match=False))
     waivers = tmp_path / "w.toml"
-    waivers.write_text('[[waiver]]\nrule = "CVM-VER-003"\nreason = "legacy partitioning"\n'
-                       'approver = "sec@example.com"\nexpires = 2999-01-01\n')
+    waivers.write_text(
+        '[[waiver]]\nrule = "CVM-VER-003"\nreason = "legacy partitioning"\n'
+        'approver = "sec@example.com"\nexpires = 2999-01-01\n'
+    )
     out_file = tmp_path / "report.json"
-    code, out, _ = cli(capsys, "check", str(path), "--profile", "tdx-base", "-f", "json",
-                       "--waivers", str(waivers), "-o", str(out_file))
+    code, out, _ = cli(
+        capsys,
+        "check",
+        str(path),
+        "--profile",
+        "tdx-base",
+        "-f",
+        "json",
+        "--waivers",
+        str(waivers),
+        "-o",
+        str(out_file),
+    )
     assert code == 0 and out == ""
     doc = json.loads(out_file.read_text())
     ver = next(r for r in doc["results"] if r["rule"] == "CVM-VER-003")
@@ -153,8 +168,9 @@ def test_usage_errors_are_exit_2(capsys) -> None:  # type: ignore[no-untyped-def
 def test_every_output_format_renders(fmt: OutputFormat) -> None:
     policy = load_policy(ROOT / "policies/cvm-baseline.cvmp", ["tdx-base"])
     facts = load_facts_file(IMAGE)
-    htop = Package(name="htop", version="3.3.0-4", where=Provenance(partition="root", file="/var/lib/dpkg/status",
-                                                                  line=9))
+    htop = Package(
+        name="htop", version="3.3.0-4", where=Provenance(partition="root", file="/var/lib/dpkg/status", line=9)
+    )
     packages = Items([*facts.packages, htop])  # type: ignore[union-attr]
     report = evaluate(policy, dataclasses.replace(facts, packages=packages))
     text = reporter_for(fmt, color=False, policy=policy).render(report, 1)

@@ -51,11 +51,16 @@ def cvmlint_argv(command: str) -> list[str]:
     return [str(CVMLINT), *argv[1:]]
 
 
-@pytest.mark.parametrize(("workflow", "schema"), [("github/cvmlint.yml", "vendor.github-workflows"),
-                                                  ("gitlab/.gitlab-ci.yml", "vendor.gitlab-ci")])
+@pytest.mark.parametrize(
+    ("workflow", "schema"),
+    [("github/cvmlint.yml", "vendor.github-workflows"), ("gitlab/.gitlab-ci.yml", "vendor.gitlab-ci")],
+)
 def test_the_workflows_validate(workflow: str, schema: str) -> None:
-    proc = subprocess.run([str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema", schema,
-                           str(EXAMPLES / workflow)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema", schema, str(EXAMPLES / workflow)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -64,8 +69,13 @@ def test_the_github_lint_job_runs_here(checkout: Path, tmp_path: Path) -> None:
     commands = run_commands(EXAMPLES / "github/cvmlint.yml")
     lint = [c for job, c in commands if job == "lint"]
     assert lint == ["cvmlint lint -f sarif -o cvmlint.sarif -f github"]
-    proc = subprocess.run(cvmlint_argv(lint[0]), cwd=checkout, capture_output=True, text=True,
-                          env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)})
+    proc = subprocess.run(
+        cvmlint_argv(lint[0]),
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
+    )
     assert proc.returncode == 0, proc.stderr
     validate_sarif(json.loads((checkout / "cvmlint.sarif").read_text()))
     assert "recipe `recipes/tdx-base`" in summary.read_text()
@@ -83,25 +93,47 @@ def test_the_gitlab_lint_job_runs_here(checkout: Path) -> None:
 def test_the_build_jobs_commands_are_valid(checkout: Path) -> None:
     """The build jobs need root and a long build (tests/build builds for real): here their command lines
     are parsed by cvmlint itself (an unknown option or command fails before --help answers)."""
-    commands = [c for w in ("github/cvmlint.yml", "gitlab/.gitlab-ci.yml")
-                for job, c in run_commands(EXAMPLES / w) if "build" in job]
+    commands = [
+        c
+        for w in ("github/cvmlint.yml", "gitlab/.gitlab-ci.yml")
+        for job, c in run_commands(EXAMPLES / w)
+        if "build" in job
+    ]
     assert len(commands) == 4
     for command in commands:
-        proc = subprocess.run([*cvmlint_argv(command.split(" && ")[-1]), "--help"], cwd=checkout,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [*cvmlint_argv(command.split(" && ")[-1]), "--help"], cwd=checkout, capture_output=True, text=True
+        )
         assert proc.returncode == 0, (command, proc.stderr)
 
 
 def test_the_site_policy_checks_and_passes_its_tests() -> None:
-    proc = subprocess.run([str(CVMLINT), "policy", "check", str(EXAMPLES / "policies/site.cvmp")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(CVMLINT), "policy", "check", str(EXAMPLES / "policies/site.cvmp")], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "ok: policy example-site 1.0, 25 rules, 6 profiles" in proc.stdout
-    proc = subprocess.run([str(CVMLINT), "policy", "test", str(EXAMPLES / "policies/tests")], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [str(CVMLINT), "policy", "test", str(EXAMPLES / "policies/tests")], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "3 of 3 cases passed" in proc.stdout, proc.stdout
-    proc = subprocess.run([str(CVMLINT), "lint", "--policy", "examples/policies/site.cvmp", "--profile", "site-prod",
-                           "--waivers", "examples/waivers.toml", "-f", "json", "recipes/tdx-base"], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(CVMLINT),
+            "lint",
+            "--policy",
+            "examples/policies/site.cvmp",
+            "--profile",
+            "site-prod",
+            "--waivers",
+            "examples/waivers.toml",
+            "-f",
+            "json",
+            "recipes/tdx-base",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     results = {r["rule"]: r for r in json.loads(proc.stdout)["results"]}
     assert results["SITE-001"]["status"] == "pass" and results["CVM-FS-002"]["severity"] == "high"
@@ -122,8 +154,14 @@ def hooks_repository(where: Path, env: dict[str, str]) -> Path:
 
 @pytest.mark.slow
 def test_the_pre_commit_hook_stops_ssh_in_production(checkout: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "GIT_AUTHOR_NAME": "t",
-           "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     git = ["git", "-C", str(checkout)]
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "recipes"], check=True, env=env)
@@ -132,8 +170,13 @@ def test_the_pre_commit_hook_stops_ssh_in_production(checkout: Path, tmp_path: P
 
     def hook() -> subprocess.CompletedProcess[str]:
         subprocess.run([*git, "add", "-A"], check=True)
-        return subprocess.run([str(Path(sys.executable).parent / "pre-commit"), "try-repo", str(hooks),
-                               "cvmlint-lint"], cwd=checkout, capture_output=True, text=True, env=env)
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "pre-commit"), "try-repo", str(hooks), "cvmlint-lint"],
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
 
     dev = checkout / "recipes/common/mkosi.profiles/dev.conf"
     dev.write_text(dev.read_text() + "        tcpdump\n")

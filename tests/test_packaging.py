@@ -15,8 +15,9 @@ from tests.conftest import ROOT
 @pytest.mark.slow
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
-                   check=True, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)], check=True, cwd=tmp_path
+    )
     wheels = list(dist.glob("cvmlint-*.whl"))
     assert len(wheels) == 1
     venv = tmp_path / "venv"
@@ -31,8 +32,14 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([cvmlint, *args], cwd=outside, env=env, capture_output=True, text=True)
 
-    where = subprocess.run([str(venv / "bin/python"), "-c", "import cvmlint; print(cvmlint.__file__)"],
-                           cwd=outside, env=env, capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [str(venv / "bin/python"), "-c", "import cvmlint; print(cvmlint.__file__)"],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert where.startswith(str(venv)), where
     check = run("policy", "check")
     assert check.returncode == 0, check.stderr

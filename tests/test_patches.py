@@ -18,8 +18,12 @@ from tests.tools import CACHE, require, run
 PATCH = ROOT / "patches/0001-acpi-deny-aml-access-to-cvm-private-memory.patch"
 UPSTREAM = sorted((ROOT / "patches/upstream").glob("*.patch"))
 TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
-NEEDED = ["drivers/acpi/acpica/exregion.c", "scripts/checkpatch.pl", "scripts/spelling.txt",
-          "scripts/const_structs.checkpatch"]
+NEEDED = [
+    "drivers/acpi/acpica/exregion.c",
+    "scripts/checkpatch.pl",
+    "scripts/spelling.txt",
+    "scripts/const_structs.checkpatch",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +45,9 @@ def linux_61() -> Path:
 
 def test_the_patch_applies_to_debian_linux_source_6_1(linux_61: Path) -> None:
     require("git")
-    out = subprocess.run(["git", "apply", "--check", "--verbose", str(PATCH)], cwd=linux_61, capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        ["git", "apply", "--check", "--verbose", str(PATCH)], cwd=linux_61, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert "Checking patch drivers/acpi/acpica/exregion.c" in out.stderr
 
@@ -50,15 +55,18 @@ def test_the_patch_applies_to_debian_linux_source_6_1(linux_61: Path) -> None:
 @pytest.mark.parametrize("patch", [PATCH, *UPSTREAM], ids=lambda p: p.name)
 def test_checkpatch_strict_is_clean(linux_61: Path, patch: Path) -> None:
     require("perl")
-    out = subprocess.run(["perl", str(linux_61 / "scripts/checkpatch.pl"), "--strict", "--no-tree", str(patch)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["perl", str(linux_61 / "scripts/checkpatch.pl"), "--strict", "--no-tree", str(patch)],
+        capture_output=True,
+        text=True,
+    )
     assert "total: 0 errors, 0 warnings, 0 checks" in out.stdout, out.stdout[-2000:]
 
 
 def test_the_upstream_patch_is_the_same_change() -> None:
     def body(p: Path) -> str:
         text = p.read_text()
-        return text[text.index("diff --git"):text.rindex("\n-- \n")]
+        return text[text.index("diff --git") : text.rindex("\n-- \n")]
 
     assert body(UPSTREAM[-1]) == body(PATCH)
 

@@ -14,13 +14,32 @@ from cvmlint.toolroot import ToolRoot
 
 CACHE = Path(os.environ.get("CVMLINT_TEST_CACHE", "/var/cache/cvmlint-tests"))
 PACKAGES = {
-    "mkfs.erofs": "erofs-utils", "fsck.erofs": "erofs-utils", "veritysetup": "cryptsetup-bin",
-    "cryptsetup": "cryptsetup-bin", "sfdisk": "fdisk", "sgdisk": "gdisk", "mkfs.vfat": "dosfstools",
-    "mcopy": "mtools", "mkfs.ext4": "e2fsprogs", "debugfs": "e2fsprogs", "mksquashfs": "squashfs-tools",
-    "qemu-img": "qemu-utils", "debootstrap": "debootstrap", "mkswap": "util-linux", "sbsign": "sbsigntool",
-    "openssl": "openssl", "objcopy": "binutils", "git": "git", "perl": "perl-base", "xz": "xz-utils",
-    "linux-source-6.1-tarball": "linux-source-6.1", "make": "build-essential", "gcc": "build-essential",
-    "qemu-system-x86_64": "qemu-system-x86", "iasl": "acpica-tools", "blkid": "util-linux",
+    "mkfs.erofs": "erofs-utils",
+    "fsck.erofs": "erofs-utils",
+    "veritysetup": "cryptsetup-bin",
+    "cryptsetup": "cryptsetup-bin",
+    "sfdisk": "fdisk",
+    "sgdisk": "gdisk",
+    "mkfs.vfat": "dosfstools",
+    "mcopy": "mtools",
+    "mkfs.ext4": "e2fsprogs",
+    "debugfs": "e2fsprogs",
+    "mksquashfs": "squashfs-tools",
+    "qemu-img": "qemu-utils",
+    "debootstrap": "debootstrap",
+    "mkswap": "util-linux",
+    "sbsign": "sbsigntool",
+    "openssl": "openssl",
+    "objcopy": "binutils",
+    "git": "git",
+    "perl": "perl-base",
+    "xz": "xz-utils",
+    "linux-source-6.1-tarball": "linux-source-6.1",
+    "make": "build-essential",
+    "gcc": "build-essential",
+    "qemu-system-x86_64": "qemu-system-x86",
+    "iasl": "acpica-tools",
+    "blkid": "util-linux",
 }
 
 
@@ -34,8 +53,9 @@ def require(*tools: str) -> None:
         pytest.skip(f"missing tools: {names}")
 
 
-def run(*argv: str | Path, ok: tuple[int, ...] = (0,), env: dict[str, str] | None = None,
-        cwd: Path | None = None) -> str:
+def run(
+    *argv: str | Path, ok: tuple[int, ...] = (0,), env: dict[str, str] | None = None, cwd: Path | None = None
+) -> str:
     """Run a tool; fail the test with its (truncated) stderr when it exits otherwise."""
     require(str(argv[0]))
     full_env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", **(env or {})}
@@ -79,8 +99,10 @@ def minbase_tree() -> Path:
     return tree
 
 
-TRIXIE = ToolRoot("trixie", ("erofs-utils", "systemd-repart", "cryptsetup-bin", "dosfstools", "mtools", "fdisk",
-                             "squashfs-tools", "mkosi"))
+TRIXIE = ToolRoot(
+    "trixie",
+    ("erofs-utils", "systemd-repart", "cryptsetup-bin", "dosfstools", "mtools", "fdisk", "squashfs-tools", "mkosi"),
+)
 """mkosi 25.3, systemd-repart 257, erofs-utils 1.8."""
 SID = ToolRoot("trixie", ("mkosi", "systemd-repart", "erofs-utils", "dosfstools", "mtools"), tools_suite="sid")
 """mkosi 27.1 and systemd-repart 262 from sid, on a trixie base."""
@@ -119,6 +141,22 @@ def secure_boot_key() -> tuple[Path, Path]:
     key, cert = directory / "db.key", directory / "db.crt"
     if not cert.exists():
         directory.mkdir(parents=True, exist_ok=True)
-        run("openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "36500", "-sha256",
-            "-subj", "/CN=cvmlint test secure boot key/O=cvmlint tests", "-keyout", key, "-out", cert)
+        run(
+            "openssl",
+            "req",
+            "-new",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "36500",
+            "-sha256",
+            "-subj",
+            "/CN=cvmlint test secure boot key/O=cvmlint tests",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        )
     return key, cert

@@ -85,16 +85,19 @@ def lint_recipe(plan: BuildPlan, project: Project, warnings: list[str]) -> tuple
 
     facts, found = recipe_facts(plan.directory, plan.entry, plan.cli, Path.cwd())
     warnings += found
-    policy = load_policy(plan.policy_path or project.policy or default_policy_path(),
-                         project.policy_profiles(plan.entry, facts, plan.profiles))
+    policy = load_policy(
+        plan.policy_path or project.policy or default_policy_path(),
+        project.policy_profiles(plan.entry, facts, plan.profiles),
+    )
     report = evaluate(policy, facts)
     if plan.waivers is not None:
         apply_waivers(report, load_waivers(plan.waivers))
     return report, facts, policy
 
 
-def build_recipe(plan: BuildPlan, project: Project, progress: Progress = lambda step: None,
-                 warnings: list[str] | None = None) -> BuildOutcome:
+def build_recipe(
+    plan: BuildPlan, project: Project, progress: Progress = lambda step: None, warnings: list[str] | None = None
+) -> BuildOutcome:
     """Lint, then (unless the gate holds) build with mkosi, scan and compare."""
     warnings = warnings if warnings is not None else []
     lint, recipe_facts, policy = lint_recipe(plan, project, warnings)
@@ -106,30 +109,37 @@ def build_recipe(plan: BuildPlan, project: Project, progress: Progress = lambda 
         lint.notes.append(NO_GATE)
     fmt = recipe_facts.build.format if isinstance(recipe_facts.build, Build) else "disk"
     if fmt != "disk":
-        raise BuildError(f"{plan.directory}: Format={fmt}: cvmlint build builds disk images (Format=disk), "
-                         "which it can scan")
+        raise BuildError(
+            f"{plan.directory}: Format={fmt}: cvmlint build builds disk images (Format=disk), which it can scan"
+        )
     mkosi = find_mkosi()
     outcome.mkosi = f"mkosi {mkosi.version}" + (f" in {mkosi.root}" if mkosi.root else " (host)")
     output_dir = (plan.output_dir or plan.directory / "mkosi.output").resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cvmlint-build-") as tmp:
         system = recipe_facts.os if isinstance(recipe_facts.os, System) else None
-        sandbox = sandbox_tree(Path(tmp) / "sandbox", _text(system.distribution if system else None),
-                               _text(system.release if system else None))
+        sandbox = sandbox_tree(
+            Path(tmp) / "sandbox",
+            _text(system.distribution if system else None),
+            _text(system.release if system else None),
+        )
         args = mkosi_args(plan.directory.resolve(), plan.cli, output_dir, sandbox, plan.mkosi_args)
         binds = [_recipe_root(plan.directory, project), output_dir, Path(tmp)]
         about = summary(mkosi, args, binds)
         if about.get("CompressOutput") not in (None, "none"):
-            raise BuildError(f"CompressOutput={about['CompressOutput']}: cvmlint build scans the disk image mkosi "
-                             "writes; build it uncompressed (CompressOutput=none) and compress it afterwards")
+            raise BuildError(
+                f"CompressOutput={about['CompressOutput']}: cvmlint build scans the disk image mkosi "
+                "writes; build it uncompressed (CompressOutput=none) and compress it afterwards"
+            )
         image = output_dir / f"{about['Output']}.raw"
         # NOTE: not named after the image: `mkosi --force` removes files that are
         log = output_dir / f"build-{about['Output']}.mkosi.log"
         outcome.outputs["mkosi log"] = log
         outcome.seconds = build(mkosi, args, binds, log, progress)
     if not image.is_file():
-        raise BuildError(f"mkosi finished, but the image it names ({image}) is not there; its log: "
-                         f"{outcome.outputs['mkosi log']}")
+        raise BuildError(
+            f"mkosi finished, but the image it names ({image}) is not there; its log: {outcome.outputs['mkosi log']}"
+        )
     outcome.image = image
     _scan(outcome, plan, recipe_facts, progress)
     _write_outputs(outcome, plan)
@@ -165,15 +175,24 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
         digest = image_facts.target.digest
         outcome.sha256 = digest.removeprefix("sha256:") if isinstance(digest, str) else ""
         verity = image_facts.verity
-        outcome.root_hash = verity.root_hash if isinstance(verity, Verity) and isinstance(verity.root_hash, str) \
-            else ""
+        outcome.root_hash = verity.root_hash if isinstance(verity, Verity) and isinstance(verity.root_hash, str) else ""
         if plan.evidence is not None and inputs is not None:
             from cvmlint.evidence.bundle import Evidence, write_bundle
             from cvmlint.evidence.inputs import add_verity
 
-            write_bundle(plan.evidence, Evidence(scan, image_facts, outcome.policy, add_verity(inputs, image_facts),
-                                                 scan.exit_code(plan.fail_on, plan.unknown), plan.waivers, started),
-                         plan.sign_key)
+            write_bundle(
+                plan.evidence,
+                Evidence(
+                    scan,
+                    image_facts,
+                    outcome.policy,
+                    add_verity(inputs, image_facts),
+                    scan.exit_code(plan.fail_on, plan.unknown),
+                    plan.waivers,
+                    started,
+                ),
+                plan.sign_key,
+            )
             outcome.outputs["evidence"] = plan.evidence.resolve()
     outcome.size = outcome.image.stat().st_size
 
@@ -184,10 +203,16 @@ def _write_outputs(outcome: BuildOutcome, plan: BuildPlan) -> None:
     assert outcome.image is not None and outcome.scan is not None
     base = outcome.image.with_suffix("")
     files = {
-        "lint report": (base.with_suffix(".lint.json"), json.dumps(
-            report_to_json(outcome.lint, outcome.lint.exit_code(plan.fail_on, plan.unknown)), indent=2) + "\n"),
-        "scan report": (base.with_suffix(".scan.json"), json.dumps(
-            report_to_json(outcome.scan, outcome.scan.exit_code(plan.fail_on, plan.unknown)), indent=2) + "\n"),
+        "lint report": (
+            base.with_suffix(".lint.json"),
+            json.dumps(report_to_json(outcome.lint, outcome.lint.exit_code(plan.fail_on, plan.unknown)), indent=2)
+            + "\n",
+        ),
+        "scan report": (
+            base.with_suffix(".scan.json"),
+            json.dumps(report_to_json(outcome.scan, outcome.scan.exit_code(plan.fail_on, plan.unknown)), indent=2)
+            + "\n",
+        ),
         "sha256": (base.with_suffix(".sha256"), f"{outcome.sha256}  {outcome.image.name}\n"),
         "build summary": (base.with_suffix(".build.json"), json.dumps(build_json(outcome, plan), indent=2) + "\n"),
     }
@@ -202,18 +227,30 @@ def build_json(outcome: BuildOutcome, plan: BuildPlan) -> dict[str, Any]:
     """The build's own record: verdicts, image, drift, package delta."""
     packages: Any = None
     if isinstance(outcome.packages, PackageDelta):
-        packages = {"undeclared": [{"name": n, "version": v} for n, v in outcome.packages.undeclared],
-                    "missing": [{"name": n, "declared_at": w} for n, w in outcome.packages.missing]}
+        packages = {
+            "undeclared": [{"name": n, "version": v} for n, v in outcome.packages.undeclared],
+            "missing": [{"name": n, "declared_at": w} for n, w in outcome.packages.missing],
+        }
     elif outcome.packages is not None:
         packages = {"unknown": str(outcome.packages.reason)}
     return {
         "schema": "cvmlint.build/1",
-        "recipe": str(plan.directory), "gate": plan.gate, "gated": outcome.gated, "notes": outcome.lint.notes,
+        "recipe": str(plan.directory),
+        "gate": plan.gate,
+        "gated": outcome.gated,
+        "notes": outcome.lint.notes,
         "lint": outcome.lint.summary(),
         "scan": outcome.scan.summary() if outcome.scan else None,
-        "image": {"path": str(outcome.image), "size": outcome.size, "sha256": outcome.sha256,
-                  "root_hash": outcome.root_hash} if outcome.image else None,
-        "mkosi": outcome.mkosi, "build_seconds": round(outcome.seconds, 1),
+        "image": {
+            "path": str(outcome.image),
+            "size": outcome.size,
+            "sha256": outcome.sha256,
+            "root_hash": outcome.root_hash,
+        }
+        if outcome.image
+        else None,
+        "mkosi": outcome.mkosi,
+        "build_seconds": round(outcome.seconds, 1),
         "drift": [d.__dict__ | {"recipe": d.recipe.value, "image": d.image.value} for d in outcome.drift],
         "packages": packages,
         "exit_code": outcome.exit_code(plan.fail_on, plan.unknown),

@@ -30,8 +30,10 @@ class Drift:
     message: str
 
     def render(self) -> str:
-        return (f"{self.rule_id} ({self.severity}): {self.recipe.value} on the recipe ({self.recipe_where or '-'}), "
-                f"{self.image.value} on the image ({self.image_where or '-'}): {self.message}")
+        return (
+            f"{self.rule_id} ({self.severity}): {self.recipe.value} on the recipe ({self.recipe_where or '-'}), "
+            f"{self.image.value} on the image ({self.image_where or '-'}): {self.message}"
+        )
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,17 @@ def drift(policy: Policy, lint: Report, scan: Report, recipe_facts: Facts, image
         if before.status == after.status:
             continue
         failing = after if after.status is Status.FAIL else before
-        out.append(Drift(before.rule_id, before.severity, before.status, after.status,
-                         _where(before, policy, "recipe", recipe_facts), _where(after, policy, "image", image_facts),
-                         failing.findings[0].message if failing.findings else failing.title))
+        out.append(
+            Drift(
+                before.rule_id,
+                before.severity,
+                before.status,
+                after.status,
+                _where(before, policy, "recipe", recipe_facts),
+                _where(after, policy, "image", image_facts),
+                failing.findings[0].message if failing.findings else failing.title,
+            )
+        )
     return out
 
 

@@ -25,10 +25,31 @@ from cvmlint.recipe.mkosi import CommandLine
 from cvmlint.toolroot import CLEAN_ENV, ToolRoot, default_cache
 
 MINIMUM_VERSION = (25, 0)
-BUILD_ROOT = ToolRoot("trixie", (
-    "mkosi", "systemd-repart", "systemd-ukify", "systemd-boot-efi", "systemd-container", "udev", "erofs-utils",
-    "cryptsetup-bin", "sbsigntool", "mtools", "dosfstools", "fdisk", "zstd", "kmod", "cpio", "openssl",
-    "python3-pefile", "reprepro", "debian-archive-keyring", "ubuntu-keyring"))
+BUILD_ROOT = ToolRoot(
+    "trixie",
+    (
+        "mkosi",
+        "systemd-repart",
+        "systemd-ukify",
+        "systemd-boot-efi",
+        "systemd-container",
+        "udev",
+        "erofs-utils",
+        "cryptsetup-bin",
+        "sbsigntool",
+        "mtools",
+        "dosfstools",
+        "fdisk",
+        "zstd",
+        "kmod",
+        "cpio",
+        "openssl",
+        "python3-pefile",
+        "reprepro",
+        "debian-archive-keyring",
+        "ubuntu-keyring",
+    ),
+)
 """What a build needs besides mkosi: repart and its mkfs tools, ukify, signing, keyrings."""
 LAST_LINES = 30
 Progress = Callable[[str], None]
@@ -51,8 +72,13 @@ class Mkosi:
             return ["mkosi", *args], dict(os.environ)
         from cvmlint.toolroot import mount_script
 
-        script = mount_script(self.root, binds) + " && exec chroot " + shlex.quote(str(self.root)) + \
-            " mkosi " + " ".join(shlex.quote(a) for a in args)
+        script = (
+            mount_script(self.root, binds)
+            + " && exec chroot "
+            + shlex.quote(str(self.root))
+            + " mkosi "
+            + " ".join(shlex.quote(a) for a in args)
+        )
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", script], dict(CLEAN_ENV)
 
 
@@ -68,9 +94,11 @@ def find_mkosi(cache: Path | None = None) -> Mkosi:
         root = BUILD_ROOT.path(cache)
         return Mkosi(_root_version(root), root)
     found = f"the host has mkosi {result.stdout.strip()}" if host else "the host has no mkosi"
-    raise BuildError(f"no usable mkosi: {found} (25 or newer is needed) and the build tool root "
-                     f"{BUILD_ROOT.path(cache)} does not exist.\nTip: run `cvmlint build --setup` once, as root: it "
-                     "makes a Debian trixie root with mkosi 25 (debootstrap from this machine's apt mirror)")
+    raise BuildError(
+        f"no usable mkosi: {found} (25 or newer is needed) and the build tool root "
+        f"{BUILD_ROOT.path(cache)} does not exist.\nTip: run `cvmlint build --setup` once, as root: it "
+        "makes a Debian trixie root with mkosi 25 (debootstrap from this machine's apt mirror)"
+    )
 
 
 def setup(cache: Path | None = None) -> Path:
@@ -91,13 +119,17 @@ def _root_version(root: Path) -> str:
     return match.group(1) if match else ("unknown" if not version_file.exists() else "25")
 
 
-def mkosi_args(directory: Path, cli: CommandLine, output_dir: Path, sandbox: Path | None,
-               extra: Sequence[str] = ()) -> list[str]:
+def mkosi_args(
+    directory: Path, cli: CommandLine, output_dir: Path, sandbox: Path | None, extra: Sequence[str] = ()
+) -> list[str]:
     """mkosi's command line for a build of `directory`, as cvmlint was asked to read it."""
     args = ["-C", str(directory), f"--output-directory={output_dir}", "--force"]
     args += [f"--profile={p}" for p in cli.profiles]
-    for flag, value in (("--distribution", cli.distribution), ("--release", cli.release),
-                        ("--architecture", cli.architecture)):
+    for flag, value in (
+        ("--distribution", cli.distribution),
+        ("--release", cli.release),
+        ("--architecture", cli.architecture),
+    ):
         if value:
             args.append(f"{flag}={value}")
     if sandbox is not None:
@@ -110,8 +142,10 @@ def summary(mkosi: Mkosi, args: Sequence[str], binds: Sequence[Path]) -> dict[st
     argv, env = mkosi.argv([*args, "--json", "summary"], binds)
     result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
-        raise BuildError(f"mkosi summary failed ({result.returncode}):\n" + "\n".join(
-            result.stderr.strip().splitlines()[-LAST_LINES:]))
+        raise BuildError(
+            f"mkosi summary failed ({result.returncode}):\n"
+            + "\n".join(result.stderr.strip().splitlines()[-LAST_LINES:])
+        )
     images: list[dict[str, object]] = json.loads(result.stdout)["Images"]
     main = [i for i in images if i.get("Image") in (None, "main")]
     return main[-1] if main else images[-1]
@@ -124,8 +158,9 @@ def build(mkosi: Mkosi, args: Sequence[str], binds: Sequence[Path], log: Path, p
     tail: deque[str] = deque(maxlen=LAST_LINES)
     with open(log, "w", encoding="utf-8") as out:
         out.write(f"# {' '.join(shlex.quote(a) for a in argv)}\n")
-        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                              errors="replace") as proc:
+        with subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace"
+        ) as proc:
             assert proc.stdout is not None
             for line in proc.stdout:
                 out.write(line)
@@ -134,8 +169,9 @@ def build(mkosi: Mkosi, args: Sequence[str], binds: Sequence[Path], log: Path, p
                     progress(line[1:].strip())
             code = proc.wait()
     if code != 0:
-        raise BuildError(f"mkosi build failed (exit {code}); its last lines:\n" + "\n".join(tail) +
-                         f"\nThe whole log: {log}")
+        raise BuildError(
+            f"mkosi build failed (exit {code}); its last lines:\n" + "\n".join(tail) + f"\nThe whole log: {log}"
+        )
     return time.monotonic() - start
 
 
@@ -147,11 +183,15 @@ def sandbox_tree(directory: Path, distribution: str | None, release: str | None)
 
     mirror = debian_mirror()
     security = next((s.uri for s in apt_sources() if any(x.endswith("-security") for x in s.suites)), None)
-    stanzas = [f"Types: deb\nURIs: {mirror}\nSuites: {release} {release}-updates\nComponents: main\n"
-               "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"]
+    stanzas = [
+        f"Types: deb\nURIs: {mirror}\nSuites: {release} {release}-updates\nComponents: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    ]
     if security:
-        stanzas.append(f"Types: deb\nURIs: {security}\nSuites: {release}-security\nComponents: main\n"
-                       "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+        stanzas.append(
+            f"Types: deb\nURIs: {security}\nSuites: {release}-security\nComponents: main\n"
+            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        )
     target = directory / "etc/apt/sources.list.d"
     target.mkdir(parents=True, exist_ok=True)
     (target / "mkosi.sources").write_text("\n".join(stanzas))

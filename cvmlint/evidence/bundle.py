@@ -36,8 +36,7 @@ from cvmlint.policy.results import Report
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://cvmlint.dev/evidence/v1"
-LIBRARIES = ("lark", "pyelftools", "libarchive-c", "python-debian", "cryptography", "lz4", "zstandard", "rich",
-             "typer")
+LIBRARIES = ("lark", "pyelftools", "libarchive-c", "python-debian", "cryptography", "lz4", "zstandard", "rich", "typer")
 MAX_MEMBER = 1 << 30
 
 
@@ -65,10 +64,17 @@ def tool_info(ev: Evidence) -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {"name": "cvmlint", "version": __version__, "libraries": versions,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "argv": ev.argv, "started": _time(ev.started), "finished": _time(ev.finished),
-            "user": os.environ.get("USER") or None}
+    return {
+        "name": "cvmlint",
+        "version": __version__,
+        "libraries": versions,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "argv": ev.argv,
+        "started": _time(ev.started),
+        "finished": _time(ev.finished),
+        "user": os.environ.get("USER") or None,
+    }
 
 
 def _time(t: datetime) -> str:
@@ -99,13 +105,21 @@ def bundle_files(ev: Evidence, signed_by: str | None) -> dict[str, bytes]:
         waivers = f"waivers/{ev.waivers.name}"
         files[f"policy/{waivers}"] = ev.waivers.read_bytes()
     main = Path(ev.policy.path).resolve().relative_to(root).as_posix()
-    files["policy/policy.json"] = _json({"main": main, "profiles": list(ev.policy.profiles), "files": names,
-                                         "waivers": waivers, "waivers_given_as": ev.waivers and str(ev.waivers),
-                                         "sha256": ev.policy.sha256,
-                                         "evaluated_on": ev.finished.date().isoformat()})
+    files["policy/policy.json"] = _json(
+        {
+            "main": main,
+            "profiles": list(ev.policy.profiles),
+            "files": names,
+            "waivers": waivers,
+            "waivers_given_as": ev.waivers and str(ev.waivers),
+            "sha256": ev.policy.sha256,
+            "evaluated_on": ev.finished.date().isoformat(),
+        }
+    )
     files["oscal.json"] = _json(assessment_results(ev))
-    files["report.html"] = render_html(ev.report, ev.exit_code, ev.inputs, ev.policy, signed_by, _time(ev.finished),
-                                       os.environ.get("USER") or None).encode()
+    files["report.html"] = render_html(
+        ev.report, ev.exit_code, ev.inputs, ev.policy, signed_by, _time(ev.finished), os.environ.get("USER") or None
+    ).encode()
     return files
 
 
@@ -117,14 +131,20 @@ def statement(ev: Evidence, files: dict[str, bytes]) -> dict[str, Any]:
     digest = ev.inputs.get("sha256") or (target.digest if isinstance(target.digest, str) else "")
     subject = {"name": target.name, "digest": {"sha256": str(digest).removeprefix("sha256:")}}
     return {
-        "_type": STATEMENT_TYPE, "subject": [subject], "predicateType": PREDICATE_TYPE,
+        "_type": STATEMENT_TYPE,
+        "subject": [subject],
+        "predicateType": PREDICATE_TYPE,
         "predicate": {
             "target": {"kind": target.kind, "name": target.name},
             "verdict": "pass" if ev.exit_code == 0 else "fail",
             "exit_code": ev.exit_code,
             "summary": ev.report.summary(),
-            "policy": {"name": ev.policy.name, "version": ev.policy.version, "sha256": ev.policy.sha256,
-                       "profiles": list(ev.policy.profiles)},
+            "policy": {
+                "name": ev.policy.name,
+                "version": ev.policy.version,
+                "sha256": ev.policy.sha256,
+                "profiles": list(ev.policy.profiles),
+            },
             "tool": {"name": "cvmlint", "version": __version__},
             "created": _time(ev.finished),
             "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},

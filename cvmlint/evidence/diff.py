@@ -65,9 +65,17 @@ def load_side(path: Path, policy: Policy) -> Side:
 def diff(a: Side, b: Side, policy: Policy) -> Diff:
     out = Diff()
     fa, fb = a.facts["facts"], b.facts["facts"]
-    for name, compare in (("packages", _packages), ("files", _files), ("cmdline", _cmdline), ("kernel", _kernel),
-                          ("verity", _verity), ("rootfs", _record), ("boot", _boot), ("mounts", _mounts),
-                          ("os", _record)):
+    for name, compare in (
+        ("packages", _packages),
+        ("files", _files),
+        ("cmdline", _cmdline),
+        ("kernel", _kernel),
+        ("verity", _verity),
+        ("rootfs", _record),
+        ("boot", _boot),
+        ("mounts", _mounts),
+        ("os", _record),
+    ):
         items = compare(fa.get(name), fb.get(name))
         if items:
             out.changes[name] = items
@@ -152,8 +160,10 @@ def _files(a: Any, b: Any) -> list[str]:
 def _params(value: Any) -> list[str] | None:
     if not isinstance(value, dict) or "items" not in value:
         return None
-    return [p["name"] if p.get("value") is None else f"{p['name']}={_show(p['value']).strip(chr(34))}"
-            for p in value["items"]]
+    return [
+        p["name"] if p.get("value") is None else f"{p['name']}={_show(p['value']).strip(chr(34))}"
+        for p in value["items"]
+    ]
 
 
 def _cmdline(a: Any, b: Any) -> list[str]:
@@ -166,8 +176,11 @@ def _cmdline(a: Any, b: Any) -> list[str]:
 def _kernel(a: Any, b: Any) -> list[str]:
     if not isinstance(a, dict) or not isinstance(b, dict) or "unknown" in a or "unknown" in b:
         return _unknown_change(a, b)
-    out = [f"{k}: {_show(a.get(k))} -> {_show(b.get(k))}" for k in ("version", "compression", "boot_protocol")
-           if a.get(k) != b.get(k)]
+    out = [
+        f"{k}: {_show(a.get(k))} -> {_show(b.get(k))}"
+        for k in ("version", "compression", "boot_protocol")
+        if a.get(k) != b.get(k)
+    ]
     ca, cb = _items(a.get("config"), "name") or {}, _items(b.get("config"), "name") or {}
     for name in sorted(set(ca) | set(cb)):
         va, vb = (ca.get(name) or {}).get("value", "n"), (cb.get(name) or {}).get("value", "n")
@@ -195,8 +208,11 @@ def _boot(a: Any, b: Any) -> list[str]:
     bb = _items((b or {}).get("binaries"), "path") if isinstance(b, dict) else None
     if ba is not None and bb is not None:
         out += [f"+ {p}" for p in sorted(set(bb) - set(ba))] + [f"- {p}" for p in sorted(set(ba) - set(bb))]
-        out += [f"~ {p}: signer {ba[p].get('signer')} -> {bb[p].get('signer')}" for p in sorted(set(ba) & set(bb))
-                if ba[p].get("signer") != bb[p].get("signer")]
+        out += [
+            f"~ {p}: signer {ba[p].get('signer')} -> {bb[p].get('signer')}"
+            for p in sorted(set(ba) & set(bb))
+            if ba[p].get("signer") != bb[p].get("signer")
+        ]
     return out
 
 
@@ -206,6 +222,9 @@ def _mounts(a: Any, b: Any) -> list[str]:
         return _unknown_change(a, b)
     out = [f"+ {p} ({mb[p].get('fstype')})" for p in sorted(set(mb) - set(ma))]
     out += [f"- {p} ({ma[p].get('fstype')})" for p in sorted(set(ma) - set(mb))]
-    out += [f"~ {p}: {ma[p].get('fstype')} -> {mb[p].get('fstype')}" for p in sorted(set(ma) & set(mb))
-            if ma[p].get("fstype") != mb[p].get("fstype")]
+    out += [
+        f"~ {p}: {ma[p].get('fstype')} -> {mb[p].get('fstype')}"
+        for p in sorted(set(ma) & set(mb))
+        if ma[p].get("fstype") != mb[p].get("fstype")
+    ]
     return out

@@ -89,7 +89,7 @@ def load_public_key(path: Path) -> Any:
 
 def _read_key(path: Path) -> bytes:
     try:
-        data = path.read_bytes()[:MAX_KEY_BYTES + 1]
+        data = path.read_bytes()[: MAX_KEY_BYTES + 1]
     except OSError as err:
         raise SignatureError(f"{path}: cannot read the key: {err.strerror}") from None
     if len(data) > MAX_KEY_BYTES:
@@ -105,8 +105,11 @@ def sign(statement: bytes, key: SigningKey) -> dict[str, Any]:
     message = pae(PAYLOAD_TYPE, statement)
     ecdsa = key.algorithm != "ed25519"
     sig = key.key.sign(message, ec.ECDSA(hashes.SHA256())) if ecdsa else key.key.sign(message)
-    return {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(statement).decode(),
-            "signatures": [{"keyid": key.keyid, "sig": base64.b64encode(sig).decode()}]}
+    return {
+        "payloadType": PAYLOAD_TYPE,
+        "payload": base64.b64encode(statement).decode(),
+        "signatures": [{"keyid": key.keyid, "sig": base64.b64encode(sig).decode()}],
+    }
 
 
 def unsigned(statement: bytes) -> dict[str, Any]:
@@ -154,12 +157,13 @@ def keygen(private_path: Path, algorithm: str = "ed25519") -> Path:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-    key: Any = ed25519.Ed25519PrivateKey.generate() if algorithm == "ed25519" else ec.generate_private_key(
-        ec.SECP256R1())
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    key: Any = (
+        ed25519.Ed25519PrivateKey.generate() if algorithm == "ed25519" else ec.generate_private_key(ec.SECP256R1())
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     if private_path.exists():
         raise SignatureError(f"{private_path} exists: not overwriting a key")
     private_path.touch(mode=0o600)

@@ -35,21 +35,33 @@ summary{cursor:pointer} .muted{color:#5f6670}
 ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.UNKNOWN: 2, Status.WAIVED: 3, Status.PASS: 4, Status.SKIPPED: 5}
 
 
-def render_html(report: Report, exit_code: int, inputs: dict[str, Any], policy: Policy,
-                signed_by: str | None, when: str | None = None, by: str | None = None) -> str:
+def render_html(
+    report: Report,
+    exit_code: int,
+    inputs: dict[str, Any],
+    policy: Policy,
+    signed_by: str | None,
+    when: str | None = None,
+    by: str | None = None,
+) -> str:
     """The whole page."""
     rules = {r.id: r for r in policy.rules}
     failing = [r for r in report.results if r.status in (Status.FAIL, Status.ERROR, Status.UNKNOWN)]
     failing.sort(key=lambda r: (ORDER[r.status], -SEVERITY_RANK.get(r.severity, 0), r.rule_id))
-    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>cvmlint: "
-             f"{escape(report.target.name)}</title><style>{CSS}</style></head><body><main>",
-             f"<h1>cvmlint report: {escape(report.target.kind)} <code>{escape(report.target.name)}</code></h1>",
-             _verdict(report, exit_code), *[f"<p class=warn>{escape(n)}</p>" for n in report.notes]]
+    parts = [
+        f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>cvmlint: "
+        f"{escape(report.target.name)}</title><style>{CSS}</style></head><body><main>",
+        f"<h1>cvmlint report: {escape(report.target.kind)} <code>{escape(report.target.name)}</code></h1>",
+        _verdict(report, exit_code),
+        *[f"<p class=warn>{escape(n)}</p>" for n in report.notes],
+    ]
     if signed_by is None:
         parts.append("<p class=warn>This report is UNSIGNED: nothing ties it to who made it.</p>")
     if failing:
-        parts.append("<h2>What failed, and why</h2><table><tr><th>rule</th><th>severity</th><th>result</th>"
-                     "<th>why</th><th>where</th></tr>")
+        parts.append(
+            "<h2>What failed, and why</h2><table><tr><th>rule</th><th>severity</th><th>result</th>"
+            "<th>why</th><th>where</th></tr>"
+        )
         parts += [_failing_row(r) for r in failing]
         parts.append("</table>")
     parts.append(_checked(report, inputs, policy, signed_by, when, by))
@@ -66,26 +78,31 @@ def _verdict(report: Report, exit_code: int) -> str:
     severities = ", ".join(f"{n} {s}" for s, n in sorted(by_severity.items(), key=lambda x: -SEVERITY_RANK[x[0]]))
     word = "FAIL" if exit_code else "PASS"
     line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    return (f"<div class='verdict {word.lower()}'><div class=big>{word}: {counts['fail']} rules failed, "
-            f"{counts['unknown']} unknown</div><div>{escape(line)}"
-            f"{'; failures by severity: ' + escape(severities) if severities else ''}</div></div>")
+    return (
+        f"<div class='verdict {word.lower()}'><div class=big>{word}: {counts['fail']} rules failed, "
+        f"{counts['unknown']} unknown</div><div>{escape(line)}"
+        f"{'; failures by severity: ' + escape(severities) if severities else ''}</div></div>"
+    )
 
 
 def _failing_row(r: RuleResult) -> str:
     why = r.findings[0].message if r.findings else (r.reasons[0] if r.reasons else r.title)
     more = f" <span class=muted>(+{len(r.findings) - 1} more)</span>" if len(r.findings) > 1 else ""
     where = r.findings[0].location if r.findings else ""
-    return (f"<tr><td><a href='#{escape(r.rule_id)}'>{escape(r.rule_id)}</a><br>{escape(r.title)}</td>"
-            f"<td class=sev-{escape(r.severity)}>{escape(r.severity)}</td><td>{_status(r.status)}</td>"
-            f"<td>{escape(why)}{more}</td><td><code>{escape(where)}</code></td></tr>")
+    return (
+        f"<tr><td><a href='#{escape(r.rule_id)}'>{escape(r.rule_id)}</a><br>{escape(r.title)}</td>"
+        f"<td class=sev-{escape(r.severity)}>{escape(r.severity)}</td><td>{_status(r.status)}</td>"
+        f"<td>{escape(why)}{more}</td><td><code>{escape(where)}</code></td></tr>"
+    )
 
 
 def _status(status: Status) -> str:
     return f"<span class='st {status.value}'>{status.value}</span>"
 
 
-def _checked(report: Report, inputs: dict[str, Any], policy: Policy, signed_by: str | None, when: str | None,
-             by: str | None) -> str:
+def _checked(
+    report: Report, inputs: dict[str, Any], policy: Policy, signed_by: str | None, when: str | None, by: str | None
+) -> str:
     rows = [("target", f"{report.target.kind} <code>{escape(report.target.name)}</code>")]
     if inputs.get("sha256"):
         rows.append(("SHA-256", f"<code>{escape(inputs['sha256'])}</code>"))
@@ -94,22 +111,29 @@ def _checked(report: Report, inputs: dict[str, Any], policy: Policy, signed_by: 
     verity = inputs.get("verity") or {}
     if verity.get("root_hash"):
         rows.append(("dm-verity root hash", f"<code>{escape(verity['root_hash'])}</code>"))
-    rows.append(("policy", f"{escape(policy.name)} {escape(policy.version)}, sha256 <code>{escape(policy.sha256)}"
-                           f"</code>"))
+    rows.append(
+        ("policy", f"{escape(policy.name)} {escape(policy.version)}, sha256 <code>{escape(policy.sha256)}</code>")
+    )
     rows.append(("profiles", escape(", ".join(policy.profiles) or "none")))
     rows.append(("signed", f"by key <code>{escape(signed_by)}</code>" if signed_by else "<b>no: unsigned</b>"))
     rows.append(("checked", escape(f"{when or 'now'} by cvmlint {__version__}" + (f", run by {by}" if by else ""))))
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     partitions = inputs.get("partitions") or []
     if partitions:
-        table += "<tr><th>partitions</th><td><table><tr><th>#</th><th>name</th><th>type</th><th>size</th>" \
-                 "<th>SHA-256</th></tr>" + "".join(
-                     f"<tr><td>{p['number']}</td><td>{escape(p['name'])}</td><td>{escape(p['type'])}</td>"
-                     f"<td>{p['size']:,}</td><td><code>{escape(p['sha256'])}</code></td></tr>" for p in partitions
-                 ) + "</table></td></tr>"
+        table += (
+            "<tr><th>partitions</th><td><table><tr><th>#</th><th>name</th><th>type</th><th>size</th>"
+            "<th>SHA-256</th></tr>"
+            + "".join(
+                f"<tr><td>{p['number']}</td><td>{escape(p['name'])}</td><td>{escape(p['type'])}</td>"
+                f"<td>{p['size']:,}</td><td><code>{escape(p['sha256'])}</code></td></tr>"
+                for p in partitions
+            )
+            + "</table></td></tr>"
+        )
     for item in inputs.get("files", [])[:200]:
-        table += f"<tr><th>read</th><td><code>{escape(item['path'])}</code> <code>{escape(item['sha256'])}</code>" \
-                 "</td></tr>"
+        table += (
+            f"<tr><th>read</th><td><code>{escape(item['path'])}</code> <code>{escape(item['sha256'])}</code></td></tr>"
+        )
     return f"<h2>What was checked</h2><table>{table}</table>"
 
 
@@ -122,16 +146,24 @@ def _rule(r: RuleResult, rule: Any) -> str:
     if r.references:
         body.append(f"<p><b>Controls.</b> {escape(', '.join(r.references))}</p>")
     if r.findings:
-        body.append("<table><tr><th>finding</th><th>where</th><th>waiver</th></tr>" + "".join(
-            f"<tr><td>{escape(f.message)}</td><td><code>{escape(f.location)}</code></td><td>{_waiver(f)}</td></tr>"
-            for f in r.findings) + "</table>")
-    body += [f"<p><b>{'Unknown because' if r.status is Status.UNKNOWN else 'Reason'}:</b> {escape(x)}</p>"
-             for x in r.reasons]
+        body.append(
+            "<table><tr><th>finding</th><th>where</th><th>waiver</th></tr>"
+            + "".join(
+                f"<tr><td>{escape(f.message)}</td><td><code>{escape(f.location)}</code></td><td>{_waiver(f)}</td></tr>"
+                for f in r.findings
+            )
+            + "</table>"
+        )
+    body += [
+        f"<p><b>{'Unknown because' if r.status is Status.UNKNOWN else 'Reason'}:</b> {escape(x)}</p>" for x in r.reasons
+    ]
     if r.note:
         body.append(f"<p class=muted>{escape(r.note)}</p>")
     opened = " open" if r.status in (Status.FAIL, Status.ERROR, Status.UNKNOWN) else ""
-    return (f"<details id='{escape(r.rule_id)}'{opened}><summary><h3 style=display:inline>{escape(r.rule_id)} — "
-            f"{escape(r.title)}</h3> {_status(r.status)}</summary>{''.join(body)}</details>")
+    return (
+        f"<details id='{escape(r.rule_id)}'{opened}><summary><h3 style=display:inline>{escape(r.rule_id)} — "
+        f"{escape(r.title)}</h3> {_status(r.status)}</summary>{''.join(body)}</details>"
+    )
 
 
 def _waiver(f: Any) -> str:

@@ -40,9 +40,10 @@ def image_inputs(path: Path, progress: Progress | None = None) -> dict[str, Any]
             whole = file_sha256(path)
             digests = [_source_sha256(source, s, n) for _, _, _, s, n in ranges]
     out["sha256"] = whole
-    out["partitions"] = [{"number": num, "name": name, "type": type_name, "offset": start, "size": size,
-                          "sha256": digest} for (num, name, type_name, start, size), digest in zip(ranges, digests,
-                                                                                                  strict=True)]
+    out["partitions"] = [
+        {"number": num, "name": name, "type": type_name, "offset": start, "size": size, "sha256": digest}
+        for (num, name, type_name, start, size), digest in zip(ranges, digests, strict=True)
+    ]
     return out
 
 
@@ -50,8 +51,10 @@ def add_verity(inputs: dict[str, Any], facts: Facts) -> dict[str, Any]:
     """The stored and the recomputed verity root hashes, when the scan established them."""
     if isinstance(facts.verity, Verity):
         v = facts.verity
-        inputs["verity"] = {"root_hash": v.root_hash if isinstance(v.root_hash, str) else None,
-                            "data_root_hash": v.data_root_hash if isinstance(v.data_root_hash, str) else None}
+        inputs["verity"] = {
+            "root_hash": v.root_hash if isinstance(v.root_hash, str) else None,
+            "data_root_hash": v.data_root_hash if isinstance(v.data_root_hash, str) else None,
+        }
     return inputs
 
 
@@ -86,7 +89,7 @@ def _one_pass(path: Path, ranges: list[tuple[int, int]], progress: Progress | No
             for (start, size), h in zip(ranges, parts, strict=True):
                 lo, hi = max(start, offset), min(start + size, end)
                 if lo < hi:
-                    h.update(block[lo - offset:hi - offset])
+                    h.update(block[lo - offset : hi - offset])
             offset = end
             if progress:
                 progress("sha256 of the image and its partitions", offset, total)

@@ -19,8 +19,13 @@ if TYPE_CHECKING:
 OSCAL_VERSION = "1.1.2"
 NAMESPACE = uuid.UUID("6f0c7a52-9a59-4c87-8d3f-3f7a1d6a1c9e")
 NIST = re.compile(r"^NIST-800-53:([A-Z]{2})-(\d+)(?:\((\d+)\))?$")
-STATE = {Status.PASS: "satisfied", Status.WAIVED: "satisfied", Status.FAIL: "not-satisfied",
-         Status.UNKNOWN: "not-satisfied", Status.ERROR: "not-satisfied"}
+STATE = {
+    Status.PASS: "satisfied",
+    Status.WAIVED: "satisfied",
+    Status.FAIL: "not-satisfied",
+    Status.UNKNOWN: "not-satisfied",
+    Status.ERROR: "not-satisfied",
+}
 
 
 def control_id(reference: str) -> str | None:
@@ -47,39 +52,61 @@ def assessment_results(ev: Evidence) -> dict[str, Any]:
             continue
         evidence = [{"description": f"{f.message} at {f.location}" if f.location else f.message} for f in r.findings]
         evidence += [{"description": f"unknown: {reason}"} for reason in r.reasons]
-        observation = {"uuid": uid("obs", r.rule_id), "title": f"{r.rule_id}: {r.title}",
-                       "description": f"cvmlint rule {r.rule_id} ({r.severity}) on {report.target.name}: "
-                                      f"{r.status.value}", "methods": ["TEST"], "collected": when,
-                       "props": [{"name": "result", "ns": "https://cvmlint.dev/ns/oscal", "value": r.status.value}]}
+        observation = {
+            "uuid": uid("obs", r.rule_id),
+            "title": f"{r.rule_id}: {r.title}",
+            "description": f"cvmlint rule {r.rule_id} ({r.severity}) on {report.target.name}: {r.status.value}",
+            "methods": ["TEST"],
+            "collected": when,
+            "props": [{"name": "result", "ns": "https://cvmlint.dev/ns/oscal", "value": r.status.value}],
+        }
         if evidence:
             observation["relevant-evidence"] = evidence
         observations.append(observation)
         if r.status in (Status.FAIL, Status.UNKNOWN, Status.ERROR):
             named: list[str | None] = [c for c in map(control_id, r.references) if c]
             for control in named or [None]:
-                target = {"type": "objective-id", "target-id": f"{control or r.rule_id.lower()}_obj",
-                          "status": {"state": STATE[r.status]}}
-                findings.append({"uuid": uid("finding", r.rule_id, control or ""), "title": f"{r.rule_id}: {r.title}",
-                                 "description": r.findings[0].message if r.findings else "; ".join(r.reasons),
-                                 "target": target,
-                                 "related-observations": [{"observation-uuid": uid("obs", r.rule_id)}]})
+                target = {
+                    "type": "objective-id",
+                    "target-id": f"{control or r.rule_id.lower()}_obj",
+                    "status": {"state": STATE[r.status]},
+                }
+                findings.append(
+                    {
+                        "uuid": uid("finding", r.rule_id, control or ""),
+                        "title": f"{r.rule_id}: {r.title}",
+                        "description": r.findings[0].message if r.findings else "; ".join(r.reasons),
+                        "target": target,
+                        "related-observations": [{"observation-uuid": uid("obs", r.rule_id)}],
+                    }
+                )
     result: dict[str, Any] = {
-        "uuid": uid("result"), "title": f"cvmlint {report.policy_name} {report.policy_version} on "
-                                        f"{report.target.name}",
+        "uuid": uid("result"),
+        "title": f"cvmlint {report.policy_name} {report.policy_version} on {report.target.name}",
         "description": f"Policy {report.policy_name} {report.policy_version} (sha256 {report.policy_sha256}), "
-                       f"profiles: {', '.join(report.profiles) or 'none'}.",
-        "start": ev.started.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": when,
-        "reviewed-controls": {"control-selections": [
-            {"include-controls": [{"control-id": c} for c in controls]} if controls else {"include-all": {}}]},
+        f"profiles: {', '.join(report.profiles) or 'none'}.",
+        "start": ev.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": when,
+        "reviewed-controls": {
+            "control-selections": [
+                {"include-controls": [{"control-id": c} for c in controls]} if controls else {"include-all": {}}
+            ]
+        },
     }
     if observations:
         result["observations"] = observations
     if findings:
         result["findings"] = findings
-    return {"assessment-results": {
-        "uuid": uid("document"),
-        "metadata": {"title": f"cvmlint assessment of {report.target.name}", "last-modified": when,
-                     "version": __version__, "oscal-version": OSCAL_VERSION},
-        "import-ap": {"href": "#cvmlint-policy"},
-        "results": [result],
-    }}
+    return {
+        "assessment-results": {
+            "uuid": uid("document"),
+            "metadata": {
+                "title": f"cvmlint assessment of {report.target.name}",
+                "last-modified": when,
+                "version": __version__,
+                "oscal-version": OSCAL_VERSION,
+            },
+            "import-ap": {"href": "#cvmlint-policy"},
+            "results": [result],
+        }
+    }

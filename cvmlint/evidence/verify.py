@@ -44,20 +44,25 @@ def statement_of(files: dict[str, bytes], public_key: Any | None, check: Check) 
     signatures = envelope.get("signatures") or []
     if public_key is None:
         if signatures:
-            check.problems.append(f"statement.json is signed by key {signatures[0].get('keyid', '?')[:16]}…, "
-                                  "and no key was given to check it (--key PUBLIC.pem)")
+            check.problems.append(
+                f"statement.json is signed by key {signatures[0].get('keyid', '?')[:16]}…, "
+                "and no key was given to check it (--key PUBLIC.pem)"
+            )
         else:
-            check.notes.append("the bundle is UNSIGNED: its digests are consistent, but anyone could have "
-                               "written them")
-    if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE or \
-            statement.get("predicateType") != PREDICATE_TYPE:
+            check.notes.append("the bundle is UNSIGNED: its digests are consistent, but anyone could have written them")
+    if (
+        not isinstance(statement, dict)
+        or statement.get("_type") != STATEMENT_TYPE
+        or statement.get("predicateType") != PREDICATE_TYPE
+    ):
         check.problems.append(f"statement.json: not an in-toto Statement with predicate {PREDICATE_TYPE}")
         return None
     return statement
 
 
-def verify_bundle(path: Path, public_key: Any | None = None, image: Path | None = None,
-                  allow_unsigned: bool = False) -> Check:
+def verify_bundle(
+    path: Path, public_key: Any | None = None, image: Path | None = None, allow_unsigned: bool = False
+) -> Check:
     """Signature, every file's digest, and (with `image`) the image against the subject."""
     check = Check()
     files = read_bundle(path)
@@ -70,8 +75,10 @@ def verify_bundle(path: Path, public_key: Any | None = None, image: Path | None 
         if data is None:
             check.problems.append(f"{name}: listed in the statement, missing from the bundle")
         elif hashlib.sha256(data).hexdigest() != digest:
-            check.problems.append(f"{name}: sha256 {hashlib.sha256(data).hexdigest()} differs from the statement's "
-                                  f"{digest}: the file was changed")
+            check.problems.append(
+                f"{name}: sha256 {hashlib.sha256(data).hexdigest()} differs from the statement's "
+                f"{digest}: the file was changed"
+            )
     for name in sorted(set(files) - set(listed) - {"statement.json"}):
         check.problems.append(f"{name}: in the bundle but not covered by the statement")
     subject = statement["subject"][0]["digest"].get("sha256", "")
@@ -112,15 +119,20 @@ def replay_bundle(path: Path, today: date | None = None) -> tuple[Check, list[di
         policy = load_policy(Path(tmp) / "policy" / meta["main"], meta.get("profiles", []))
         facts = facts_from_json(json.loads(files["facts.json"]), f"{path}/facts.json")
         report = evaluate(policy, facts)
-        waivers = load_waivers(Path(tmp) / "policy" / meta["waivers"], meta.get("waivers_given_as")) \
-            if meta.get("waivers") else []
+        waivers = (
+            load_waivers(Path(tmp) / "policy" / meta["waivers"], meta.get("waivers_given_as"))
+            if meta.get("waivers")
+            else []
+        )
         made = date.fromisoformat(meta["evaluated_on"])
         apply_waivers(report, waivers, today=made)
         replayed = report_to_json(report, recorded.get("exit_code", 0))
         expired = [w for w in waivers if w.expired(today or date.today()) and not w.expired(made)]
     for w in expired:
-        check.notes.append(f"waiver for {w.rule} ({w.where}) was in force when the bundle was made ({made}), "
-                           f"has expired since ({w.expires})")
+        check.notes.append(
+            f"waiver for {w.rule} ({w.where}) was in force when the bundle was made ({made}), "
+            f"has expired since ({w.expires})"
+        )
     if policy.sha256 != recorded["policy"]["sha256"]:
         check.problems.append(f"policy/: its digest {policy.sha256} is not the one results.json names")
     before = {r["rule"]: r for r in recorded["results"]}
@@ -129,8 +141,10 @@ def replay_bundle(path: Path, today: date | None = None) -> tuple[Check, list[di
         if old is None:
             check.problems.append(f"{rule['rule']}: not in results.json")
         elif (old["status"], old["findings"]) != (rule["status"], rule["findings"]):
-            check.problems.append(f"{rule['rule']}: results.json says {old['status']}, the facts give "
-                                  f"{rule['status']}" + _first_difference(old["findings"], rule["findings"]))
+            check.problems.append(
+                f"{rule['rule']}: results.json says {old['status']}, the facts give "
+                f"{rule['status']}" + _first_difference(old["findings"], rule["findings"])
+            )
     check.problems += [f"{rule}: in results.json, not in the policy" for rule in before]
     return check, replayed["results"]
 

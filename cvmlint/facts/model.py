@@ -61,8 +61,9 @@ class Package(Record):
     version: Maybe[DebVersion] = doc("Version (Debian ordering); unknown for a recipe that pins none.")
     arch: Maybe[str] = doc("Architecture, e.g. `amd64`, `all`.", default="")
     source: Maybe[str] = doc("Source package name.", default="")
-    origin: str = doc("How it is known: `dpkg`, `rpm`, `declared` (Packages=), `script` (a build script).",
-                      default="declared")
+    origin: str = doc(
+        "How it is known: `dpkg`, `rpm`, `declared` (Packages=), `script` (a build script).", default="declared"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,8 +75,7 @@ class File(Record):
     name: str = doc("Last path component.")
     type: str = doc("`file`, `dir`, `symlink`, `char`, `block`, `fifo` or `socket`.")
     mode: int = doc("Permission bits, e.g. 0o755 (493).", default=0)
-    perms: str = doc("The permission bits in octal as chmod writes them, e.g. `4755`; derived from mode.",
-                     default="")
+    perms: str = doc("The permission bits in octal as chmod writes them, e.g. `4755`; derived from mode.", default="")
     uid: int = doc("Owner user id.", default=0)
     gid: int = doc("Owner group id.", default=0)
     size: int = doc("Size in bytes.", default=0)
@@ -100,27 +100,28 @@ class RootFs(Record):
     partition: str = doc("Partition (or repart definition) holding it.", default="")
     partition_type: str = doc("Partition type name per the Discoverable Partitions Spec.", default="")
     verity: Maybe[bool] = doc("A dm-verity hash partition is paired with it.", default=False)
-    found_by: str = doc("How it was found: `dps-type`, `cmdline root=`, `os-release`, `repart`.",
-                        default="")
+    found_by: str = doc("How it was found: `dps-type`, `cmdline root=`, `os-release`, `repart`.", default="")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Verity(Record):
     """dm-verity protection of the root file system."""
 
-    root_hash: Maybe[str] = doc("Root hash (lower-case hex) of the stored hash tree: what the kernel checks "
-                                "roothash= against.")
-    data_root_hash: Maybe[str] = doc("Root hash recomputed from the data partition; differs from root_hash when "
-                                     "data blocks no longer match the tree.", default="")
+    root_hash: Maybe[str] = doc(
+        "Root hash (lower-case hex) of the stored hash tree: what the kernel checks roothash= against."
+    )
+    data_root_hash: Maybe[str] = doc(
+        "Root hash recomputed from the data partition; differs from root_hash when "
+        "data blocks no longer match the tree.",
+        default="",
+    )
     algorithm: Maybe[str] = doc("Hash algorithm, e.g. `sha256`.", default="")
     data_block_size: Maybe[int] = doc("Data block size in bytes.", default=0)
     hash_block_size: Maybe[int] = doc("Hash block size in bytes.", default=0)
     hash_type: Maybe[int] = doc("Format: 1 (normal) or 0 (Chrome OS).", default=1)
     tree_valid: Maybe[bool] = doc("The stored hash tree matches the data, level by level.", default=False)
-    first_bad_block: Maybe[int | None] = doc("First data block whose hash does not match, or none.",
-                                             default=None)
-    uuids_match: Maybe[bool] = doc("Partition UUIDs are the two halves of the root hash (DPS rule).",
-                                   default=False)
+    first_bad_block: Maybe[int | None] = doc("First data block whose hash does not match, or none.", default=None)
+    uuids_match: Maybe[bool] = doc("Partition UUIDs are the two halves of the root hash (DPS rule).", default=False)
     signed: Maybe[bool] = doc("A root-verity-sig partition signs the root hash.", default=False)
 
 
@@ -155,8 +156,9 @@ class BootEntry(Record):
     default: bool = doc("The entry that boots without user input.", default=False)
     kernel: Maybe[str] = doc("Kernel path.", default="")
     initrds: tuple[str, ...] = doc("Initrd paths, in order.", default=())
-    initrd_files: Maybe[tuple[str, ...]] = doc("Paths inside its initrds (every cpio segment), e.g. "
-                                               "`kernel/firmware/acpi/dsdt.aml`.", default=())
+    initrd_files: Maybe[tuple[str, ...]] = doc(
+        "Paths inside its initrds (every cpio segment), e.g. `kernel/firmware/acpi/dsdt.aml`.", default=()
+    )
     cmdline: Maybe[Items[Param]] = doc("Its kernel command line.", default_factory=Items)
 
 
@@ -166,8 +168,9 @@ class Boot(Record):
 
     loader: Maybe[str] = doc("Second stage: `grub`, `systemd-boot`, `uki` or `none`.")
     shim: Maybe[bool] = doc("Shim is the first stage.", default=False)
-    secure_boot: Maybe[bool] = doc("Every binary on the boot path is signed (image) / SecureBoot= (recipe).",
-                                   default=False)
+    secure_boot: Maybe[bool] = doc(
+        "Every binary on the boot path is signed (image) / SecureBoot= (recipe).", default=False
+    )
     uki: Maybe[bool] = doc("Boots a unified kernel image.", default=False)
     binaries: Maybe[Items[BootBinary]] = doc("EFI binaries on the ESP.", default_factory=Items)
     entries: Maybe[Items[BootEntry]] = doc("Boot entries, the default first.", default_factory=Items)
@@ -229,8 +232,7 @@ class KernelStrings:
         return Unknown(f"the string {needle!r} was not searched for when these facts were recorded")
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, KernelStrings) and self.found == other.found
-                and self.searched == other.searched)
+        return isinstance(other, KernelStrings) and self.found == other.found and self.searched == other.searched
 
     __hash__ = None  # type: ignore[assignment]  # NOTE: mutable memo of live searches
 
@@ -298,12 +300,16 @@ class Partition(Record):
 class System(Record):
     """The operating system: what an image's os-release says, or what a recipe installs."""
 
-    distribution: Maybe[str] = doc("Distribution, as mkosi names it: `ubuntu`, `debian`, `fedora`, … "
-                                   "(os-release `ID=` / `Distribution=`).")
-    release: Maybe[str] = doc("Release: `noble`, `trixie`, `41`, … (os-release `VERSION_CODENAME=`, else "
-                              "`VERSION_ID=` / `Release=`).")
-    architecture: Maybe[str] = doc("Architecture, as mkosi and the Discoverable Partitions Spec name it: "
-                                   "`x86-64`, `arm64`, … (the root partition's type / `Architecture=`).")
+    distribution: Maybe[str] = doc(
+        "Distribution, as mkosi names it: `ubuntu`, `debian`, `fedora`, … (os-release `ID=` / `Distribution=`)."
+    )
+    release: Maybe[str] = doc(
+        "Release: `noble`, `trixie`, `41`, … (os-release `VERSION_CODENAME=`, else `VERSION_ID=` / `Release=`)."
+    )
+    architecture: Maybe[str] = doc(
+        "Architecture, as mkosi and the Discoverable Partitions Spec name it: "
+        "`x86-64`, `arm64`, … (the root partition's type / `Architecture=`)."
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -315,17 +321,24 @@ class Build(Record):
     image_id: str = doc("`ImageId=`; empty when unset.", default="")
     profiles: tuple[str, ...] = doc("mkosi profiles selected (`Profiles=` and `--mkosi-profile`).", default=())
     remove_packages: tuple[str, ...] = doc("`RemovePackages=`: purged after installation.", default=())
-    unified_kernel_images: str = doc("`UnifiedKernelImages=` as mkosi 26+ reads it: `auto`, `signed` (also "
-                                     "`yes`: copy a prebuilt signed UKI), `unsigned` (mkosi builds one) or `none` "
-                                     "(also `no`).", default="auto")
-    extra_trees: tuple[str, ...] = doc("`ExtraTrees=` (and `mkosi.extra/`): `source[:target]`, in order.",
-                                       default=())
+    unified_kernel_images: str = doc(
+        "`UnifiedKernelImages=` as mkosi 26+ reads it: `auto`, `signed` (also "
+        "`yes`: copy a prebuilt signed UKI), `unsigned` (mkosi builds one) or `none` "
+        "(also `no`).",
+        default="auto",
+    )
+    extra_trees: tuple[str, ...] = doc("`ExtraTrees=` (and `mkosi.extra/`): `source[:target]`, in order.", default=())
     skeleton_trees: tuple[str, ...] = doc("`SkeletonTrees=` (and `mkosi.skeleton/`), in order.", default=())
-    repart_directories: tuple[str, ...] = doc("`RepartDirectories=` (and `mkosi.repart/`), in the order mkosi "
-                                              "passes them to systemd-repart (the first holding a file name "
-                                              "wins).", default=())
-    scripts: tuple[str, ...] = doc("Build scripts (sync, prepare, build, postinst, finalize, postoutput), "
-                                   "in the order mkosi runs them.", default=())
+    repart_directories: tuple[str, ...] = doc(
+        "`RepartDirectories=` (and `mkosi.repart/`), in the order mkosi "
+        "passes them to systemd-repart (the first holding a file name "
+        "wins).",
+        default=(),
+    )
+    scripts: tuple[str, ...] = doc(
+        "Build scripts (sync, prepare, build, postinst, finalize, postoutput), in the order mkosi runs them.",
+        default=(),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -348,6 +361,21 @@ class Facts:
 
 
 RECORD_TYPES: tuple[type[Record], ...] = (
-    Target, Package, File, RootFs, Verity, Param, BootBinary, BootEntry, Boot,
-    ConfigOption, Module, Kernel, Patch, Mount, Partition, System, Build,
+    Target,
+    Package,
+    File,
+    RootFs,
+    Verity,
+    Param,
+    BootBinary,
+    BootEntry,
+    Boot,
+    ConfigOption,
+    Module,
+    Kernel,
+    Patch,
+    Mount,
+    Partition,
+    System,
+    Build,
 )

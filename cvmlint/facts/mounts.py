@@ -8,13 +8,38 @@ from collections.abc import Callable
 from cvmlint.facts.model import Mount
 from cvmlint.facts.provenance import Provenance
 
-VOLATILE = frozenset({
-    "tmpfs", "ramfs", "swap",
-    # kernel pseudo file systems: views of kernel state, never storage
-    "proc", "sysfs", "devtmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "debugfs", "securityfs", "configfs",
-    "hugetlbfs", "tracefs", "bpf", "efivarfs", "fusectl", "pstore", "binfmt_misc", "autofs", "nsfs", "rpc_pipefs",
-    "selinuxfs", "smackfs", "resctrl", "nfsd",
-})
+VOLATILE = frozenset(
+    {
+        "tmpfs",
+        "ramfs",
+        "swap",
+        # kernel pseudo file systems: views of kernel state, never storage
+        "proc",
+        "sysfs",
+        "devtmpfs",
+        "devpts",
+        "mqueue",
+        "cgroup",
+        "cgroup2",
+        "debugfs",
+        "securityfs",
+        "configfs",
+        "hugetlbfs",
+        "tracefs",
+        "bpf",
+        "efivarfs",
+        "fusectl",
+        "pstore",
+        "binfmt_misc",
+        "autofs",
+        "nsfs",
+        "rpc_pipefs",
+        "selinuxfs",
+        "smackfs",
+        "resctrl",
+        "nfsd",
+    }
+)
 """File systems whose content does not survive a reboot: memory, and the kernel's pseudo file systems."""
 Locate = Callable[[int], Provenance]
 """Line number -> where that line is."""
@@ -39,8 +64,17 @@ def fstab_mounts(text: str, crypt: set[str], locate: Locate) -> list[Mount]:
         what, path, fstype = fields[0], fields[1], fields[2]
         if path == "/" or fstype == "swap":
             continue
-        out.append(Mount(path=path, fstype=fstype, what=what, options=fields[3] if len(fields) > 3 else "",
-                         persistent=fstype not in VOLATILE, encrypted=encrypted(what, crypt), where=locate(number)))
+        out.append(
+            Mount(
+                path=path,
+                fstype=fstype,
+                what=what,
+                options=fields[3] if len(fields) > 3 else "",
+                persistent=fstype not in VOLATILE,
+                encrypted=encrypted(what, crypt),
+                where=locate(number),
+            )
+        )
     return out
 
 
@@ -57,9 +91,15 @@ def unit_mount(text: str, crypt: set[str], locate: Locate) -> Mount | None:
     if not values.get("Where"):
         return None
     fstype, what = values.get("Type", ""), values.get("What", "")
-    return Mount(path=values["Where"], fstype=fstype, what=what, options=values.get("Options", ""),
-                 persistent=fstype not in VOLATILE, encrypted=encrypted(what, crypt),
-                 where=locate(lines["Where"]))
+    return Mount(
+        path=values["Where"],
+        fstype=fstype,
+        what=what,
+        options=values.get("Options", ""),
+        persistent=fstype not in VOLATILE,
+        encrypted=encrypted(what, crypt),
+        where=locate(lines["Where"]),
+    )
 
 
 def unit_installed(text: str) -> bool:

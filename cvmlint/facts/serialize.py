@@ -141,7 +141,7 @@ class _Decoder:
         if isinstance(data, list):
             data = {"items": data}
         if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-            raise self.fail(path, "expected {\"items\": [...]} or a list")
+            raise self.fail(path, 'expected {"items": [...]} or a list')
         where = self.provenance(data["where"], path + ".where") if "where" in data else None
         items = [self.value(item_hint, item, f"{path}[{i}]") for i, item in enumerate(data["items"])]
         return Items(items, where)
@@ -174,7 +174,7 @@ def facts_from_json(doc: Any, source: str = "<facts>") -> Facts:
     """Facts from a JSON document; a fact missing from the document is unknown, with that reason."""
     decoder = _Decoder(source)
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise decoder.fail("schema", f"not a cvmlint facts document (expected \"schema\": \"{SCHEMA}\")")
+        raise decoder.fail("schema", f'not a cvmlint facts document (expected "schema": "{SCHEMA}")')
     body = doc.get("facts", {})
     if not isinstance(body, dict):
         raise decoder.fail("facts", "expected an object")

@@ -87,7 +87,7 @@ def _lz4_decode_prefix(data: bytes, out_size: int, fmt: str, structure: str, off
     for start, lit, moff, mlen, _nxt in _lz4_sequences(data):
         if start + lit > len(data):
             break
-        out += data[start:start + lit]
+        out += data[start : start + lit]
         if len(out) >= out_size:
             return bytes(out[:out_size])
         if moff == 0 or moff > len(out):
@@ -99,8 +99,7 @@ def _lz4_decode_prefix(data: bytes, out_size: int, fmt: str, structure: str, off
     raise FormatError(fmt, structure, offset, f"LZ4 data decodes to {len(out)} bytes, expected {out_size}")
 
 
-def microlzma(data: bytes, out_size: int, fmt: str, structure: str, offset: int,
-              dict_size: int = 8 << 20) -> bytes:
+def microlzma(data: bytes, out_size: int, fmt: str, structure: str, offset: int, dict_size: int = 8 << 20) -> bytes:
     """Decode a MicroLZMA stream (LZMA1 whose first byte holds the inverted lc/lp/pb properties)."""
     if not data:
         raise FormatError(fmt, structure, offset, "empty MicroLZMA stream")
@@ -109,8 +108,9 @@ def microlzma(data: bytes, out_size: int, fmt: str, structure: str, offset: int,
         raise FormatError(fmt, structure, offset, f"invalid MicroLZMA properties byte {data[0]:#04x}")
     lc, rest = props % 9, props // 9
     lp, pb = rest % 5, rest // 5
-    decoder = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[
-        {"id": lzma.FILTER_LZMA1, "lc": lc, "lp": lp, "pb": pb, "dict_size": dict_size}])
+    decoder = lzma.LZMADecompressor(
+        lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA1, "lc": lc, "lp": lp, "pb": pb, "dict_size": dict_size}]
+    )
     try:
         out = decoder.decompress(b"\0" + data[1:], max_length=out_size)
     except lzma.LZMAError as err:

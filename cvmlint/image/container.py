@@ -97,7 +97,7 @@ def _copy_sparse(entry: object, fd: int, declared: int, member: str) -> None:
         limits.tick("tar", f"member {member}", written)
         if written > declared:
             raise FormatError("tar", f"member {member}", written, f"holds more than the {declared} bytes it declares")
-        if block == zero[:len(block)]:
+        if block == zero[: len(block)]:
             os.lseek(fd, len(block), os.SEEK_CUR)
         else:
             os.write(fd, block)

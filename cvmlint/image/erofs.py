@@ -56,8 +56,7 @@ SUPPORTED_INCOMPAT = 0x7F
 """48BIT and METABOX (erofs-utils 1.9, experimental) are refused with a clear message."""
 
 FLAT_PLAIN, COMPRESSED_FULL, FLAT_INLINE, COMPRESSED_COMPACT, CHUNK_BASED = range(5)
-LAYOUT_NAMES = {0: "FLAT_PLAIN", 1: "COMPRESSED_FULL", 2: "FLAT_INLINE", 3: "COMPRESSED_COMPACT",
-                4: "CHUNK_BASED"}
+LAYOUT_NAMES = {0: "FLAT_PLAIN", 1: "COMPRESSED_FULL", 2: "FLAT_INLINE", 3: "COMPRESSED_COMPACT", 4: "CHUNK_BASED"}
 ALGORITHMS = {0: "lz4", 1: "lzma", 2: "deflate", 3: "zstd"}
 SHIFTED, INTERLACED = -1, -2
 
@@ -74,8 +73,14 @@ NULL_ADDR32 = 0xFFFFFFFF
 PCLUSTER_MAX_SIZE = 1 << 20
 PCLUSTER_MAX_DSIZE = 12 << 20
 MAX_NAME = 255
-XATTR_PREFIXES = {1: "user.", 2: "system.posix_acl_access", 3: "system.posix_acl_default", 4: "trusted.",
-                  5: "lustre.", 6: "security."}
+XATTR_PREFIXES = {
+    1: "user.",
+    2: "system.posix_acl_access",
+    3: "system.posix_acl_default",
+    4: "trusted.",
+    5: "lustre.",
+    6: "security.",
+}
 
 
 @dataclass(frozen=True)
@@ -206,10 +211,38 @@ class ErofsFileSystem(InodeTree):
     # -- superblock --------------------------------------------------------------------------
     def _superblock(self) -> ErofsSuperblock:
         raw = read_exact(self.src, SB_OFFSET, 128, FMT, "superblock")
-        (magic, checksum, compat, blkszbits, _extslots, root_nid, inos, epoch, fixed_nsec, blocks, meta_blkaddr,
-         xattr_blkaddr, uid, volname, incompat, u1, extra_devices, _devt, _dirblkbits, prefix_count,
-         prefix_start, packed_nid, _filter, _ishare, _res, _build_time, _rootnid8, _res2, _metabox,
-         _res3) = unpack(_SB, raw + b"\0" * 16, 0, FMT, "superblock")
+        (
+            magic,
+            checksum,
+            compat,
+            blkszbits,
+            _extslots,
+            root_nid,
+            inos,
+            epoch,
+            fixed_nsec,
+            blocks,
+            meta_blkaddr,
+            xattr_blkaddr,
+            uid,
+            volname,
+            incompat,
+            u1,
+            extra_devices,
+            _devt,
+            _dirblkbits,
+            prefix_count,
+            prefix_start,
+            packed_nid,
+            _filter,
+            _ishare,
+            _res,
+            _build_time,
+            _rootnid8,
+            _res2,
+            _metabox,
+            _res3,
+        ) = unpack(_SB, raw + b"\0" * 16, 0, FMT, "superblock")
         if magic != MAGIC:
             raise FormatError(FMT, "superblock", SB_OFFSET, f"bad magic {magic:#010x} (expected {MAGIC:#010x})")
         if not 9 <= blkszbits <= 16:
@@ -221,8 +254,12 @@ class ErofsFileSystem(InodeTree):
             raise FormatError(FMT, "superblock", SB_OFFSET + 80, f"unsupported incompatible feature(s): {what}")
         bs = 1 << blkszbits
         if blocks and blocks * bs > self.src.size:
-            raise FormatError(FMT, "superblock", SB_OFFSET + 36, f"{blocks} blocks of {bs} bytes exceed "
-                              f"{self.src.name} ({self.src.size} bytes): truncated image")
+            raise FormatError(
+                FMT,
+                "superblock",
+                SB_OFFSET + 36,
+                f"{blocks} blocks of {bs} bytes exceed {self.src.name} ({self.src.size} bytes): truncated image",
+            )
         if meta_blkaddr * bs >= self.src.size:
             raise FormatError(FMT, "superblock", SB_OFFSET + 40, f"metadata block {meta_blkaddr} is past the end")
         checksum_ok = None
@@ -234,10 +271,27 @@ class ErofsFileSystem(InodeTree):
             if not checksum_ok:
                 raise FormatError(FMT, "superblock", SB_OFFSET + 4, f"checksum mismatch (stored {checksum:#010x})")
         algs = u1 if incompat & INCOMPAT_COMPR_CFGS else 1
-        return ErofsSuperblock(bs, blkszbits, root_nid, inos, epoch, fixed_nsec, blocks, meta_blkaddr,
-                               xattr_blkaddr, str(uuid.UUID(bytes=uid)), volname.rstrip(b"\0").decode("utf-8",
-                               "replace"), compat, incompat, algs, extra_devices, prefix_count, prefix_start,
-                               packed_nid, checksum_ok)
+        return ErofsSuperblock(
+            bs,
+            blkszbits,
+            root_nid,
+            inos,
+            epoch,
+            fixed_nsec,
+            blocks,
+            meta_blkaddr,
+            xattr_blkaddr,
+            str(uuid.UUID(bytes=uid)),
+            volname.rstrip(b"\0").decode("utf-8", "replace"),
+            compat,
+            incompat,
+            algs,
+            extra_devices,
+            prefix_count,
+            prefix_start,
+            packed_nid,
+            checksum_ok,
+        )
 
     # -- inodes -------------------------------------------------------------------------------
     @reader("erofs", "inode")
@@ -260,26 +314,53 @@ class ErofsFileSystem(InodeTree):
             raise FormatError(FMT, what, offset, f"unknown data layout {layout}")
         if i_format & 1:
             raw = read_exact(self.src, offset, 64, FMT, what)
-            (_f, icount, mode, _nb, size, raw_u, _ino, uid, gid, mtime, mtime_nsec, nlink,
-             _r) = unpack(_EXTENDED, raw, 0, FMT, what)
+            (_f, icount, mode, _nb, size, raw_u, _ino, uid, gid, mtime, mtime_nsec, nlink, _r) = unpack(
+                _EXTENDED, raw, 0, FMT, what
+            )
             extended = True
         else:
             (_f, icount, mode, nb, size, mtime_rel, raw_u, _ino, uid, gid, _r) = unpack(_COMPACT, head, 0, FMT, what)
             nlink = 1 if (not stat.S_ISDIR(mode) and (i_format >> 4) & 1) else nb
             mtime, mtime_nsec, extended = self.sb.epoch + mtime_rel, self.sb.fixed_nsec, False
-        if stat.S_IFMT(mode) not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFCHR, stat.S_IFBLK,
-                                     stat.S_IFIFO, stat.S_IFSOCK):
+        if stat.S_IFMT(mode) not in (
+            stat.S_IFREG,
+            stat.S_IFDIR,
+            stat.S_IFLNK,
+            stat.S_IFCHR,
+            stat.S_IFBLK,
+            stat.S_IFIFO,
+            stat.S_IFSOCK,
+        ):
             raise FormatError(FMT, what, offset + 4, f"bogus mode {mode:o}")
         xattr_isize = 12 + 4 * (icount - 1) if icount else 0
-        if layout in (COMPRESSED_FULL, COMPRESSED_COMPACT) and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode) \
-                and not stat.S_ISLNK(mode):
+        if (
+            layout in (COMPRESSED_FULL, COMPRESSED_COMPACT)
+            and not stat.S_ISREG(mode)
+            and not stat.S_ISDIR(mode)
+            and not stat.S_ISLNK(mode)
+        ):
             raise FormatError(FMT, what, offset, "compressed layout on a special file")
         if layout == CHUNK_BASED and raw_u & 0xFFFF & ~0x7F:
             raise FormatError(FMT, what, offset + 16, f"unsupported chunk format {raw_u & 0xFFFF:#x}")
         if size > 1 << 44:
             raise FormatError(FMT, what, offset + 8, f"implausible size {size}")
-        return ErofsInode(nid, offset, extended, layout, mode, nlink, uid, gid, size, mtime, mtime_nsec, raw_u,
-                          xattr_isize, icount, bool(stat.S_ISDIR(mode) and (i_format >> 4) & 1))
+        return ErofsInode(
+            nid,
+            offset,
+            extended,
+            layout,
+            mode,
+            nlink,
+            uid,
+            gid,
+            size,
+            mtime,
+            mtime_nsec,
+            raw_u,
+            xattr_isize,
+            icount,
+            bool(stat.S_ISDIR(mode) and (i_format >> 4) & 1),
+        )
 
     # -- data ---------------------------------------------------------------------------------
     @reader("erofs", "file data")
@@ -291,8 +372,9 @@ class ErofsFileSystem(InodeTree):
     def iter_data(self, ino: ErofsInode, limit: int | None = None, piece: int = 1 << 20) -> Iterator[bytes]:
         """A file's content in pieces, in order; holes read as zeros."""
         if limit is not None and ino.size > limit:
-            raise FormatError(FMT, f"inode {ino.nid}", ino.offset + 8, f"size {ino.size} exceeds the "
-                              f"{limit}-byte limit")
+            raise FormatError(
+                FMT, f"inode {ino.nid}", ino.offset + 8, f"size {ino.size} exceeds the {limit}-byte limit"
+            )
         if ino.size == 0:
             return
         if ino.layout in (FLAT_PLAIN, FLAT_INLINE):
@@ -323,7 +405,7 @@ class ErofsFileSystem(InodeTree):
         inner = offset & 4095
         if inner + length > len(piece):
             return self._read(offset, length, what)  # raises the FormatError for the short read
-        return piece[inner:inner + length]
+        return piece[inner : inner + length]
 
     def _read_blocks(self, start_blk: int, length: int, what: str, piece: int = 1 << 20) -> Iterator[bytes]:
         pos, end = start_blk * self.bs, start_blk * self.bs + length
@@ -346,8 +428,9 @@ class ErofsFileSystem(InodeTree):
         if tail and ino.size > plain:
             tail_len = ino.size - plain
             if ino.body % self.bs + tail_len > self.bs:
-                raise FormatError(FMT, f"inline tail of inode {ino.nid}", ino.body,
-                                  f"{tail_len} bytes cross a block boundary")
+                raise FormatError(
+                    FMT, f"inline tail of inode {ino.nid}", ino.body, f"{tail_len} bytes cross a block boundary"
+                )
             yield self._read(ino.body, tail_len, f"inline tail of inode {ino.nid}")
 
     def _chunked(self, ino: ErofsInode, piece: int = 1 << 20) -> Iterator[bytes]:
@@ -368,10 +451,14 @@ class ErofsFileSystem(InodeTree):
                 blk = ((hi << 32) | lo) & ((1 << 48) - 1 if fmt & 0x40 else 0xFFFFFFFF)
                 hole = blk == ((1 << 48) - 1 if fmt & 0x40 else 0xFFFFFFFF)
                 if device and not hole:
-                    raise FormatError(FMT, f"chunk {n} of inode {ino.nid}", table + n * 8,
-                                      f"data on extra device {device}, which is not part of this image")
+                    raise FormatError(
+                        FMT,
+                        f"chunk {n} of inode {ino.nid}",
+                        table + n * 8,
+                        f"data on extra device {device}, which is not part of this image",
+                    )
             else:
-                blk = int.from_bytes(raw[n * 4:n * 4 + 4], "little")
+                blk = int.from_bytes(raw[n * 4 : n * 4 + 4], "little")
                 hole = blk == NULL_ADDR32
             if hole:
                 yield from zeros(length)
@@ -387,17 +474,23 @@ class ErofsFileSystem(InodeTree):
             fragoff = int.from_bytes(raw, "little") ^ (1 << 63)
             return _ZHeader(ADVISE_FRAGMENT_PCLUSTER, (0, 0), self.sb.blkszbits, 0, fragoff, True)
         if ino.layout == COMPRESSED_FULL and advise & 0x1:
-            raise FormatError(FMT, f"compression map of inode {ino.nid}", pos, "encoded extents (erofs-utils 1.9) "
-                              "are not supported")
+            raise FormatError(
+                FMT, f"compression map of inode {ino.nid}", pos, "encoded extents (erofs-utils 1.9) are not supported"
+            )
         if clusterbits & 0x70:
             raise FormatError(FMT, f"compression map of inode {ino.nid}", pos + 7, f"reserved bits {clusterbits:#x}")
         lbits = self.sb.blkszbits + (clusterbits & 0xF)
         if lbits > 20:
             raise FormatError(FMT, f"compression map of inode {ino.nid}", pos + 7, f"lcluster 2^{lbits} too large")
-        if ino.layout == COMPRESSED_COMPACT and bool(advise & ADVISE_BIG_PCLUSTER_1) != \
-                bool(advise & ADVISE_BIG_PCLUSTER_2):
-            raise FormatError(FMT, f"compression map of inode {ino.nid}", pos + 4,
-                              "big pcluster HEAD1/HEAD2 flags disagree in a compact index")
+        if ino.layout == COMPRESSED_COMPACT and bool(advise & ADVISE_BIG_PCLUSTER_1) != bool(
+            advise & ADVISE_BIG_PCLUSTER_2
+        ):
+            raise FormatError(
+                FMT,
+                f"compression map of inode {ino.nid}",
+                pos + 4,
+                "big pcluster HEAD1/HEAD2 flags disagree in a compact index",
+            )
         idata = word >> 16 if advise & ADVISE_INLINE_PCLUSTER else 0
         fragoff = word if advise & ADVISE_FRAGMENT_PCLUSTER else 0
         return _ZHeader(advise, (algs & 0xF, algs >> 4), lbits, idata, fragoff, False)
@@ -447,7 +540,7 @@ class ErofsFileSystem(InodeTree):
 
         def decode(j: int) -> tuple[int, int]:
             bit = encodebits * j
-            v = int.from_bytes(pack[bit // 8:bit // 8 + 4].ljust(4, b"\0"), "little") >> (bit & 7)
+            v = int.from_bytes(pack[bit // 8 : bit // 8 + 4].ljust(4, b"\0"), "little") >> (bit & 7)
             return v & ((1 << lobits) - 1), (v >> lobits) & 3
 
         lo, kind = decode(i)
@@ -467,8 +560,12 @@ class ErofsFileSystem(InodeTree):
                 lc.delta0 = (0 if ptype != TYPE_NONHEAD else 1 if plo & D0_CBLKCNT else plo) + 1
             return lc
         base = int.from_bytes(pack[-4:], "little")
-        return _LCluster(kind, lo, pblk=base + _heads_before(decode, i, bool(zh.advise & ADVISE_BIG_PCLUSTER_1),
-                                                              ino, pos), nextpackoff=nextpack)
+        return _LCluster(
+            kind,
+            lo,
+            pblk=base + _heads_before(decode, i, bool(zh.advise & ADVISE_BIG_PCLUSTER_1), ino, pos),
+            nextpackoff=nextpack,
+        )
 
     def _head_of(self, ino: ErofsInode, zh: _ZHeader, ofs: int) -> int:
         """The lcluster number of the HEAD/PLAIN lcluster whose extent holds byte `ofs` (bounded walk back)."""
@@ -479,8 +576,12 @@ class ErofsFileSystem(InodeTree):
         distance = lc.delta0 if lc.type == TYPE_NONHEAD else 1
         for _ in range(1 << 20):
             if distance == 0 or distance > lcn:
-                raise FormatError(FMT, f"compression map of inode {ino.nid}", ino.offset,
-                                  f"bogus lookback distance {distance} at lcluster {lcn}")
+                raise FormatError(
+                    FMT,
+                    f"compression map of inode {ino.nid}",
+                    ino.offset,
+                    f"bogus lookback distance {distance} at lcluster {lcn}",
+                )
             lcn -= distance
             lc = self._lcluster(ino, zh, lcn)
             if lc.type != TYPE_NONHEAD:
@@ -496,8 +597,12 @@ class ErofsFileSystem(InodeTree):
             if lc.type == TYPE_NONHEAD:
                 continue
             if lc.clusterofs >= 1 << lbits:
-                raise FormatError(FMT, f"lcluster {lcn} of inode {ino.nid}", ino.offset,
-                                  f"clusterofs {lc.clusterofs} is past the lcluster")
+                raise FormatError(
+                    FMT,
+                    f"lcluster {lcn} of inode {ino.nid}",
+                    ino.offset,
+                    f"clusterofs {lc.clusterofs} is past the lcluster",
+                )
             la = (lcn << lbits) | lc.clusterofs
             if la < ino.size:
                 yield lcn, la, lc
@@ -548,8 +653,9 @@ class ErofsFileSystem(InodeTree):
             last = (ino.size - 1) >> zh.lclusterbits
             if lcn == self._head_of(ino, zh, ino.size - 1):
                 if zh.idata_size:
-                    return _Extent(la, llen, "inline", self._lcluster(ino, zh, last).nextpackoff, zh.idata_size,
-                                   alg, lc.partial)
+                    return _Extent(
+                        la, llen, "inline", self._lcluster(ino, zh, last).nextpackoff, zh.idata_size, alg, lc.partial
+                    )
                 off = zh.fragmentoff | ((lc.pblk << 32) if ino.layout == COMPRESSED_FULL else 0)
                 return _Extent(la, llen, "fragment", pa=off)
         blocks = self._compressed_blocks(ino, zh, lcn, lc)
@@ -563,8 +669,12 @@ class ErofsFileSystem(InodeTree):
         if nxt.type != TYPE_NONHEAD:
             return 1
         if nxt.delta0 != 1 or not nxt.cblkcnt:
-            raise FormatError(FMT, f"lcluster {lcn + 1} of inode {ino.nid}", ino.offset,
-                              "big pcluster without its compressed block count (CBLKCNT)")
+            raise FormatError(
+                FMT,
+                f"lcluster {lcn + 1} of inode {ino.nid}",
+                ino.offset,
+                "big pcluster without its compressed block count (CBLKCNT)",
+            )
         return nxt.cblkcnt
 
     def _compressed(self, ino: ErofsInode) -> Iterator[bytes]:
@@ -577,21 +687,22 @@ class ErofsFileSystem(InodeTree):
         if ext.kind == "fragment":
             return self._packed_read(ext.pa, ext.llen, ino)
         if ext.plen > PCLUSTER_MAX_SIZE or ext.llen > PCLUSTER_MAX_DSIZE:
-            raise FormatError(FMT, what, ext.pa, f"pcluster {ext.plen} bytes / extent {ext.llen} bytes exceed the "
-                              "format's limits")
+            raise FormatError(
+                FMT, what, ext.pa, f"pcluster {ext.plen} bytes / extent {ext.llen} bytes exceed the format's limits"
+            )
         if ext.kind == "inline" and ext.pa % self.bs + ext.plen > self.bs:
             raise FormatError(FMT, f"tail pcluster of inode {ino.nid}", ext.pa, "crosses a block boundary")
         raw = self._read(ext.pa, ext.plen, what)
         if ext.alg == SHIFTED:
             if ext.llen > len(raw):
                 raise FormatError(FMT, what, ext.pa, f"plain extent of {ext.llen} bytes in a {len(raw)}-byte pcluster")
-            return raw[:ext.llen]
+            return raw[: ext.llen]
         if ext.alg == INTERLACED:
             if ext.llen > len(raw) or len(raw) > self.bs:
                 raise FormatError(FMT, what, ext.pa, "interlaced extent does not fit its pcluster")
             skip = ext.la % self.bs
             right = min(self.bs - skip, ext.llen)
-            return raw[skip:skip + right] + raw[:ext.llen - right]
+            return raw[skip : skip + right] + raw[: ext.llen - right]
         if not self.sb.compr_algs & (1 << ext.alg):
             raise FormatError(FMT, what, ext.pa, f"algorithm {ext.alg} is not declared in the superblock")
         margin = len(raw) - len(raw.lstrip(b"\0"))
@@ -611,16 +722,23 @@ class ErofsFileSystem(InodeTree):
 
     def _packed_read(self, offset: int, length: int, owner: ErofsInode) -> bytes:
         if not self.sb.packed_nid or not self.sb.feature_incompat & INCOMPAT_FRAGMENTS:
-            raise FormatError(FMT, f"inode {owner.nid}", owner.offset, "refers to a fragment but the image has no "
-                              "packed inode")
+            raise FormatError(
+                FMT, f"inode {owner.nid}", owner.offset, "refers to a fragment but the image has no packed inode"
+            )
         if self._packed is None:
             self._packed = self.inode(self.sb.packed_nid)
-            if self._packed.layout in (COMPRESSED_FULL, COMPRESSED_COMPACT) and \
-                    self._zheader(self._packed).advise & ADVISE_FRAGMENT_PCLUSTER:
+            if (
+                self._packed.layout in (COMPRESSED_FULL, COMPRESSED_COMPACT)
+                and self._zheader(self._packed).advise & ADVISE_FRAGMENT_PCLUSTER
+            ):
                 raise FormatError(FMT, "packed inode", self._packed.offset, "the packed inode uses fragments itself")
         if offset + length > self._packed.size:
-            raise FormatError(FMT, f"fragment of inode {owner.nid}", owner.offset,
-                              f"bytes {offset}..{offset + length} lie outside the packed inode ({self._packed.size})")
+            raise FormatError(
+                FMT,
+                f"fragment of inode {owner.nid}",
+                owner.offset,
+                f"bytes {offset}..{offset + length} lie outside the packed inode ({self._packed.size})",
+            )
         return self._read_range(self._packed, offset, length)
 
     @reader("erofs", "file data")
@@ -636,7 +754,7 @@ class ErofsFileSystem(InodeTree):
             for piece in self.iter_data(ino):
                 end = pos + len(piece)
                 if end > offset and pos < offset + length:
-                    out += piece[max(0, offset - pos):offset + length - pos]
+                    out += piece[max(0, offset - pos) : offset + length - pos]
                 pos = end
                 if pos >= offset + length:
                     break
@@ -662,7 +780,7 @@ class ErofsFileSystem(InodeTree):
                 if len(self._decoded) > 16:
                     self._decoded.pop(next(iter(self._decoded)))
             begin = max(0, offset + len(out) - ext.la)
-            out += data[begin:begin + length - len(out)]
+            out += data[begin : begin + length - len(out)]
             k += 1
         return bytes(out)
 
@@ -676,7 +794,7 @@ class ErofsFileSystem(InodeTree):
         data = self.read(ino, limits.get("directory-bytes"))
         entries: list[DirEntry] = []
         for start in range(0, len(data), self.bs):
-            entries.extend(self._dirblock(ino, data[start:start + self.bs], start))
+            entries.extend(self._dirblock(ino, data[start : start + self.bs], start))
             limits.check("directory-entries", len(entries), FMT, f"directory inode {ino.nid}", ino.offset)
         return entries
 
@@ -725,7 +843,7 @@ class ErofsFileSystem(InodeTree):
             raise FormatError(FMT, what, base + 4, f"{shared_count} shared xattrs do not fit the inline area")
         out: dict[str, bytes] = {}
         for k in range(shared_count):
-            sid = int.from_bytes(area[12 + 4 * k:16 + 4 * k], "little")
+            sid = int.from_bytes(area[12 + 4 * k : 16 + 4 * k], "little")
             pos = self.sb.xattr_blkaddr * self.bs + 4 * sid
             head = self._read(pos, 4, f"shared xattr {sid}")
             nlen, _idx, vlen = unpack(_XATTR_ENTRY, head, 0, FMT, f"shared xattr {sid}")
@@ -743,7 +861,7 @@ class ErofsFileSystem(InodeTree):
         end = pos + 4 + nlen + vlen
         if end > len(buf):
             raise FormatError(FMT, what, pos, f"entry of {nlen}+{vlen} bytes runs past the xattr area")
-        suffix = buf[pos + 4:pos + 4 + nlen]
+        suffix = buf[pos + 4 : pos + 4 + nlen]
         if index & 0x80:
             prefixes = self._long_prefixes()
             if (index & 0x7F) >= len(prefixes):
@@ -754,7 +872,7 @@ class ErofsFileSystem(InodeTree):
             if index not in XATTR_PREFIXES:
                 raise FormatError(FMT, what, pos, f"unknown xattr name index {index}")
             name = XATTR_PREFIXES[index]
-        value = buf[pos + 4 + nlen:end]
+        value = buf[pos + 4 + nlen : end]
         return name + suffix.decode("utf-8", "surrogateescape"), value, -(-(4 + nlen + vlen) // 4) * 4
 
     def _long_prefixes(self) -> list[tuple[int, bytes]]:
@@ -771,8 +889,11 @@ class ErofsFileSystem(InodeTree):
                 length = int.from_bytes(head, "little")
                 if not 1 <= length <= MAX_NAME + 1:
                     raise FormatError(FMT, "long xattr prefix", pos, f"bogus length {length}")
-                body = self._read_range(packed, pos + 2, length) if packed else self._read(pos + 2, length,
-                                                                                          "long xattr prefix")
+                body = (
+                    self._read_range(packed, pos + 2, length)
+                    if packed
+                    else self._read(pos + 2, length, "long xattr prefix")
+                )
                 self._prefixes.append((body[0], body[1:]))
                 pos += 2 + length
         return self._prefixes

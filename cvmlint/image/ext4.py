@@ -38,9 +38,19 @@ INCOMPAT_LARGEDIR = 0x4000
 INCOMPAT_INLINE_DATA = 0x8000
 INCOMPAT_ENCRYPT = 0x10000
 INCOMPAT_CASEFOLD = 0x20000
-SUPPORTED_INCOMPAT = (INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG | INCOMPAT_EXTENTS | INCOMPAT_64BIT
-                      | INCOMPAT_MMP | INCOMPAT_FLEX_BG | INCOMPAT_CSUM_SEED | INCOMPAT_LARGEDIR
-                      | INCOMPAT_INLINE_DATA | INCOMPAT_CASEFOLD)
+SUPPORTED_INCOMPAT = (
+    INCOMPAT_FILETYPE
+    | INCOMPAT_RECOVER
+    | INCOMPAT_META_BG
+    | INCOMPAT_EXTENTS
+    | INCOMPAT_64BIT
+    | INCOMPAT_MMP
+    | INCOMPAT_FLEX_BG
+    | INCOMPAT_CSUM_SEED
+    | INCOMPAT_LARGEDIR
+    | INCOMPAT_INLINE_DATA
+    | INCOMPAT_CASEFOLD
+)
 RO_COMPAT_METADATA_CSUM = 0x400
 FLAG_INDEX = 0x1000
 FLAG_EXTENTS = 0x80000
@@ -53,8 +63,15 @@ _EXT_INDEX = struct.Struct("<IIHH")
 _EXT_LEAF = struct.Struct("<IHHI")
 _DIRENT = struct.Struct("<IHBB")
 _XATTR = struct.Struct("<BBHIII")
-XATTR_PREFIXES = {1: "user.", 2: "system.posix_acl_access", 3: "system.posix_acl_default", 4: "trusted.",
-                  6: "security.", 7: "system.", 8: "system.richacl"}
+XATTR_PREFIXES = {
+    1: "user.",
+    2: "system.posix_acl_access",
+    3: "system.posix_acl_default",
+    4: "trusted.",
+    6: "security.",
+    7: "system.",
+    8: "system.richacl",
+}
 
 
 @dataclass(frozen=True)
@@ -153,8 +170,12 @@ class Ext4FileSystem(InodeTree):
             raise FormatError(FMT, "superblock", 1056, "zero blocks or inodes per group")
         blocks = blocks_lo | blocks_hi << 32
         if blocks * bs > self.src.size:
-            raise FormatError(FMT, "superblock", 1028, f"{blocks} blocks of {bs} bytes exceed {self.src.name} "
-                              f"({self.src.size} bytes): truncated image")
+            raise FormatError(
+                FMT,
+                "superblock",
+                1028,
+                f"{blocks} blocks of {bs} bytes exceed {self.src.name} ({self.src.size} bytes): truncated image",
+            )
         checksum_ok = None
         if ro_compat & RO_COMPAT_METADATA_CSUM:
             stored = int.from_bytes(raw[1020:1024], "little")
@@ -163,10 +184,23 @@ class Ext4FileSystem(InodeTree):
                 raise FormatError(FMT, "superblock", 2044, f"checksum mismatch (stored {stored:#010x})")
         import uuid as _uuid
 
-        return Ext4Superblock(bs, blocks, inodes, first_data, blocks_per_group, inodes_per_group, inode_size,
-                              desc_size, compat, incompat, ro_compat, first_meta_bg,
-                              str(_uuid.UUID(bytes=raw[104:120])), raw[120:136].split(b"\0")[0].decode("utf-8",
-                              "replace"), checksum_ok)
+        return Ext4Superblock(
+            bs,
+            blocks,
+            inodes,
+            first_data,
+            blocks_per_group,
+            inodes_per_group,
+            inode_size,
+            desc_size,
+            compat,
+            incompat,
+            ro_compat,
+            first_meta_bg,
+            str(_uuid.UUID(bytes=raw[104:120])),
+            raw[120:136].split(b"\0")[0].decode("utf-8", "replace"),
+            checksum_ok,
+        )
 
     # -- group descriptors and inodes -----------------------------------------------------------
     def _descriptor(self, group: int) -> bytes:
@@ -177,12 +211,15 @@ class Ext4FileSystem(InodeTree):
         desc_block = table_block + group // per_block
         if self.sb.feature_incompat & INCOMPAT_META_BG and group // per_block >= self.sb.first_meta_bg:
             meta_group = group // per_block * per_block
-            desc_block = self.sb.first_data_block + meta_group * self.sb.blocks_per_group + \
-                (1 if self._has_super(meta_group) else 0)
+            desc_block = (
+                self.sb.first_data_block
+                + meta_group * self.sb.blocks_per_group
+                + (1 if self._has_super(meta_group) else 0)
+            )
         if desc_block not in self._descs:
             self._descs[desc_block] = self._block(desc_block, "group descriptor block")
         inner = (group % per_block) * self.sb.desc_size
-        return self._descs[desc_block][inner:inner + self.sb.desc_size]
+        return self._descs[desc_block][inner : inner + self.sb.desc_size]
 
     @staticmethod
     def _has_super(group: int) -> bool:
@@ -198,8 +235,9 @@ class Ext4FileSystem(InodeTree):
 
     def _block(self, number: int, what: str) -> bytes:
         if number >= self.sb.blocks or number < 0:
-            raise FormatError(FMT, what, number * self.bs, f"block {number} is beyond the {self.sb.blocks} blocks "
-                              "of the file system")
+            raise FormatError(
+                FMT, what, number * self.bs, f"block {number} is beyond the {self.sb.blocks} blocks of the file system"
+            )
         return read_exact(self.src, number * self.bs, self.bs, FMT, what)
 
     @reader("ext4", "inode")
@@ -243,7 +281,7 @@ class Ext4FileSystem(InodeTree):
         for chunk in self.iter_data(ino, piece=1 << 16):
             end = pos + len(chunk)
             if end > offset and pos < offset + length:
-                out += chunk[max(0, offset - pos):offset + length - pos]
+                out += chunk[max(0, offset - pos) : offset + length - pos]
             pos = end
             if pos >= offset + length:
                 break
@@ -253,12 +291,13 @@ class Ext4FileSystem(InodeTree):
     def iter_data(self, ino: Ext4Inode, limit: int | None = None, piece: int = 1 << 20) -> Iterator[bytes]:
         """A file's content in pieces, in order; holes and unwritten extents read as zeros."""
         if limit is not None and ino.size > limit:
-            raise FormatError(FMT, f"inode {ino.number}", ino.offset + 4, f"size {ino.size} exceeds the "
-                              f"{limit}-byte limit")
+            raise FormatError(
+                FMT, f"inode {ino.number}", ino.offset + 4, f"size {ino.size} exceeds the {limit}-byte limit"
+            )
         if ino.size == 0:
             return
         if ino.flags & FLAG_INLINE_DATA:
-            yield self._inline(ino)[:ino.size]
+            yield self._inline(ino)[: ino.size]
             return
         mapping = self._extents(ino) if ino.flags & FLAG_EXTENTS else self._blockmap(ino)
         pos = 0
@@ -276,8 +315,12 @@ class Ext4FileSystem(InodeTree):
                 yield from zeros(length)
             else:
                 if physical + count > self.sb.blocks:
-                    raise FormatError(FMT, f"extent of inode {ino.number}", ino.offset,
-                                      f"blocks {physical}..{physical + count} lie past the end of the file system")
+                    raise FormatError(
+                        FMT,
+                        f"extent of inode {ino.number}",
+                        ino.offset,
+                        f"blocks {physical}..{physical + count} lie past the end of the file system",
+                    )
                 done = 0
                 while done < length:
                     n = min(piece, length - done)
@@ -295,8 +338,9 @@ class Ext4FileSystem(InodeTree):
         """(logical block, physical block or None for unwritten, count), in logical order."""
         yield from self._extent_node(ino, ino.block, MAX_EXTENT_DEPTH + 1, set())
 
-    def _extent_node(self, ino: Ext4Inode, node: bytes, depth_left: int,
-                     seen: set[int]) -> Iterator[tuple[int, int | None, int]]:
+    def _extent_node(
+        self, ino: Ext4Inode, node: bytes, depth_left: int, seen: set[int]
+    ) -> Iterator[tuple[int, int | None, int]]:
         what = f"extent tree of inode {ino.number}"
         magic, entries, maximum, depth, _gen = unpack(_EXT_HEADER, node, 0, FMT, what)
         if magic != EXTENT_MAGIC:
@@ -328,7 +372,7 @@ class Ext4FileSystem(InodeTree):
             yield logical, p or None, 1
             logical += 1
         for level, p in enumerate(pointers[12:], start=1):
-            span = per ** level
+            span = per**level
             if logical >= total:
                 return
             if p == 0:
@@ -338,8 +382,9 @@ class Ext4FileSystem(InodeTree):
             yield from self._indirect(ino, p, level, logical, total)
             logical += span
 
-    def _indirect(self, ino: Ext4Inode, block: int, level: int, logical: int,
-                  total: int) -> Iterator[tuple[int, int | None, int]]:
+    def _indirect(
+        self, ino: Ext4Inode, block: int, level: int, logical: int, total: int
+    ) -> Iterator[tuple[int, int | None, int]]:
         per = self.bs // 4
         entries = struct.unpack_from(f"<{per}I", self._block(block, f"indirect block of inode {ino.number}"), 0)
         span = per ** (level - 1)
@@ -381,10 +426,14 @@ class Ext4FileSystem(InodeTree):
         while pos + 8 <= end:
             number, rec_len, name_len, ftype = unpack(_DIRENT, data, pos, FMT, f"directory of inode {ino.number}")
             if rec_len < 8 or rec_len % 4 or pos + rec_len > end or 8 + name_len > rec_len:
-                raise FormatError(FMT, f"directory entry in inode {ino.number}", pos,
-                                  f"bogus record length {rec_len} (name length {name_len})")
+                raise FormatError(
+                    FMT,
+                    f"directory entry in inode {ino.number}",
+                    pos,
+                    f"bogus record length {rec_len} (name length {name_len})",
+                )
             if number:
-                name = data[pos + 8:pos + 8 + name_len].decode("utf-8", "surrogateescape")
+                name = data[pos + 8 : pos + 8 + name_len].decode("utf-8", "surrogateescape")
                 if "/" in name or "\0" in name or not name:
                     raise FormatError(FMT, f"directory entry in inode {ino.number}", pos, f"invalid name {name!r}")
                 if name not in (".", ".."):
@@ -400,7 +449,7 @@ class Ext4FileSystem(InodeTree):
         if ino.size > 4096:
             raise FormatError(FMT, f"symlink inode {ino.number}", ino.offset, f"target of {ino.size} bytes")
         if ino.size < 60 and not ino.flags & (FLAG_EXTENTS | FLAG_INLINE_DATA):
-            return ino.block[:ino.size].decode("utf-8", "surrogateescape")
+            return ino.block[: ino.size].decode("utf-8", "surrogateescape")
         return self.read(ino, 4096).decode("utf-8", "surrogateescape")
 
     @reader("ext4", "xattrs")
@@ -419,19 +468,18 @@ class Ext4FileSystem(InodeTree):
             out.update(self._xattr_entries(blk, 32, 0, ino, "xattr block"))
         return out
 
-    def _xattr_entries(self, area: bytes, first: int, value_base: int, ino: Ext4Inode,
-                       what: str) -> dict[str, bytes]:
+    def _xattr_entries(self, area: bytes, first: int, value_base: int, ino: Ext4Inode, what: str) -> dict[str, bytes]:
         out = {}
         pos = first
-        while pos + 16 <= len(area) and area[pos:pos + 4] != b"\0\0\0\0":
+        while pos + 16 <= len(area) and area[pos : pos + 4] != b"\0\0\0\0":
             nlen, index, voff, vinum, vsize, _hash = unpack(_XATTR, area, pos, FMT, what)
             if vinum:
                 raise FormatError(FMT, f"{what} of inode {ino.number}", pos, "value in an EA inode (unsupported)")
             vstart = value_base + voff
             if pos + 16 + nlen > len(area) or vstart + vsize > len(area):
                 raise FormatError(FMT, f"{what} of inode {ino.number}", pos, "entry runs past its area")
-            name = XATTR_PREFIXES.get(index, f"[{index}]") + area[pos + 16:pos + 16 + nlen].decode("utf-8", "replace")
-            out[name] = area[vstart:vstart + vsize]
+            name = XATTR_PREFIXES.get(index, f"[{index}]") + area[pos + 16 : pos + 16 + nlen].decode("utf-8", "replace")
+            out[name] = area[vstart : vstart + vsize]
             pos += -(-(16 + nlen) // 4) * 4
         return out
 

@@ -51,21 +51,44 @@ class FatFileSystem:
     def __init__(self, src: ByteSource) -> None:
         self.src = src
         boot = read_exact(src, 0, 512, FMT, "boot sector")
-        (_jmp, _oem, bps, spc, reserved, nfats, root_entries, total16, _media, fat16, _spt, _heads,
-         _hidden, total32) = unpack(_BPB, boot, 0, FMT, "BIOS parameter block")
+        (
+            _jmp,
+            _oem,
+            bps,
+            spc,
+            reserved,
+            nfats,
+            root_entries,
+            total16,
+            _media,
+            fat16,
+            _spt,
+            _heads,
+            _hidden,
+            total32,
+        ) = unpack(_BPB, boot, 0, FMT, "BIOS parameter block")
         if boot[510:512] != b"\x55\xaa":
             raise FormatError(FMT, "boot sector", 510, "no 0x55 0xAA signature")
         if bps not in (512, 1024, 2048, 4096) or spc == 0 or spc & (spc - 1) or nfats == 0 or reserved == 0:
-            raise FormatError(FMT, "BIOS parameter block", 11, f"implausible geometry: {bps} bytes/sector, "
-                              f"{spc} sectors/cluster, {nfats} FATs, {reserved} reserved sectors")
+            raise FormatError(
+                FMT,
+                "BIOS parameter block",
+                11,
+                f"implausible geometry: {bps} bytes/sector, "
+                f"{spc} sectors/cluster, {nfats} FATs, {reserved} reserved sectors",
+            )
         total = total16 or total32
         fat_sectors = fat16
         root_cluster = 0
         if fat16 == 0:
             fat_sectors, _flags, _ver, root_cluster, _fsinfo, _backup = unpack(_FAT32, boot, 36, FMT, "FAT32 BPB")
         if total * bps > src.size:
-            raise FormatError(FMT, "BIOS parameter block", 19, f"{total} sectors of {bps} bytes do not fit in "
-                              f"{src.name} ({src.size} bytes)")
+            raise FormatError(
+                FMT,
+                "BIOS parameter block",
+                19,
+                f"{total} sectors of {bps} bytes do not fit in {src.name} ({src.size} bytes)",
+            )
         self.sector: int = bps
         self.cluster_size: int = bps * spc
         self.fat_offset: int = reserved * bps
@@ -92,15 +115,16 @@ class FatFileSystem:
         if index not in self._fat_cache:
             if len(self._fat_cache) > 4096:
                 self._fat_cache.clear()
-            self._fat_cache[index] = read_exact(self.src, self.fat_offset + index * self.sector, self.sector,
-                                                FMT, "FAT sector")
+            self._fat_cache[index] = read_exact(
+                self.src, self.fat_offset + index * self.sector, self.sector, FMT, "FAT sector"
+            )
         return self._fat_cache[index]
 
     def _fat_bytes(self, offset: int, length: int) -> bytes:
         out = b""
         while length > 0:
             sec, inner = divmod(offset, self.sector)
-            chunk = self._fat_sector(sec)[inner:inner + length]
+            chunk = self._fat_sector(sec)[inner : inner + length]
             out += chunk
             offset += len(chunk)
             length -= len(chunk)
@@ -135,8 +159,12 @@ class FatFileSystem:
             return None
         if value == bad or value < 2 or value >= self.clusters + 2:
             what = "bad-cluster mark" if value == bad else "free" if value == 0 else f"cluster {value}"
-            raise FormatError(FMT, f"cluster chain at cluster {cluster}", self.fat_offset,
-                              f"entry is {what}, not a valid next cluster")
+            raise FormatError(
+                FMT,
+                f"cluster chain at cluster {cluster}",
+                self.fat_offset,
+                f"entry is {what}, not a valid next cluster",
+            )
         return value
 
     def chain(self, first: int, limit_bytes: int | None = None) -> list[int]:
@@ -150,20 +178,30 @@ class FatFileSystem:
         table = self._table()
         mask, end = (0x0FFFFFFF, 0x0FFFFFF7) if self.bits == 32 else (0xFFFF, 0xFFF7)
         while cur is not None:
-            if table is not None and cur < len(table) and 2 <= table[cur] & mask < min(end, self.clusters + 2) \
-                    and cur not in seen and len(out) < cap:
+            if (
+                table is not None
+                and cur < len(table)
+                and 2 <= table[cur] & mask < min(end, self.clusters + 2)
+                and cur not in seen
+                and len(out) < cap
+            ):
                 seen.add(cur)  # the common case, inline: a valid next cluster in the held table
                 out.append(cur)
                 cur = table[cur] & mask
                 continue
             if cur in seen:
-                raise FormatError(FMT, f"cluster chain from cluster {first}", self.fat_offset,
-                                  f"loops back to cluster {cur}")
+                raise FormatError(
+                    FMT, f"cluster chain from cluster {first}", self.fat_offset, f"loops back to cluster {cur}"
+                )
             seen.add(cur)
             out.append(cur)
             if len(out) > cap:
-                raise FormatError(FMT, f"cluster chain from cluster {first}", self.fat_offset,
-                                  f"longer than the {cap} clusters the entry's size allows")
+                raise FormatError(
+                    FMT,
+                    f"cluster chain from cluster {first}",
+                    self.fat_offset,
+                    f"longer than the {cap} clusters the entry's size allows",
+                )
             cur = self.next_cluster(cur)
         return out
 
@@ -182,8 +220,9 @@ class FatFileSystem:
                 base = self.root_offset
                 return read_exact(self.src, base, self.root_size, FMT, "root directory"), lambda pos: base + pos
         clusters = self.chain(first_cluster, limits.get("fat-directory-entries") * 32)
-        data = b"".join(read_exact(self.src, self.cluster_offset(c), self.cluster_size, FMT, "directory cluster")
-                        for c in clusters)
+        data = b"".join(
+            read_exact(self.src, self.cluster_offset(c), self.cluster_size, FMT, "directory cluster") for c in clusters
+        )
         size = self.cluster_size
         return data, lambda pos: self.cluster_offset(clusters[pos // size]) + pos % size
 
@@ -193,14 +232,15 @@ class FatFileSystem:
         data, place = self._dir_bytes(first_cluster)
         lfn: dict[int, str] = {}
         for pos in range(0, len(data) - 31, 32):
-            raw = data[pos:pos + 32]
+            raw = data[pos : pos + 32]
             if raw[0] == 0:
                 break
             if raw[0] == 0xE5:
                 lfn.clear()
                 continue
             name11, attr, nt, _tenth, _ctime, _cdate, _adate, hi, mtime, mdate, lo, size = unpack(
-                _DIRENT, raw, 0, FMT, "directory entry")
+                _DIRENT, raw, 0, FMT, "directory entry"
+            )
             if attr == ATTR_LFN:
                 seq = raw[0] & 0x1F
                 part = (raw[1:11] + raw[14:26] + raw[28:32]).decode("utf-16-le", "replace")
@@ -217,8 +257,15 @@ class FatFileSystem:
             if "/" in name or name in ("", ".", ".."):
                 raise FormatError(FMT, "directory entry", place(pos), f"invalid name {name!r}")
             cluster = (hi << 16 | lo) if self.bits == 32 else lo
-            yield FatEntry(posixpath.join(parent, name), name, bool(attr & ATTR_DIR), size, cluster,
-                           _timestamp(mdate, mtime), place(pos))
+            yield FatEntry(
+                posixpath.join(parent, name),
+                name,
+                bool(attr & ATTR_DIR),
+                size,
+                cluster,
+                _timestamp(mdate, mtime),
+                place(pos),
+            )
 
     @reader("fat", "directory tree")
     def walk(self) -> Iterator[FatEntry]:
@@ -232,8 +279,12 @@ class FatFileSystem:
                 yield entry
                 if entry.is_dir:
                     if entry.first_cluster in seen or entry.first_cluster in (0, self.root_cluster):
-                        raise FormatError(FMT, f"directory {entry.path}", entry.offset,
-                                          "contains itself or an ancestor (directory loop)")
+                        raise FormatError(
+                            FMT,
+                            f"directory {entry.path}",
+                            entry.offset,
+                            "contains itself or an ancestor (directory loop)",
+                        )
                     seen.add(entry.first_cluster)
                     stack.append((entry.first_cluster, entry.path, depth + 1))
 
@@ -258,14 +309,22 @@ class FatFileSystem:
         if max_size is None:
             limits.check("boot-file-bytes", entry.size, FMT, f"file {entry.path}", entry.offset)
         elif entry.size > max_size:
-            raise FormatError(FMT, f"file {entry.path}", entry.offset, f"size {entry.size} exceeds the {max_size}-byte "
-                              "limit for reading into memory")
+            raise FormatError(
+                FMT,
+                f"file {entry.path}",
+                entry.offset,
+                f"size {entry.size} exceeds the {max_size}-byte limit for reading into memory",
+            )
         if entry.size == 0:
             return b""
         clusters = self.chain(entry.first_cluster, entry.size)
         if len(clusters) * self.cluster_size < entry.size:
-            raise FormatError(FMT, f"file {entry.path}", entry.offset, f"size {entry.size} but its chain has only "
-                              f"{len(clusters)} clusters")
+            raise FormatError(
+                FMT,
+                f"file {entry.path}",
+                entry.offset,
+                f"size {entry.size} but its chain has only {len(clusters)} clusters",
+            )
         out = bytearray()
         run_start = prev = clusters[0]
         for c in [*clusters[1:], None]:
@@ -273,11 +332,12 @@ class FatFileSystem:
                 prev = c
                 continue
             count = prev - run_start + 1  # one read per run of consecutive clusters
-            out += read_exact(self.src, self.cluster_offset(run_start), count * self.cluster_size, FMT,
-                              f"data of {entry.path}")
+            out += read_exact(
+                self.src, self.cluster_offset(run_start), count * self.cluster_size, FMT, f"data of {entry.path}"
+            )
             if c is not None:
                 run_start = prev = c
-        del out[entry.size:]
+        del out[entry.size :]
         return out  # a bytearray: a bytes() copy of a kernel or UKI costs tens of MB at peak
 
 
@@ -295,7 +355,8 @@ def _short_name(raw: bytes, nt: int) -> str:
 
 def _timestamp(date: int, time: int) -> datetime | None:
     try:
-        return datetime(1980 + (date >> 9), (date >> 5) & 0xF, date & 0x1F, time >> 11, (time >> 5) & 0x3F,
-                        (time & 0x1F) * 2)
+        return datetime(
+            1980 + (date >> 9), (date >> 5) & 0xF, date & 0x1F, time >> 11, (time >> 5) & 0x3F, (time & 0x1F) * 2
+        )
     except ValueError:
         return None

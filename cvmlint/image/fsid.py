@@ -1,17 +1,17 @@
 """What a partition holds, by magic number: enough to name a root file system cvmlint cannot read.
 
-    offset   magic                      content
-    0        "LUKS\\xba\\xbe"             LUKS1/2 (version at 6)
-    0        "verity\\0\\0"               dm-verity hash partition
-    0        "hsqs"                     squashfs (little-endian)
-    0        "XFSB"                     xfs
-    3        "NTFS    "                 ntfs
-    54 / 82  "FAT" + 0x55AA at 510      vfat (FAT12/16 label at 54, FAT32 at 82)
-    1024     e2 e1 f5 e0                erofs
-    1080     53 ef                      ext2/3/4 (features at 1116..1127 tell which)
-    4086     "SWAPSPACE2"               swap (4 KiB pages)
-    0x10040  "_BHRfS_M"                 btrfs
-    0x8001   "CD001"                    iso9660
+offset   magic                      content
+0        "LUKS\\xba\\xbe"             LUKS1/2 (version at 6)
+0        "verity\\0\\0"               dm-verity hash partition
+0        "hsqs"                     squashfs (little-endian)
+0        "XFSB"                     xfs
+3        "NTFS    "                 ntfs
+54 / 82  "FAT" + 0x55AA at 510      vfat (FAT12/16 label at 54, FAT32 at 82)
+1024     e2 e1 f5 e0                erofs
+1080     53 ef                      ext2/3/4 (features at 1116..1127 tell which)
+4086     "SWAPSPACE2"               swap (4 KiB pages)
+0x10040  "_BHRfS_M"                 btrfs
+0x8001   "CD001"                    iso9660
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class Content(StrEnum):
     def read_only(self) -> bool:
         """A file system that cannot be written by nature."""
         return self in (Content.EROFS, Content.SQUASHFS)
+
 
 EXT_COMPAT_JOURNAL = 0x4
 EXT_INCOMPAT_EXTENTS = 0x40

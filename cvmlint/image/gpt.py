@@ -35,21 +35,46 @@ FLAG_NO_AUTO = 1 << 63
 
 _ARCH_TYPES = {
     # arch: (root, root-verity, root-verity-sig, usr, usr-verity, usr-verity-sig)
-    "x86-64": ("4f68bce3-e8cd-4db1-96e7-fbcaf984b709", "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5",
-               "41092b05-9fc8-4523-994f-2def0408b176", "8484680c-9521-48c6-9c11-b0720656f69e",
-               "77ff5f63-e7b6-4633-acf4-1565b864c0e6", "e7bb33fb-06cf-4e81-8273-e543b413e2e2"),
-    "x86": ("44479540-f297-41b2-9af7-d131d5f0458a", "d13c5d3b-b5d1-422a-b29f-9454fdc89d76",
-            "5996fc05-109c-48de-808b-23fa0830b676", "75250d76-8cc6-458e-bd66-bd47cc81a812",
-            "8f461b0d-14ee-4e81-9aa9-049b6fb97abd", "974a71c0-de41-43c3-be5d-5c5ccd1ad2c0"),
-    "arm64": ("b921b045-1df0-41c3-af44-4c6f280d3fae", "df3300ce-d69f-4c92-978c-9bfb0f38d820",
-              "6db69de6-29f4-4758-a7a5-962190f00ce3", "b0e01050-ee5f-4390-949a-9101b17104e9",
-              "6e11a4e7-fbca-4ded-b9e9-e1a512bb664e", "c23ce4ff-44bd-4b00-b2d4-b41b3419e02a"),
-    "arm": ("69dad710-2ce4-4e3c-b16c-21a1d49abed3", "7386cdf2-203c-47a9-a498-f2ecce45a2d6",
-            "42b0455f-eb11-491d-98d3-56145ba9d037", "7d0359a3-02b3-4f0a-865c-654403e70625",
-            "c215d751-7bcd-4649-be90-6627490a4c05", "d7ff812f-37d1-4902-a810-d76ba57b975a"),
-    "riscv64": ("72ec70a6-cf74-40e6-bd49-4bda08e8f224", "b6ed5582-440b-4209-b8da-5ff7c419ea3d",
-                "efe0f087-ea8d-4469-821a-4c2a96a8386a", "beaec34b-8442-439b-a40b-984381ed097d",
-                "8f1056be-9b05-47c4-81d6-be53128e5b54", "d2f9000a-7a18-453f-b5cd-4d32f77a7b32"),
+    "x86-64": (
+        "4f68bce3-e8cd-4db1-96e7-fbcaf984b709",
+        "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5",
+        "41092b05-9fc8-4523-994f-2def0408b176",
+        "8484680c-9521-48c6-9c11-b0720656f69e",
+        "77ff5f63-e7b6-4633-acf4-1565b864c0e6",
+        "e7bb33fb-06cf-4e81-8273-e543b413e2e2",
+    ),
+    "x86": (
+        "44479540-f297-41b2-9af7-d131d5f0458a",
+        "d13c5d3b-b5d1-422a-b29f-9454fdc89d76",
+        "5996fc05-109c-48de-808b-23fa0830b676",
+        "75250d76-8cc6-458e-bd66-bd47cc81a812",
+        "8f461b0d-14ee-4e81-9aa9-049b6fb97abd",
+        "974a71c0-de41-43c3-be5d-5c5ccd1ad2c0",
+    ),
+    "arm64": (
+        "b921b045-1df0-41c3-af44-4c6f280d3fae",
+        "df3300ce-d69f-4c92-978c-9bfb0f38d820",
+        "6db69de6-29f4-4758-a7a5-962190f00ce3",
+        "b0e01050-ee5f-4390-949a-9101b17104e9",
+        "6e11a4e7-fbca-4ded-b9e9-e1a512bb664e",
+        "c23ce4ff-44bd-4b00-b2d4-b41b3419e02a",
+    ),
+    "arm": (
+        "69dad710-2ce4-4e3c-b16c-21a1d49abed3",
+        "7386cdf2-203c-47a9-a498-f2ecce45a2d6",
+        "42b0455f-eb11-491d-98d3-56145ba9d037",
+        "7d0359a3-02b3-4f0a-865c-654403e70625",
+        "c215d751-7bcd-4649-be90-6627490a4c05",
+        "d7ff812f-37d1-4902-a810-d76ba57b975a",
+    ),
+    "riscv64": (
+        "72ec70a6-cf74-40e6-bd49-4bda08e8f224",
+        "b6ed5582-440b-4209-b8da-5ff7c419ea3d",
+        "efe0f087-ea8d-4469-821a-4c2a96a8386a",
+        "beaec34b-8442-439b-a40b-984381ed097d",
+        "8f1056be-9b05-47c4-81d6-be53128e5b54",
+        "d2f9000a-7a18-453f-b5cd-4d32f77a7b32",
+    ),
 }
 _KINDS = ("root-{}", "root-{}-verity", "root-{}-verity-sig", "usr-{}", "usr-{}-verity", "usr-{}-verity-sig")
 
@@ -74,8 +99,18 @@ for _arch, _guids in _ARCH_TYPES.items():
     for _kind, _guid in zip(_KINDS, _guids, strict=True):
         TYPE_NAMES[_guid] = _kind.format(_arch)
 
-MBR_TYPE_NAMES = {0x83: "linux-generic", 0xEF: "esp", 0x82: "swap", 0x8E: "linux-lvm", 0xFD: "linux-raid",
-                  0x0C: "fat32-lba", 0x0B: "fat32", 0x06: "fat16", 0x07: "ntfs-exfat", 0xEE: "gpt-protective"}
+MBR_TYPE_NAMES = {
+    0x83: "linux-generic",
+    0xEF: "esp",
+    0x82: "swap",
+    0x8E: "linux-lvm",
+    0xFD: "linux-raid",
+    0x0C: "fat32-lba",
+    0x0B: "fat32",
+    0x06: "fat16",
+    0x07: "ntfs-exfat",
+    0xEE: "gpt-protective",
+}
 
 
 @dataclass(frozen=True)
@@ -119,8 +154,9 @@ class Partition:
 
     def open(self, disk: ByteSource) -> SliceSource:
         """The partition's bytes; a FormatError if the table puts it beyond the end of the disk."""
-        return SliceSource(disk, self.start, self.size, f"{disk.name} partition {self.number}", FMT,
-                           f"partition entry {self.number}")
+        return SliceSource(
+            disk, self.start, self.size, f"{disk.name} partition {self.number}", FMT, f"partition entry {self.number}"
+        )
 
 
 @dataclass
@@ -162,8 +198,9 @@ class _Header:
 def _header(disk: ByteSource, lba: int, sector: int, which: str) -> _Header:
     offset = lba * sector
     raw = read_exact(disk, offset, 92, FMT, f"{which} GPT header")
-    (sig, rev, hsize, crc, _res, my_lba, alt_lba, first, last, dguid, entries_lba, count, esize,
-     ecrc) = unpack(_HEADER, raw, 0, FMT, f"{which} GPT header")
+    (sig, rev, hsize, crc, _res, my_lba, alt_lba, first, last, dguid, entries_lba, count, esize, ecrc) = unpack(
+        _HEADER, raw, 0, FMT, f"{which} GPT header"
+    )
     if sig != b"EFI PART":
         raise FormatError(FMT, f"{which} GPT header", offset, "no 'EFI PART' signature")
     if not 92 <= hsize <= sector:
@@ -171,8 +208,12 @@ def _header(disk: ByteSource, lba: int, sector: int, which: str) -> _Header:
     body = bytearray(read_exact(disk, offset, hsize, FMT, f"{which} GPT header"))
     body[16:20] = b"\0\0\0\0"
     if zlib.crc32(body) != crc:
-        raise FormatError(FMT, f"{which} GPT header", offset, f"CRC32 mismatch (stored {crc:#010x}, "
-                          f"computed {zlib.crc32(body):#010x})")
+        raise FormatError(
+            FMT,
+            f"{which} GPT header",
+            offset,
+            f"CRC32 mismatch (stored {crc:#010x}, computed {zlib.crc32(body):#010x})",
+        )
     if my_lba != lba:
         raise FormatError(FMT, f"{which} GPT header", offset, f"says it is at LBA {my_lba}, found at LBA {lba}")
     if esize < 128 or esize % 8 or esize > 4096:
@@ -189,8 +230,12 @@ def _entries(disk: ByteSource, h: _Header, sector: int, which: str) -> bytes:
     length = h.count * h.entry_size
     data = read_exact(disk, start, length, FMT, f"{which} GPT entry array ({h.count} x {h.entry_size} bytes)")
     if zlib.crc32(data) != h.entries_crc:
-        raise FormatError(FMT, f"{which} GPT entry array", start, f"CRC32 mismatch (stored {h.entries_crc:#010x}, "
-                          f"computed {zlib.crc32(data):#010x})")
+        raise FormatError(
+            FMT,
+            f"{which} GPT entry array",
+            start,
+            f"CRC32 mismatch (stored {h.entries_crc:#010x}, computed {zlib.crc32(data):#010x})",
+        )
     return data
 
 
@@ -201,17 +246,31 @@ def _parse_entries(data: bytes, h: _Header, sector: int, table: PartitionTable, 
         if tguid == b"\0" * 16:
             continue
         if first > last:
-            raise FormatError(FMT, f"GPT entry {i + 1}", h.entries_lba * sector + off,
-                              f"first LBA {first} after last LBA {last}")
+            raise FormatError(
+                FMT, f"GPT entry {i + 1}", h.entries_lba * sector + off, f"first LBA {first} after last LBA {last}"
+            )
         type_guid = guid_from_bytes(tguid)
-        part = Partition(i + 1, type_guid, TYPE_NAMES.get(type_guid, "unknown"), guid_from_bytes(uguid),
-                         name.decode("utf-16-le", "replace").split("\0", 1)[0], first, last, attrs, sector)
+        part = Partition(
+            i + 1,
+            type_guid,
+            TYPE_NAMES.get(type_guid, "unknown"),
+            guid_from_bytes(uguid),
+            name.decode("utf-16-le", "replace").split("\0", 1)[0],
+            first,
+            last,
+            attrs,
+            sector,
+        )
         if last >= disk_sectors:
-            table.problems.append(f"partition {i + 1} ends at LBA {last}, past the end of the disk "
-                                  f"({disk_sectors} sectors): the image is truncated")
+            table.problems.append(
+                f"partition {i + 1} ends at LBA {last}, past the end of the disk "
+                f"({disk_sectors} sectors): the image is truncated"
+            )
         elif first < h.first_usable or last > h.last_usable:
-            table.problems.append(f"partition {i + 1} (LBA {first}..{last}) lies outside the usable LBAs "
-                                  f"{h.first_usable}..{h.last_usable}")
+            table.problems.append(
+                f"partition {i + 1} (LBA {first}..{last}) lies outside the usable LBAs "
+                f"{h.first_usable}..{h.last_usable}"
+            )
         table.partitions.append(part)
     _check_overlaps(table)
 
@@ -238,8 +297,13 @@ def read_partition_table(disk: ByteSource) -> PartitionTable:
     if sector is None:
         if mbr[510:512] == b"\x55\xaa":
             return _read_mbr(disk, mbr)
-        raise FormatError(FMT, "partition table", 0, "no GPT header at LBA 1 (512- or 4096-byte sectors) and no "
-                          "MBR boot signature: not a partitioned disk image")
+        raise FormatError(
+            FMT,
+            "partition table",
+            0,
+            "no GPT header at LBA 1 (512- or 4096-byte sectors) and no "
+            "MBR boot signature: not a partitioned disk image",
+        )
     table = PartitionTable("gpt", sector)
     if mbr[510:512] != b"\x55\xaa" or not any(mbr[446 + 16 * i + 4] == 0xEE for i in range(4)):
         table.problems.append("no protective MBR (type 0xEE) in front of the GPT")
@@ -261,8 +325,12 @@ def read_partition_table(disk: ByteSource) -> PartitionTable:
         backup = header  # only once its entries are read too
     except FormatError as err:
         if primary is None:
-            raise FormatError(FMT, "GPT", sector, f"primary and backup headers are both unusable; primary: "
-                              f"{primary_error}; backup: {err.problem}") from None
+            raise FormatError(
+                FMT,
+                "GPT",
+                sector,
+                f"primary and backup headers are both unusable; primary: {primary_error}; backup: {err.problem}",
+            ) from None
         table.problems.append(f"backup GPT unusable: {err}")
     if primary is None:
         assert backup is not None
@@ -271,8 +339,10 @@ def read_partition_table(disk: ByteSource) -> PartitionTable:
         _compare(primary, backup, entries, backup_entries, table)
     table.disk_guid = primary.disk_guid
     if primary.last_usable >= disk_sectors:
-        table.problems.append(f"the GPT describes {primary.last_usable + 1} sectors but the image has {disk_sectors}: "
-                              "the image is truncated")
+        table.problems.append(
+            f"the GPT describes {primary.last_usable + 1} sectors but the image has {disk_sectors}: "
+            "the image is truncated"
+        )
     _parse_entries(entries, primary, sector, table, disk_sectors)
     return table
 
@@ -280,8 +350,13 @@ def read_partition_table(disk: ByteSource) -> PartitionTable:
 def _compare(p: _Header, b: _Header, pe: bytes, be: bytes, table: PartitionTable) -> None:
     if b.alternate_lba != p.my_lba:
         table.problems.append(f"backup GPT header points to LBA {b.alternate_lba}, not to the primary at {p.my_lba}")
-    if (p.disk_guid, p.first_usable, p.last_usable, p.count, p.entry_size) != \
-            (b.disk_guid, b.first_usable, b.last_usable, b.count, b.entry_size):
+    if (p.disk_guid, p.first_usable, p.last_usable, p.count, p.entry_size) != (
+        b.disk_guid,
+        b.first_usable,
+        b.last_usable,
+        b.count,
+        b.entry_size,
+    ):
         table.problems.append("primary and backup GPT headers disagree (disk GUID, usable range or entry layout)")
     if pe != be:
         table.problems.append("primary and backup GPT entry arrays differ")
@@ -309,8 +384,9 @@ def _read_mbr(disk: ByteSource, mbr: bytes) -> PartitionTable:
 
 
 def _mbr_partition(number: int, ptype: int, lba: int, count: int) -> Partition:
-    return Partition(number, f"mbr:{ptype:#04x}", MBR_TYPE_NAMES.get(ptype, "unknown"), "", "", lba,
-                     lba + count - 1, 0, 512)
+    return Partition(
+        number, f"mbr:{ptype:#04x}", MBR_TYPE_NAMES.get(ptype, "unknown"), "", "", lba, lba + count - 1, 0, 512
+    )
 
 
 def _read_logical(disk: ByteSource, base: int, table: PartitionTable) -> None:

@@ -65,7 +65,7 @@ def read_header(src: ByteSource) -> LuksHeader:
     version = int.from_bytes(head[6:8], "big")
     if version == 1:
         cipher, mode = _text(head[8:40]), _text(head[40:72])
-        active = sum(1 for i in range(8) if int.from_bytes(head[208 + 48 * i:212 + 48 * i], "big") == 0x00AC71F3)
+        active = sum(1 for i in range(8) if int.from_bytes(head[208 + 48 * i : 212 + 48 * i], "big") == 0x00AC71F3)
         return LuksHeader(1, _text(head[168:208]), cipher=f"{cipher}-{mode}", keyslots=active)
     if version != 2:
         raise FormatError(FMT, "header", 6, f"unknown LUKS version {version}")
@@ -73,8 +73,9 @@ def read_header(src: ByteSource) -> LuksHeader:
 
 
 def _luks2(src: ByteSource, head: bytes) -> LuksHeader:
-    (_magic, _v, hdr_size, _seq, label, csum_alg, _salt, uid, _sub, hdr_offset) = unpack(_LUKS2, head, 0, FMT,
-                                                                                        "LUKS2 header")
+    (_magic, _v, hdr_size, _seq, label, csum_alg, _salt, uid, _sub, hdr_offset) = unpack(
+        _LUKS2, head, 0, FMT, "LUKS2 header"
+    )
     if hdr_size not in HDR_SIZES:
         raise FormatError(FMT, "LUKS2 header", 8, f"header size {hdr_size} is not one LUKS2 allows")
     if hdr_offset != 0:
@@ -107,8 +108,8 @@ def _checksum(area: bytes, algorithm: str) -> bool | None:
     except ValueError:
         return None
     body = bytearray(area)
-    stored = bytes(body[448:448 + 64])
-    body[448:448 + 64] = bytes(64)
+    stored = bytes(body[448 : 448 + 64])
+    body[448 : 448 + 64] = bytes(64)
     h.update(body)
     digest = h.digest()
-    return stored[:len(digest)] == digest
+    return stored[: len(digest)] == digest

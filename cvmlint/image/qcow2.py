@@ -1,13 +1,13 @@
 """qcow2 (versions 2 and 3) as a random-access byte source; backing files and encryption refused.
 
-    byte 0    "QFI\\xfb" | version (be32) | backing file offset (be64) | backing file size |
-              cluster bits | virtual size (be64) | crypt method | L1 size | L1 offset (be64) |
-              refcount table offset | refcount clusters | snapshots | snapshots offset
-    v3        incompatible / compatible / autoclear features (be64) | refcount order | header
-              length | compression type (byte 104: 0 deflate, 1 zstd)
-    L1 entry  bits 9..55: L2 table offset        L2 entry bit 62: compressed, bit 0: reads as zeros
-    compressed L2 entry: host offset in the low (62 - (cluster_bits - 8)) bits, then the number
-              of additional 512-byte sectors the compressed data spans
+byte 0    "QFI\\xfb" | version (be32) | backing file offset (be64) | backing file size |
+          cluster bits | virtual size (be64) | crypt method | L1 size | L1 offset (be64) |
+          refcount table offset | refcount clusters | snapshots | snapshots offset
+v3        incompatible / compatible / autoclear features (be64) | refcount order | header
+          length | compression type (byte 104: 0 deflate, 1 zstd)
+L1 entry  bits 9..55: L2 table offset        L2 entry bit 62: compressed, bit 0: reads as zeros
+compressed L2 entry: host offset in the low (62 - (cluster_bits - 8)) bits, then the number
+          of additional 512-byte sectors the compressed data spans
 """
 
 from __future__ import annotations
@@ -37,16 +37,33 @@ class Qcow2Source:
         self.file = file
         self.name = f"{file.name} (qcow2)"
         raw = read_exact(file, 0, 104, FMT, "header")
-        (magic, version, backing_off, backing_size, cluster_bits, size, crypt, l1_size, l1_off, _rc_off,
-         _rc_clusters, _snaps, _snap_off) = unpack(_HEADER, raw, 0, FMT, "header")
+        (
+            magic,
+            version,
+            backing_off,
+            backing_size,
+            cluster_bits,
+            size,
+            crypt,
+            l1_size,
+            l1_off,
+            _rc_off,
+            _rc_clusters,
+            _snaps,
+            _snap_off,
+        ) = unpack(_HEADER, raw, 0, FMT, "header")
         if magic != MAGIC:
             raise FormatError(FMT, "header", 0, "no 'QFI\\xfb' magic")
         if version not in (2, 3):
             raise FormatError(FMT, "header", 4, f"unsupported version {version}")
         if backing_off:
             name = file.pread(backing_off, min(backing_size, 1023)).decode("utf-8", "replace")
-            raise FormatError(FMT, "header", 8, f"has a backing file ({name!r}); convert it to a standalone image "
-                              "first (qemu-img convert -O qcow2)")
+            raise FormatError(
+                FMT,
+                "header",
+                8,
+                f"has a backing file ({name!r}); convert it to a standalone image first (qemu-img convert -O qcow2)",
+            )
         if crypt:
             raise FormatError(FMT, "header", 32, f"encrypted (method {crypt}); cvmlint reads no encrypted images")
         if not 9 <= cluster_bits <= 21:
@@ -84,8 +101,12 @@ class Qcow2Source:
     def _l2_table(self, offset: int, index: int) -> tuple[int, ...]:
         if offset not in self._l2:
             if offset % self.cluster or offset + self.cluster > self.file.size:
-                raise FormatError(FMT, f"L1 entry {index}", offset, f"L2 table offset {offset} lies outside the file "
-                                  f"({self.file.size} bytes) or is unaligned")
+                raise FormatError(
+                    FMT,
+                    f"L1 entry {index}",
+                    offset,
+                    f"L2 table offset {offset} lies outside the file ({self.file.size} bytes) or is unaligned",
+                )
             raw = read_exact(self.file, offset, self.cluster, FMT, f"L2 table of L1 entry {index}")
             self._l2[offset] = struct.unpack(f">{self.cluster // 8}Q", raw)
             if len(self._l2) > 64:
@@ -108,8 +129,12 @@ class Qcow2Source:
         if not host:
             return None
         if host % self.cluster or host + self.cluster > self.file.size:
-            raise FormatError(FMT, f"L2 entry of guest cluster {index}", l2_offset, f"data offset {host} lies outside "
-                              f"the file ({self.file.size} bytes) or is unaligned")
+            raise FormatError(
+                FMT,
+                f"L2 entry of guest cluster {index}",
+                l2_offset,
+                f"data offset {host} lies outside the file ({self.file.size} bytes) or is unaligned",
+            )
         return read_exact(self.file, host, self.cluster, FMT, f"guest cluster {index}")
 
     def _compressed(self, entry: int, index: int) -> bytes:
@@ -133,8 +158,9 @@ class Qcow2Source:
         except (zlib.error, Exception) as err:
             raise FormatError(FMT, f"compressed guest cluster {index}", host, f"does not decompress: {err}") from None
         if len(out) != self.cluster:
-            raise FormatError(FMT, f"compressed guest cluster {index}", host, f"decompresses to {len(out)} bytes, "
-                              f"not {self.cluster}")
+            raise FormatError(
+                FMT, f"compressed guest cluster {index}", host, f"decompresses to {len(out)} bytes, not {self.cluster}"
+            )
         self._clusters[index] = out
         if len(self._clusters) > 32:
             self._clusters.popitem(last=False)
@@ -151,7 +177,7 @@ class Qcow2Source:
             index, inner = divmod(offset, self.cluster)
             n = min(self.cluster - inner, length)
             data = self._cluster(index)
-            out += bytes(n) if data is None else data[inner:inner + n]
+            out += bytes(n) if data is None else data[inner : inner + n]
             offset += n
             length -= n
         return bytes(out)

@@ -89,17 +89,22 @@ class BytesSource:
         """A slice of the bytes."""
         if offset < 0:
             return b""
-        return self._data[offset:offset + max(0, length)]
+        return self._data[offset : offset + max(0, length)]
 
 
 class SliceSource:
     """A window of another source, such as one partition of a disk image."""
 
-    def __init__(self, parent: ByteSource, start: int, length: int, name: str, fmt: str = "image",
-                 structure: str = "slice") -> None:
+    def __init__(
+        self, parent: ByteSource, start: int, length: int, name: str, fmt: str = "image", structure: str = "slice"
+    ) -> None:
         if start < 0 or length < 0 or start + length > parent.size:
-            raise FormatError(fmt, structure, start, f"spans bytes {start}..{start + length} but "
-                              f"{parent.name} has only {parent.size} bytes")
+            raise FormatError(
+                fmt,
+                structure,
+                start,
+                f"spans bytes {start}..{start + length} but {parent.name} has only {parent.size} bytes",
+            )
         self.parent = parent
         self.start = start
         self.size = length

@@ -40,8 +40,9 @@ class SquashfsSuperblock:
 def read_superblock(src: ByteSource) -> SquashfsSuperblock:
     """Parse and check the superblock against the source's size."""
     raw = read_exact(src, 0, 96, FMT, "superblock")
-    (magic, inodes, mtime, block_size, frags, comp, block_log, flags, _ids, major, minor, _root, used,
-     *tables) = unpack(_SB, raw, 0, FMT, "superblock")
+    (magic, inodes, mtime, block_size, frags, comp, block_log, flags, _ids, major, minor, _root, used, *tables) = (
+        unpack(_SB, raw, 0, FMT, "superblock")
+    )
     if magic != MAGIC:
         raise FormatError(FMT, "superblock", 0, f"bad magic {magic:#010x}")
     if (major, minor) != (4, 0):

@@ -54,8 +54,12 @@ class InodeTree:
                 child_path = posixpath.join(path, name)
                 if child.is_dir:
                     if child.offset in seen_dirs:
-                        raise FormatError(self.FMT, f"directory {child_path}", child.offset,
-                                          "contains itself or an ancestor (directory loop)")
+                        raise FormatError(
+                            self.FMT,
+                            f"directory {child_path}",
+                            child.offset,
+                            "contains itself or an ancestor (directory loop)",
+                        )
                     limits.check("path-depth", depth + 1, self.FMT, f"directory {child_path}", child.offset)
                     seen_dirs.add(child.offset)
                     stack.append((child_path, child, depth + 1))

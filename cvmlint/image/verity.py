@@ -89,8 +89,9 @@ class VerityResult:
 def read_superblock(src: ByteSource, offset: int = 0) -> VeritySuperblock:
     """Parse the superblock at `offset` of a hash partition."""
     raw = read_exact(src, offset, 512, FMT, "superblock")
-    (sig, version, hash_type, uid, alg, dbs, hbs, blocks, salt_size, _pad, salt) = unpack(_SB, raw, 0, FMT,
-                                                                                           "superblock")
+    (sig, version, hash_type, uid, alg, dbs, hbs, blocks, salt_size, _pad, salt) = unpack(
+        _SB, raw, 0, FMT, "superblock"
+    )
     if sig != SIGNATURE:
         raise FormatError(FMT, "superblock", offset, "no 'verity' signature")
     if version != 1:
@@ -99,18 +100,24 @@ def read_superblock(src: ByteSource, offset: int = 0) -> VeritySuperblock:
         raise FormatError(FMT, "superblock", offset + 12, f"unknown hash type {hash_type}")
     for name, size, at in (("data", dbs, 64), ("hash", hbs, 68)):
         if size < 512 or size > 1 << 20 or size & (size - 1):
-            raise FormatError(FMT, "superblock", offset + at, f"{name} block size {size} is not a power of two "
-                              "in 512..1048576")
+            raise FormatError(
+                FMT, "superblock", offset + at, f"{name} block size {size} is not a power of two in 512..1048576"
+            )
     if salt_size > 256:
         raise FormatError(FMT, "superblock", offset + 80, f"salt size {salt_size} exceeds 256")
     if blocks == 0:
         raise FormatError(FMT, "superblock", offset + 72, "zero data blocks")
     algorithm = alg.rstrip(b"\0").decode("ascii", "replace").lower()
     if algorithm not in ALGORITHMS:
-        raise FormatError(FMT, "superblock", offset + 32, f"unsupported hash algorithm {algorithm!r} (cvmlint "
-                          f"recomputes {', '.join(sorted(ALGORITHMS))})")
-    return VeritySuperblock(version, hash_type, str(uuid.UUID(bytes=uid)), algorithm, dbs, hbs, blocks,
-                            salt[:salt_size], offset)
+        raise FormatError(
+            FMT,
+            "superblock",
+            offset + 32,
+            f"unsupported hash algorithm {algorithm!r} (cvmlint recomputes {', '.join(sorted(ALGORITHMS))})",
+        )
+    return VeritySuperblock(
+        version, hash_type, str(uuid.UUID(bytes=uid)), algorithm, dbs, hbs, blocks, salt[:salt_size], offset
+    )
 
 
 ALGORITHMS = frozenset({"sha1", "sha224", "sha256", "sha384", "sha512", "md5"})
@@ -175,11 +182,12 @@ def _pack_level(sb: VeritySuperblock, geo: _Geometry, digests: bytes | memoryvie
     for start in range(0, count, per_block):
         n = min(per_block, count - start)
         if geo.slot == geo.digest_size:
-            body = bytes(digests[start * geo.digest_size:(start + n) * geo.digest_size])
+            body = bytes(digests[start * geo.digest_size : (start + n) * geo.digest_size])
         else:
             pad = bytes(geo.slot - geo.digest_size)
-            body = b"".join(bytes(digests[k * geo.digest_size:(k + 1) * geo.digest_size]) + pad
-                            for k in range(start, start + n))
+            body = b"".join(
+                bytes(digests[k * geo.digest_size : (k + 1) * geo.digest_size]) + pad for k in range(start, start + n)
+            )
         blocks.append(body + bytes(sb.hash_block_size - len(body)))
     return blocks
 
@@ -194,8 +202,9 @@ def _fd_and_offset(src: ByteSource) -> tuple[int, int] | None:
     return None
 
 
-def _hash_range(fd: int, base: int, sb: VeritySuperblock, first: int, last: int, out: mmap.mmap,
-                done: mmap.mmap, slot: int) -> None:
+def _hash_range(
+    fd: int, base: int, sb: VeritySuperblock, first: int, last: int, out: mmap.mmap, done: mmap.mmap, slot: int
+) -> None:
     """Hash data blocks [first, last) of `fd` at `base`; digests into the shared `out`.
 
     The data is mapped a window at a time (no copy, and resident memory bounded by the window).
@@ -219,14 +228,14 @@ def _hash_range(fd: int, base: int, sb: VeritySuperblock, first: int, last: int,
         if sb.hash_type == 1:
             for o in range(skip, skip + n * bs, bs):
                 h = copy()
-                h.update(view[o:o + bs])
+                h.update(view[o : o + bs])
                 add(h.digest())
         else:
             for o in range(skip, skip + n * bs, bs):
-                add(_block_digest(sb, view[o:o + bs]))
+                add(_block_digest(sb, view[o : o + bs]))
         view.release()
         window.close()
-        out[block * ds:(block + n) * ds] = b"".join(digests)
+        out[block * ds : (block + n) * ds] = b"".join(digests)
         block += n
         struct.pack_into("<Q", done, slot * 8, (block - first) * bs)
 
@@ -243,8 +252,10 @@ def _level0(data: ByteSource, sb: VeritySuperblock, workers: int, progress: Prog
     done = mmap.mmap(-1, 8 * workers)
     ctx = multiprocessing.get_context("fork")
     bounds = [sb.data_blocks * i // workers for i in range(workers + 1)]
-    procs = [ctx.Process(target=_worker, args=(fd, base, sb, bounds[i], bounds[i + 1], digests, done, i))
-             for i in range(workers)]
+    procs = [
+        ctx.Process(target=_worker, args=(fd, base, sb, bounds[i], bounds[i + 1], digests, done, i))
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     while any(p.is_alive() for p in procs):
@@ -260,8 +271,9 @@ def _level0(data: ByteSource, sb: VeritySuperblock, workers: int, progress: Prog
     return digests
 
 
-def _worker(fd: int, base: int, sb: VeritySuperblock, first: int, last: int, out: mmap.mmap, done: mmap.mmap,
-            slot: int) -> None:
+def _worker(
+    fd: int, base: int, sb: VeritySuperblock, first: int, last: int, out: mmap.mmap, done: mmap.mmap, slot: int
+) -> None:
     try:
         _hash_range(fd, base, sb, first, last, out, done, slot)
     except (OSError, ValueError):
@@ -277,29 +289,51 @@ def _hash_serially(data: ByteSource, sb: VeritySuperblock, out: mmap.mmap, progr
         view = memoryview(chunk)
         for k in range(n):
             pos = (first + k) * ds
-            out[pos:pos + ds] = _block_digest(sb, view[k * bs:(k + 1) * bs])
+            out[pos : pos + ds] = _block_digest(sb, view[k * bs : (k + 1) * bs])
         if progress:
             progress(HASHING, (first + n) * bs, sb.data_blocks * bs)
 
 
 @reader("verity", "hash tree")
-def verify(data: ByteSource, hashes: ByteSource, sb: VeritySuperblock | None = None, workers: int | None = None,
-           progress: Progress | None = None) -> VerityResult:
+def verify(
+    data: ByteSource,
+    hashes: ByteSource,
+    sb: VeritySuperblock | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> VerityResult:
     """Recompute the root hash from `data` and compare the stored tree in `hashes` with it, level by level."""
     sb = sb or read_superblock(hashes)
     geo = geometry(sb)
     if sb.data_blocks * sb.data_block_size > data.size:
-        raise FormatError(FMT, "superblock", sb.offset + 72, f"{sb.data_blocks} data blocks of {sb.data_block_size} "
-                          f"bytes exceed the data partition ({data.size} bytes)")
+        raise FormatError(
+            FMT,
+            "superblock",
+            sb.offset + 72,
+            f"{sb.data_blocks} data blocks of {sb.data_block_size} bytes exceed the data partition ({data.size} bytes)",
+        )
     tree_end = (geo.level_start[0] + geo.level_size[0]) * sb.hash_block_size if geo.level_size else 0
     if tree_end > hashes.size:
-        raise FormatError(FMT, "hash tree", sb.first_hash_block * sb.hash_block_size,
-                          f"needs {tree_end} bytes but the hash partition has {hashes.size}")
+        raise FormatError(
+            FMT,
+            "hash tree",
+            sb.first_hash_block * sb.hash_block_size,
+            f"needs {tree_end} bytes but the hash partition has {hashes.size}",
+        )
     digests = _level0(data, sb, workers or min(2, os.cpu_count() or 1), progress)
-    result = VerityResult("", sb.algorithm, sb.hash_type, sb.data_block_size, sb.hash_block_size, sb.data_blocks,
-                          sb.salt.hex(), len(geo.level_size), True)
+    result = VerityResult(
+        "",
+        sb.algorithm,
+        sb.hash_type,
+        sb.data_block_size,
+        sb.hash_block_size,
+        sb.data_blocks,
+        sb.salt.hex(),
+        len(geo.level_size),
+        True,
+    )
     if not geo.level_size:  # one data block: its digest is the root
-        result.root_hash = result.stored_root_hash = bytes(digests[:geo.digest_size]).hex()
+        result.root_hash = result.stored_root_hash = bytes(digests[: geo.digest_size]).hex()
         return result
     current, count = memoryview(digests), sb.data_blocks
     for level, (start, size) in enumerate(zip(geo.level_start, geo.level_size, strict=True)):
@@ -308,23 +342,31 @@ def verify(data: ByteSource, hashes: ByteSource, sb: VeritySuperblock | None = N
         _compare_level(hashes, sb, geo, level, start, expected, result)
         current = memoryview(b"".join(_block_digest(sb, blk) for blk in expected))
         count = size
-    result.root_hash = bytes(current[:geo.digest_size]).hex()
+    result.root_hash = bytes(current[: geo.digest_size]).hex()
     top = read_exact(hashes, geo.level_start[-1] * sb.hash_block_size, sb.hash_block_size, FMT, "hash tree top block")
     result.stored_root_hash = _block_digest(sb, top).hex()
     return result
 
 
-def _compare_level(hashes: ByteSource, sb: VeritySuperblock, geo: _Geometry, level: int, start: int,
-                   expected: list[bytes], result: VerityResult) -> None:
+def _compare_level(
+    hashes: ByteSource,
+    sb: VeritySuperblock,
+    geo: _Geometry,
+    level: int,
+    start: int,
+    expected: list[bytes],
+    result: VerityResult,
+) -> None:
     bs = sb.hash_block_size
     per_block = 1 << geo.per_block_bits
     batch = max(1, READ_CHUNK // bs)
     for first in range(0, len(expected), batch):
-        stored = read_exact(hashes, (start + first) * bs, min(batch, len(expected) - first) * bs, FMT,
-                            f"hash tree level {level}")
+        stored = read_exact(
+            hashes, (start + first) * bs, min(batch, len(expected) - first) * bs, FMT, f"hash tree level {level}"
+        )
         for k in range(len(stored) // bs):
             want = expected[first + k]
-            got = stored[k * bs:(k + 1) * bs]
+            got = stored[k * bs : (k + 1) * bs]
             if got == want:
                 continue
             result.tree_valid = False
@@ -372,8 +414,11 @@ def read_signature_partition(src: ByteSource, limit: int = 16 * 4096) -> VerityS
         doc = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise FormatError(FMT, "signature partition JSON", 0, f"not JSON: {err}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("rootHash"), str) or \
-            not isinstance(doc.get("signature"), str):
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("rootHash"), str)
+        or not isinstance(doc.get("signature"), str)
+    ):
         raise FormatError(FMT, "signature partition JSON", 0, "needs string fields rootHash and signature")
     try:
         signature = base64.b64decode(doc["signature"], validate=True)

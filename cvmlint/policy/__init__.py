@@ -21,13 +21,28 @@ if TYPE_CHECKING:
     from cvmlint.policy.waivers import apply_waivers, load_waivers
 
 _WHERE = {
-    "evaluate": "evaluator", "Policy": "loader", "load_policy": "loader", "Finding": "results",
-    "Report": "results", "RuleResult": "results", "Status": "results", "Waiver": "results",
-    "apply_waivers": "waivers", "load_waivers": "waivers",
+    "evaluate": "evaluator",
+    "Policy": "loader",
+    "load_policy": "loader",
+    "Finding": "results",
+    "Report": "results",
+    "RuleResult": "results",
+    "Status": "results",
+    "Waiver": "results",
+    "apply_waivers": "waivers",
+    "load_waivers": "waivers",
 }
 __all__ = [
-    "Finding", "Policy", "Report", "RuleResult", "Status", "Waiver", "apply_waivers", "evaluate",
-    "load_policy", "load_waivers",
+    "Finding",
+    "Policy",
+    "Report",
+    "RuleResult",
+    "Status",
+    "Waiver",
+    "apply_waivers",
+    "evaluate",
+    "load_policy",
+    "load_waivers",
 ]
 
 

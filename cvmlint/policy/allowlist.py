@@ -1,10 +1,10 @@
 """Package allowlists: one package per line, `#` comments, optional Debian version constraints.
 
-    # Example lines:
-    systemd                         # any version
-    openssl (>= 3.0.13-0ubuntu3.4)  # at least the fixed release
-    linux-image-*-generic           # glob over the name
-    libc6 (>= 2.39), (<< 2.40)      # a range
+# Example lines:
+systemd                         # any version
+openssl (>= 3.0.13-0ubuntu3.4)  # at least the fixed release
+linux-image-*-generic           # glob over the name
+libc6 (>= 2.39), (<< 2.40)      # a range
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from cvmlint.facts.provenance import Unknown
 _NAME = re.compile(r"[a-z0-9*?][a-z0-9+.*?-]*")
 _CONSTRAINT = re.compile(r"\(\s*(<<|<=|=|>=|>>|<|>)\s*([A-Za-z0-9.+~:-]+)\s*\)")
 _OPS = {
-    "<<": lambda c: c < 0, "<=": lambda c: c <= 0, "=": lambda c: c == 0,
-    ">=": lambda c: c >= 0, ">>": lambda c: c > 0,
+    "<<": lambda c: c < 0,
+    "<=": lambda c: c <= 0,
+    "=": lambda c: c == 0,
+    ">=": lambda c: c >= 0,
+    ">>": lambda c: c > 0,
 }
 
 
@@ -89,8 +92,7 @@ class Allowlist:
             object.__setattr__(self, "_patterns", patterns)
         return index.get(name) or self.__dict__["_patterns"]
 
-    def permits(self, name: str, version: str | Unknown | None = None,
-                check_version: bool = True) -> bool | Unknown:
+    def permits(self, name: str, version: str | Unknown | None = None, check_version: bool = True) -> bool | Unknown:
         """Whether a package is allowed: listed by name (or pattern) and within its constraints."""
         unknown: Unknown | None = None
         for entry in self._candidates(name):
@@ -121,17 +123,34 @@ def parse_allowlist(text: str, path: str) -> Allowlist:
         if not m:
             diags.append(Diagnostic(path, number, col, "expected a package name", raw))
             continue
-        name, rest = m.group(0), body[m.end():]
+        name, rest = m.group(0), body[m.end() :]
         constraints, problem = _constraints(rest)
         if problem is not None:
             offset, text_ = problem
-            diags.append(Diagnostic(path, number, m.end() + offset + 1, text_, raw,
-                                    hint="constraints look like (>= 1.2-3) or (<< 2.0); "
-                                    "'<' and '>' are ambiguous in Debian, use '<<' / '<=' / '>>' / '>='"))
+            diags.append(
+                Diagnostic(
+                    path,
+                    number,
+                    m.end() + offset + 1,
+                    text_,
+                    raw,
+                    hint="constraints look like (>= 1.2-3) or (<< 2.0); "
+                    "'<' and '>' are ambiguous in Debian, use '<<' / '<=' / '>>' / '>='",
+                )
+            )
             continue
         if name in seen and not constraints:
-            diags.append(Diagnostic(path, number, col, f"'{name}' is listed twice (first on line {seen[name]})",
-                                    raw, len(name), severity="error"))
+            diags.append(
+                Diagnostic(
+                    path,
+                    number,
+                    col,
+                    f"'{name}' is listed twice (first on line {seen[name]})",
+                    raw,
+                    len(name),
+                    severity="error",
+                )
+            )
             continue
         seen.setdefault(name, number)
         entries.append(Entry(name, constraints, number))

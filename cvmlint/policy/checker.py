@@ -73,8 +73,7 @@ class Checker:
     def warn(self, pos: ast.Pos, message: str, hint: str = "") -> None:
         """Record a warning (shown by `policy check`, never fatal)."""
         d = self._diag(pos, message, hint)
-        self.warnings.append(Diagnostic(d.path, d.line, d.column, d.message, d.source_line, d.width,
-                                        d.hint, "warning"))
+        self.warnings.append(Diagnostic(d.path, d.line, d.column, d.message, d.source_line, d.width, d.hint, "warning"))
 
     @staticmethod
     def suggest(word: str, candidates: Iterable[str]) -> str:
@@ -102,17 +101,23 @@ class Checker:
     def _name(self, e: ast.Name, scope: Mapping[str, Binding]) -> Ty:
         if e.id in scope:
             return scope[e.id].ty
-        return self.error(e.pos, f"unknown name '{e.id}'" + self.suggest(e.id, scope),
-                          hint="names are facts (" + ", ".join(fact_roots()) + "), let constants, "
-                          "data files and quantifier variables")
+        return self.error(
+            e.pos,
+            f"unknown name '{e.id}'" + self.suggest(e.id, scope),
+            hint="names are facts (" + ", ".join(fact_roots()) + "), let constants, "
+            "data files and quantifier variables",
+        )
 
     def _attr(self, e: ast.Attr, scope: Mapping[str, Binding]) -> Ty:
         base = self.expr(e.obj, scope)
         if base == ANY:
             return ANY
         if base.is_list:
-            return self.error(e.pos, f"'{describe(e.obj)}' is a {base}; quantify over it "
-                              f"(all x in {describe(e.obj)}: x.{e.name} …) or index it")
+            return self.error(
+                e.pos,
+                f"'{describe(e.obj)}' is a {base}; quantify over it "
+                f"(all x in {describe(e.obj)}: x.{e.name} …) or index it",
+            )
         if base.name != "record" or base.record is None:
             return self.error(e.pos, f"'{describe(e.obj)}' is a {base} and has no field '{e.name}'")
         fields_ = record_fields(base.record)
@@ -120,8 +125,9 @@ class Checker:
             root = _root(e)
             is_fact = root is not None and root.id in scope and scope[root.id].kind == "fact"
             if e.name in base.record.METHODS:
-                return self.error(e.pos, f"'{e.name}' is a method of {base.record.__name__}; "
-                                  f"call it: {describe(e.obj)}.{e.name}(…)")
+                return self.error(
+                    e.pos, f"'{e.name}' is a method of {base.record.__name__}; call it: {describe(e.obj)}.{e.name}(…)"
+                )
             if is_fact:
                 close = difflib.get_close_matches(e.name, list(fields_), n=1, cutoff=0.6)
                 what = f"unknown fact '{describe(e)}'"
@@ -157,13 +163,17 @@ class Checker:
         if base.textual:
             table = {k: v for k, v in STRING_METHODS.items()}
         elif base.name == "record" and base.record is not None:
-            table = {k: (tuple(_TYPE_NAMES[a] for a in v[0]), _TYPE_NAMES[v[1]])
-                     for k, v in base.record.METHODS.items()}
+            table = {
+                k: (tuple(_TYPE_NAMES[a] for a in v[0]), _TYPE_NAMES[v[1]]) for k, v in base.record.METHODS.items()
+            }
         else:
             table = {}
         if e.method not in table:
-            return self.error(e.pos, f"{base} has no method '{e.method}'" + self.suggest(e.method, table),
-                              hint=("methods: " + ", ".join(table)) if table else "")
+            return self.error(
+                e.pos,
+                f"{base} has no method '{e.method}'" + self.suggest(e.method, table),
+                hint=("methods: " + ", ".join(table)) if table else "",
+            )
         params, result = table[e.method]
         if len(args) != len(params) or not all(comparable(a, p) for a, p in zip(args, params, strict=False)):
             want = ", ".join(str(p) for p in params)
@@ -192,13 +202,17 @@ class Checker:
         op = e.op
         if op in ("==", "!="):
             if not comparable(left, right):
-                self.error(e.pos, f"cannot compare {left} with {right} ('{describe(e.left)}' {op} "
-                           f"'{describe(e.right)}')")
+                self.error(
+                    e.pos, f"cannot compare {left} with {right} ('{describe(e.left)}' {op} '{describe(e.right)}')"
+                )
         elif op in ("<", "<=", ">", ">="):
             lt, rt = left.required(), right.required()
             if not ((lt == INT and rt == INT) or (lt.textual and rt.textual and "version" in (lt.name, rt.name))):
-                self.error(e.pos, f"'{op}' orders numbers or versions, not {left} and {right}",
-                           hint="strings are not ordered; package versions use dpkg ordering")
+                self.error(
+                    e.pos,
+                    f"'{op}' orders numbers or versions, not {left} and {right}",
+                    hint="strings are not ordered; package versions use dpkg ordering",
+                )
         elif op in ("in", "not in"):
             self._check_in(e, left, right)
         elif op in ("matches", "glob"):
@@ -223,8 +237,7 @@ class Checker:
         else:
             ok = False
         if not ok:
-            self.error(e.pos, f"'{describe(e.left)}' ({left}) cannot be looked up in '{describe(e.right)}' "
-                       f"({right})")
+            self.error(e.pos, f"'{describe(e.left)}' ({left}) cannot be looked up in '{describe(e.right)}' ({right})")
 
     def _boolop(self, e: ast.BoolOp, scope: Mapping[str, Binding]) -> Ty:
         for operand in e.operands:
@@ -297,18 +310,20 @@ class Checker:
 
         walk(e, scope)
         # NOTE: errors were already reported by the main pass; drop the duplicates of this walk
-        del self.diagnostics[saved[0]:]
-        del self.warnings[saved[1]:]
+        del self.diagnostics[saved[0] :]
+        del self.warnings[saved[1] :]
         return found
 
     def rule(self, rule: ast.Rule, scope: Mapping[str, Binding]) -> None:
         """Check a rule's metadata and every requirement."""
         if rule.severity not in SEVERITIES:
             pos = rule.severity_pos or rule.pos
-            self.error(pos, f"unknown severity '{rule.severity}'" + self.suggest(rule.severity, SEVERITIES),
-                       hint="severities: " + ", ".join(SEVERITIES))
-        for target, tpos in zip(rule.targets, rule.targets_pos or (rule.pos,) * len(rule.targets),
-                                strict=False):
+            self.error(
+                pos,
+                f"unknown severity '{rule.severity}'" + self.suggest(rule.severity, SEVERITIES),
+                hint="severities: " + ", ".join(SEVERITIES),
+            )
+        for target, tpos in zip(rule.targets, rule.targets_pos or (rule.pos,) * len(rule.targets), strict=False):
             if target not in TARGETS:
                 self.error(tpos, f"unknown target '{target}'" + self.suggest(target, TARGETS))
         for target in rule.branches:
@@ -319,8 +334,11 @@ class Checker:
                 self.error(bpos, f"rule {rule.id} has an 'on {target}' branch but does not target {target}")
         for target in rule.targets:
             if target in TARGETS and not rule.requirements_for(target):
-                self.error(rule.pos, f"rule {rule.id} applies to {target} but has no requirement for it",
-                           hint=f"add 'on {target}: require …' or narrow 'targets'")
+                self.error(
+                    rule.pos,
+                    f"rule {rule.id} applies to {target} but has no requirement for it",
+                    hint=f"add 'on {target}: require …' or narrow 'targets'",
+                )
         for req in rule.requires + tuple(r for reqs in rule.branches.values() for r in reqs):
             self.require(req, scope)
         if not rule.rationale:
@@ -401,5 +419,15 @@ def leaf_paths(paths: set[str]) -> set[str]:
     return {p for p in paths if not any(q.startswith(p + ".") for q in paths)}
 
 
-__all__ = ["SEVERITIES", "TARGETS", "Binding", "Checker", "FieldInfo", "describe", "fact_paths",
-           "fact_scope", "leaf_paths", "walk_expr"]
+__all__ = [
+    "SEVERITIES",
+    "TARGETS",
+    "Binding",
+    "Checker",
+    "FieldInfo",
+    "describe",
+    "fact_paths",
+    "fact_scope",
+    "leaf_paths",
+    "walk_expr",
+]

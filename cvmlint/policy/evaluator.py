@@ -73,8 +73,7 @@ _VERSION_FIELDS: dict[type, frozenset[str]] = {}
 def _version_fields(cls: type) -> frozenset[str]:
     found = _VERSION_FIELDS.get(cls)
     if found is None:
-        found = _VERSION_FIELDS[cls] = frozenset(
-            n for n, f in record_fields(cls).items() if f.ty.required() == VERSION)
+        found = _VERSION_FIELDS[cls] = frozenset(n for n, f in record_fields(cls).items() if f.ty.required() == VERSION)
     return found
 
 
@@ -152,6 +151,7 @@ class Evaluator:
             def negation(env: Env) -> Truth:
                 t = inner(env)
                 return t if isinstance(t, Undecided) else not t
+
             return negation
         if isinstance(e, ast.Compare):
             return self._compile_compare(e)
@@ -173,6 +173,7 @@ class Evaluator:
                 if isinstance(t, Undecided):
                     reasons = t.reasons if reasons is None else reasons + t.reasons
             return not decisive if reasons is None else Undecided(reasons)
+
         return kleene
 
     def _compile_compare(self, e: ast.Compare) -> TruthFn:
@@ -184,6 +185,7 @@ class Evaluator:
                 return Undecided(tuple(v.reason for v in (a, b) if isinstance(v, Unknown)))
             result = compare(op, a, b)
             return Undecided((result.reason,)) if isinstance(result, Unknown) else result
+
         return comparison
 
     def _collection(self, e: ast.Quantifier | ast.Count, env: Env) -> Any:
@@ -229,6 +231,7 @@ class Evaluator:
             if sink:
                 return verdict
             return Undecided(tuple(reasons)) if undecided else kind != "any"
+
         return quantifier
 
     # -- compiled values ---------------------------------------------------------------------
@@ -241,8 +244,14 @@ class Evaluator:
 
     def _compile_value(self, e: ast.Expr) -> ValueFn:
         table: dict[type, Callable[[Any], ValueFn]] = {
-            ast.Literal: self._literal, ast.ListExpr: self._list, ast.Name: self._name, ast.Attr: self._attr,
-            ast.Index: self._index, ast.Call: self._call, ast.Concat: self._concat, ast.Count: self._count,
+            ast.Literal: self._literal,
+            ast.ListExpr: self._list,
+            ast.Name: self._name,
+            ast.Attr: self._attr,
+            ast.Index: self._index,
+            ast.Call: self._call,
+            ast.Concat: self._concat,
+            ast.Count: self._count,
         }
         compile_ = table.get(type(e))
         if compile_ is not None:
@@ -252,6 +261,7 @@ class Evaluator:
         def as_value(env: Env) -> Any:
             t = truth(env)
             return Unknown("; ".join(t.reasons)) if isinstance(t, Undecided) else t
+
         return as_value
 
     def _literal(self, e: ast.Literal) -> ValueFn:
@@ -264,6 +274,7 @@ class Evaluator:
         def listed(env: Env) -> Any:
             values = tuple(item(env) for item in items)
             return next((v for v in values if isinstance(v, Unknown)), values)
+
         return listed
 
     def _name(self, e: ast.Name) -> ValueFn:
@@ -274,6 +285,7 @@ class Evaluator:
             if isinstance(found, Unknown) and not found.reason.startswith(prefix):
                 return Unknown(f"{prefix} {found.reason}", found.where)
             return found
+
         return lookup
 
     def _attr(self, e: ast.Attr) -> ValueFn:
@@ -294,6 +306,7 @@ class Evaluator:
                 loc = rec.located(attr) if isinstance(rec, Record) else None
                 return Unknown(f"{describe(e)}: {value.reason}", value.where or loc)
             return value
+
         return attribute
 
     def _index(self, e: ast.Index) -> ValueFn:
@@ -302,6 +315,7 @@ class Evaluator:
         def indexed(env: Env) -> Any:
             found, _ = self._lookup_index(e, obj(env), key(env))
             return found
+
         return indexed
 
     def _lookup_index(self, e: ast.Index, coll: Any, key: Any) -> tuple[Any, Any]:
@@ -344,6 +358,7 @@ class Evaluator:
             if isinstance(result, Unknown):
                 return Unknown(f"{describe(e)}: {result.reason}", result.where)
             return result
+
         return called
 
     def _concat(self, e: ast.Concat) -> ValueFn:
@@ -359,6 +374,7 @@ class Evaluator:
             for v in values[1:]:
                 total = total + v
             return total
+
         return concatenated
 
     def _count(self, e: ast.Count) -> ValueFn:
@@ -377,6 +393,7 @@ class Evaluator:
                 elif kept:
                     total += 1
             return Unknown("count is unknown: " + _join_reasons(reasons)) if reasons else total
+
         return counted
 
     # -- explanation: the cases that decided a verdict, and where they were read --------------
@@ -408,8 +425,9 @@ class Evaluator:
             return truth, ()
         return truth, self._quantifier_cases(e, {}, {}, False, deciding)
 
-    def _quantifier_cases(self, e: ast.Quantifier, env: Env, wheres: Wheres, truth: bool,
-                          deciding: list[Env] | None = None) -> tuple[Case, ...]:
+    def _quantifier_cases(
+        self, e: ast.Quantifier, env: Env, wheres: Wheres, truth: bool, deciding: list[Env] | None = None
+    ) -> tuple[Case, ...]:
         coll = self._collection(e, env)
         coll_where = self.places(e.collection, env, wheres)
         if truth is (e.kind != "any"):  # a true `all`/`none`, a false `any`: the collection as a whole
@@ -421,15 +439,19 @@ class Evaluator:
         if deciding is not None:  # the items the truth walk collected
             items = [(inner, {**wheres, e.var: _where_of(inner[e.var]) or coll_where}) for inner in deciding]
         else:
-            items = [(inner, dict(where))
-                     for inner, where in self._items_where(e, coll, env, wheres, coll_where, wanted)]
+            items = [
+                (inner, dict(where)) for inner, where in self._items_where(e, coll, env, wheres, coll_where, wanted)
+            ]
         for inner, inner_wheres in items:
-            found.extend(self.cases(e.body, inner, inner_wheres, wanted) or
-                         (Case(_bind(inner, inner_wheres), inner_wheres[e.var]),))
+            found.extend(
+                self.cases(e.body, inner, inner_wheres, wanted)
+                or (Case(_bind(inner, inner_wheres), inner_wheres[e.var]),)
+            )
         return tuple(found)
 
-    def _items_where(self, e: ast.Quantifier, coll: Any, env: Env, wheres: Wheres,
-                     coll_where: tuple[Provenance, ...], wanted: bool) -> Iterator[tuple[Env, Wheres]]:
+    def _items_where(
+        self, e: ast.Quantifier, coll: Any, env: Env, wheres: Wheres, coll_where: tuple[Provenance, ...], wanted: bool
+    ) -> Iterator[tuple[Env, Wheres]]:
         """The items a quantifier keeps whose body is `wanted`, each with its environment."""
         keep, body = (self.truth(e.filter) if e.filter is not None else None), self.truth(e.body)
         for item in coll:
@@ -437,8 +459,9 @@ class Evaluator:
             if (keep is None or keep(inner) is True) and body(inner) is wanted:
                 yield inner, {**wheres, e.var: _where_of(item) or coll_where}
 
-    def _looked_at(self, e: ast.Quantifier, coll: Any, env: Env, wheres: Wheres,
-                   coll_where: tuple[Provenance, ...]) -> tuple[Provenance, ...]:
+    def _looked_at(
+        self, e: ast.Quantifier, coll: Any, env: Env, wheres: Wheres, coll_where: tuple[Provenance, ...]
+    ) -> tuple[Provenance, ...]:
         """For a failed `any`: what its body read besides the first item it looked at (`cmdline["ro"]`'s line)."""
         for inner, inner_wheres in self._items_where(e, coll, env, wheres, coll_where, False):
             own = set(inner_wheres[e.var])
@@ -595,6 +618,7 @@ def _primary(case: Case) -> tuple[Provenance | None, str | None]:
 
 def evaluate_rule(ev: Evaluator, rule: ast.Rule, target: str, disabled: str | None = None) -> RuleResult:
     """One rule's verdict on one target."""
+
     def result(status: Status, **kwargs: Any) -> RuleResult:
         return RuleResult(rule.id, rule.title, rule.severity, status, references=rule.references, **kwargs)
 

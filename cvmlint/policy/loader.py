@@ -73,8 +73,9 @@ class _Sources:
             message = f"cannot read {what} {shown}: {err.reason}"
             if at is None:
                 raise InputError(message) from None
-            raise PolicyError([Diagnostic(at.path, at.line, at.column, message,
-                                          self.line(at.path, at.line), at.width)]) from None
+            raise PolicyError(
+                [Diagnostic(at.path, at.line, at.column, message, self.line(at.path, at.line), at.width)]
+            ) from None
         name = os.path.relpath(path.resolve(), self.base)
         self.digest.update(name.encode() + b"\0" + data + b"\0")
         self.order.append(shown)
@@ -105,9 +106,14 @@ def _parse_tree(root: Path, sources: _Sources) -> list[tuple[Path, ast.PolicyFil
         real = path.resolve()
         if real in stack:
             assert at is not None
-            chain = " -> ".join(display_path(p) for p in [*stack[stack.index(real):], real])
-            raise PolicyError([Diagnostic(at.path, at.line, at.column, f"include cycle: {chain}",
-                                          sources.line(at.path, at.line), at.width)])
+            chain = " -> ".join(display_path(p) for p in [*stack[stack.index(real) :], real])
+            raise PolicyError(
+                [
+                    Diagnostic(
+                        at.path, at.line, at.column, f"include cycle: {chain}", sources.line(at.path, at.line), at.width
+                    )
+                ]
+            )
         if real in done:
             return
         if len(stack) >= limits.get("include-depth"):
@@ -144,8 +150,16 @@ def _duplicates(items: Iterable[tuple[str, ast.Pos]], what: str, sources: _Sourc
     for key, pos in items:
         if key in seen:
             first = seen[key]
-            out.append(Diagnostic(pos.path, pos.line, pos.column, f"duplicate {what} '{key}' "
-                                  f"(first defined at {first})", sources.line(pos.path, pos.line), pos.width))
+            out.append(
+                Diagnostic(
+                    pos.path,
+                    pos.line,
+                    pos.column,
+                    f"duplicate {what} '{key}' (first defined at {first})",
+                    sources.line(pos.path, pos.line),
+                    pos.width,
+                )
+            )
         else:
             seen[key] = pos
     return out
@@ -174,12 +188,14 @@ def _check_let(checker: Checker, let: ast.Let, scope: dict[str, Binding]) -> Ty:
     nodes = list(walk_expr(let.expr))
     for node in nodes:
         if isinstance(node, ast.Name) and node.id in scope and scope[node.id].kind == "fact":
-            return checker.error(node.pos, f"let values are constants, but '{node.id}' is a fact",
-                                 hint="read facts inside a rule's require")
+            return checker.error(
+                node.pos,
+                f"let values are constants, but '{node.id}' is a fact",
+                hint="read facts inside a rule's require",
+            )
     for node in nodes:
         if not isinstance(node, ast.Literal | ast.ListExpr | ast.Name | ast.Concat):
-            return checker.error(node.pos, "let values are constants: literals, lists, '+' and other "
-                                 "let names")
+            return checker.error(node.pos, "let values are constants: literals, lists, '+' and other let names")
     return checker.expr(let.expr, scope)
 
 
@@ -226,9 +242,17 @@ def load_policy(path: str | Path, profiles: Sequence[str] = ()) -> Policy:
         raise PolicyError(sorted(diags, key=lambda d: (d.path, d.line, d.column)))
 
     policy = Policy(
-        name=main.name, version=main.version, path=main.path, sha256="", files=(),
-        rules=tuple(rules), lets=values, uses=allowlists, scope=scope,
-        available_profiles={p.name: p for p in profile_list}, warnings=checker.warnings,
+        name=main.name,
+        version=main.version,
+        path=main.path,
+        sha256="",
+        files=(),
+        rules=tuple(rules),
+        lets=values,
+        uses=allowlists,
+        scope=scope,
+        available_profiles={p.name: p for p in profile_list},
+        warnings=checker.warnings,
     )
     for name in profiles:
         _apply_profile(policy, name, profile_data)
@@ -239,39 +263,56 @@ def load_policy(path: str | Path, profiles: Sequence[str] = ()) -> Policy:
 
 def _load_use(checker: Checker, base: Path, use: ast.Use, sources: _Sources) -> Allowlist:
     if use.kind not in DATA_KINDS:
-        checker.error(use.pos, f"unknown data file kind '{use.kind}'" + checker.suggest(use.kind, DATA_KINDS),
-                      hint="data file kinds: " + ", ".join(DATA_KINDS))
+        checker.error(
+            use.pos,
+            f"unknown data file kind '{use.kind}'" + checker.suggest(use.kind, DATA_KINDS),
+            hint="data file kinds: " + ", ".join(DATA_KINDS),
+        )
         return Allowlist(use.path, ())
     file = base / use.path
     shown = display_path(file)
     return parse_allowlist(sources.read(file, shown, "data file", use.pos), shown)
 
 
-def _check_profile(checker: Checker, prof: ast.Profile, scope: dict[str, Binding], rule_ids: set[str],
-                   base: Path, sources: _Sources, data: dict[tuple[str, str], Allowlist]) -> None:
+def _check_profile(
+    checker: Checker,
+    prof: ast.Profile,
+    scope: dict[str, Binding],
+    rule_ids: set[str],
+    base: Path,
+    sources: _Sources,
+    data: dict[tuple[str, str], Allowlist],
+) -> None:
     from cvmlint.policy.checker import SEVERITIES
 
     for let in prof.lets:
         if let.name not in scope or scope[let.name].kind != "let":
             lets = [n for n, b in scope.items() if b.kind == "let"]
-            checker.error(let.pos, f"profile {prof.name} overrides '{let.name}', which is not a let of the "
-                          "policy" + checker.suggest(let.name, lets))
+            checker.error(
+                let.pos,
+                f"profile {prof.name} overrides '{let.name}', which is not a let of the "
+                "policy" + checker.suggest(let.name, lets),
+            )
             continue
         ty = _check_let(checker, let, scope)
         if ty != ANY and not comparable(ty, scope[let.name].ty):
-            checker.error(let.pos, f"profile {prof.name} gives '{let.name}' a {ty}; the policy's is a "
-                          f"{scope[let.name].ty}")
+            checker.error(
+                let.pos, f"profile {prof.name} gives '{let.name}' a {ty}; the policy's is a {scope[let.name].ty}"
+            )
     for use in prof.uses:
         if use.name not in scope or scope[use.name].kind != "use":
-            checker.error(use.pos, f"profile {prof.name} replaces data file '{use.name}', which the policy "
-                          "does not use")
+            checker.error(
+                use.pos, f"profile {prof.name} replaces data file '{use.name}', which the policy does not use"
+            )
             continue
         data[(prof.name, use.name)] = _load_use(checker, base, use, sources)
     refs: list[ast.Disable | ast.Reseverity] = [*prof.disables, *prof.severities]
     for ref in refs:
         if ref.rule_id not in rule_ids:
-            checker.error(ref.pos, f"profile {prof.name} names unknown rule {ref.rule_id}"
-                          + checker.suggest(ref.rule_id, rule_ids))
+            checker.error(
+                ref.pos,
+                f"profile {prof.name} names unknown rule {ref.rule_id}" + checker.suggest(ref.rule_id, rule_ids),
+            )
     for sev in prof.severities:
         if sev.severity not in SEVERITIES:
             checker.error(sev.pos, f"unknown severity '{sev.severity}'" + checker.suggest(sev.severity, SEVERITIES))
@@ -285,8 +326,7 @@ def _apply_profile(policy: Policy, name: str, data: dict[tuple[str, str], Allowl
         known = sorted(policy.available_profiles)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"policy {policy.path} has no profile '{name}'{hint} "
-                         f"(profiles: {', '.join(known) or 'none'})")
+        raise InputError(f"policy {policy.path} has no profile '{name}'{hint} (profiles: {', '.join(known) or 'none'})")
     for let in prof.lets:
         policy.lets[let.name] = const_value(let.expr, {**policy.lets, **policy.uses})
     for use in prof.uses:

@@ -17,10 +17,23 @@ if TYPE_CHECKING:
     from lark import Lark, Token
 
 _TOKEN_NAMES = {
-    "STRING": "a string", "NAME": "a name", "RULE_ID": "a rule id such as CVM-PKG-001",
-    "INT": "a number", "COMP_OP": "a comparison", "$END": "end of file",
-    "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
-    "COLON": "':'", "COMMA": "','", "DOT": "'.'", "EQUAL": "'='", "PLUS": "'+'",
+    "STRING": "a string",
+    "NAME": "a name",
+    "RULE_ID": "a rule id such as CVM-PKG-001",
+    "INT": "a number",
+    "COMP_OP": "a comparison",
+    "$END": "end of file",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COLON": "':'",
+    "COMMA": "','",
+    "DOT": "'.'",
+    "EQUAL": "'='",
+    "PLUS": "'+'",
 }
 
 
@@ -223,7 +236,9 @@ def _transformer_class() -> Any:
             name, desc = str(c[0]), unquote(str(c[1])) if c[1] is not None else ""
             items = c[2:]
             return ast.Profile(
-                name, desc, self.b.tok_pos(c[0]),
+                name,
+                desc,
+                self.b.tok_pos(c[0]),
                 lets=tuple(i for i in items if isinstance(i, ast.Let)),
                 uses=tuple(i for i in items if isinstance(i, ast.Use)),
                 disables=tuple(i for i in items if isinstance(i, ast.Disable)),
@@ -290,8 +305,9 @@ def _interpolation(b: _Builder, tok: Token, body: str, start: int, end: int) -> 
         tree = _parser().parse(source, start="expr")
     except UnexpectedInput as err:
         col = base.column + max(0, (getattr(err, "column", 1) or 1) - 1)
-        raise PolicyError([Diagnostic(b.path, base.line, col, f"cannot parse '{{{source}}}' in message",
-                                      _line(b, base.line))]) from None
+        raise PolicyError(
+            [Diagnostic(b.path, base.line, col, f"cannot parse '{{{source}}}' in message", _line(b, base.line))]
+        ) from None
     expr: ast.Expr = _shift(_transform(_Builder(b.path, source), tree), base)
     return expr
 
@@ -338,8 +354,16 @@ def parse_policy_text(text: str, path: str) -> ast.PolicyFile:
     except (RecursionError, VisitError) as err:
         if isinstance(err, VisitError) and not isinstance(err.orig_exc, RecursionError):
             raise
-        raise PolicyError([Diagnostic(path, 1, 1, "expressions are nested too deeply to parse (limit policy-depth = "
-                                      f"{limits.get('policy-depth')})")]) from None
+        raise PolicyError(
+            [
+                Diagnostic(
+                    path,
+                    1,
+                    1,
+                    f"expressions are nested too deeply to parse (limit policy-depth = {limits.get('policy-depth')})",
+                )
+            ]
+        ) from None
     _check_depth(parsed)
     return parsed
 
@@ -354,8 +378,16 @@ def _check_depth(parsed: ast.PolicyFile) -> None:
     while stack:
         node, depth = stack.pop()
         if isinstance(node, ast.Expr) and depth > most:
-            raise PolicyError([Diagnostic(node.pos.path, node.pos.line, node.pos.column,
-                                          f"expression nested more than {most} levels deep (limit policy-depth)")])
+            raise PolicyError(
+                [
+                    Diagnostic(
+                        node.pos.path,
+                        node.pos.line,
+                        node.pos.column,
+                        f"expression nested more than {most} levels deep (limit policy-depth)",
+                    )
+                ]
+            )
         if isinstance(node, (tuple, list)):
             stack += [(item, depth) for item in node]
         elif isinstance(node, dict):
@@ -385,7 +417,9 @@ def _assemble(b: _Builder, path: str, items: list[Any]) -> ast.PolicyFile:
         if isinstance(item, tuple) and item[0] == "rule":
             rules.append(_rule(b, *item[1]))
     return ast.PolicyFile(
-        path=path, name=name, version=version,
+        path=path,
+        name=name,
+        version=version,
         includes=tuple(i for i in rest if isinstance(i, ast.Include)),
         lets=tuple(i for i in rest if isinstance(i, ast.Let)),
         uses=tuple(i for i in rest if isinstance(i, ast.Use)),
@@ -408,14 +442,20 @@ def _rule(b: _Builder, rid: Token, title: str, pos: ast.Pos, body: list[Any]) ->
         if key == "branch":
             target, tpos, reqs = value
             if target in branches:
-                diags.append(Diagnostic(b.path, tpos.line, tpos.column, f"second 'on {target}' branch in rule "
-                                        f"{rid}; put its requirements in one block", _line(b, tpos.line)))
+                diags.append(
+                    Diagnostic(
+                        b.path,
+                        tpos.line,
+                        tpos.column,
+                        f"second 'on {target}' branch in rule {rid}; put its requirements in one block",
+                        _line(b, tpos.line),
+                    )
+                )
             branches[target] = branches.get(target, ()) + tuple(reqs)
             branch_pos.setdefault(target, tpos)
             continue
         if key in fields:
-            diags.append(Diagnostic(b.path, pos.line, pos.column, f"rule {rid} sets '{key}' twice",
-                                    _line(b, pos.line)))
+            diags.append(Diagnostic(b.path, pos.line, pos.column, f"rule {rid} sets '{key}' twice", _line(b, pos.line)))
         fields[key] = value
     if diags:
         raise PolicyError(diags)
@@ -430,16 +470,16 @@ def _rule(b: _Builder, rid: Token, title: str, pos: ast.Pos, body: list[Any]) ->
             kwargs[key] = fields[key]
     if "references" in fields:
         kwargs["references"] = _references(b, fields["references"])
-    return ast.Rule(str(rid), title, pos, requires=tuple(requires), branches=branches,
-                    branch_pos=branch_pos, **kwargs)
+    return ast.Rule(str(rid), title, pos, requires=tuple(requires), branches=branches, branch_pos=branch_pos, **kwargs)
 
 
 def _references(b: _Builder, refs: ast.ListExpr) -> tuple[str, ...]:
     bad = [x for x in refs.items if not (isinstance(x, ast.Literal) and isinstance(x.value, str))]
     if bad:
         p = bad[0].pos
-        raise PolicyError([Diagnostic(p.path, p.line, p.column, "references must be string literals",
-                                      _line(b, p.line), p.width)])
+        raise PolicyError(
+            [Diagnostic(p.path, p.line, p.column, "references must be string literals", _line(b, p.line), p.width)]
+        )
     return tuple(str(x.value) for x in refs.items if isinstance(x, ast.Literal))
 
 

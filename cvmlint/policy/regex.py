@@ -68,7 +68,7 @@ def glob(pattern: str) -> Any:
             out.append("[^/]")
             i += 1
         elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) > 0:
-            out.append(fnmatch.translate(pattern[i:end + 1])[4:-3])
+            out.append(fnmatch.translate(pattern[i : end + 1])[4:-3])
             i = end + 1
         else:
             out.append(re.escape(pattern[i]))

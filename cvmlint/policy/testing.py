@@ -89,8 +89,7 @@ class TestSummary:
             lines.append(f"{mark} {case.file}: {case.name}")
             lines += [f"       {p}" for p in case.problems]
         lines.append("")
-        lines.append(f"{len(self.cases) - len(self.failed)} of {len(self.cases)} cases passed; "
-                     f"{len(self.rules)} rules")
+        lines.append(f"{len(self.cases) - len(self.failed)} of {len(self.cases)} cases passed; {len(self.rules)} rules")
         for status in ("fail", "pass", "unknown"):
             missing = self.uncovered(status)
             if missing:
@@ -112,8 +111,7 @@ def _walk(doc: dict[str, Any], path: str) -> tuple[Any, Any, Any]:
     The slot is a key of a JSON object, or (index or None, key, item class) in a collection.
     """
     segments = [(m.group(1), m.group(2)) for m in _SEGMENT.finditer(path)]
-    if not segments or "".join(m.group(0) for m in _SEGMENT.finditer(path)).replace(".", "") != \
-            path.replace(".", ""):
+    if not segments or "".join(m.group(0) for m in _SEGMENT.finditer(path)).replace(".", "") != path.replace(".", ""):
         raise InputError(f"bad fixture path {path!r}")
     node: Any = doc
     hint: Any = Facts
@@ -242,8 +240,9 @@ def _check(case: dict[str, Any], report: Report, result: CaseResult, summary: Te
             summary.coverage[r.rule_id].add(r.status.value)
             continue
         detail = "; ".join([f.message for f in r.findings] + list(r.reasons))[:300]
-        result.problems.append(f"{r.rule_id}: expected {' or '.join(allowed)}, got {r.status.value}"
-                               + (f" ({detail})" if detail else ""))
+        result.problems.append(
+            f"{r.rule_id}: expected {' or '.join(allowed)}, got {r.status.value}" + (f" ({detail})" if detail else "")
+        )
     for rule_id, needles in case.get("findings", {}).items():
         found = by_id.get(rule_id)
         text = "\n".join(f"{f.message} @ {f.location}" for f in found.findings) if found else ""

@@ -1,12 +1,12 @@
 """Waivers: approved, expiring exceptions kept outside the policy, in a TOML file.
 
-    [[waiver]]
-    rule = "CVM-PKG-001"
-    subject = "openssh-server"     # optional: only findings about this package / path / parameter
-    target = "sha256:9f2c…"        # optional: only this image (digest) or recipe (name)
-    reason = "debug image for the Q3 incident, see TICKET-123"
-    approver = "alice@example.com"
-    expires = 2026-12-31           # stops applying the day after
+[[waiver]]
+rule = "CVM-PKG-001"
+subject = "openssh-server"     # optional: only findings about this package / path / parameter
+target = "sha256:9f2c…"        # optional: only this image (digest) or recipe (name)
+reason = "debug image for the Q3 incident, see TICKET-123"
+approver = "alice@example.com"
+expires = 2026-12-31           # stops applying the day after
 """
 
 from __future__ import annotations
@@ -42,8 +42,7 @@ def load_waivers(path: str | Path, shown_as: str | None = None) -> list[Waiver]:
         where = f"{shown_as or path}: waiver #{n}"
         missing = [k for k in _REQUIRED if k not in entry]
         if missing:
-            raise InputError(f"{where}: missing {', '.join(missing)} (every waiver needs "
-                             f"{', '.join(_REQUIRED)})")
+            raise InputError(f"{where}: missing {', '.join(missing)} (every waiver needs {', '.join(_REQUIRED)})")
         extra = set(entry) - set(_ALLOWED)
         if extra:
             raise InputError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
@@ -52,9 +51,17 @@ def load_waivers(path: str | Path, shown_as: str | None = None) -> list[Waiver]:
         for key in ("rule", "reason", "approver", "subject", "target"):
             if key in entry and not (isinstance(entry[key], str) and entry[key].strip()):
                 raise InputError(f"{where}: {key} must be a non-empty string")
-        out.append(Waiver(rule=entry["rule"], reason=entry["reason"], approver=entry["approver"],
-                          expires=entry["expires"], subject=entry.get("subject"),
-                          target=entry.get("target"), where=where))
+        out.append(
+            Waiver(
+                rule=entry["rule"],
+                reason=entry["reason"],
+                approver=entry["approver"],
+                expires=entry["expires"],
+                subject=entry.get("subject"),
+                target=entry.get("target"),
+                where=where,
+            )
+        )
     return out
 
 
@@ -94,7 +101,6 @@ def apply_waivers(report: Report, waivers: list[Waiver], today: date | None = No
         expired = [w for w in mine if w.expired(today)]
         updated = _waive(result, active) if active else result
         if expired:
-            notes = "; ".join(f"waiver by {w.approver} expired on {w.expires} and no longer applies"
-                              for w in expired)
+            notes = "; ".join(f"waiver by {w.approver} expired on {w.expires} and no longer applies" for w in expired)
             updated = replace(updated, note="; ".join(x for x in (updated.note, notes) if x))
         report.results[i] = updated

@@ -40,8 +40,14 @@ from cvmlint.recipe.mkosi import SCRIPTS, CommandLine, MkosiConfig, Value, read_
 from cvmlint.recipe.repart import PartitionDef, read_definitions, verity_pairs
 
 BUILD = "decided at build time: checked at scan time"
-ARCHES = {"x86-64": "amd64", "arm64": "arm64", "x86": "i386", "riscv64": "riscv64", "s390x": "s390x",
-          "ppc64-le": "ppc64el"}
+ARCHES = {
+    "x86-64": "amd64",
+    "arm64": "arm64",
+    "x86": "i386",
+    "riscv64": "riscv64",
+    "s390x": "s390x",
+    "ppc64-le": "ppc64el",
+}
 SCRIPT_SETTINGS = ("PrepareScripts", "BuildScripts", "PostInstallationScripts", "FinalizeScripts")
 TREES = ("ExtraTrees", "SkeletonTrees", "RemoveFiles")
 READS = {
@@ -53,8 +59,18 @@ READS = {
     "kernel": ("Packages",),
     "mounts": ("RepartDirectories", "Format", *TREES),
     "os": ("Distribution", "Release", "Architecture"),
-    "build": ("Format", "Bootable", "ImageId", "Profiles", "RemovePackages", "UnifiedKernelImages",
-              "ExtraTrees", "SkeletonTrees", "RepartDirectories", *SCRIPTS.values()),
+    "build": (
+        "Format",
+        "Bootable",
+        "ImageId",
+        "Profiles",
+        "RemovePackages",
+        "UnifiedKernelImages",
+        "ExtraTrees",
+        "SkeletonTrees",
+        "RepartDirectories",
+        *SCRIPTS.values(),
+    ),
 }
 """The settings each fact is made from: a setting the build host decides makes the fact unknown."""
 T = TypeVar("T")
@@ -86,14 +102,21 @@ class Recipe:
                 source, _, target = v.text.partition(":")
                 path = self.config.path(Value(source, v.where, v.base))
                 if not path.exists():
-                    self.warnings.append(f"{v.where}: warning: {setting}={v.text}: {self.display(path)} does not "
-                                         "exist (mkosi fails the build)")
+                    self.warnings.append(
+                        f"{v.where}: warning: {setting}={v.text}: {self.display(path)} does not "
+                        "exist (mkosi fails the build)"
+                    )
                     continue
                 yield path, target or "/", v
 
 
-def recipe_facts(directory: Path, entry: RecipeEntry | None = None, cli: CommandLine | None = None,
-                 display_base: Path | None = None, read_files: list[Path] | None = None) -> tuple[Facts, list[str]]:
+def recipe_facts(
+    directory: Path,
+    entry: RecipeEntry | None = None,
+    cli: CommandLine | None = None,
+    display_base: Path | None = None,
+    read_files: list[Path] | None = None,
+) -> tuple[Facts, list[str]]:
     """The facts of a recipe read as `mkosi` with `cli` reads it, and the warnings reading it produced;
     `read_files` receives every file read (for evidence)."""
     if cli is None:
@@ -115,13 +138,17 @@ def recipe_facts(directory: Path, entry: RecipeEntry | None = None, cli: Command
         verity=_decided(recipe, "layout", lambda: _verity(recipe)),
         cmdline=from_trees("cmdline", lambda: _cmdline(recipe, files)),
         boot=_decided(recipe, "boot", lambda: _boot(recipe)),
-        kernel=_decided(recipe, "kernel", lambda: _kernel(recipe)), patches=_patches(recipe),
+        kernel=_decided(recipe, "kernel", lambda: _kernel(recipe)),
+        patches=_patches(recipe),
         mounts=from_trees("mounts", lambda: _mounts(recipe, files)),
         partitions=_decided(recipe, "layout", lambda: _partitions(recipe)),
-        os=_decided(recipe, "os", lambda: _system(recipe)), build=_decided(recipe, "build", lambda: _build(recipe)))
+        os=_decided(recipe, "os", lambda: _system(recipe)),
+        build=_decided(recipe, "build", lambda: _build(recipe)),
+    )
     # the digest covers every file read, scripts and patches included: taken after the facts are made
-    facts = dataclasses.replace(facts, target=Target(kind="recipe", name=recipe.display(directory),
-                                                     digest=_digest(recipe, files)))
+    facts = dataclasses.replace(
+        facts, target=Target(kind="recipe", name=recipe.display(directory), digest=_digest(recipe, files))
+    )
     if read_files is not None:
         read_files += recipe.read_files
     return facts, list(dict.fromkeys(recipe.warnings))
@@ -138,8 +165,11 @@ def _decided(recipe: Recipe, fact: str, make: Callable[[], T]) -> T | Unknown:
 def _digest(recipe: Recipe, files: list[File]) -> str:
     h = hashlib.sha256()
     for path in recipe.read_files:
-        h.update(recipe.display(path).encode() + b"\0" + read_bounded(path, "recipe-file-bytes", "file",
-                                                                      recipe.display(path)))
+        h.update(
+            recipe.display(path).encode()
+            + b"\0"
+            + read_bounded(path, "recipe-file-bytes", "file", recipe.display(path))
+        )
     for f in files:
         h.update(f"{f.path}\0{f.mode}\0{f.size}\0{f.target}\0".encode("utf-8", "surrogateescape"))
     return "sha256:" + h.hexdigest()
@@ -149,8 +179,11 @@ def _digest(recipe: Recipe, files: list[File]) -> str:
 def _system(recipe: Recipe) -> System:
     values: dict[str, str | Unknown] = {}
     places: dict[str, Provenance] = {}
-    for field_name, setting in (("distribution", "Distribution"), ("release", "Release"),
-                                ("architecture", "Architecture")):
+    for field_name, setting in (
+        ("distribution", "Distribution"),
+        ("release", "Release"),
+        ("architecture", "Architecture"),
+    ):
         value = recipe.config.scalars.get(setting)
         if value is None:
             from cvmlint.recipe.mkosi import HOST
@@ -184,13 +217,19 @@ def _build(recipe: Recipe) -> Build:
 
     scripts = tuple(p for setting in SCRIPTS.values() for p in paths(setting))
     fmt = cfg.scalars.get("Format")
-    return Build(format=fmt.text if fmt else "disk", bootable=_feature(cfg.scalar("Bootable")),
-                 image_id=cfg.scalar("ImageId") or "", profiles=tuple(dict.fromkeys(texts("Profiles"))),
-                 remove_packages=texts("RemovePackages"),
-                 unified_kernel_images=_uki_setting(cfg.scalar("UnifiedKernelImages")),
-                 extra_trees=trees("ExtraTrees"), skeleton_trees=trees("SkeletonTrees"),
-                 repart_directories=paths("RepartDirectories"), scripts=scripts,
-                 where=fmt.where if fmt else Provenance(file=recipe.display(recipe.directory / "mkosi.conf")))
+    return Build(
+        format=fmt.text if fmt else "disk",
+        bootable=_feature(cfg.scalar("Bootable")),
+        image_id=cfg.scalar("ImageId") or "",
+        profiles=tuple(dict.fromkeys(texts("Profiles"))),
+        remove_packages=texts("RemovePackages"),
+        unified_kernel_images=_uki_setting(cfg.scalar("UnifiedKernelImages")),
+        extra_trees=trees("ExtraTrees"),
+        skeleton_trees=trees("SkeletonTrees"),
+        repart_directories=paths("RepartDirectories"),
+        scripts=scripts,
+        where=fmt.where if fmt else Provenance(file=recipe.display(recipe.directory / "mkosi.conf")),
+    )
 
 
 def _feature(value: str | None) -> str:
@@ -240,9 +279,12 @@ def _packages(recipe: Recipe) -> Items[Package] | Unknown:
         return unknown
     removed = {v.text for v in recipe.config.items("RemovePackages")}
     arch = _arch(recipe)
-    out = [Package(name=v.text, version=Unknown(BUILD), arch=arch, origin="declared", where=v.where)
-           for setting in ("Packages", "VolatilePackages") for v in recipe.config.items(setting)
-           if v.text not in removed]
+    out = [
+        Package(name=v.text, version=Unknown(BUILD), arch=arch, origin="declared", where=v.where)
+        for setting in ("Packages", "VolatilePackages")
+        for v in recipe.config.items(setting)
+        if v.text not in removed
+    ]
     for setting in SCRIPT_SETTINGS:
         for v in recipe.config.items(setting):
             script = recipe.config.path(v)
@@ -251,14 +293,27 @@ def _packages(recipe: Recipe) -> Items[Package] | Unknown:
                 continue
             recipe.read_files.append(script)
             for pkg in installed_packages(read_text(script, "build script", recipe.display(script))):
-                out.append(Package(name=pkg.name, version=Unknown(BUILD), arch=arch, origin="script",
-                                   where=Provenance(file=recipe.display(script), line=pkg.line)))
-    where = recipe.config.items("Packages")[0].where if recipe.config.items("Packages") else \
-        Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
+                out.append(
+                    Package(
+                        name=pkg.name,
+                        version=Unknown(BUILD),
+                        arch=arch,
+                        origin="script",
+                        where=Provenance(file=recipe.display(script), line=pkg.line),
+                    )
+                )
+    where = (
+        recipe.config.items("Packages")[0].where
+        if recipe.config.items("Packages")
+        else Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
+    )
     limits.note("recipe-packages", len(out))
     if len(out) > limits.get("recipe-packages"):
-        return Unknown(f"{len(out)} packages named: over the limit recipe-packages = {limits.get('recipe-packages')} "
-                       "(raise it with --limit recipe-packages=N)", where)
+        return Unknown(
+            f"{len(out)} packages named: over the limit recipe-packages = {limits.get('recipe-packages')} "
+            "(raise it with --limit recipe-packages=N)",
+            where,
+        )
     return Items(out, where)
 
 
@@ -279,21 +334,30 @@ def _files(recipe: Recipe) -> list[File]:
     return list(found.values())
 
 
-def _tree_entry(recipe: Recipe, path: str, host: Path, elf_info: Callable[[bytes], tuple[object, object, object]]
-               ) -> File:
+def _tree_entry(recipe: Recipe, path: str, host: Path, elf_info: Callable[[bytes], tuple[bool, str, str]]) -> File:
     st = host.lstat()
     kind = file_kind(st.st_mode)
     mode = stat.S_IMODE(st.st_mode)
-    elf: tuple[object, object, object] = (False, "", "")
+    elf: tuple[bool, str, str] = (False, "", "")
     if kind == "file" and st.st_size >= 52 and stat.S_ISREG(host.stat().st_mode):
         with open(host, "rb") as fh:
             elf = elf_info(fh.read(8192))
-    return File(path=path, name=posixpath.basename(path), type=kind, mode=mode, uid=0, gid=0,
-                size=st.st_size, target=os.readlink(host) if kind == "symlink" else "",
-                executable=kind == "file" and bool(mode & 0o111),
-                setuid=kind == "file" and bool(mode & 0o6000), is_elf=elf[0],  # type: ignore[arg-type]
-                elf_machine=elf[1], elf_interpreter=elf[2],  # type: ignore[arg-type]
-                where=Provenance(file=recipe.display(host)))
+    return File(
+        path=path,
+        name=posixpath.basename(path),
+        type=kind,
+        mode=mode,
+        uid=0,
+        gid=0,
+        size=st.st_size,
+        target=os.readlink(host) if kind == "symlink" else "",
+        executable=kind == "file" and bool(mode & 0o111),
+        setuid=kind == "file" and bool(mode & 0o6000),
+        is_elf=elf[0],
+        elf_machine=elf[1],
+        elf_interpreter=elf[2],
+        where=Provenance(file=recipe.display(host)),
+    )
 
 
 def _walk(source: Path, target: str) -> Iterator[tuple[str, Path]]:
@@ -307,8 +371,10 @@ def _walk(source: Path, target: str) -> Iterator[tuple[str, Path]]:
         for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             count += 1
             if count > most:
-                raise InputError(f"{source}: more than {most} files (limit recipe-tree-files; raise it with "
-                                 "--limit recipe-tree-files=N)")
+                raise InputError(
+                    f"{source}: more than {most} files (limit recipe-tree-files; raise it with "
+                    "--limit recipe-tree-files=N)"
+                )
             inner = posixpath.normpath(posixpath.join("/", target.lstrip("/"), rel, name))
             yield inner, Path(dirpath) / name
 
@@ -335,8 +401,16 @@ def _tree_file(recipe: Recipe, path: str) -> tuple[str, Path] | None:
 
 # ---- partitions, root, verity ------------------------------------------------------------------
 def _root_def(recipe: Recipe) -> PartitionDef | None:
-    return next((p for p in recipe.repart if p.type.startswith("root") and
-                 not p.type.endswith(("-verity", "-verity-sig")) and p.verity not in ("hash", "signature")), None)
+    return next(
+        (
+            p
+            for p in recipe.repart
+            if p.type.startswith("root")
+            and not p.type.endswith(("-verity", "-verity-sig"))
+            and p.verity not in ("hash", "signature")
+        ),
+        None,
+    )
 
 
 def _paired(recipe: Recipe, part: PartitionDef) -> PartitionDef | None:
@@ -360,25 +434,44 @@ def _rootfs(recipe: Recipe) -> RootFs | Unknown:
     root = _root_def(recipe)
     if root is None:
         if recipe.repart:
-            return Unknown("the repart definitions have no root partition",
-                           Provenance(file=recipe.display(recipe.repart[0].path.parent)))
+            return Unknown(
+                "the repart definitions have no root partition",
+                Provenance(file=recipe.display(recipe.repart[0].path.parent)),
+            )
         from cvmlint.recipe.specifiers import DISTRO_FS
 
         distro = recipe.config.scalars.get("Distribution")
         if distro is None:
-            return Unknown("no mkosi.repart/: mkosi's default root file system depends on the distribution, which "
-                           "the recipe leaves to the build host")
+            return Unknown(
+                "no mkosi.repart/: mkosi's default root file system depends on the distribution, which "
+                "the recipe leaves to the build host"
+            )
         fs = DISTRO_FS.get(distro.text, "ext4")
-        where = Provenance(file=recipe.display(recipe.directory / "mkosi.conf"),
-                           detail="no mkosi.repart/: mkosi's default layout (a writable root, no verity)")
-        return RootFs(format=fs, read_only=False, partition="10-root", partition_type="root", verity=False,
-                      found_by="repart", where=where)
+        where = Provenance(
+            file=recipe.display(recipe.directory / "mkosi.conf"),
+            detail="no mkosi.repart/: mkosi's default layout (a writable root, no verity)",
+        )
+        return RootFs(
+            format=fs,
+            read_only=False,
+            partition="10-root",
+            partition_type="root",
+            verity=False,
+            found_by="repart",
+            where=where,
+        )
     pair = _paired(recipe, root)
     fmt: str | Unknown = root.format or Unknown("no Format= in the root definition (repart makes none)")
-    return RootFs(format=fmt, read_only=root.read_only,
-                  partition=root.name, partition_type=root.type, verity=pair is not None, found_by="repart",
-                  where=root.where("Format" if "Format" in root.values else "Type"),
-                  field_where={"verity": root.where("Verity") if pair else root.where("Type")})
+    return RootFs(
+        format=fmt,
+        read_only=root.read_only,
+        partition=root.name,
+        partition_type=root.type,
+        verity=pair is not None,
+        found_by="repart",
+        where=root.where("Format" if "Format" in root.values else "Type"),
+        field_where={"verity": root.where("Verity") if pair else root.where("Type")},
+    )
 
 
 def _verity(recipe: Recipe) -> Unknown:
@@ -392,10 +485,20 @@ def _verity(recipe: Recipe) -> Unknown:
 def _partitions(recipe: Recipe) -> Items[Partition] | Unknown:
     if (no_disk := _not_disk(recipe)) is not None:
         return no_disk
-    out = [Partition(name=p.name, type=p.type, number=0, fs=p.format or ("verity" if p.verity == "hash" else ""),
-                     size=Unknown(BUILD), read_only=p.read_only, encrypted=p.encrypt != "off",
-                     luks_version=2 if p.encrypt != "off" else 0, where=p.where())
-           for p in recipe.repart]
+    out = [
+        Partition(
+            name=p.name,
+            type=p.type,
+            number=0,
+            fs=p.format or ("verity" if p.verity == "hash" else ""),
+            size=Unknown(BUILD),
+            read_only=p.read_only,
+            encrypted=p.encrypt != "off",
+            luks_version=2 if p.encrypt != "off" else 0,
+            where=p.where(),
+        )
+        for p in recipe.repart
+    ]
     base = recipe.repart[0].path.parent if recipe.repart else recipe.directory
     return Items(out, Provenance(file=recipe.display(base)))
 
@@ -436,34 +539,47 @@ def _boot(recipe: Recipe) -> Boot:
     shim = cfg.scalars.get("ShimBootloader")
     secure = cfg.scalars.get("SecureBoot")
     default = Provenance(file=recipe.display(recipe.directory / "mkosi.conf"), detail="mkosi's default")
-    return Boot(loader=loader, shim=(shim.text if shim else "none") in ("signed", "unsigned"),
-                secure_boot=_flag(secure.text if secure else None), uki=uki,
-                binaries=Unknown(BUILD), entries=Unknown(BUILD),
-                where=loader_value.where if loader_value else default,
-                field_where={"shim": shim.where if shim else default,
-                             "secure_boot": secure.where if secure else default})
+    return Boot(
+        loader=loader,
+        shim=(shim.text if shim else "none") in ("signed", "unsigned"),
+        secure_boot=_flag(secure.text if secure else None),
+        uki=uki,
+        binaries=Unknown(BUILD),
+        entries=Unknown(BUILD),
+        where=loader_value.where if loader_value else default,
+        field_where={"shim": shim.where if shim else default, "secure_boot": secure.where if secure else default},
+    )
 
 
 def _kernel(recipe: Recipe) -> Kernel:
     from cvmlint.facts.kconfig import parse_config
     from cvmlint.recipe.ini import read_text
 
-    declared = next((v for v in recipe.config.items("Packages") if v.text.startswith(("linux-image", "linux-"))),
-                    None)
+    declared = next((v for v in recipe.config.items("Packages") if v.text.startswith(("linux-image", "linux-"))), None)
     where = declared.where if declared else Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
     config: Items[ConfigOption] | Unknown = Unknown(
-        "cvmlint.toml names no kernel-config fragment for this recipe: checked at scan time")
+        "cvmlint.toml names no kernel-config fragment for this recipe: checked at scan time"
+    )
     fragment = recipe.entry.kernel_config if recipe.entry else None
     if fragment is not None:
         values, lines = parse_config(read_text(fragment, "kernel config fragment", recipe.display(fragment)))
         recipe.read_files.append(fragment)
         shown = recipe.display(fragment)
-        config = Items([ConfigOption(name=k, value=v, where=Provenance(file=shown, line=lines[k]))
-                        for k, v in values.items()], Provenance(file=shown))
+        config = Items(
+            [ConfigOption(name=k, value=v, where=Provenance(file=shown, line=lines[k])) for k, v in values.items()],
+            Provenance(file=shown),
+        )
     scan_time = "the kernel is built later: checked at scan time"
-    return Kernel(version=Unknown(BUILD), compression=Unknown(BUILD), boot_protocol=Unknown(BUILD), config=config,
-                  params=Unknown(scan_time), modules=Unknown(scan_time), strings=KernelStrings(searched=[]),
-                  where=where)
+    return Kernel(
+        version=Unknown(BUILD),
+        compression=Unknown(BUILD),
+        boot_protocol=Unknown(BUILD),
+        config=config,
+        params=Unknown(scan_time),
+        modules=Unknown(scan_time),
+        strings=KernelStrings(searched=[]),
+        where=where,
+    )
 
 
 def _patches(recipe: Recipe) -> Items[Patch] | Unknown:
@@ -484,8 +600,10 @@ def _patches(recipe: Recipe) -> Items[Patch] | Unknown:
         paths = sorted(directory.glob("*.patch"))
     recipe.read_files += [p for p in paths if p.is_file()]
     entry = recipe.entry
-    entry_where = Provenance(file=recipe.display(entry.config_file) if entry and entry.config_file else "cvmlint.toml",
-                             line=entry.line if entry and entry.line else None)
+    entry_where = Provenance(
+        file=recipe.display(entry.config_file) if entry and entry.config_file else "cvmlint.toml",
+        line=entry.line if entry and entry.line else None,
+    )
     return Items([parse_patch(p, recipe.display(p)) for p in paths], entry_where)
 
 
@@ -496,8 +614,17 @@ def _mounts(recipe: Recipe, files: list[File]) -> Items[Mount] | Unknown:
     out: list[Mount] = []
     root = _root_def(recipe)
     if root is not None:
-        out.append(Mount(path="/", fstype=root.format, what=root.name, options="ro" if root.read_only else "",
-                         persistent=True, encrypted=root.encrypt != "off", where=root.where()))
+        out.append(
+            Mount(
+                path="/",
+                fstype=root.format,
+                what=root.name,
+                options="ro" if root.read_only else "",
+                persistent=True,
+                encrypted=root.encrypt != "off",
+                where=root.where(),
+            )
+        )
     crypt_found = _tree_file(recipe, "/etc/crypttab")
     crypt = crypttab_names(crypt_found[0]) if crypt_found else set()
     fstab = _tree_file(recipe, "/etc/fstab")
@@ -519,12 +646,28 @@ def _mounts(recipe: Recipe, files: list[File]) -> Items[Mount] | Unknown:
     for p in recipe.repart:
         for value, line, shown in p.lists.get("MountPoint", []):
             path = value.split(":", 1)[0]
-            out.append(Mount(path=path, fstype=p.format, what=p.name, persistent=True,
-                             encrypted=p.encrypt != "off", where=Provenance(file=shown, line=line)))
+            out.append(
+                Mount(
+                    path=path,
+                    fstype=p.format,
+                    what=p.name,
+                    persistent=True,
+                    encrypted=p.encrypt != "off",
+                    where=Provenance(file=shown, line=line),
+                )
+            )
         auto = AUTO_MOUNTS.get(p.type)
         if auto and not p.lists.get("MountPoint") and not any(m.path == auto for m in out):
-            out.append(Mount(path=auto, fstype=p.format, what=p.name, persistent=True,
-                             encrypted=p.encrypt != "off", where=p.where()))
+            out.append(
+                Mount(
+                    path=auto,
+                    fstype=p.format,
+                    what=p.name,
+                    persistent=True,
+                    encrypted=p.encrypt != "off",
+                    where=p.where(),
+                )
+            )
     base = recipe.trees[-1][2].where if recipe.trees else Provenance(file=recipe.display(recipe.directory))
     return Items(out, base)
 

@@ -61,12 +61,13 @@ def read_text(path: Path, what: str = "configuration file", display: str | None 
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = data[:err.start].count(b"\n") + 1
+        line = data[: err.start].count(b"\n") + 1
         raise InputError(f"{shown}:{line}: {what} is not UTF-8 text") from None
 
 
-def parse(path: Path, text: str | None = None, display: str | None = None,
-          sections: Collection[str] | None = None) -> list[Section | Setting]:
+def parse(
+    path: Path, text: str | None = None, display: str | None = None, sections: Collection[str] | None = None
+) -> list[Section | Setting]:
     """Section headers and settings in file order (errors name the file as `display`); the settings of
     sections outside `sections` (when given) are skipped."""
     shown = display or str(path)

@@ -58,6 +58,7 @@ def any3(values: Iterable[Truth]) -> Truth:
 
 def section_holds(conditions: list[Condition]) -> Truth:
     """All plain conditions, and (when there are any) one of the `|` conditions."""
+
     def value(c: Condition) -> Truth:
         return c.result if c.result is None or not c.negate else not c.result
 
@@ -76,9 +77,15 @@ def compare_versions(match: str, value: str) -> bool:
     """`>=257`, `<2.0`, `==1.2`, `!=3`, or a bare version (equality), in systemd's version order."""
     for sigil in ("==", "!=", "<=", ">=", "<", ">"):
         if match.startswith(sigil):
-            order = version_order(value, match[len(sigil):])
-            return {"==": order == 0, "!=": order != 0, "<=": order <= 0, ">=": order >= 0,
-                    "<": order < 0, ">": order > 0}[sigil]
+            order = version_order(value, match[len(sigil) :])
+            return {
+                "==": order == 0,
+                "!=": order != 0,
+                "<=": order <= 0,
+                ">=": order >= 0,
+                "<": order < 0,
+                ">": order > 0,
+            }[sigil]
     return version_order(value, match) == 0
 
 

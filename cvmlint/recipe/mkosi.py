@@ -55,31 +55,60 @@ from cvmlint.recipe.settings import (
 )
 from cvmlint.recipe.specifiers import HostValue, Place, expand
 
-SCRIPTS = {"sync": "SyncScripts", "prepare": "PrepareScripts", "build": "BuildScripts",
-           "postinst": "PostInstallationScripts", "finalize": "FinalizeScripts", "postoutput": "PostOutputScripts"}
+SCRIPTS = {
+    "sync": "SyncScripts",
+    "prepare": "PrepareScripts",
+    "build": "BuildScripts",
+    "postinst": "PostInstallationScripts",
+    "finalize": "FinalizeScripts",
+    "postoutput": "PostOutputScripts",
+}
 CHROOT_SCRIPTS = {"prepare", "build", "postinst", "finalize"}
-IMPLICIT_TREES = (("mkosi.skeleton", "SkeletonTrees"), ("mkosi.skeleton.tar", "SkeletonTrees"),
-                  ("mkosi.extra", "ExtraTrees"), ("mkosi.extra.tar", "ExtraTrees"),
-                  ("mkosi.repart", "RepartDirectories"), ("mkosi.packages", "PackageDirectories"))
+IMPLICIT_TREES = (
+    ("mkosi.skeleton", "SkeletonTrees"),
+    ("mkosi.skeleton.tar", "SkeletonTrees"),
+    ("mkosi.extra", "ExtraTrees"),
+    ("mkosi.extra.tar", "ExtraTrees"),
+    ("mkosi.repart", "RepartDirectories"),
+    ("mkosi.packages", "PackageDirectories"),
+)
 BUILTIN_INCLUDES = {"mkosi-initrd", "mkosi-tools", "mkosi-vm", "mkosi-addon", "mkosi-obs"}
-PATH_SETTINGS = {"Include", "ExtraTrees", "SkeletonTrees", "RepartDirectories", "PackageDirectories", "BaseTrees",
-                 "SyncScripts", "PrepareScripts", "BuildScripts", "PostInstallationScripts", "FinalizeScripts",
-                 "PostOutputScripts", "Initrds"}
+PATH_SETTINGS = {
+    "Include",
+    "ExtraTrees",
+    "SkeletonTrees",
+    "RepartDirectories",
+    "PackageDirectories",
+    "BaseTrees",
+    "SyncScripts",
+    "PrepareScripts",
+    "BuildScripts",
+    "PostInstallationScripts",
+    "FinalizeScripts",
+    "PostOutputScripts",
+    "Initrds",
+}
 DEFAULTS = {"Format": "disk", "Bootloader": "systemd-boot", "Bootable": "auto", "UnifiedKernelImages": "auto"}
 UKI_VALUES = {"auto", "signed", "unsigned", "none"}
-HOST = {"Distribution": "Distribution= is not set: mkosi uses the build host's distribution",
-        "Release": "Release= is not set: mkosi uses the build host's release (or the distribution's default)",
-        "Architecture": "Architecture= is not set: mkosi builds for the build host's architecture"}
-HOST_MATCHES = {"SystemdVersion": "the build host's systemd version", "HostArchitecture": "the build host's "
-                "architecture (give it with --host-architecture)", "ToolsTreeDistribution": "the tools tree",
-                "ToolsTreeRelease": "the tools tree"}
+HOST = {
+    "Distribution": "Distribution= is not set: mkosi uses the build host's distribution",
+    "Release": "Release= is not set: mkosi uses the build host's release (or the distribution's default)",
+    "Architecture": "Architecture= is not set: mkosi builds for the build host's architecture",
+}
+HOST_MATCHES = {
+    "SystemdVersion": "the build host's systemd version",
+    "HostArchitecture": "the build host's architecture (give it with --host-architecture)",
+    "ToolsTreeDistribution": "the tools tree",
+    "ToolsTreeRelease": "the tools tree",
+}
 EVERYTHING = "*"
 """The undecided key that stands for every setting (a whole directory may or may not apply)."""
 VERSION_NOTES = (
     "cvmlint reads recipes as mkosi 26 and later do (checked against mkosi 25.3 and 27.1); where mkosi 25 "
     "differs it warns: list items with spaces, unknown settings (errors in mkosi 25), UnifiedKernelImages=yes "
     "(build a UKI in 25, copy a prebuilt signed one in 26+), [Assert] sections (ignored by 25), %I (empty in 25, "
-    "`main` in 26+).")
+    "`main` in 26+)."
+)
 
 
 @dataclass(frozen=True)
@@ -259,8 +288,9 @@ class Reader:
         most = limits.get("recipe-files")
         limits.note("recipe-files", len(self.config.files) + 1)
         if len(self.config.files) >= most:
-            raise InputError(f"{self.display(path)}: more than {most} configuration files (an include loop? limit "
-                             "recipe-files)")
+            raise InputError(
+                f"{self.display(path)}: more than {most} configuration files (an include loop? limit recipe-files)"
+            )
         self.config.files.append(path)
         return ini.parse(path, display=self.display(path), sections=SECTIONS | MATCH_SECTIONS | {"UKIProfile"})
 
@@ -268,7 +298,8 @@ class Reader:
         for name, setting in IMPLICIT_TREES:
             if (directory / name).exists():
                 self.config.lists.setdefault(setting, []).append(
-                    Value(name, Provenance(file=self.display(directory / name)), directory))
+                    Value(name, Provenance(file=self.display(directory / name)), directory)
+                )
         version = directory / "mkosi.version"
         if present(version):
             self.config.scalars["ImageVersion"] = self.version_file(version, directory)
@@ -281,12 +312,17 @@ class Reader:
             if drop.is_dir():
                 for script in sorted(drop.iterdir()):
                     self.config.lists.setdefault(setting, []).append(
-                        Value(f"mkosi.{stem}.d/{script.name}", self.where(script), directory))
+                        Value(f"mkosi.{stem}.d/{script.name}", self.where(script), directory)
+                    )
 
     def version_file(self, path: Path, directory: Path) -> Value:
         if os.access(path, os.X_OK):
-            return Value("", self.where(path), directory,
-                         unknown=f"{self.display(path)} is executable: mkosi runs it at build time for the version")
+            return Value(
+                "",
+                self.where(path),
+                directory,
+                unknown=f"{self.display(path)} is executable: mkosi runs it at build time for the version",
+            )
         return Value(ini.read_text(path, "version file", self.display(path)).strip(), self.where(path, 1), directory)
 
     def undecide(self, key: str, reason: str) -> None:
@@ -314,8 +350,10 @@ class Reader:
     def asserts(self, items: list[ini.Section | ini.Setting], path: Path, workdir: Path) -> None:
         holds = self.matches(items, path, workdir, "Assert")
         if holds is False:
-            raise InputError(f"{self.display(path)}: its [Assert] conditions do not hold: mkosi 26 and later refuse "
-                             "to build this recipe (mkosi 25 ignores [Assert])")
+            raise InputError(
+                f"{self.display(path)}: its [Assert] conditions do not hold: mkosi 26 and later refuse "
+                "to build this recipe (mkosi 25 ignores [Assert])"
+            )
         if holds is None:
             self.warn(path, 1, f"whether its [Assert] conditions hold depends on the build host ({self.reason})")
 
@@ -369,8 +407,10 @@ class Reader:
     def check_enum(self, key: str, value: str, path: Path, s: ini.Setting) -> None:
         allowed = set(ARCHITECTURES) | {"uefi"} if key in ("Architecture", "HostArchitecture") else ENUMS.get(key)
         if allowed is not None and value not in allowed:
-            raise InputError(f"{self.display(path)}:{s.line}: [{s.section}] {s.key}={value}: not a value mkosi knows "
-                             f"({', '.join(sorted(allowed))})")
+            raise InputError(
+                f"{self.display(path)}:{s.line}: [{s.section}] {s.key}={value}: not a value mkosi knows "
+                f"({', '.join(sorted(allowed))})"
+            )
         if key == "Architecture" and value == "uefi":
             self.warn(path, s.line, f"[{s.section}] Architecture=uefi is new in mkosi 26: mkosi 25 refuses it")
 
@@ -429,14 +469,22 @@ class Reader:
     def uki_value(self, s: ini.Setting, path: Path) -> None:
         value = s.value.lower()
         if value in ("enabled", "disabled"):
-            self.warn(path, s.line, f"UnifiedKernelImages={s.value} is mkosi 25's spelling: mkosi 26+ refuses it "
-                      "(write signed, unsigned or none)")
+            self.warn(
+                path,
+                s.line,
+                f"UnifiedKernelImages={s.value} is mkosi 25's spelling: mkosi 26+ refuses it "
+                "(write signed, unsigned or none)",
+            )
         elif value in ("signed", "unsigned", "none"):
             self.warn(path, s.line, f"UnifiedKernelImages={s.value} is new in mkosi 26: mkosi 25 refuses it")
         elif value and value != "auto":
-            self.warn(path, s.line, f"UnifiedKernelImages={s.value}: mkosi 26+ reads it as "
-                      f"{'signed (copy a prebuilt UKI)' if value in BOOLEANS else 'none'}, mkosi 25 as "
-                      f"{'build a UKI' if value in BOOLEANS else 'no UKI'}")
+            self.warn(
+                path,
+                s.line,
+                f"UnifiedKernelImages={s.value}: mkosi 26+ reads it as "
+                f"{'signed (copy a prebuilt UKI)' if value in BOOLEANS else 'none'}, mkosi 25 as "
+                f"{'build a UKI' if value in BOOLEANS else 'no UKI'}",
+            )
 
     def expanded(self, text: str, line: int, path: Path, workdir: Path, key: str = "") -> Value:
         expansion = expand(text, self.current, self.place(path, workdir))
@@ -459,8 +507,12 @@ class Reader:
             for n, chunk in enumerate(v.text.split(",")):
                 parts = chunk.split()
                 if len(parts) > 1 or (n and chunk[:1].isspace() and parts):
-                    self.warn(path, v.where.line or line, f"{key}= item {chunk!r}: mkosi 26+ splits items on spaces "
-                              "too, mkosi 25 keeps the spaces in the item (separate items with commas, no spaces)")
+                    self.warn(
+                        path,
+                        v.where.line or line,
+                        f"{key}= item {chunk!r}: mkosi 26+ splits items on spaces "
+                        "too, mkosi 25 keeps the spaces in the item (separate items with commas, no spaces)",
+                    )
                 values += [Value(part, v.where, v.base, v.unknown) for part in parts]
 
     def dict_setting(self, key: str, lines: list[Value], path: Path, workdir: Path) -> None:
@@ -479,8 +531,12 @@ class Reader:
                 raise InputError(f"{v.where}: {key}={v.text}: {err}") from None
             for word in words:
                 name, eq, val = word.partition("=")
-                values[name] = Value(val, v.where, workdir, v.unknown or (
-                    None if eq else f"{key}={name} copies the build host's ${name}"))
+                values[name] = Value(
+                    val,
+                    v.where,
+                    workdir,
+                    v.unknown or (None if eq else f"{key}={name} copies the build host's ${name}"),
+                )
 
     def include(self, lines: list[Value], path: Path, workdir: Path) -> None:
         for v in lines:
@@ -494,8 +550,9 @@ class Reader:
                     continue
                 target = Path(os.path.normpath(workdir / os.path.expanduser(name)))
                 if not target.exists():
-                    raise InputError(f"{self.display(path)}:{line}: Include={name}: {self.display(target)} "
-                                     "does not exist")
+                    raise InputError(
+                        f"{self.display(path)}:{line}: Include={name}: {self.display(target)} does not exist"
+                    )
                 self.include_path(target, workdir)
 
     def include_path(self, target: Path, workdir: Path) -> None:
@@ -507,8 +564,10 @@ class Reader:
         most = limits.get("include-depth")
         limits.note("include-depth", self.include_depth)
         if self.include_depth > most:
-            raise InputError(f"{self.display(target)}: included {self.include_depth} levels deep, over the limit "
-                             f"include-depth = {most} (raise it with --limit include-depth=N)")
+            raise InputError(
+                f"{self.display(target)}: included {self.include_depth} levels deep, over the limit "
+                f"include-depth = {most} (raise it with --limit include-depth=N)"
+            )
         try:
             if target.is_dir():
                 self.read_directory(target, profiles=True)
@@ -519,8 +578,10 @@ class Reader:
 
     def include_builtin(self, name: str, path: Path, line: int) -> None:
         if self.resources is None or not (self.resources / name).is_dir():
-            reason = (f"{self.display(path)}:{line}: Include={name} is mkosi's built-in configuration, and no "
-                      "installed mkosi was found to read it from (give its resources with --mkosi-resources)")
+            reason = (
+                f"{self.display(path)}:{line}: Include={name} is mkosi's built-in configuration, and no "
+                "installed mkosi was found to read it from (give its resources with --mkosi-resources)"
+            )
             self.warn(path, line, reason.split(": ", 1)[1])
             self.undecide(EVERYTHING, reason)
             return
@@ -540,16 +601,23 @@ def find_resources() -> Path | None:
 
     if env := os.environ.get("CVMLINT_MKOSI_RESOURCES"):
         return Path(env)
-    for pattern in ("/usr/lib/python3/dist-packages/mkosi/resources", "/usr/lib/python3*/site-packages/mkosi/resources",
-                    "/usr/local/lib/python3*/*-packages/mkosi/resources"):
+    for pattern in (
+        "/usr/lib/python3/dist-packages/mkosi/resources",
+        "/usr/lib/python3*/site-packages/mkosi/resources",
+        "/usr/local/lib/python3*/*-packages/mkosi/resources",
+    ):
         for found in sorted(glob.glob(pattern)):
             if Path(found, "mkosi-initrd").is_dir():
                 return Path(found)
     return None
 
 
-def read_recipe(directory: Path, cli: CommandLine | list[str] | None = None, display_base: Path | None = None,
-                resources: Path | None = None) -> MkosiConfig:
+def read_recipe(
+    directory: Path,
+    cli: CommandLine | list[str] | None = None,
+    display_base: Path | None = None,
+    resources: Path | None = None,
+) -> MkosiConfig:
     """The recipe in `directory` (an mkosi configuration directory), as `mkosi` with `cli` would read it."""
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory")

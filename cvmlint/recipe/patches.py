@@ -56,8 +56,15 @@ def parse_patch(path: Path, display: str) -> Patch:
         i += 1
     if not files and not problem:
         problem = "no file changes (not a patch)"
-    return Patch(file=display, subject=subject, files=tuple(dict.fromkeys(files)), functions=tuple(functions),
-                 well_formed=not problem, problem=problem, where=Provenance(file=display, line=1))
+    return Patch(
+        file=display,
+        subject=subject,
+        files=tuple(dict.fromkeys(files)),
+        functions=tuple(functions),
+        well_formed=not problem,
+        problem=problem,
+        where=Provenance(file=display, line=1),
+    )
 
 
 def _hunk(lines: list[str], i: int, old: int, new: int) -> tuple[int, str]:
@@ -88,7 +95,7 @@ def _subject(lines: list[str]) -> str:
     for k, line in enumerate(lines):
         if line.lower().startswith("subject:"):
             subject = line.split(":", 1)[1].strip()
-            for more in lines[k + 1:]:
+            for more in lines[k + 1 :]:
                 if not more.startswith((" ", "\t")):
                     break
                 subject += " " + more.strip()

@@ -32,13 +32,49 @@ from cvmlint.errors import InputError
 from cvmlint.facts.provenance import Provenance
 from cvmlint.recipe.ini import read_text
 
-KEYS = {"Type", "Label", "UUID", "Priority", "Weight", "PaddingWeight", "SizeMinBytes", "SizeMaxBytes",
-        "PaddingMinBytes", "PaddingMaxBytes", "CopyBlocks", "Format", "CopyFiles", "ExcludeFiles",
-        "ExcludeFilesTarget", "MakeDirectories", "MakeSymlinks", "Subvolumes", "DefaultSubvolume", "Encrypt",
-        "EncryptedVolume", "Verity", "VerityMatchKey", "VerityDataBlockSizeBytes", "VerityHashBlockSizeBytes",
-        "FactoryReset", "Flags", "ReadOnly", "NoAuto", "GrowFileSystem", "SplitName", "Minimize", "MountPoint",
-        "Compression", "CompressionLevel", "SupplementFor", "Integrity", "KeyFile", "TPM2PCRs", "AddValidateFS",
-        "FileSystemSectorSize"}
+KEYS = {
+    "Type",
+    "Label",
+    "UUID",
+    "Priority",
+    "Weight",
+    "PaddingWeight",
+    "SizeMinBytes",
+    "SizeMaxBytes",
+    "PaddingMinBytes",
+    "PaddingMaxBytes",
+    "CopyBlocks",
+    "Format",
+    "CopyFiles",
+    "ExcludeFiles",
+    "ExcludeFilesTarget",
+    "MakeDirectories",
+    "MakeSymlinks",
+    "Subvolumes",
+    "DefaultSubvolume",
+    "Encrypt",
+    "EncryptedVolume",
+    "Verity",
+    "VerityMatchKey",
+    "VerityDataBlockSizeBytes",
+    "VerityHashBlockSizeBytes",
+    "FactoryReset",
+    "Flags",
+    "ReadOnly",
+    "NoAuto",
+    "GrowFileSystem",
+    "SplitName",
+    "Minimize",
+    "MountPoint",
+    "Compression",
+    "CompressionLevel",
+    "SupplementFor",
+    "Integrity",
+    "KeyFile",
+    "TPM2PCRs",
+    "AddValidateFS",
+    "FileSystemSectorSize",
+}
 TRUE = {"1", "yes", "true", "on", "y", "t"}
 
 
@@ -90,8 +126,11 @@ class PartitionDef:
         value = self.get("ReadOnly")
         if value:
             return value in TRUE
-        return self.verity in ("data", "hash", "signature") or self.type.endswith(("-verity", "-verity-sig")) \
+        return (
+            self.verity in ("data", "hash", "signature")
+            or self.type.endswith(("-verity", "-verity-sig"))
             or self.format in ("erofs", "squashfs")
+        )
 
 
 def read_definitions(directories: list[Path], display_base: Path, warnings: list[str]) -> list[PartitionDef]:
@@ -130,8 +169,9 @@ def masked(path: Path) -> bool:
         st = path.stat()
     except OSError:
         return False  # a dangling symlink: read_text reports it
-    return (stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)) or (stat.S_ISREG(st.st_mode)
-                                                                            and st.st_size == 0)
+    return (stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)) or (
+        stat.S_ISREG(st.st_mode) and st.st_size == 0
+    )
 
 
 def _read(part: PartitionDef, path: Path, display_base: Path, warnings: list[str]) -> int:
@@ -186,8 +226,10 @@ def verity_pairs(parts: list[PartitionDef], warnings: list[str]) -> dict[str, tu
             continue
         key = p.get("VerityMatchKey")
         if not key:
-            warnings.append(f"{p.where('Verity')}: warning: Verity={p.verity} without VerityMatchKey=: "
-                            "systemd-repart refuses the layout")
+            warnings.append(
+                f"{p.where('Verity')}: warning: Verity={p.verity} without VerityMatchKey=: "
+                "systemd-repart refuses the layout"
+            )
             continue
         groups.setdefault(key, {}).setdefault(p.verity, []).append(p)
     pairs = {}
@@ -195,14 +237,19 @@ def verity_pairs(parts: list[PartitionDef], warnings: list[str]) -> dict[str, tu
         data, hashes = roles.get("data", []), roles.get("hash", [])
         if len(data) == 1 and len(hashes) == 1:
             pairs[key] = (data[0], hashes[0])
-            data_min, hash_min = (p.get("Minimize", "off") not in ("off", "no", "0", "false")
-                                  for p in (data[0], hashes[0]))
+            data_min, hash_min = (
+                p.get("Minimize", "off") not in ("off", "no", "0", "false") for p in (data[0], hashes[0])
+            )
             if hash_min and not data_min and not data[0].get("CopyBlocks"):
-                warnings.append(f"{hashes[0].where('Minimize')}: warning: Minimize= on a verity hash partition "
-                                "whose data partition sets neither Minimize= nor CopyBlocks=: systemd-repart "
-                                "refuses the layout")
+                warnings.append(
+                    f"{hashes[0].where('Minimize')}: warning: Minimize= on a verity hash partition "
+                    "whose data partition sets neither Minimize= nor CopyBlocks=: systemd-repart "
+                    "refuses the layout"
+                )
             continue
         first = next(p for ps in roles.values() for p in ps)
-        warnings.append(f"{first.where('Verity')}: warning: VerityMatchKey={key} has {len(data)} Verity=data and "
-                        f"{len(hashes)} Verity=hash partitions: systemd-repart refuses the layout (it needs one each)")
+        warnings.append(
+            f"{first.where('Verity')}: warning: VerityMatchKey={key} has {len(data)} Verity=data and "
+            f"{len(hashes)} Verity=hash partitions: systemd-repart refuses the layout (it needs one each)"
+        )
     return pairs

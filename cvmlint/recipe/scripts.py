@@ -13,9 +13,12 @@ import re
 import shlex
 from dataclasses import dataclass
 
-VERBS = re.compile(r"""^(?:sudo\s+|env\s+(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*+|DEBIAN_FRONTEND=\S+\s+)*+
+VERBS = re.compile(
+    r"""^(?:sudo\s+|env\s+(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*+|DEBIAN_FRONTEND=\S+\s+)*+
     (?P<tool>apt-get|apt|aptitude|dnf|yum|zypper|pacman|pip3?|pipx|python3?\s+-m\s+pip|mkosi-install)\b
-    (?P<rest>.*)$""", re.X)
+    (?P<rest>.*)$""",
+    re.X,
+)
 INSTALL = {"install", "in", "-S", "-Sy", "-Syu"}
 
 
@@ -43,7 +46,7 @@ def installed_packages(text: str) -> list[ScriptPackage]:
                 verbs = [i for i, w in enumerate(words) if w in INSTALL]
                 if not verbs:
                     continue
-                words = words[verbs[0] + 1:]
+                words = words[verbs[0] + 1 :]
             out += [ScriptPackage(w, tool, start) for w in words if w and not w.startswith("-")]
     return out
 

@@ -221,37 +221,118 @@ RENAMED: dict[str, str] = {
     "QemuDrives": "Drives",
 }
 
-MATCH_KEYS = frozenset({
-    "Profiles", "Distribution", "Release", "Architecture", "Repositories", "Format", "Bootloader",
-    "ImageVersion", "ImageId", "Bootable", "ToolsTreeDistribution", "ToolsTreeRelease", "BuildSources",
-    "Environment", "PathExists", "SystemdVersion", "HostArchitecture", "Image",
-})
+MATCH_KEYS = frozenset(
+    {
+        "Profiles",
+        "Distribution",
+        "Release",
+        "Architecture",
+        "Repositories",
+        "Format",
+        "Bootloader",
+        "ImageVersion",
+        "ImageId",
+        "Bootable",
+        "ToolsTreeDistribution",
+        "ToolsTreeRelease",
+        "BuildSources",
+        "Environment",
+        "PathExists",
+        "SystemdVersion",
+        "HostArchitecture",
+        "Image",
+    }
+)
 MATCH_KEYS_NOT_IN_25 = frozenset({"Bootloader", "Image"})
-NOT_IN_25 = frozenset({
-    "BindUser", "BuildKey", "CXL", "CacheKey", "DelegateRanges", "Devicetrees", "DiskType", "ElTorito",
-    "ElToritoPublisher", "ElToritoSystem", "ElToritoVolume", "FirmwareExclude", "FirmwareFiles", "FirmwareInclude",
-    "ForeignUIDRange", "InitrdProfiles", "KernelInitrdModules", "KernelModules", "MakeScriptsExecutable", "MaxMem",
-    "OciAnnotations", "OciLabels", "OutputExtension", "OutputSize", "SignInitrdPCRs", "Snapshot", "Splash",
-    "StorageTargetMode", "ToolsTreeProfiles", "ToolsTreeSnapshot",
-})
+NOT_IN_25 = frozenset(
+    {
+        "BindUser",
+        "BuildKey",
+        "CXL",
+        "CacheKey",
+        "DelegateRanges",
+        "Devicetrees",
+        "DiskType",
+        "ElTorito",
+        "ElToritoPublisher",
+        "ElToritoSystem",
+        "ElToritoVolume",
+        "FirmwareExclude",
+        "FirmwareFiles",
+        "FirmwareInclude",
+        "ForeignUIDRange",
+        "InitrdProfiles",
+        "KernelInitrdModules",
+        "KernelModules",
+        "MakeScriptsExecutable",
+        "MaxMem",
+        "OciAnnotations",
+        "OciLabels",
+        "OutputExtension",
+        "OutputSize",
+        "SignInitrdPCRs",
+        "Snapshot",
+        "Splash",
+        "StorageTargetMode",
+        "ToolsTreeProfiles",
+        "ToolsTreeSnapshot",
+    }
+)
 """Settings mkosi 25 does not know (it refuses a recipe that sets one)."""
 ENUMS: dict[str, frozenset[str]] = {
-    "Distribution": frozenset({"fedora", "debian", "kali", "ubuntu", "postmarketos", "arch", "opensuse", "mageia",
-                               "centos", "rhel", "rhel-ubi", "openmandriva", "rocky", "alma", "azure", "custom"}),
-    "Format": frozenset({"confext", "cpio", "directory", "disk", "esp", "none", "portable", "sysext", "tar", "uki",
-                         "oci", "addon"}),
-    "Bootloader": frozenset({"none", "uki", "systemd-boot", "grub", "uki-signed", "systemd-boot-signed",
-                             "grub-signed"}),
+    "Distribution": frozenset(
+        {
+            "fedora",
+            "debian",
+            "kali",
+            "ubuntu",
+            "postmarketos",
+            "arch",
+            "opensuse",
+            "mageia",
+            "centos",
+            "rhel",
+            "rhel-ubi",
+            "openmandriva",
+            "rocky",
+            "alma",
+            "azure",
+            "custom",
+        }
+    ),
+    "Format": frozenset(
+        {"confext", "cpio", "directory", "disk", "esp", "none", "portable", "sysext", "tar", "uki", "oci", "addon"}
+    ),
+    "Bootloader": frozenset(
+        {"none", "uki", "systemd-boot", "grub", "uki-signed", "systemd-boot-signed", "grub-signed"}
+    ),
 }
 """Values mkosi accepts for the enumerations a [Match] compares (anything else stops mkosi)."""
-SECTIONS = frozenset({"Include", "Config", "Distribution", "Output", "Content", "Validation", "Build", "Runtime",
-                      "Host"})
+SECTIONS = frozenset(
+    {"Include", "Config", "Distribution", "Output", "Content", "Validation", "Build", "Runtime", "Host"}
+)
 MATCH_SECTIONS = frozenset({"Match", "TriggerMatch", "Assert", "TriggerAssert"})
 
 ARCHITECTURES: dict[str, bool] = {
-    "alpha": False, "arc": False, "arm": True, "arm64": True, "ia64": False, "loongarch64": True, "mips-le": False,
-    "mips64-le": False, "parisc": False, "ppc": False, "ppc64": False, "ppc64-le": False, "riscv32": False,
-    "riscv64": True, "s390": False, "s390x": False, "tilegx": False, "x86": True, "x86-64": True,
+    "alpha": False,
+    "arc": False,
+    "arm": True,
+    "arm64": True,
+    "ia64": False,
+    "loongarch64": True,
+    "mips-le": False,
+    "mips64-le": False,
+    "parisc": False,
+    "ppc": False,
+    "ppc64": False,
+    "ppc64-le": False,
+    "riscv32": False,
+    "riscv64": True,
+    "s390": False,
+    "s390x": False,
+    "tilegx": False,
+    "x86": True,
+    "x86-64": True,
 }
 """mkosi's architectures, and whether UEFI knows them (what `[Match] Architecture=uefi` tests)."""
 BOOLEANS = frozenset({"1", "true", "yes", "y", "t", "on", "always", "enabled"})

@@ -14,10 +14,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-SETTING_SPECIFIERS = {"d": "Distribution", "r": "Release", "a": "Architecture", "t": "Format", "o": "Output",
-                      "O": "OutputDirectory", "i": "ImageId", "v": "ImageVersion"}
-DISTRO_FS = {"fedora": "btrfs", "opensuse": "btrfs", "centos": "xfs", "rhel": "xfs", "rhel-ubi": "xfs",
-             "rocky": "xfs", "alma": "xfs"}
+SETTING_SPECIFIERS = {
+    "d": "Distribution",
+    "r": "Release",
+    "a": "Architecture",
+    "t": "Format",
+    "o": "Output",
+    "O": "OutputDirectory",
+    "i": "ImageId",
+    "v": "ImageVersion",
+}
+DISTRO_FS = {
+    "fedora": "btrfs",
+    "opensuse": "btrfs",
+    "centos": "xfs",
+    "rhel": "xfs",
+    "rhel-ubi": "xfs",
+    "rocky": "xfs",
+    "alma": "xfs",
+}
 """The root file system mkosi's default layout gives each distribution (ext4 for the others)."""
 
 
@@ -91,7 +106,8 @@ def _specifier(spec: str, lookup: Lookup, place: Place) -> str | HostValue | Non
     if spec == "F":
         distribution = lookup("Distribution")
         if distribution is None or isinstance(distribution, HostValue):
-            return HostValue("the default file system depends on Distribution=, which the recipe leaves to "
-                             "the build host")
+            return HostValue(
+                "the default file system depends on Distribution=, which the recipe leaves to the build host"
+            )
         return DISTRO_FS.get(distribution, "ext4")
     return None

@@ -42,11 +42,16 @@ class GithubReporter:
         for report, _ in reports:
             for r in report.results:
                 if r.status is Status.FAIL:
-                    rows += [("error", r.rule_id, r.severity, f, report.target.name)
-                             for f in r.findings if f.waived_by is None]
+                    rows += [
+                        ("error", r.rule_id, r.severity, f, report.target.name)
+                        for f in r.findings
+                        if f.waived_by is None
+                    ]
                 elif r.status is Status.UNKNOWN:
-                    rows += [("warning", r.rule_id, r.severity, Finding(f"unknown: {reason}"), report.target.name)
-                             for reason in r.reasons]
+                    rows += [
+                        ("warning", r.rule_id, r.severity, Finding(f"unknown: {reason}"), report.target.name)
+                        for reason in r.reasons
+                    ]
         lines, shown = [], {"error": 0, "warning": 0}
         for row in rows:
             if shown[row[0]] >= PER_STEP:
@@ -55,8 +60,10 @@ class GithubReporter:
             lines.append(self.command(row))
         hidden = len(rows) - sum(shown.values())
         if hidden:
-            lines.append(f"::notice title=cvmlint::{hidden} more findings are not annotated (GitHub shows "
-                         f"{PER_STEP} errors and {PER_STEP} warnings per step); the step summary lists all")
+            lines.append(
+                f"::notice title=cvmlint::{hidden} more findings are not annotated (GitHub shows "
+                f"{PER_STEP} errors and {PER_STEP} warnings per step); the step summary lists all"
+            )
         if self.summary is not None:
             self.write_summary(reports, rows)
         return "".join(line + "\n" for line in lines)
@@ -78,7 +85,9 @@ class GithubReporter:
             lines.append(f"* {report.target.kind} `{report.target.name}`: {counts}; exit {code}")
         if rows:
             lines += ["", "| | rule | severity | finding | where | target |", "|---|---|---|---|---|---|"]
-            lines += [f"| {kind} | {rule} | {sev} | {f.message.replace('|', '/')} | `{f.location}` | {target} |"
-                      for kind, rule, sev, f, target in rows]
+            lines += [
+                f"| {kind} | {rule} | {sev} | {f.message.replace('|', '/')} | `{f.location}` | {target} |"
+                for kind, rule, sev, f, target in rows
+            ]
         with open(self.summary, "a", encoding="utf-8") as out:
             out.write("\n".join(lines) + "\n")

@@ -39,18 +39,30 @@ class GitlabReporter:
             if r.status is Status.FAIL:
                 for f in r.findings:
                     if f.waived_by is None:
-                        out.append(self.issue(report, r.rule_id, r.title, SEVERITY.get(r.severity, "major"), f,
-                                              fingerprint(r, f, place_of(f, self.root))))
+                        out.append(
+                            self.issue(
+                                report,
+                                r.rule_id,
+                                r.title,
+                                SEVERITY.get(r.severity, "major"),
+                                f,
+                                fingerprint(r, f, place_of(f, self.root)),
+                            )
+                        )
             elif r.status is Status.UNKNOWN:
                 for reason in r.reasons:
                     f = Finding(f"unknown: {reason}")
                     out.append(self.issue(report, r.rule_id, r.title, "info", f, fingerprint(r, f, Place())))
         return out
 
-    def issue(self, report: Report, rule_id: str, title: str, severity: str, f: Finding,
-              key: str) -> dict[str, Any]:
+    def issue(self, report: Report, rule_id: str, title: str, severity: str, f: Finding, key: str) -> dict[str, Any]:
         place = place_of(f, self.root)
         path = place.path or report.target.name
         where = f" (at {place.logical})" if place.logical else ""
-        return {"description": f"{rule_id} {title}: {f.message}{where}", "check_name": rule_id, "fingerprint": key,
-                "severity": severity, "location": {"path": path, "lines": {"begin": place.line or 1}}}
+        return {
+            "description": f"{rule_id} {title}: {f.message}{where}",
+            "check_name": rule_id,
+            "fingerprint": key,
+            "severity": severity,
+            "location": {"path": path, "lines": {"begin": place.line or 1}},
+        }

@@ -23,15 +23,24 @@ def _finding(f: Finding) -> dict[str, Any]:
         out["also"] = [str(w) for w in f.also]
     if f.waived_by:
         w = f.waived_by
-        out["waived_by"] = {"approver": w.approver, "reason": w.reason, "expires": w.expires.isoformat(),
-                            "where": w.where}
+        out["waived_by"] = {
+            "approver": w.approver,
+            "reason": w.reason,
+            "expires": w.expires.isoformat(),
+            "where": w.where,
+        }
     return out
 
 
 def _result(r: RuleResult) -> dict[str, Any]:
     return {
-        "rule": r.rule_id, "title": r.title, "severity": r.severity, "status": r.status.value,
-        "findings": [_finding(f) for f in r.findings], "reasons": list(r.reasons), "note": r.note,
+        "rule": r.rule_id,
+        "title": r.title,
+        "severity": r.severity,
+        "status": r.status.value,
+        "findings": [_finding(f) for f in r.findings],
+        "reasons": list(r.reasons),
+        "note": r.note,
         "references": list(r.references),
     }
 
@@ -42,8 +51,12 @@ def report_to_json(report: Report, exit_code: int) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "tool": {"name": "cvmlint", "version": __version__},
-        "policy": {"name": report.policy_name, "version": report.policy_version,
-                   "sha256": report.policy_sha256, "profiles": list(report.profiles)},
+        "policy": {
+            "name": report.policy_name,
+            "version": report.policy_version,
+            "sha256": report.policy_sha256,
+            "profiles": list(report.profiles),
+        },
         "target": {"kind": t.kind, "name": t.name, "digest": t.digest if isinstance(t.digest, str) else None},
         "summary": report.summary(),
         "notes": list(report.notes),

@@ -50,16 +50,33 @@ class SarifReporter:
         results = [res for r in report.results for res in self.results(r, index, report)][:MAX_RESULTS]
         target = report.target
         run: dict[str, Any] = {
-            "tool": {"driver": {"name": "cvmlint", "version": __version__, "semanticVersion": __version__,
-                                "informationUri": INFORMATION_URI, "rules": rules}},
+            "tool": {
+                "driver": {
+                    "name": "cvmlint",
+                    "version": __version__,
+                    "semanticVersion": __version__,
+                    "informationUri": INFORMATION_URI,
+                    "rules": rules,
+                }
+            },
             "automationDetails": {"id": f"cvmlint/{target.kind}/{target.name}/"},
             "originalUriBaseIds": {"%SRCROOT%": {"uri": self.root.as_uri() + "/"}},
             "results": results,
-            "properties": {"target": {"kind": target.kind, "name": target.name,
-                                      "digest": target.digest if isinstance(target.digest, str) else None},
-                           "policy": {"name": report.policy_name, "version": report.policy_version,
-                                      "sha256": report.policy_sha256, "profiles": list(report.profiles)},
-                           "summary": report.summary(), "notes": list(report.notes)},
+            "properties": {
+                "target": {
+                    "kind": target.kind,
+                    "name": target.name,
+                    "digest": target.digest if isinstance(target.digest, str) else None,
+                },
+                "policy": {
+                    "name": report.policy_name,
+                    "version": report.policy_version,
+                    "sha256": report.policy_sha256,
+                    "profiles": list(report.profiles),
+                },
+                "summary": report.summary(),
+                "notes": list(report.notes),
+            },
         }
         if target.kind == "image":
             artifact: dict[str, Any] = {"location": {"uri": target.name}, "roles": ["analysisTarget"]}
@@ -70,26 +87,43 @@ class SarifReporter:
 
     def results(self, r: RuleResult, index: dict[str, int], report: Report) -> list[dict[str, Any]]:
         if r.status is Status.UNKNOWN:
-            return [_result(r, index, "note", f"{r.rule_id} is unknown: {reason}", Place(), report,
-                            fingerprint(r, Finding(reason), Place())) for reason in r.reasons]
+            return [
+                _result(
+                    r,
+                    index,
+                    "note",
+                    f"{r.rule_id} is unknown: {reason}",
+                    Place(),
+                    report,
+                    fingerprint(r, Finding(reason), Place()),
+                )
+                for reason in r.reasons
+            ]
         if r.status not in (Status.FAIL, Status.WAIVED):
             return []
         out = []
         for f in r.findings:
             place = place_of(f, self.root)
-            result = _result(r, index, LEVEL.get(r.severity, "warning"), f.message, place, report,
-                             fingerprint(r, f, place))
+            result = _result(
+                r, index, LEVEL.get(r.severity, "warning"), f.message, place, report, fingerprint(r, f, place)
+            )
             if f.waived_by is not None:
                 w = f.waived_by
-                result["suppressions"] = [{"kind": "external", "status": "accepted",
-                                           "justification": f"{w.reason} (approved by {w.approver}, until "
-                                                            f"{w.expires.isoformat()}; {w.where})"}]
+                result["suppressions"] = [
+                    {
+                        "kind": "external",
+                        "status": "accepted",
+                        "justification": f"{w.reason} (approved by {w.approver}, until "
+                        f"{w.expires.isoformat()}; {w.where})",
+                    }
+                ]
             out.append(result)
         return out
 
 
-def _result(r: RuleResult, index: dict[str, int], level: str, message: str, place: Place, report: Report,
-            print_key: str) -> dict[str, Any]:
+def _result(
+    r: RuleResult, index: dict[str, int], level: str, message: str, place: Place, report: Report, print_key: str
+) -> dict[str, Any]:
     result: dict[str, Any] = {"ruleId": r.rule_id, "level": level, "message": {"text": message}}
     if r.rule_id in index:
         result["ruleIndex"] = index[r.rule_id]
@@ -99,8 +133,7 @@ def _result(r: RuleResult, index: dict[str, int], level: str, message: str, plac
             physical["region"] = {"startLine": place.line}
         result["locations"] = [{"physicalLocation": physical}]
     elif report.target.kind == "image":
-        location: dict[str, Any] = {"physicalLocation": {"artifactLocation": {"uri": report.target.name,
-                                                                              "index": 0}}}
+        location: dict[str, Any] = {"physicalLocation": {"artifactLocation": {"uri": report.target.name, "index": 0}}}
         if place.logical:
             location["logicalLocations"] = [{"fullyQualifiedName": place.logical, "kind": "resource"}]
         result["locations"] = [location]
@@ -114,12 +147,19 @@ def rule_descriptor(rule: Any) -> dict[str, Any]:
     remediation = " ".join((rule.remediation or "").split()) or "See the rule's rationale."
     tags = ["security", *rule.references][:MAX_TAGS]
     return {
-        "id": rule.id, "name": "".join(w.capitalize() for w in rule.title.replace("-", " ").split() if w.isalnum()),
-        "shortDescription": {"text": rule.title}, "fullDescription": {"text": rationale},
-        "help": {"text": remediation, "markdown": f"**{rule.title}** ({rule.severity})\n\n{rationale}\n\n"
-                                                  f"**Remediation.** {remediation}"},
+        "id": rule.id,
+        "name": "".join(w.capitalize() for w in rule.title.replace("-", " ").split() if w.isalnum()),
+        "shortDescription": {"text": rule.title},
+        "fullDescription": {"text": rationale},
+        "help": {
+            "text": remediation,
+            "markdown": f"**{rule.title}** ({rule.severity})\n\n{rationale}\n\n**Remediation.** {remediation}",
+        },
         "helpUri": HELP_URI + rule.id.lower(),
         "defaultConfiguration": {"level": LEVEL.get(rule.severity, "warning")},
-        "properties": {"tags": tags, "precision": "high",
-                       "security-severity": SECURITY_SEVERITY.get(rule.severity, "5.5")},
+        "properties": {
+            "tags": tags,
+            "precision": "high",
+            "security-severity": SECURITY_SEVERITY.get(rule.severity, "5.5"),
+        },
     }

@@ -7,8 +7,12 @@ import io
 from cvmlint.policy.results import Report, RuleResult, Status
 
 _STYLE = {
-    Status.PASS: "green", Status.FAIL: "bold red", Status.UNKNOWN: "yellow", Status.WAIVED: "cyan",
-    Status.SKIPPED: "dim", Status.ERROR: "bold magenta",
+    Status.PASS: "green",
+    Status.FAIL: "bold red",
+    Status.UNKNOWN: "yellow",
+    Status.WAIVED: "cyan",
+    Status.SKIPPED: "dim",
+    Status.ERROR: "bold magenta",
 }
 
 
@@ -37,25 +41,43 @@ class TableReporter:
         out = io.StringIO()
         # NOTE: cells are Text objects and markup is off: messages quote file contents (brackets
         # included), and parsing markup in every cell was most of the rendering time.
-        console = Console(file=out, force_terminal=self.color, no_color=not self.color, markup=False, emoji=False,
-                          width=self.width or (None if self.color else 160), highlight=False)
+        console = Console(
+            file=out,
+            force_terminal=self.color,
+            no_color=not self.color,
+            markup=False,
+            emoji=False,
+            width=self.width or (None if self.color else 160),
+            highlight=False,
+        )
         table = Table(show_lines=False, expand=False)
-        for col, kw in (("rule", {"no_wrap": True}), ("severity", {}), ("result", {}),
-                        ("message", {"ratio": 3}), ("where", {"ratio": 2, "overflow": "fold"})):
+        for col, kw in (
+            ("rule", {"no_wrap": True}),
+            ("severity", {}),
+            ("result", {}),
+            ("message", {"ratio": 3}),
+            ("where", {"ratio": 2, "overflow": "fold"}),
+        ):
             table.add_column(col, **kw)
         for r in report.results:
             for i, (message, where) in enumerate(_rows(r)):
                 first = i == 0
-                table.add_row(Text(r.rule_id if first else ""), Text(r.severity if first else ""),
-                              Text(r.status.value, _STYLE[r.status]) if first else Text(""), Text(message),
-                              Text(where))
+                table.add_row(
+                    Text(r.rule_id if first else ""),
+                    Text(r.severity if first else ""),
+                    Text(r.status.value, _STYLE[r.status]) if first else Text(""),
+                    Text(message),
+                    Text(where),
+                )
             if r.note and r.findings:
                 table.add_row(Text(""), Text(""), Text(""), Text(r.note, "dim"), Text(""))
         console.print(table)
         counts = ", ".join(f"{n} {s}" for s, n in report.summary().items() if n)
         profiles = f" (profiles: {', '.join(report.profiles)})" if report.profiles else ""
-        console.print(f"{report.target.kind} {report.target.name}: policy {report.policy_name} "
-                      f"{report.policy_version}{profiles}: {counts}; exit {exit_code}")
+        console.print(
+            f"{report.target.kind} {report.target.name}: policy {report.policy_name} "
+            f"{report.policy_version}{profiles}: {counts}; exit {exit_code}"
+        )
         for note in report.notes:
             console.print(f"note: {note}")
         return out.getvalue()

@@ -17,8 +17,14 @@ from collections.abc import Sequence
 
 from cvmlint.policy.results import SEVERITY_RANK, Report, RuleResult, Status
 
-COLOURS = {Status.FAIL: "31;1", Status.ERROR: "35;1", Status.UNKNOWN: "33", Status.WAIVED: "36", Status.PASS: "32",
-           Status.SKIPPED: "2"}
+COLOURS = {
+    Status.FAIL: "31;1",
+    Status.ERROR: "35;1",
+    Status.UNKNOWN: "33",
+    Status.WAIVED: "36",
+    Status.PASS: "32",
+    Status.SKIPPED: "2",
+}
 ATTENTION = (Status.FAIL, Status.ERROR, Status.UNKNOWN)
 ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.UNKNOWN: 2, Status.WAIVED: 3, Status.PASS: 4, Status.SKIPPED: 5}
 
@@ -42,8 +48,10 @@ class TextReporter:
     def target(self, report: Report, code: int) -> str:
         profiles = f", profiles: {', '.join(report.profiles)}" if report.profiles else ""
         verdict = self.paint("PASS", Status.PASS) if code == 0 else self.paint("FAIL", Status.FAIL)
-        head = f"{report.target.kind} {report.target.name}: {verdict}  (policy {report.policy_name} " \
-               f"{report.policy_version}{profiles})"
+        head = (
+            f"{report.target.kind} {report.target.name}: {verdict}  (policy {report.policy_name} "
+            f"{report.policy_version}{profiles})"
+        )
         shown = report.results if self.verbose else [r for r in report.results if r.status in ATTENTION]
         shown = sorted(shown, key=lambda r: (ORDER[r.status], -SEVERITY_RANK.get(r.severity, 0), r.rule_id))
         lines = [head] if shown or report.notes else []

@@ -1,8 +1,8 @@
 """Image -> facts: `cvmlint scan` and `cvmlint facts IMAGE` read a disk image into the fact model.
 
-    >>> from cvmlint.scan import scan_image
-    >>> with scan_image("image.raw") as facts:           # doctest: +SKIP
-    ...     print(facts.rootfs.format, facts.verity.root_hash)
+>>> from cvmlint.scan import scan_image
+>>> with scan_image("image.raw") as facts:           # doctest: +SKIP
+...     print(facts.rootfs.format, facts.verity.root_hash)
 """
 
 from __future__ import annotations
@@ -77,8 +77,11 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
     choice = find_root(disk, None, by_os_release=False)
     if choice.partition is None:  # no DPS root: the boot entry's root= says which, else an os-release
         first = bootscan.scan_boot(disk, None, None)
-        spec = next((p.value for p in first.cmdline if p.name == "root" and isinstance(p.value, str)), None) \
-            if isinstance(first.cmdline, Items) else None
+        spec = (
+            next((p.value for p in first.cmdline if p.name == "root" and isinstance(p.value, str)), None)
+            if isinstance(first.cmdline, Items)
+            else None
+        )
         choice = find_root(disk, spec)
     verity = _verity(choice, options, disk)  # first: its hashing workers fork from a small process
     root_tree, tree_reason = _root_tree(disk, choice)
@@ -86,14 +89,31 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
     part = choice.partition
     if part is None:
         unknown = Unknown(f"root file system not found: {choice.reason}")
-        return Facts(target=target, packages=unknown, files=unknown, rootfs=unknown, verity=unknown,
-                     cmdline=boot.cmdline, boot=boot.boot, kernel=_kernel(disk, boot, None, options),
-                     patches=Unknown("an image carries no patch series; kernel markers stand in"),
-                     mounts=unknown, partitions=_partitions(disk), os=unknown, build=NO_BUILD)
+        return Facts(
+            target=target,
+            packages=unknown,
+            files=unknown,
+            rootfs=unknown,
+            verity=unknown,
+            cmdline=boot.cmdline,
+            boot=boot.boot,
+            kernel=_kernel(disk, boot, None, options),
+            patches=Unknown("an image carries no patch series; kernel markers stand in"),
+            mounts=unknown,
+            partitions=_partitions(disk),
+            os=unknown,
+            build=NO_BUILD,
+        )
     root_format = part.content
-    rootfs_fact = RootFs(format=root_format.value, read_only=_read_only(root_format), partition=part.name,
-                         partition_type=part.entry.type_name, verity=choice.verity is not None,
-                         found_by=choice.found_by, where=part.where())
+    rootfs_fact = RootFs(
+        format=root_format.value,
+        read_only=_read_only(root_format),
+        partition=part.name,
+        partition_type=part.entry.type_name,
+        verity=choice.verity is not None,
+        found_by=choice.found_by,
+        where=part.where(),
+    )
     packages: Any
     files: Any
     mounts: Any
@@ -106,11 +126,21 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
         files = rootfs.files(root_tree, part)
         mounts = _safely(lambda: rootfs.mounts(root_tree, part, root_format, disk))
         system = _safely(lambda: rootfs.system(root_tree, part))
-    return Facts(target=target, packages=packages, files=files, rootfs=rootfs_fact,
-                 verity=verity, cmdline=boot.cmdline, boot=boot.boot,
-                 kernel=_kernel(disk, boot, root_tree, options),
-                 patches=Unknown("an image carries no patch series; kernel markers stand in"),
-                 mounts=mounts, partitions=_partitions(disk), os=system, build=NO_BUILD)
+    return Facts(
+        target=target,
+        packages=packages,
+        files=files,
+        rootfs=rootfs_fact,
+        verity=verity,
+        cmdline=boot.cmdline,
+        boot=boot.boot,
+        kernel=_kernel(disk, boot, root_tree, options),
+        patches=Unknown("an image carries no patch series; kernel markers stand in"),
+        mounts=mounts,
+        partitions=_partitions(disk),
+        os=system,
+        build=NO_BUILD,
+    )
 
 
 def _safely(make: Callable[[], object]) -> object:
@@ -144,9 +174,19 @@ def _partitions(disk: Disk) -> Items[Partition]:
     out = []
     for p in disk.partitions:
         luks = {Content.LUKS2: 2, Content.LUKS1: 1}.get(p.content, 0)
-        out.append(Partition(name=p.name, type=p.entry.type_name, number=p.entry.number, fs=p.content.value,
-                             size=p.entry.size, read_only=p.entry.read_only, encrypted=luks > 0, luks_version=luks,
-                             where=Provenance(partition=p.name, offset=p.entry.start, detail="GPT entry")))
+        out.append(
+            Partition(
+                name=p.name,
+                type=p.entry.type_name,
+                number=p.entry.number,
+                fs=p.content.value,
+                size=p.entry.size,
+                read_only=p.entry.read_only,
+                encrypted=luks > 0,
+                luks_version=luks,
+                where=Provenance(partition=p.name, offset=p.entry.start, detail="GPT entry"),
+            )
+        )
     return Items(out, Provenance(partition="gpt", offset=disk.table.sector_size))
 
 
@@ -174,14 +214,25 @@ def _verity(choice: RootChoice, options: ScanOptions, disk: Disk) -> Verity | Un
             signed = read_signature_partition(sig.source).root_hash == result.stored_root_hash
         except CvmlintError as err:
             signed = Unknown(f"signature partition unreadable: {err}")
-    bad = Provenance(partition=hashes.name, detail=f"data block {result.first_bad_data_block}") \
-        if result.first_bad_data_block is not None else where
-    return Verity(root_hash=result.stored_root_hash, data_root_hash=result.root_hash, algorithm=result.algorithm,
-                  data_block_size=result.data_block_size,
-                  hash_block_size=result.hash_block_size, hash_type=result.hash_type, tree_valid=result.tree_valid,
-                  first_bad_block=result.first_bad_data_block,
-                  uuids_match=uuids == (root.entry.guid, hashes.entry.guid),
-                  signed=signed, where=where, field_where={"tree_valid": bad, "first_bad_block": bad})
+    bad = (
+        Provenance(partition=hashes.name, detail=f"data block {result.first_bad_data_block}")
+        if result.first_bad_data_block is not None
+        else where
+    )
+    return Verity(
+        root_hash=result.stored_root_hash,
+        data_root_hash=result.root_hash,
+        algorithm=result.algorithm,
+        data_block_size=result.data_block_size,
+        hash_block_size=result.hash_block_size,
+        hash_type=result.hash_type,
+        tree_valid=result.tree_valid,
+        first_bad_block=result.first_bad_data_block,
+        uuids_match=uuids == (root.entry.guid, hashes.entry.guid),
+        signed=signed,
+        where=where,
+        field_where={"tree_valid": bad, "first_bad_block": bad},
+    )
 
 
 def _kernel(disk: Disk, boot: bootscan.BootScan, root_tree: Tree | None, options: ScanOptions) -> Kernel | Unknown:
@@ -196,17 +247,31 @@ def _kernel(disk: Disk, boot: bootscan.BootScan, root_tree: Tree | None, options
     except CvmlintError as err:
         return Unknown(f"the default entry's kernel cannot be read: {err}")
     vmlinux = image.vmlinux  # searched once for the policy's strings, then let go (tens of MB)
-    strings = KernelStrings(data_strings(vmlinux, options.needles) if vmlinux else [],
-                            searched=list(options.needles) if vmlinux else [])
-    params: tuple[str, ...] | Unknown = tuple(sorted(image.params)) if image.params else Unknown(
-        "no __setup/__param tables found in the kernel: " + "; ".join(image.problems or ["no section headers"]))
-    return Kernel(version=image.version or Unknown("no version string in the kernel"), compression=image.compression,
-                  boot_protocol=image.boot_protocol, config=_config(root_tree, image, where, disk, ref),
-                  params=params, modules=_modules(root_tree, image.version), strings=strings, where=where)
+    strings = KernelStrings(
+        data_strings(vmlinux, options.needles) if vmlinux else [], searched=list(options.needles) if vmlinux else []
+    )
+    params: tuple[str, ...] | Unknown = (
+        tuple(sorted(image.params))
+        if image.params
+        else Unknown(
+            "no __setup/__param tables found in the kernel: " + "; ".join(image.problems or ["no section headers"])
+        )
+    )
+    return Kernel(
+        version=image.version or Unknown("no version string in the kernel"),
+        compression=image.compression,
+        boot_protocol=image.boot_protocol,
+        config=_config(root_tree, image, where, disk, ref),
+        params=params,
+        modules=_modules(root_tree, image.version),
+        strings=strings,
+        where=where,
+    )
 
 
-def _config(root_tree: Tree | None, image: object, kernel_where: Provenance, disk: Disk,
-            ref: bootscan.KernelRef) -> Items[ConfigOption] | Unknown:
+def _config(
+    root_tree: Tree | None, image: object, kernel_where: Provenance, disk: Disk, ref: bootscan.KernelRef
+) -> Items[ConfigOption] | Unknown:
     from cvmlint.scan.kernel import KernelImage
 
     assert isinstance(image, KernelImage)
@@ -223,16 +288,23 @@ def _config(root_tree: Tree | None, image: object, kernel_where: Provenance, dis
     if image.config is not None:
         where = Provenance(partition=kernel_where.partition, file=kernel_where.file, detail="IKCONFIG")
         return Items([ConfigOption(name=k, value=v, where=where) for k, v in image.config.items()], where)
-    return Unknown(f"no /boot/config-{version} or modules config in the root, no config-{version} beside the "
-                   "kernel, and no IKCONFIG in the kernel")
+    return Unknown(
+        f"no /boot/config-{version} or modules config in the root, no config-{version} beside the "
+        "kernel, and no IKCONFIG in the kernel"
+    )
 
 
 def _config_items(data: bytes | bytearray | memoryview, partition: str, path: str) -> Items[ConfigOption]:
     from cvmlint.facts.kconfig import parse_config
 
     values, lines = parse_config(bytes(data).decode("utf-8", "replace"))
-    return Items([ConfigOption(name=k, value=v, where=Provenance(partition=partition, file=path, line=lines[k]))
-                  for k, v in values.items()], Provenance(partition=partition, file=path))
+    return Items(
+        [
+            ConfigOption(name=k, value=v, where=Provenance(partition=partition, file=path, line=lines[k]))
+            for k, v in values.items()
+        ],
+        Provenance(partition=partition, file=path),
+    )
 
 
 def _esp_config(disk: Disk, ref: bootscan.KernelRef, version: str) -> Items[ConfigOption] | None:
@@ -255,8 +327,9 @@ def _esp_config(disk: Disk, ref: bootscan.KernelRef, version: str) -> Items[Conf
 def _modules(root_tree: Tree | None, version: str) -> Items[Module] | Unknown:
     if root_tree is None or not version:
         return Unknown("the root file system (with /usr/lib/modules) cannot be read")
-    base = next((b for b in (f"/usr/lib/modules/{version}", f"/lib/modules/{version}")
-                 if root_tree.lookup(b) is not None), None)
+    base = next(
+        (b for b in (f"/usr/lib/modules/{version}", f"/lib/modules/{version}") if root_tree.lookup(b) is not None), None
+    )
     if base is None:
         return Unknown(f"no /usr/lib/modules/{version} in the root")
     tree: Tree = root_tree

@@ -83,7 +83,7 @@ def _kind(path: str, pe: PeImage, data: Buffer) -> str:
     sbat = ""
     if ".sbat" in pe.sections:
         off, size = pe.sections[".sbat"]
-        sbat = data[off:off + size].decode("utf-8", "replace")
+        sbat = data[off : off + size].decode("utf-8", "replace")
     name = posixpath.basename(path).lower()
     if ".linux" in pe.sections:
         return "uki"
@@ -105,7 +105,7 @@ def _vendor(data: Buffer, pe: PeImage) -> str:
     if ".sbat" not in pe.sections:
         return ""
     off, size = pe.sections[".sbat"]
-    for line in data[off:off + size].decode("utf-8", "replace").splitlines():
+    for line in data[off : off + size].decode("utf-8", "replace").splitlines():
         if line.startswith("grub.") and "," in line:
             return line.split(",")[0].split(".", 1)[1]
     return ""
@@ -140,9 +140,15 @@ def scan_boot(disk: Disk, root_tree: Tree | None, root_part: DiskPartition | Non
     entries, problems = _entries(esp, images, loader_kind, loader_path, disk, root_tree, root_part)
     if not entries:
         reason = "no boot entry found: " + "; ".join(problems or ["no GRUB configuration, BLS entry or UKI"])
-        boot = Boot(loader=loader_kind, shim=shim, secure_boot=_signed_path(images, chain),
-                    uki=loader_kind == "uki", binaries=Items(binaries, esp.where("/")), entries=Unknown(reason),
-                    where=esp.where("/"))
+        boot = Boot(
+            loader=loader_kind,
+            shim=shim,
+            secure_boot=_signed_path(images, chain),
+            uki=loader_kind == "uki",
+            binaries=Items(binaries, esp.where("/")),
+            entries=Unknown(reason),
+            where=esp.where("/"),
+        )
         return BootScan(boot, Unknown(reason), Unknown(reason), problems)
     chain += [ref.path for _, ref in entries if isinstance(ref, KernelRef) and ref.partition == "esp"][:1]
     for _, ref in entries:
@@ -150,9 +156,15 @@ def scan_boot(disk: Disk, root_tree: Tree | None, root_part: DiskPartition | Non
             ref.data = images[ref.path.lower()].data
     entries = _with_initrd_files(disk, root_tree, entries)
     default = next(e for e in entries if e.boot.default)
-    boot = Boot(loader=loader_kind, shim=shim, secure_boot=_signed_path(images, chain),
-                uki=any(e.kind == "uki" for e, _ in entries), binaries=Items(binaries, esp.where("/")),
-                entries=Items([e for e, _ in entries], esp.where("/")), where=esp.where(FALLBACK))
+    boot = Boot(
+        loader=loader_kind,
+        shim=shim,
+        secure_boot=_signed_path(images, chain),
+        uki=any(e.kind == "uki" for e, _ in entries),
+        binaries=Items(binaries, esp.where("/")),
+        entries=Items([e for e, _ in entries], esp.where("/")),
+        where=esp.where(FALLBACK),
+    )
     return BootScan(boot, default.boot.cmdline, default.kernel, problems)
 
 
@@ -168,10 +180,13 @@ def _binaries(esp: _Esp) -> tuple[list[BootBinary], dict[str, EspImage]]:
         if same not in read:
             kept += entry.size
             if kept > budget:
-                reason = Unknown(f"not read: the ESP's boot files pass the limit boot-files-bytes = {budget} "
-                                 "(raise it with --limit boot-files-bytes=N)")
-                out.append(BootBinary(path=entry.path, kind="other", signed=reason, signer=reason,
-                                      where=esp.where(entry.path)))
+                reason = Unknown(
+                    f"not read: the ESP's boot files pass the limit boot-files-bytes = {budget} "
+                    "(raise it with --limit boot-files-bytes=N)"
+                )
+                out.append(
+                    BootBinary(path=entry.path, kind="other", signed=reason, signer=reason, where=esp.where(entry.path))
+                )
                 continue
             data = esp.read(entry.path) or b""
             read[same] = (data, None)
@@ -186,14 +201,28 @@ def _binaries(esp: _Esp) -> tuple[list[BootBinary], dict[str, EspImage]]:
                 parsed = refused
             read[same] = (data, parsed)
         if isinstance(parsed, CvmlintError):
-            out.append(BootBinary(path=entry.path, kind="other", signed=Unknown(str(parsed)),
-                                  signer=Unknown(str(parsed)), where=esp.where(entry.path)))
+            out.append(
+                BootBinary(
+                    path=entry.path,
+                    kind="other",
+                    signed=Unknown(str(parsed)),
+                    signer=Unknown(str(parsed)),
+                    where=esp.where(entry.path),
+                )
+            )
             continue
         pe = parsed
         kind = _kind(entry.path, pe, data)
         images[key] = EspImage(kind, pe, data)
-        out.append(BootBinary(path=entry.path, kind=kind, signed=pe.signed, signer=pe.signers[0] if pe.signers else "",
-                              where=esp.where(entry.path)))
+        out.append(
+            BootBinary(
+                path=entry.path,
+                kind=kind,
+                signed=pe.signed,
+                signer=pe.signers[0] if pe.signers else "",
+                where=esp.where(entry.path),
+            )
+        )
     return out, images
 
 
@@ -212,10 +241,15 @@ def _signed_path(images: dict[str, EspImage], chain: list[str]) -> bool | Unknow
     return True
 
 
-
-
-def _entries(esp: _Esp, images: dict[str, EspImage], loader: str, loader_path: str | None,
-             disk: Disk, root_tree: Tree | None, root_part: DiskPartition | None) -> tuple[list[Entry], list[str]]:
+def _entries(
+    esp: _Esp,
+    images: dict[str, EspImage],
+    loader: str,
+    loader_path: str | None,
+    disk: Disk,
+    root_tree: Tree | None,
+    root_part: DiskPartition | None,
+) -> tuple[list[Entry], list[str]]:
     if loader == "grub" and loader_path:
         return _grub_entries(esp, images, loader_path, disk, root_tree)
     if loader == "systemd-boot":
@@ -226,8 +260,9 @@ def _entries(esp: _Esp, images: dict[str, EspImage], loader: str, loader_path: s
     return [], [f"unknown second-stage loader ({loader})"]
 
 
-def _uki_entry(esp: _Esp, images: dict[str, EspImage], path: str, default: bool,
-               title: str | None = None) -> Entry | None:
+def _uki_entry(
+    esp: _Esp, images: dict[str, EspImage], path: str, default: bool, title: str | None = None
+) -> Entry | None:
     image = images.get(path.lower())
     if image is None or image.kind != "uki":
         return None
@@ -236,16 +271,23 @@ def _uki_entry(esp: _Esp, images: dict[str, EspImage], path: str, default: bool,
     params: list[Param] = []
     if ".cmdline" in pe.sections:
         off, size = pe.sections[".cmdline"]
-        text = data[off:off + size].split(b"\0", 1)[0].decode("utf-8", "replace")
+        text = data[off : off + size].split(b"\0", 1)[0].decode("utf-8", "replace")
         where = Provenance(file=esp.files[path.lower()].path, partition=esp.part.name, detail="section .cmdline")
         params = parse_cmdline(text, where)
-    entry = BootEntry(title=title or posixpath.basename(path), kind="uki", default=default,
-                      kernel=f"{path} (.linux)", cmdline=Items(params, where), where=esp.where(path))
+    entry = BootEntry(
+        title=title or posixpath.basename(path),
+        kind="uki",
+        default=default,
+        kernel=f"{path} (.linux)",
+        cmdline=Items(params, where),
+        where=esp.where(path),
+    )
     return Entry(entry, KernelRef("esp", esp.files[path.lower()].path, ".linux", data, (".initrd",)))
 
 
-def _grub_entries(esp: _Esp, images: dict[str, EspImage], loader_path: str, disk: Disk,
-                  root_tree: Tree | None) -> tuple[list[Entry], list[str]]:
+def _grub_entries(
+    esp: _Esp, images: dict[str, EspImage], loader_path: str, disk: Disk, root_tree: Tree | None
+) -> tuple[list[Entry], list[str]]:
     loader = images[loader_path.lower()]
     pe, data = loader.pe, loader.data
     vendor = _vendor(data, pe)
@@ -277,8 +319,7 @@ def _grub_entries(esp: _Esp, images: dict[str, EspImage], loader_path: str, disk
 
     def find(kind: str, value: str) -> str | None:
         for p in disk.partitions:
-            if (kind == "fs-uuid" and p.fs_uuid.lower() == value.lower()) or \
-                    (kind == "label" and p.fs_label == value):
+            if (kind == "fs-uuid" and p.fs_uuid.lower() == value.lower()) or (kind == "label" and p.fs_label == value):
                 return p.name
             if kind == "file" and load(p.name, value) is not None:
                 return p.name
@@ -296,12 +337,25 @@ def _grub_entries(esp: _Esp, images: dict[str, EspImage], loader_path: str, disk
                 continue
         where = Provenance(file=item.file, line=item.args_line or item.line, partition=item.device)
         params = parse_cmdline(item.args, where)
-        ref: KernelRef | Unknown = (KernelRef(item.kernel_device or item.device, item.kernel,
-                                              initrds=tuple(item.initrds)) if item.kernel else
-                                    Unknown(f"menu entry {item.title!r} loads no kernel"))
-        out.append(Entry(BootEntry(title=item.title, kind="grub", default=is_default, kernel=item.kernel or "",
-                              initrds=tuple(item.initrds), cmdline=Items(params, where),
-                              where=Provenance(file=item.file, line=item.line, partition=item.device)), ref))
+        ref: KernelRef | Unknown = (
+            KernelRef(item.kernel_device or item.device, item.kernel, initrds=tuple(item.initrds))
+            if item.kernel
+            else Unknown(f"menu entry {item.title!r} loads no kernel")
+        )
+        out.append(
+            Entry(
+                BootEntry(
+                    title=item.title,
+                    kind="grub",
+                    default=is_default,
+                    kernel=item.kernel or "",
+                    initrds=tuple(item.initrds),
+                    cmdline=Items(params, where),
+                    where=Provenance(file=item.file, line=item.line, partition=item.device),
+                ),
+                ref,
+            )
+        )
     out.sort(key=lambda e: not e.boot.default)
     return out, menu.problems
 
@@ -348,12 +402,19 @@ def _bls_entry(esp: _Esp, path: str) -> Entry:
     title = fields.get("title", [(posixpath.basename(path), 0)])[0][0]
     linux = fields.get("linux", [("", 0)])[0][0]
     initrds = tuple(v for v, _ in fields.get("initrd", []))
-    ref: KernelRef | Unknown = (KernelRef("esp", linux, initrds=initrds) if linux else
-                                Unknown(f"BLS entry {path} names no kernel"))
+    ref: KernelRef | Unknown = (
+        KernelRef("esp", linux, initrds=initrds) if linux else Unknown(f"BLS entry {path} names no kernel")
+    )
     where = esp.where(path, fields["options"][0][1] if "options" in fields else None)
-    entry = BootEntry(title=title, kind="bls", default=False, kernel=linux,
-                      initrds=initrds, cmdline=Items(params, where),
-                      where=esp.where(path))
+    entry = BootEntry(
+        title=title,
+        kind="bls",
+        default=False,
+        kernel=linux,
+        initrds=initrds,
+        cmdline=Items(params, where),
+        where=esp.where(path),
+    )
     return Entry(entry, ref)
 
 
@@ -376,8 +437,9 @@ def _with_initrd_files(disk: Disk, root_tree: Tree | None, entries: list[Entry])
             if key not in seen:
                 try:
                     if key[2]:
-                        data, where = read_boot_file(disk, root_tree, KernelRef(ref.partition, ref.path, initrd,
-                                                                                ref.data))
+                        data, where = read_boot_file(
+                            disk, root_tree, KernelRef(ref.partition, ref.path, initrd, ref.data)
+                        )
                     else:
                         data, where = read_boot_file(disk, root_tree, KernelRef(ref.partition, initrd))
                     seen[key] = list_initrd(data, str(where))
@@ -422,6 +484,7 @@ def read_boot_file(disk: Disk, root_tree: Tree | None, ref: KernelRef) -> tuple[
     if ref.section not in pe.sections:
         raise CvmlintError(f"{part.name}:{ref.path} has no {ref.section} section")
     off, size = pe.sections[ref.section]
-    data = data[off:off + size]
-    return data, Provenance(partition=part.name, file=ref.path, detail=f"section {ref.section}",
-                            sha256=hashlib.sha256(data).hexdigest())
+    data = data[off : off + size]
+    return data, Provenance(
+        partition=part.name, file=ref.path, detail=f"section {ref.section}", sha256=hashlib.sha256(data).hexdigest()
+    )

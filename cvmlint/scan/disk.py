@@ -87,11 +87,19 @@ class Disk:
                 raise FormatError("image", f"partition {part.name}", part.entry.start, part.problem)
             tree = open_tree(part.content, part.source)
             if tree is None and part.content is Content.UNKNOWN:
-                raise FormatError("image", f"partition {part.name}", part.entry.start,
-                                  "holds no known file system (no erofs, ext4, squashfs, vfat, LUKS or verity magic)")
+                raise FormatError(
+                    "image",
+                    f"partition {part.name}",
+                    part.entry.start,
+                    "holds no known file system (no erofs, ext4, squashfs, vfat, LUKS or verity magic)",
+                )
             if tree is None:
-                raise FormatError("image", f"partition {part.name}", part.entry.start,
-                                  f"holds {part.content}, whose files cvmlint does not read")
+                raise FormatError(
+                    "image",
+                    f"partition {part.name}",
+                    part.entry.start,
+                    f"holds {part.content}, whose files cvmlint does not read",
+                )
             self.trees[part.name] = tree
         return self.trees[part.name]
 
@@ -172,8 +180,11 @@ class RootChoice:
 def find_root(disk: Disk, cmdline_root: str | None, by_os_release: bool = True) -> RootChoice:
     """The root partition: by DPS type, else by `root=` on the command line, else the only Linux
     partition holding an os-release."""
-    roots = [p for p in disk.partitions if p.entry.type_name.startswith("root-") and
-             not p.entry.type_name.endswith(("-verity", "-verity-sig"))]
+    roots = [
+        p
+        for p in disk.partitions
+        if p.entry.type_name.startswith("root-") and not p.entry.type_name.endswith(("-verity", "-verity-sig"))
+    ]
     preferred = [p for p in roots if p.entry.type_name == "root-x86-64"] or roots
     if preferred:
         root = preferred[0]
@@ -188,11 +199,13 @@ def find_root(disk: Disk, cmdline_root: str | None, by_os_release: bool = True) 
     if len(candidates) == 1:
         return _named(disk, RootChoice(candidates[0], "os-release"))
     if not candidates:
-        return RootChoice(None, "", reason="no partition with a DPS root type, none matching root= and none holding "
-                          "an os-release")
+        return RootChoice(
+            None, "", reason="no partition with a DPS root type, none matching root= and none holding an os-release"
+        )
     names = ", ".join(p.name for p in candidates)
-    return RootChoice(None, "", reason=f"several partitions hold an os-release ({names}) and nothing says which "
-                      "is the root")
+    return RootChoice(
+        None, "", reason=f"several partitions hold an os-release ({names}) and nothing says which is the root"
+    )
 
 
 def _named(disk: Disk, choice: RootChoice) -> RootChoice:
@@ -230,8 +243,6 @@ def _has_os_release(disk: Disk, part: DiskPartition) -> bool:
         return any(tree.lookup(p) is not None for p in ("/etc/os-release", "/usr/lib/os-release"))
     except CvmlintError:
         return False
-
-
 
 
 def read_text(tree: Tree, path: str, limit: int = 4 << 20) -> tuple[str, str] | None:

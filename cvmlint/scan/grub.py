@@ -25,9 +25,18 @@ from dataclasses import dataclass, field
 from cvmlint import limits
 from cvmlint.errors import reader
 
-GRUB_FEATURES = {name: "y" for name in (
-    "feature_menuentry_id", "feature_default_font_path", "feature_all_video_module", "feature_timeout_style",
-    "feature_platform_search_hint", "feature_200_final", "feature_nativedisk_cmd")}
+GRUB_FEATURES = {
+    name: "y"
+    for name in (
+        "feature_menuentry_id",
+        "feature_default_font_path",
+        "feature_all_video_module",
+        "feature_timeout_style",
+        "feature_platform_search_hint",
+        "feature_200_final",
+        "feature_nativedisk_cmd",
+    )
+}
 """What every GRUB since 2.00 sets, so grub-mkconfig's feature tests are decided."""
 
 
@@ -77,8 +86,14 @@ class GrubMenu:
         def names(part: str, level: tuple[int, str, str]) -> bool:
             return (part.isdigit() and int(part) == level[0]) or part in level[1:]
 
-        return next((e for e in self.entries if len(e.path) == len(parts)
-                     and all(names(p, lvl) for p, lvl in zip(parts, e.path, strict=True))), self.entries[0])
+        return next(
+            (
+                e
+                for e in self.entries
+                if len(e.path) == len(parts) and all(names(p, lvl) for p, lvl in zip(parts, e.path, strict=True))
+            ),
+            self.entries[0],
+        )
 
 
 Loader = Callable[[str, str], GrubFile | None]
@@ -86,8 +101,11 @@ Loader = Callable[[str, str], GrubFile | None]
 Finder = Callable[[str, str], str | None]
 """(search kind: fs-uuid | label | file, value) -> device name, or None."""
 
-_TOKEN = re.compile(r"""[ \t\r]*(?:(?P<nl>\n)|(?P<semi>;)|(?P<brace>[{}])|(?P<comment>\#[^\n]*)
-                       |(?P<word>(?:\$\{[^}\s]*\}|[^\s;{}"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')+))""", re.VERBOSE)
+_TOKEN = re.compile(
+    r"""[ \t\r]*(?:(?P<nl>\n)|(?P<semi>;)|(?P<brace>[{}])|(?P<comment>\#[^\n]*)
+                       |(?P<word>(?:\$\{[^}\s]*\}|[^\s;{}"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')+))""",
+    re.VERBOSE,
+)
 
 
 @dataclass
@@ -134,7 +152,7 @@ def expand(word: str, env: dict[str, str]) -> str:
         if ch == "'":
             end = word.find("'", i + 1)
             end = len(word) if end < 0 else end
-            out.append(word[i + 1:end])
+            out.append(word[i + 1 : end])
             i = end + 1
         elif ch == '"':
             j = i + 1
@@ -161,8 +179,11 @@ def expand(word: str, env: dict[str, str]) -> str:
 
 
 def _subst(text: str, env: dict[str, str]) -> str:
-    return re.sub(r"\$(?:\{([A-Za-z0-9_?]+)\}|([A-Za-z_][A-Za-z0-9_]*|[0-9?]))",
-                  lambda m: env.get(m.group(1) or m.group(2), ""), text)
+    return re.sub(
+        r"\$(?:\{([A-Za-z0-9_?]+)\}|([A-Za-z_][A-Za-z0-9_]*|[0-9?]))",
+        lambda m: env.get(m.group(1) or m.group(2), ""),
+        text,
+    )
 
 
 def split_device(path: str, env: dict[str, str]) -> tuple[str, str]:
@@ -185,9 +206,11 @@ class _Interp:
 
     def run_file(self, device: str, path: str, env: dict[str, str], depth: int) -> None:
         if self.loaded >= limits.get("grub-files") or depth > limits.get("grub-depth"):
-            self.menu.problems.append(f"stopped following configfile/source at ({device}){path}: more than "
-                                      f"{limits.get('grub-files')} files or nested deeper than "
-                                      f"{limits.get('grub-depth')} (limits grub-files, grub-depth)")
+            self.menu.problems.append(
+                f"stopped following configfile/source at ({device}){path}: more than "
+                f"{limits.get('grub-files')} files or nested deeper than "
+                f"{limits.get('grub-depth')} (limits grub-files, grub-depth)"
+            )
             return
         if (device, path) in self.menu.files[-8:]:
             self.menu.problems.append(f"({device}){path} loads itself: loop not followed")
@@ -202,13 +225,23 @@ class _Interp:
         env.setdefault("root", file.device)
         self.block(tokenize(file.text), 0, env, file, depth, None)
 
-    def block(self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int,
-              entry: GrubEntry | None, stop: tuple[str, ...] = ()) -> int:
+    def block(
+        self,
+        toks: list[_Tok],
+        i: int,
+        env: dict[str, str],
+        file: GrubFile,
+        depth: int,
+        entry: GrubEntry | None,
+        stop: tuple[str, ...] = (),
+    ) -> int:
         """Run commands from token i; returns the index after the block (at `}` or a stop word)."""
         if depth > limits.get("grub-depth"):
-            self.menu.problems.append(f"({file.device}){file.path}:{toks[i].line if i < len(toks) else 0}: "
-                                      f"nested more than {limits.get('grub-depth')} deep (limit grub-depth); "
-                                      "the rest of the file is not followed")
+            self.menu.problems.append(
+                f"({file.device}){file.path}:{toks[i].line if i < len(toks) else 0}: "
+                f"nested more than {limits.get('grub-depth')} deep (limit grub-depth); "
+                "the rest of the file is not followed"
+            )
             return len(toks)
         while i < len(toks):
             tok = toks[i]
@@ -229,8 +262,9 @@ class _Interp:
             i += 1
         return words, i
 
-    def command(self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int,
-                entry: GrubEntry | None) -> int:
+    def command(
+        self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int, entry: GrubEntry | None
+    ) -> int:
         words, j = self._words(toks, i)
         if not words:
             return i + 1
@@ -273,8 +307,9 @@ class _Interp:
             i += 1
         return i
 
-    def conditional(self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int,
-                    entry: GrubEntry | None) -> int:
+    def conditional(
+        self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int, entry: GrubEntry | None
+    ) -> int:
         """if COND; then … [elif COND; then …] [else …] fi — known conditions decided, others both ways."""
         taken = False
         while i < len(toks) and toks[i].raw in ("if", "elif"):
@@ -282,15 +317,29 @@ class _Interp:
             verdict = _condition([w.raw for w in words], env)
             while j < len(toks) and toks[j].raw != "then":
                 j += 1
-            i = self.branch(toks, j + 1, env, file, depth, entry, verdict is not False and not taken,
-                            ("elif", "else", "fi")) if j < len(toks) else j
+            i = (
+                self.branch(
+                    toks, j + 1, env, file, depth, entry, verdict is not False and not taken, ("elif", "else", "fi")
+                )
+                if j < len(toks)
+                else j
+            )
             taken = taken or verdict is True
         if i < len(toks) and toks[i].raw == "else":
             i = self.branch(toks, i + 1, env, file, depth, entry, not taken, ("fi",))
         return i + 1 if i < len(toks) else i
 
-    def branch(self, toks: list[_Tok], i: int, env: dict[str, str], file: GrubFile, depth: int,
-               entry: GrubEntry | None, live: bool, stop: tuple[str, ...]) -> int:
+    def branch(
+        self,
+        toks: list[_Tok],
+        i: int,
+        env: dict[str, str],
+        file: GrubFile,
+        depth: int,
+        entry: GrubEntry | None,
+        live: bool,
+        stop: tuple[str, ...],
+    ) -> int:
         """A branch GRUB may take runs (an undecided one too); one it cannot take is only parsed."""
         self.dry += 0 if live else 1
         try:
@@ -298,13 +347,21 @@ class _Interp:
         finally:
             self.dry -= 0 if live else 1
 
-    def simple(self, name: str, args: list[str], line: int, env: dict[str, str], file: GrubFile, depth: int,
-               entry: GrubEntry | None) -> None:
+    def simple(
+        self,
+        name: str,
+        args: list[str],
+        line: int,
+        env: dict[str, str],
+        file: GrubFile,
+        depth: int,
+        entry: GrubEntry | None,
+    ) -> None:
         if self.dry:
             return
         assignment = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)=", name)
         if assignment:  # `var=value` is `set var=value`
-            name, args = "set", [f"{assignment.group(1)}={expand(name[assignment.end():], env)}", *args]
+            name, args = "set", [f"{assignment.group(1)}={expand(name[assignment.end() :], env)}", *args]
         if name == "set" and args and "=" in args[0]:
             key, _, value = args[0].partition("=")
             env[key] = value

@@ -53,7 +53,7 @@ def list_initrd(data: Buffer, what: str) -> list[str]:
 
 def _skip_zeros(data: Buffer, pos: int) -> int:
     while pos < len(data) and data[pos] == 0:
-        chunk = data[pos:pos + 4096]
+        chunk = data[pos : pos + 4096]
         stripped = chunk.lstrip(b"\0")
         pos += len(chunk) - len(stripped)
         if stripped:

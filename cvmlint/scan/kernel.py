@@ -1,12 +1,12 @@
 """The kernel: bzImage header, payload decompressed (capped), strings, known parameters, config, modules.
 
-    bzImage  0x1f1 setup sectors | 0x202 "HdrS" | 0x206 boot protocol | 0x20e version string
-             pointer (+0x200) | 0x248 payload offset (from the protected-mode code) | 0x24c length
-    payload  gzip, xz, lzma, bzip2, lz4 (legacy frames), zstd — by magic; the last 4 bytes hold
-             the decompressed size (kbuild's size_append); the result is the vmlinux ELF
-    vmlinux  .init.setup (inside .init.data when not its own section): {char *str, setup_func,
-             int early} per __setup/early_param (24 bytes)
-             __param: {char *name, mod, ops, u16 perm, s8 level, u8 flags, arg} (40 bytes)
+bzImage  0x1f1 setup sectors | 0x202 "HdrS" | 0x206 boot protocol | 0x20e version string
+         pointer (+0x200) | 0x248 payload offset (from the protected-mode code) | 0x24c length
+payload  gzip, xz, lzma, bzip2, lz4 (legacy frames), zstd — by magic; the last 4 bytes hold
+         the decompressed size (kbuild's size_append); the result is the vmlinux ELF
+vmlinux  .init.setup (inside .init.data when not its own section): {char *str, setup_func,
+         int early} per __setup/early_param (24 bytes)
+         __param: {char *name, mod, ops, u16 perm, s8 level, u8 flags, arg} (40 bytes)
 """
 
 from __future__ import annotations
@@ -30,8 +30,13 @@ FMT = "bzimage"
 SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 SIGNATURE_MARKER = b"~Module signature appended~\n"
 _MAGICS = [
-    (b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"\x5d\x00", "lzma"), (b"BZh", "bzip2"),
-    (b"\x02\x21\x4c\x18", "lz4"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x89LZO", "lzo"),
+    (b"\x1f\x8b", "gzip"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x5d\x00", "lzma"),
+    (b"BZh", "bzip2"),
+    (b"\x02\x21\x4c\x18", "lz4"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x89LZO", "lzo"),
 ]
 
 
@@ -59,17 +64,22 @@ def read_bzimage(data: Buffer, name: str) -> KernelImage:
     version_ptr = int.from_bytes(data[0x20E:0x210], "little")
     version = ""
     if version_ptr and version_ptr + 0x200 < len(data):
-        raw = data[version_ptr + 0x200:version_ptr + 0x200 + 256].split(b"\0", 1)[0]
+        raw = data[version_ptr + 0x200 : version_ptr + 0x200 + 256].split(b"\0", 1)[0]
         version = raw.decode("ascii", "replace").split(" ", 1)[0]
     if protocol < 0x208:
-        raise FormatError(FMT, f"{name} setup header", 0x206, f"boot protocol {protocol >> 8}.{protocol & 0xFF} has "
-                          "no payload fields (needs 2.08)")
+        raise FormatError(
+            FMT,
+            f"{name} setup header",
+            0x206,
+            f"boot protocol {protocol >> 8}.{protocol & 0xFF} has no payload fields (needs 2.08)",
+        )
     start = (setup_sects + 1) * 512 + int.from_bytes(data[0x248:0x24C], "little")
     length = int.from_bytes(data[0x24C:0x250], "little")
     if start + length > len(data) or length < 8:
-        raise FormatError(FMT, f"{name} payload", 0x248, f"bytes {start}..{start + length} lie outside the "
-                          f"{len(data)}-byte image")
-    payload = memoryview(data)[start:start + length]  # no copy of the (multi-MB) payload
+        raise FormatError(
+            FMT, f"{name} payload", 0x248, f"bytes {start}..{start + length} lie outside the {len(data)}-byte image"
+        )
+    payload = memoryview(data)[start : start + length]  # no copy of the (multi-MB) payload
     head = bytes(payload[:8])
     kind = next((k for magic, k in _MAGICS if head.startswith(magic)), "unknown")
     image = KernelImage(version, f"{protocol >> 8}.{protocol & 0xFF}", kind)
@@ -150,15 +160,15 @@ def _lz4_legacy(data: memoryview, expected: int, cap: int, what: str, offset: in
     out_pos = 0
     pos = 0
     while pos + 4 <= len(data):
-        size = int.from_bytes(data[pos:pos + 4], "little")
+        size = int.from_bytes(data[pos : pos + 4], "little")
         pos += 4
         if size == 0x184C2102:
             continue
         if size == 0 or pos + size > len(data):
             raise FormatError(FMT, what, offset + pos, f"LZ4 legacy block of {size} bytes runs past the payload")
         try:
-            block = lz4.block.decompress(data[pos:pos + size], uncompressed_size=8 << 20)
-            out[out_pos:out_pos + len(block)] = block
+            block = lz4.block.decompress(data[pos : pos + size], uncompressed_size=8 << 20)
+            out[out_pos : out_pos + len(block)] = block
             out_pos += len(block)
             del block
         except lz4.block.LZ4BlockError as err:
@@ -177,8 +187,7 @@ def _sections(vmlinux: Buffer, name: str) -> tuple[dict[str, tuple[int, int, int
 
     try:
         elf = ELFFile(_ViewStream(vmlinux))  # type: ignore[arg-type]  # NOTE: a binary stream, not IO[bytes]
-        limits.check("kernel-sections", elf.num_sections(), "elf", f"{name} vmlinux section headers",
-                     elf["e_shoff"])
+        limits.check("kernel-sections", elf.num_sections(), "elf", f"{name} vmlinux section headers", elf["e_shoff"])
         out = {s.name: (s["sh_addr"], s["sh_offset"], s["sh_size"]) for s in elf.iter_sections()}
         return out, elf.elfclass == 64
     except (ELFError, struct.error, ValueError) as err:
@@ -207,7 +216,7 @@ class _ViewStream(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         end = len(self.view) if size is None or size < 0 else min(len(self.view), self.pos + size)
-        data = bytes(self.view[self.pos:end])
+        data = bytes(self.view[self.pos : end])
         self.pos = max(self.pos, end)
         return data
 
@@ -249,8 +258,7 @@ def known_params(vmlinux: Buffer, name: str) -> set[str]:
 def _table(vmlinux: Buffer, section: tuple[int, int, int], size: int) -> list[int]:
     """The first pointer of every fixed-size entry in a section."""
     _addr, offset, length = section
-    return [int.from_bytes(vmlinux[pos:pos + 8], "little")
-            for pos in range(offset, offset + length - size + 1, size)]
+    return [int.from_bytes(vmlinux[pos : pos + 8], "little") for pos in range(offset, offset + length - size + 1, size)]
 
 
 def _param_pointers(vmlinux: Buffer, sections: dict[str, tuple[int, int, int]]) -> list[int]:
@@ -277,7 +285,7 @@ def _setup_table(vmlinux: Buffer, sections: dict[str, tuple[int, int, int]]) -> 
     for phase in (0, 8, 16):
         count = max(0, (length - phase) // 24)
         run: list[int] = []
-        for text, func, early in struct.iter_unpack("<QQQ", vmlinux[offset + phase:offset + phase + count * 24]):
+        for text, func, early in struct.iter_unpack("<QQQ", vmlinux[offset + phase : offset + phase + count * 24]):
             if early <= 1 and (c1 <= func < d1 or c2 <= func < d2) and (s1 <= text < e1 or s2 <= text < e2):
                 run.append(text)
             elif run:
@@ -295,8 +303,11 @@ def data_strings(vmlinux: Buffer, needles: tuple[str, ...] | list[str]) -> list[
 
     try:
         elf = ELFFile(_ViewStream(vmlinux))  # type: ignore[arg-type]  # NOTE: a binary stream, not IO[bytes]
-        spans = [(s["sh_offset"], s["sh_offset"] + s["sh_size"]) for s in elf.iter_sections()
-                 if s["sh_type"] == "SHT_PROGBITS" and s["sh_flags"] & SHF_ALLOC and not s["sh_flags"] & SHF_EXECINSTR]
+        spans = [
+            (s["sh_offset"], s["sh_offset"] + s["sh_size"])
+            for s in elf.iter_sections()
+            if s["sh_type"] == "SHT_PROGBITS" and s["sh_flags"] & SHF_ALLOC and not s["sh_flags"] & SHF_EXECINSTR
+        ]
     except (ELFError, struct.error, ValueError):
         spans = []
     spans = [(start, end) for start, end in spans if end <= len(vmlinux)] or [(0, len(vmlinux))]
@@ -312,7 +323,7 @@ def ikconfig(vmlinux: Buffer) -> dict[str, str] | None:
     if end < 0:
         return None
     try:
-        text = zlib.decompressobj(31).decompress(vmlinux[start + 8:end], 16 << 20).decode("utf-8", "replace")
+        text = zlib.decompressobj(31).decompress(vmlinux[start + 8 : end], 16 << 20).decode("utf-8", "replace")
     except (OSError, EOFError, zlib.error):  # not gzip after all: no configuration to read
         return None
     return parse_config(text)[0]

@@ -1,9 +1,9 @@
 """PE/COFF EFI binaries: sections (long names resolved) and Authenticode signer subjects.
 
-    byte 0x3c   offset of "PE\\0\\0"; then the COFF header (machine, sections, symbol table …),
-                the optional header (PE32+: magic 0x20b) with data directory 4 = the certificate
-                table: a file offset and size of WIN_CERTIFICATE records
-                {u32 length, u16 revision, u16 type (2 = PKCS#7 SignedData), DER bytes}, 8-aligned
+byte 0x3c   offset of "PE\\0\\0"; then the COFF header (machine, sections, symbol table …),
+            the optional header (PE32+: magic 0x20b) with data directory 4 = the certificate
+            table: a file offset and size of WIN_CERTIFICATE records
+            {u32 length, u16 revision, u16 type (2 = PKCS#7 SignedData), DER bytes}, 8-aligned
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def is_pe(data: Buffer) -> bool:
     if data[:2] != b"MZ" or len(data) < 0x40:
         return False
     off = int.from_bytes(data[0x3C:0x40], "little")
-    return data[off:off + 4] == b"PE\0\0"
+    return data[off : off + 4] == b"PE\0\0"
 
 
 @reader("pe", "PE image")
@@ -62,10 +62,10 @@ def parse_pe(data: Buffer, name: str) -> PeImage:
     opt = pe_off + 24
     if opt + opt_size > len(data) or opt_size < 2:
         raise FormatError(FMT, f"{name} optional header", opt, "runs past the end of the file")
-    magic = int.from_bytes(data[opt:opt + 2], "little")
+    magic = int.from_bytes(data[opt : opt + 2], "little")
     if magic not in (0x10B, 0x20B):
         raise FormatError(FMT, f"{name} optional header", opt, f"unknown magic {magic:#06x}")
-    image = PeImage(subsystem=int.from_bytes(data[opt + 68:opt + 70], "little"))
+    image = PeImage(subsystem=int.from_bytes(data[opt + 68 : opt + 70], "little"))
     dirs = opt + (112 if magic == 0x20B else 96)
     table = opt + opt_size
     strings = symtab + nsyms * 18 if symtab else 0
@@ -73,14 +73,18 @@ def parse_pe(data: Buffer, name: str) -> PeImage:
         off = table + 40 * i
         if off + 40 > len(data):
             raise FormatError(FMT, f"{name} section table", off, "runs past the end of the file")
-        raw_name = bytes(data[off:off + 8]).rstrip(b"\0")
-        virtual_size = int.from_bytes(data[off + 8:off + 12], "little")
+        raw_name = bytes(data[off : off + 8]).rstrip(b"\0")
+        virtual_size = int.from_bytes(data[off + 8 : off + 12], "little")
         raw_size, pointer = struct.unpack_from("<II", data, off + 16)
         size = min(virtual_size, raw_size) if virtual_size else raw_size  # the raw data is padded to alignment
         sec_name = _long_name(data, raw_name, strings)
         if pointer + size > len(data):
-            raise FormatError(FMT, f"{name} section {sec_name}", off, f"data {pointer}..{pointer + size} lies past "
-                              f"the end of the file ({len(data)} bytes)")
+            raise FormatError(
+                FMT,
+                f"{name} section {sec_name}",
+                off,
+                f"data {pointer}..{pointer + size} lies past the end of the file ({len(data)} bytes)",
+            )
         image.sections.setdefault(sec_name, (pointer, size))
     if dirs + 40 <= opt + opt_size:
         cert_off, cert_size = struct.unpack_from("<II", data, dirs + 32)
@@ -110,7 +114,7 @@ def _signatures(data: Buffer, offset: int, size: int, name: str, image: PeImage)
         if length < 8 or pos + length > end:
             raise FormatError(FMT, f"{name} WIN_CERTIFICATE", pos, f"length {length} does not fit the table")
         if kind == WIN_CERT_PKCS7:
-            signer = _signer(bytes(data[pos + 8:pos + length]), image)
+            signer = _signer(bytes(data[pos + 8 : pos + length]), image)
             if signer:
                 image.signers.append(signer)
         pos += (length + 7) // 8 * 8

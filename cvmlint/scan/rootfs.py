@@ -28,8 +28,10 @@ def packages(tree: Tree, part: DiskPartition) -> Items[Package] | Unknown:
     if node is None:
         for path in RPM_DATABASES:
             if tree.lookup(path) is not None:
-                return Unknown(f"only an rpm database ({path}) is present, and cvmlint does not read rpm databases yet",
-                               part.where(path))
+                return Unknown(
+                    f"only an rpm database ({path}) is present, and cvmlint does not read rpm databases yet",
+                    part.where(path),
+                )
         return Unknown(f"no package database in the image ({DPKG_STATUS} is missing)", part.where(DPKG_STATUS))
     import hashlib
 
@@ -53,9 +55,14 @@ def _dpkg_paragraphs(text: str, partition: str) -> Iterator[Package]:
             status = para.get("Status", "").split()
             if para.get("Package") and status[-1:] == ["installed"]:
                 source = para.get("Source", para["Package"]).split(" ", 1)[0]
-                yield Package(name=para["Package"], version=para.get("Version", ""),
-                              arch=para.get("Architecture", ""), source=source, origin="dpkg",
-                              where=Provenance(file=DPKG_STATUS, line=start + 1, partition=partition))
+                yield Package(
+                    name=para["Package"],
+                    version=para.get("Version", ""),
+                    arch=para.get("Architecture", ""),
+                    source=source,
+                    origin="dpkg",
+                    where=Provenance(file=DPKG_STATUS, line=start + 1, partition=partition),
+                )
         start = number + 1
 
 
@@ -126,10 +133,19 @@ def _file(tree: Tree, part: DiskPartition, path: str, node: Any, elf: dict[str, 
     kind = file_kind(node.mode)
     mode = stat.S_IMODE(node.mode)
     record = _new_image_file(
-        path=path, name=posixpath.basename(path), type=kind, mode=mode, perms=f"{mode:04o}", uid=node.uid,
-        gid=node.gid, size=node.size, target=tree.readlink(node) if kind == "symlink" else "",
-        executable=kind == "file" and bool(mode & 0o111), setuid=kind == "file" and bool(mode & 0o6000),
-        where=Provenance(partition=part.name, file=path))
+        path=path,
+        name=posixpath.basename(path),
+        type=kind,
+        mode=mode,
+        perms=f"{mode:04o}",
+        uid=node.uid,
+        gid=node.gid,
+        size=node.size,
+        target=tree.readlink(node) if kind == "symlink" else "",
+        executable=kind == "file" and bool(mode & 0o111),
+        setuid=kind == "file" and bool(mode & 0o6000),
+        where=Provenance(partition=part.name, file=path),
+    )
     if kind == "file" and node.size >= 52:
 
         def sniff() -> tuple[Any, Any, Any]:
@@ -150,8 +166,9 @@ def _file(tree: Tree, part: DiskPartition, path: str, node: Any, elf: dict[str, 
 _LAZY = {"is_elf", "elf_machine", "elf_interpreter"}
 _FILE_DEFAULTS: dict[str, Any] = {
     f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
-    for f in dataclasses.fields(File) if f.name not in _LAZY and (
-        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)}
+    for f in dataclasses.fields(File)
+    if f.name not in _LAZY and (f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)
+}
 
 
 def _new_image_file(**values: Any) -> ImageFile:
@@ -187,11 +204,21 @@ def _listdir(tree: Tree, path: str) -> list[tuple[str, Any]]:
 
 def mounts(tree: Tree, part: DiskPartition, root_format: Content, disk: Disk) -> Items[Mount]:
     """The root, fstab lines, enabled mount units and auto-mounted DPS partitions."""
-    out = [Mount(path="/", fstype=root_format, what=part.name, options="ro" if root_format.read_only
-                 else "", persistent=True, encrypted=False, where=part.where())]
+    out = [
+        Mount(
+            path="/",
+            fstype=root_format,
+            what=part.name,
+            options="ro" if root_format.read_only else "",
+            persistent=True,
+            encrypted=False,
+            where=part.where(),
+        )
+    ]
     crypt = crypttab_names(_read(tree, "/etc/crypttab"))
-    out += fstab_mounts(_read(tree, "/etc/fstab"), crypt,
-                        lambda n: Provenance(partition=part.name, file="/etc/fstab", line=n))
+    out += fstab_mounts(
+        _read(tree, "/etc/fstab"), crypt, lambda n: Provenance(partition=part.name, file="/etc/fstab", line=n)
+    )
     units, enabled = _unit_files(tree)
     for name in sorted(enabled & set(units)):
         mount = unit_mount(_read(tree, units[name]), crypt, _locator(part.name, units[name]))
@@ -200,8 +227,16 @@ def mounts(tree: Tree, part: DiskPartition, root_format: Content, disk: Disk) ->
     for p in disk.partitions:
         mountpoint = AUTO_MOUNTS.get(p.entry.type_name)
         if mountpoint and not p.entry.no_auto and not any(m.path == mountpoint for m in out):
-            out.append(Mount(path=mountpoint, fstype=p.content, what=p.name, persistent=True,
-                             encrypted=p.content.is_luks, where=p.where()))
+            out.append(
+                Mount(
+                    path=mountpoint,
+                    fstype=p.content,
+                    what=p.name,
+                    persistent=True,
+                    encrypted=p.content.is_luks,
+                    where=p.where(),
+                )
+            )
     return Items(out, Provenance(partition=part.name, file="/etc"))
 
 
@@ -225,12 +260,16 @@ def system(tree: Tree, part: DiskPartition) -> System | Unknown:
             fields = _os_release(text)
             where = Provenance(partition=part.name, file=path)
             arch = part.entry.type_name.removeprefix("root-") if part.entry.type_name.startswith("root-") else None
-            return System(distribution=fields.get("ID") or Unknown(f"{path} has no ID=", where),
-                          release=fields.get("VERSION_CODENAME") or fields.get("VERSION_ID") or
-                          Unknown(f"{path} has neither VERSION_CODENAME= nor VERSION_ID=", where),
-                          architecture=arch or Unknown(f"the root partition's type ({part.entry.type_name}) names "
-                                                       "no architecture", part.where()),
-                          where=where, field_where={"architecture": part.where()})
+            return System(
+                distribution=fields.get("ID") or Unknown(f"{path} has no ID=", where),
+                release=fields.get("VERSION_CODENAME")
+                or fields.get("VERSION_ID")
+                or Unknown(f"{path} has neither VERSION_CODENAME= nor VERSION_ID=", where),
+                architecture=arch
+                or Unknown(f"the root partition's type ({part.entry.type_name}) names no architecture", part.where()),
+                where=where,
+                field_where={"architecture": part.where()},
+            )
     return Unknown("no /etc/os-release or /usr/lib/os-release in the root", part.where())
 
 

@@ -24,16 +24,34 @@ def boot(image: Path, log: Path, until: list[str], timeout: float = 900, memory:
     require("qemu-system-x86_64")
     vars_copy = log.with_suffix(".ovmf-vars.fd")
     shutil.copyfile(OVMF_VARS, vars_copy)
-    argv = ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "2", "-m", memory,
-            "-nographic", "-no-reboot", "-nic", "none",
-            "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-            "-drive", f"if=pflash,format=raw,file={vars_copy}",
-            "-drive", f"file={image},format=raw,if=virtio,snapshot=on"]
+    argv = [
+        "qemu-system-x86_64",
+        "-machine",
+        "q35,accel=tcg",
+        "-cpu",
+        "max",
+        "-smp",
+        "2",
+        "-m",
+        memory,
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-drive",
+        f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+        "-drive",
+        f"if=pflash,format=raw,file={vars_copy}",
+        "-drive",
+        f"file={image},format=raw,if=virtio,snapshot=on",
+    ]
     wanted = [re.compile(p) for p in until]
     deadline = time.monotonic() + timeout
     lines: list[str] = []
-    with open(log, "w", encoding="utf-8", errors="replace") as out, \
-            subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) as proc:
+    with (
+        open(log, "w", encoding="utf-8", errors="replace") as out,
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) as proc,
+    ):
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         selector = selectors.DefaultSelector()

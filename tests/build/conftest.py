@@ -29,8 +29,12 @@ def kernels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require("make", "gcc", "sbsign")
     key, cert = secure_boot_key()
     out = tmp_path_factory.mktemp("kernel")
-    run("sh", ROOT / "patches/build-kernel.sh", out,
-        env={"SB_KEY": str(key), "SB_CERT": str(cert), "CACHE": str(CACHE / "kernel")})
+    run(
+        "sh",
+        ROOT / "patches/build-kernel.sh",
+        out,
+        env={"SB_KEY": str(key), "SB_CERT": str(cert), "CACHE": str(CACHE / "kernel")},
+    )
     return out
 
 

@@ -50,17 +50,33 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def console(kernel: Path, guest: Path, log: Path) -> str:
     require("qemu-system-x86_64")
-    argv = ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-m", "512", "-nographic", "-no-reboot",
-            "-nic", "none", "-kernel", str(kernel), "-initrd", str(guest / "initramfs.cpio"),
-            "-append", "console=ttyS0 acpi.aml_debug_output=1 panic=-1 rdinit=/init",
-            "-acpitable", f"file={guest / 'ssdt-sysmem.aml'}"]
+    argv = [
+        "qemu-system-x86_64",
+        "-machine",
+        "q35,accel=tcg",
+        "-m",
+        "512",
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(guest / "initramfs.cpio"),
+        "-append",
+        "console=ttyS0 acpi.aml_debug_output=1 panic=-1 rdinit=/init",
+        "-acpitable",
+        f"file={guest / 'ssdt-sysmem.aml'}",
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=300, check=False)
     log.write_text(proc.stdout)
     return proc.stdout
 
 
-def test_the_production_kernel_leaves_aml_alone_outside_a_confidential_guest(kernels: Path, guest: Path,
-                                                                             tmp_path: Path) -> None:
+def test_the_production_kernel_leaves_aml_alone_outside_a_confidential_guest(
+    kernels: Path, guest: Path, tmp_path: Path
+) -> None:
     deb = next(kernels.glob("linux-image-6.1.0-cvm_*.deb"))
     run("dpkg-deb", "-x", deb, tmp_path / "pkg")
     text = console(tmp_path / "pkg/boot/vmlinuz-6.1.0-cvm", guest, tmp_path / "serial.log")
@@ -69,14 +85,16 @@ def test_the_production_kernel_leaves_aml_alone_outside_a_confidential_guest(ker
     assert "badaml-test: userspace is running" in text
 
 
-def test_the_forced_guard_refuses_aml_access_to_ram_and_the_kernel_runs_on(kernels: Path, guest: Path,
-                                                                           tmp_path: Path) -> None:
+def test_the_forced_guard_refuses_aml_access_to_ram_and_the_kernel_runs_on(
+    kernels: Path, guest: Path, tmp_path: Path
+) -> None:
     text = console(kernels / "vmlinuz-6.1.0-cvm-test-forced-guard", guest, tmp_path / "serial.log")
     lines = text.splitlines()
     assert any("cvm-aml-guard: active: AML may not access private memory" in line for line in lines), text[-3000:]
     denied = re.compile(r"cvm-aml-guard: denied AML write of \d+ bytes at physical address 0x110000 \(private memory\)")
     assert any(denied.search(line) for line in lines), text[-3000:]
-    assert any(r"Aborting method \_SB._INI due to previous error (AE_AML_ILLEGAL_ADDRESS)" in line
-               for line in lines)  # the method fails
+    assert any(
+        r"Aborting method \_SB._INI due to previous error (AE_AML_ILLEGAL_ADDRESS)" in line for line in lines
+    )  # the method fails
     assert "C0FFEE42" not in text  # nothing was written to RAM, nothing read back
     assert "badaml-test: userspace is running" in text  # and the kernel carried on

@@ -25,8 +25,13 @@ CANNOT_PASS: dict[str, str] = {}
 def cvmlint_build(project: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, Any, str]:
     import os
 
-    proc = subprocess.run([sys.executable, "-m", "cvmlint", "build", "--format", "json", *args], cwd=project,
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvmlint", "build", "--format", "json", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None, proc.stderr
 
@@ -40,8 +45,10 @@ def tdx_debian(tmp_path_factory: pytest.TempPathFactory, kernel_deb: Path, build
     from tests.build.conftest import copy_project
 
     project = copy_project(tmp_path_factory.mktemp("project"), kernel_deb)
-    return (*cvmlint_build(project, "-d", "debian", "--evidence", "evidence", "recipes/tdx-base"),  # type: ignore[return-value]
-            project)
+    return (
+        *cvmlint_build(project, "-d", "debian", "--evidence", "evidence", "recipes/tdx-base"),  # type: ignore[return-value]
+        project,
+    )
 
 
 def test_the_debian_tdx_base_image_builds_passes_and_does_not_drift(tdx_debian: Any) -> None:
@@ -62,8 +69,11 @@ def test_the_debian_tdx_base_image_builds_passes_and_does_not_drift(tdx_debian: 
     assert {"libc6", "grub2-common", "shim-unsigned"} <= {p["name"] for p in doc["packages"]["undeclared"]}
     assert doc["packages"]["missing"] == []
     bundle = Path(doc["outputs"]["evidence"])  # the scan's evidence, unsigned here
-    verified = subprocess.run([sys.executable, "-m", "cvmlint", "evidence", "verify", "--allow-unsigned", "--image",
-                               str(image), str(bundle)], capture_output=True, text=True)
+    verified = subprocess.run(
+        [sys.executable, "-m", "cvmlint", "evidence", "verify", "--allow-unsigned", "--image", str(image), str(bundle)],
+        capture_output=True,
+        text=True,
+    )
     assert verified.returncode == 0, verified.stdout
 
 
@@ -72,8 +82,11 @@ def test_the_debian_tdx_base_image_boots_with_verity_lockdown_and_tmpfs(tdx_debi
     assert code == 0
     image = Path(doc["image"]["path"])
     log = image.with_suffix(".serial.log")
-    console = boot(image, log, until=[r"cvm-status: lockdown", r"cvm-status: mount /var/log ",
-                                      r"Reached target .*[Mm]ulti-[Uu]ser"])
+    console = boot(
+        image,
+        log,
+        until=[r"cvm-status: lockdown", r"cvm-status: mount /var/log ", r"Reached target .*[Mm]ulti-[Uu]ser"],
+    )
     status = [line.split("cvm-status: ", 1)[1] for line in console.splitlines() if "cvm-status: " in line]
     assert "lockdown none integrity [confidentiality]" not in status
     assert any(s.startswith("lockdown ") and "[integrity]" in s for s in status), console[-3000:]
@@ -86,8 +99,10 @@ def test_the_debian_tdx_base_image_boots_with_verity_lockdown_and_tmpfs(tdx_debi
 def test_a_build_script_that_installs_a_forbidden_package_is_drift(project: Path) -> None:
     """Lint cannot see through `xargs`: the recipe passes, the image holds lua, the build says where both are."""
     script = project / "recipes/tdx-base/mkosi.postinst"
-    script.write_text("#!/bin/sh\n# pulls in an interpreter the policy forbids, out of lint's sight\n"
-                      "echo lua5.4 | xargs mkosi-install\n")
+    script.write_text(
+        "#!/bin/sh\n# pulls in an interpreter the policy forbids, out of lint's sight\n"
+        "echo lua5.4 | xargs mkosi-install\n"
+    )
     script.chmod(0o755)
     code, doc, err = cvmlint_build(project, "-d", "debian", "--mkosi-arg=--with-network=yes", "recipes/tdx-base")
     assert code == 1, err[-2000:]
@@ -113,25 +128,28 @@ def test_mkosi_defaults_scan_with_every_finding_explained(tmp_path: Path, build_
     assert doc["scan"]["notes"] == doc["notes"] and doc["lint"]["notes"] == doc["notes"]
     scan = statuses(doc["scan"])
     assert scan == {
-        "CVM-PKG-001": "fail",    # Debian's base system is not the hardened allowlist (cpio, …)
-        "CVM-PKG-002": "fail",    # dpkg
-        "CVM-PKG-003": "fail",    # perl-base
-        "CVM-PKG-004": "pass", "CVM-PKG-005": "pass", "CVM-PKG-006": "pass",
-        "CVM-FS-001": "fail",     # a writable ext4 root
-        "CVM-FS-002": "fail",     # /var/tmp and /var/log on the root
-        "CVM-FS-003": "pass",     # systemd's own pseudo file system mounts are not storage
-        "CVM-FS-004": "fail",     # su, passwd, mount … keep their set-id bits
-        "CVM-VER-001": "fail", "CVM-VER-002": "fail",  # no verity, no roothash=
+        "CVM-PKG-001": "fail",  # Debian's base system is not the hardened allowlist (cpio, …)
+        "CVM-PKG-002": "fail",  # dpkg
+        "CVM-PKG-003": "fail",  # perl-base
+        "CVM-PKG-004": "pass",
+        "CVM-PKG-005": "pass",
+        "CVM-PKG-006": "pass",
+        "CVM-FS-001": "fail",  # a writable ext4 root
+        "CVM-FS-002": "fail",  # /var/tmp and /var/log on the root
+        "CVM-FS-003": "pass",  # systemd's own pseudo file system mounts are not storage
+        "CVM-FS-004": "fail",  # su, passwd, mount … keep their set-id bits
+        "CVM-VER-001": "fail",
+        "CVM-VER-002": "fail",  # no verity, no roothash=
         "CVM-VER-003": "unknown",  # no verity partitions to compare UUIDs with
-        "CVM-BOOT-001": "fail",   # no lockdown=
-        "CVM-BOOT-002": "fail",   # no module.sig_enforce=1, CONFIG_MODULE_SIG_FORCE unset
+        "CVM-BOOT-001": "fail",  # no lockdown=
+        "CVM-BOOT-002": "fail",  # no module.sig_enforce=1, CONFIG_MODULE_SIG_FORCE unset
         "CVM-BOOT-003": "pass",
-        "CVM-BOOT-004": "pass",   # Debian-signed systemd-boot and kernel
+        "CVM-BOOT-004": "pass",  # Debian-signed systemd-boot and kernel
         "CVM-BOOT-005": "pass",
-        "CVM-KERN-001": "fail",   # Debian's kernel has no BadAML guard
-        "CVM-KERN-002": "fail",   # CONFIG_ACPI_TABLE_UPGRADE=y (read from esp:/config-<kver>)
-        "CVM-KERN-003": "pass",   # CONFIG_STRICT_DEVMEM=y
-        "CVM-KERN-004": "fail",   # CONFIG_KEXEC=y
+        "CVM-KERN-001": "fail",  # Debian's kernel has no BadAML guard
+        "CVM-KERN-002": "fail",  # CONFIG_ACPI_TABLE_UPGRADE=y (read from esp:/config-<kver>)
+        "CVM-KERN-003": "pass",  # CONFIG_STRICT_DEVMEM=y
+        "CVM-KERN-004": "fail",  # CONFIG_KEXEC=y
         "CVM-KERN-005": "pass",
         "CVM-BUILD-001": "skipped",
     }
@@ -142,8 +160,9 @@ def test_mkosi_defaults_scan_with_every_finding_explained(tmp_path: Path, build_
 def test_without_mkosi_or_tool_root_it_says_how_to_set_up(tmp_path: Path) -> None:
     from tests.conftest import ROOT
 
-    code, doc, err = cvmlint_build(ROOT, "-d", "debian", "recipes/tdx-base",
-                                   env={"CVMLINT_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    code, doc, err = cvmlint_build(
+        ROOT, "-d", "debian", "recipes/tdx-base", env={"CVMLINT_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    )
     assert code == 2 and doc is None
     assert err.startswith("no usable mkosi: the host has no mkosi (25 or newer is needed)")
     assert "run `cvmlint build --setup` once, as root" in err
@@ -152,8 +171,9 @@ def test_without_mkosi_or_tool_root_it_says_how_to_set_up(tmp_path: Path) -> Non
 def test_a_lint_failure_builds_nothing(tmp_path: Path) -> None:
     tree = tmp_path / "r"
     (tree / "mkosi.repart").mkdir(parents=True)
-    (tree / "mkosi.conf").write_text("[Distribution]\nDistribution=debian\nRelease=trixie\n"
-                                     "[Content]\nPackages=openssh-server\n")
+    (tree / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=debian\nRelease=trixie\n[Content]\nPackages=openssh-server\n"
+    )
     code, doc, _ = cvmlint_build(tmp_path, "r", env={"CVMLINT_CACHE": str(tmp_path)})
     assert code == 1 and doc["gated"] is True and doc["image"] is None and doc["scan"] is None
     assert "CVM-PKG-004" in {r["rule"] for r in doc["lint"]["results"] if r["status"] == "fail"}
@@ -161,8 +181,10 @@ def test_a_lint_failure_builds_nothing(tmp_path: Path) -> None:
 
 def minimal_recipe(directory: Path, packages: str, extra: dict[str, str] | None = None) -> Path:
     (directory / "mkosi.conf").parent.mkdir(parents=True, exist_ok=True)
-    (directory / "mkosi.conf").write_text(f"[Distribution]\nDistribution=debian\nRelease=trixie\n"
-                                          f"Architecture=x86-64\n[Content]\nBootable=no\nPackages={packages}\n")
+    (directory / "mkosi.conf").write_text(
+        f"[Distribution]\nDistribution=debian\nRelease=trixie\n"
+        f"Architecture=x86-64\n[Content]\nBootable=no\nPackages={packages}\n"
+    )
     for name, text in (extra or {}).items():
         (directory / name).write_text(text)
         (directory / name).chmod(0o755)

@@ -20,7 +20,7 @@ def _elf(sections: int, body: bytes = b"") -> bytes:
 
 def _bzimage(real_kernel: bytes, vmlinux: bytes, announce: int | None = None) -> bytes:
     """The real kernel's setup code with `vmlinux` as its gzip payload (payload offset and length patched)."""
-    setup = bytearray(real_kernel[:((real_kernel[0x1F1] or 4) + 1) * 512])
+    setup = bytearray(real_kernel[: ((real_kernel[0x1F1] or 4) + 1) * 512])
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
     payload = bytearray(packer.compress(vmlinux) + packer.flush())
     if announce is not None:
@@ -32,5 +32,8 @@ def _bzimage(real_kernel: bytes, vmlinux: bytes, announce: int | None = None) ->
 def bzimage_cases(real_kernel: bytes) -> Iterator[tuple[str, str, bytes]]:
     yield "bzimage", "elf-65000-sections", _bzimage(real_kernel, _elf(65_000))
     yield "bzimage", "gzip-512-mib", _bzimage(real_kernel, _elf(0) + bytes(512 << 20))
-    yield "bzimage", "ikconfig-not-gzip", _bzimage(real_kernel, _elf(0, b"IKCFG_ST" + b"\x1f\x8b" + bytes(200) +
-                                                                    b"IKCFG_ED"))
+    yield (
+        "bzimage",
+        "ikconfig-not-gzip",
+        _bzimage(real_kernel, _elf(0, b"IKCFG_ST" + b"\x1f\x8b" + bytes(200) + b"IKCFG_ED")),
+    )

@@ -43,11 +43,18 @@ def test_the_regression_corpus_is_refused_cleanly(target: str) -> None:
 
 
 def _run_capped(target: str, path: Path) -> subprocess.CompletedProcess[str]:
-    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/fuzz']\n"
-            "from targets import run_one\n"
-            "run_one(sys.argv[2], open(sys.argv[3], 'rb').read())\n")
-    return subprocess.run([sys.executable, "-c", code, str(ROOT), target, str(path)], capture_output=True,
-                          text=True, timeout=PER_INPUT_SECONDS, preexec_fn=_capped)
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/fuzz']\n"
+        "from targets import run_one\n"
+        "run_one(sys.argv[2], open(sys.argv[3], 'rb').read())\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(ROOT), target, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=PER_INPUT_SECONDS,
+        preexec_fn=_capped,
+    )
 
 
 @pytest.mark.slow
@@ -68,8 +75,19 @@ def test_inputs_made_from_the_real_kernel_are_refused_cleanly(tmp_path: Path) ->
 def test_the_fuzzer_finds_nothing_new(target: str, tmp_path: Path) -> None:
     pytest.importorskip("atheris")
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "fuzz/run.py"), target, "--seconds", str(CI_SECONDS),
-                           f"-artifact_prefix={tmp_path}/"], capture_output=True, text=True,
-                          timeout=CI_SECONDS + 240, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "fuzz/run.py"),
+            target,
+            "--seconds",
+            str(CI_SECONDS),
+            f"-artifact_prefix={tmp_path}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CI_SECONDS + 240,
+        env=env,
+    )
     found = [p.name for p in tmp_path.iterdir()]
     assert proc.returncode == 0 and not found, (found, proc.stderr[-3000:])

@@ -70,18 +70,27 @@ def tar_zst_with_a_2_tib_member(tmp: Path) -> Path:
     return tmp / "image.tar.zst"
 
 
-@pytest.mark.parametrize(("make", "says"), [
-    (qcow2_with_a_huge_l1_table, "qcow2: L1 table (16777216 entries) at byte 196608: 128 MiB"),
-    (vhd_with_a_huge_bat, "vhd: block allocation table (33554432 entries)"),
-    (tar_zst_with_a_2_tib_member, "tar: member disk.raw at byte 0: 2048 GiB"),
-])
-def test_a_size_field_past_its_limit_is_refused_and_the_image_untouched(make: Callable[[Path], Path], says: str,
-                                                                        tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (qcow2_with_a_huge_l1_table, "qcow2: L1 table (16777216 entries) at byte 196608: 128 MiB"),
+        (vhd_with_a_huge_bat, "vhd: block allocation table (33554432 entries)"),
+        (tar_zst_with_a_2_tib_member, "tar: member disk.raw at byte 0: 2048 GiB"),
+    ],
+)
+def test_a_size_field_past_its_limit_is_refused_and_the_image_untouched(
+    make: Callable[[Path], Path], says: str, tmp_path: Path
+) -> None:
     require("qemu-img", "zstd")
     image = make(tmp_path)
     before = (hashlib.sha256(image.read_bytes()).hexdigest(), image.stat().st_mtime_ns)
-    proc = subprocess.run([sys.executable, "-m", "cvmlint", "scan", "--no-verity", str(image)], capture_output=True,
-                          text=True, timeout=120, preexec_fn=_capped)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvmlint", "scan", "--no-verity", str(image)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_capped,
+    )
     assert proc.returncode == 2, proc.stderr
     assert says in proc.stderr and "is over the limit" in proc.stderr, proc.stderr
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # builds disks with systemd-repart in a trixie to
 DEFINITIONS = {
     "00-esp.conf": "[Partition]\nType=esp\nFormat=vfat\nSizeMinBytes=64M\nCopyFiles=/tree/dir/sub:/sub\n",
     "10-root.conf": "[Partition]\nType=root\nFormat=erofs\nCopyFiles=/tree:/\nVerity=data\nVerityMatchKey=root\n"
-                    "Minimize=best\n",
+    "Minimize=best\n",
     "11-root-verity.conf": "[Partition]\nType=root-verity\nVerity=hash\nVerityMatchKey=root\nMinimize=best\n",
 }
 
@@ -34,17 +34,26 @@ def test_repart_ddi(trixie: Path, trixie_work: Path, sector: int) -> None:
     for name, text in DEFINITIONS.items():
         (defs / name).write_text(text)
     name = trixie_work.name
-    out = run_trixie(trixie, "systemd-repart", "--empty=create", "--size=auto", "--offline=yes",
-                     f"--sector-size={sector}", f"--definitions=/work/{name}/defs", f"--copy-source=/work/{name}",
-                     "--seed=0f6e5d4c-3b2a-4190-8776-655443322110", "--json=short", f"/work/{name}/disk.raw")
+    out = run_trixie(
+        trixie,
+        "systemd-repart",
+        "--empty=create",
+        "--size=auto",
+        "--offline=yes",
+        f"--sector-size={sector}",
+        f"--definitions=/work/{name}/defs",
+        f"--copy-source=/work/{name}",
+        "--seed=0f6e5d4c-3b2a-4190-8776-655443322110",
+        "--json=short",
+        f"/work/{name}/disk.raw",
+    )
     meta = {p["type"]: p for p in json.loads(out)}
     disk = FileSource(trixie_work / "disk.raw")
     table = read_partition_table(disk)
     assert table.sector_size == sector and table.problems == []
     esp, root, hashes = table.partitions
     assert [p.type_name for p in table.partitions] == ["esp", "root-x86-64", "root-x86-64-verity"]
-    assert [p.guid for p in table.partitions] == [meta[t]["uuid"] for t in ("esp", "root-x86-64",
-                                                                              "root-x86-64-verity")]
+    assert [p.guid for p in table.partitions] == [meta[t]["uuid"] for t in ("esp", "root-x86-64", "root-x86-64-verity")]
     assert root.read_only and hashes.read_only
     assert [identify(p.open(disk)) for p in table.partitions] == ["vfat", "erofs", "verity"]
     assert [e.path for e in FatFileSystem(esp.open(disk)).walk()] == ["/sub", "/sub/text.txt"]

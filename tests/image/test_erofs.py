@@ -53,7 +53,7 @@ def random_access_mismatches(fs: ErofsFileSystem, tree: Path) -> list[str]:
         data = (tree / path.lstrip("/")).read_bytes()
         for offset, length in ((ino.size - 28, 28), (ino.size // 2, 100), (0, 64), (ino.size - 1, 1)):
             offset = max(0, offset)
-            if fs.read_at(ino, offset, length) != data[offset:offset + length]:
+            if fs.read_at(ino, offset, length) != data[offset : offset + length]:
                 bad.append(f"{path} [{offset}:+{length}]")
     return bad
 
@@ -86,8 +86,9 @@ def test_layouts_and_features_are_the_ones_asked_for(tmp_path: Path, special_tre
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", MINBASE_VARIANTS)
-def test_minbase_reads_back_identical_to_source_and_to_fsck_extract(tmp_path: Path, minbase: Path,
-                                                                    variant: str) -> None:
+def test_minbase_reads_back_identical_to_source_and_to_fsck_extract(
+    tmp_path: Path, minbase: Path, variant: str
+) -> None:
     options = VARIANTS[variant] if variant in VARIANTS else MINBASE_OPTIONS[variant]
     image = mkfs(tmp_path, minbase, options)
     fs = ErofsFileSystem(FileSource(image))
@@ -110,8 +111,9 @@ def test_minbase_reads_back_identical_to_source_and_to_fsck_extract(tmp_path: Pa
 def test_lookup_follows_symlinks_inside_the_image(tmp_path: Path, special_tree: Path) -> None:
     fs = ErofsFileSystem(FileSource(mkfs(tmp_path, special_tree, ["-zlz4"])))
     target = fs.lookup("/link")
-    assert (target is not None and target.is_reg and fs.read(target).startswith(b"alpha")) or \
-        fs.read(target).split()[0] in (b"alpha", b"beta", b"gamma", b"delta")  # type: ignore[arg-type]
+    assert (target is not None and target.is_reg and fs.read(target).startswith(b"alpha")) or fs.read(target).split()[
+        0
+    ] in (b"alpha", b"beta", b"gamma", b"delta")  # type: ignore[arg-type]
     assert fs.lookup("/dangling") is None
     assert fs.lookup("/dangling", follow=False).is_symlink  # type: ignore[union-attr]
     assert fs.lookup("/dir/../small.txt") is not None
@@ -153,7 +155,7 @@ def test_zeroed_and_corrupt_superblock(tmp_path: Path) -> None:
     flipped[1024 + 40] ^= 0x01  # meta_blkaddr, under the checksum
     with pytest.raises(FormatError, match=r"erofs: superblock at byte 1028: checksum mismatch"):
         read_everything(bytes(flipped))
-    data[1024:1024 + 128] = bytes(128)
+    data[1024 : 1024 + 128] = bytes(128)
     with pytest.raises(FormatError, match=r"erofs: superblock at byte 1024: bad magic 0x00000000"):
         read_everything(bytes(data))
 
@@ -246,8 +248,9 @@ def test_erofs_utils_1_8_variants(trixie: Path, trixie_work: Path, variant: str)
     if variant == "long-xattr-prefix":
         os.setxattr(tree / "dir", "trusted.overlay.opaque", b"y")
     name = trixie_work.name
-    run_trixie(trixie, "mkfs.erofs", "--quiet", *TRIXIE_VARIANTS[variant], f"/work/{name}/fs.erofs",
-               f"/work/{name}/tree")
+    run_trixie(
+        trixie, "mkfs.erofs", "--quiet", *TRIXIE_VARIANTS[variant], f"/work/{name}/fs.erofs", f"/work/{name}/tree"
+    )
     fs = ErofsFileSystem(FileSource(trixie_work / "fs.erofs"))
     assert differences(source_tree(tree), image_tree(fs)) == []
     assert random_access_mismatches(ErofsFileSystem(FileSource(trixie_work / "fs.erofs")), tree) == []
@@ -266,8 +269,15 @@ def test_minbase_with_erofs_utils_1_8(trixie: Path, minbase: Path) -> None:
     work.mkdir(parents=True)
     try:
         run("cp", "-a", minbase, work / "tree")
-        run_trixie(trixie, "mkfs.erofs", "--quiet", "-zzstd", "-Efragments,dedupe", "/work/minbase-1.8/fs.erofs",
-                   "/work/minbase-1.8/tree")
+        run_trixie(
+            trixie,
+            "mkfs.erofs",
+            "--quiet",
+            "-zzstd",
+            "-Efragments,dedupe",
+            "/work/minbase-1.8/fs.erofs",
+            "/work/minbase-1.8/tree",
+        )
         fs = ErofsFileSystem(FileSource(work / "fs.erofs"))
         assert differences(source_tree(minbase), image_tree(fs)) == []
     finally:

@@ -62,7 +62,7 @@ def test_minbase_round_trips(tmp_path: Path, minbase: Path) -> None:
 def test_hostile_ext4(tmp_path: Path, special_tree: Path) -> None:
     data = mkfs(tmp_path, special_tree, VARIANTS["ext4"]).read_bytes()
     with pytest.raises(FormatError, match=r"ext4: superblock at byte 1028: .* truncated image"):
-        Ext4FileSystem(BytesSource(data[:8 << 20]))
+        Ext4FileSystem(BytesSource(data[: 8 << 20]))
     bad = bytearray(data)
     bad[1080:1082] = b"\0\0"
     with pytest.raises(FormatError, match="bad magic 0x0000"):
@@ -80,7 +80,7 @@ def test_hostile_ext4(tmp_path: Path, special_tree: Path) -> None:
     looped = bytearray(data)
     # make /dir/sub's entry "text.txt" point at inode 2 (the root): a directory loop
     start = struct.unpack_from("<I", looped, sub.offset + 40 + 12 + 8)[0] * fs.bs
-    block = bytes(looped[start:start + fs.bs])
+    block = bytes(looped[start : start + fs.bs])
     pos = block.index(b"text.txt") - 8
     struct.pack_into("<I", looped, start + pos, 2)
     with pytest.raises(FormatError, match="directory loop"):

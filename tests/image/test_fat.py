@@ -97,7 +97,7 @@ def test_truncated_and_bogus_boot_sector(tmp_path: Path) -> None:
     image, _ = fat_image(tmp_path, 16)
     data = image.read_bytes()
     with pytest.raises(FormatError, match=r"fat: BIOS parameter block at byte 19: .* do not fit"):
-        FatFileSystem(BytesSource(data[:1 << 20]))
+        FatFileSystem(BytesSource(data[: 1 << 20]))
     bogus = bytearray(data)
     bogus[11:13] = b"\x00\x03"
     with pytest.raises(FormatError, match="implausible geometry"):
@@ -125,4 +125,4 @@ def test_entry_offsets_in_a_fragmented_directory(tmp_path: Path) -> None:
     raw = image.read_bytes()
     for entry in entries:
         stem, ext = entry.name.split(".")
-        assert raw[entry.offset:entry.offset + 11] == f"{stem:<8}{ext:<3}".encode(), entry
+        assert raw[entry.offset : entry.offset + 11] == f"{stem:<8}{ext:<3}".encode(), entry

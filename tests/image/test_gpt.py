@@ -17,9 +17,11 @@ from tests.tools import run
 ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 ROOT = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
 VERITY = "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5"
-LAYOUT = (f"label: gpt\nsize=8M, type={ESP}, name=esp\n"
-          f'size=20M, type={ROOT}, name=root-x86-64, attrs="GUID:60,GUID:63"\n'
-          f"type={VERITY}, name=root-x86-64-verity\n")
+LAYOUT = (
+    f"label: gpt\nsize=8M, type={ESP}, name=esp\n"
+    f'size=20M, type={ROOT}, name=root-x86-64, attrs="GUID:60,GUID:63"\n'
+    f"type={VERITY}, name=root-x86-64-verity\n"
+)
 
 
 def gpt_image(tmp_path: Path, layout: str = LAYOUT, size: int = 64 << 20) -> Path:
@@ -61,7 +63,7 @@ def patch_header(data: bytearray, offset: int, field: int, value: int, fmt: str 
     struct.pack_into(fmt, data, offset + field, value)
     size = struct.unpack_from("<I", data, offset + 12)[0]
     struct.pack_into("<I", data, offset + 16, 0)
-    struct.pack_into("<I", data, offset + 16, zlib.crc32(data[offset:offset + size]))
+    struct.pack_into("<I", data, offset + 16, zlib.crc32(data[offset : offset + size]))
 
 
 def test_corrupt_primary_falls_back_to_backup(tmp_path: Path) -> None:
@@ -99,13 +101,13 @@ def test_backup_that_disagrees(tmp_path: Path) -> None:
     backup_entries = struct.unpack_from("<Q", data, backup_header + 72)[0] * 512
     data[backup_entries + 56] ^= 1
     count, esize = struct.unpack_from("<II", data, backup_header + 80)
-    patch_header(data, backup_header, 88, zlib.crc32(data[backup_entries:backup_entries + count * esize]))
+    patch_header(data, backup_header, 88, zlib.crc32(data[backup_entries : backup_entries + count * esize]))
     table = read_partition_table(BytesSource(bytes(data)))
     assert "primary and backup GPT entry arrays differ" in table.problems
 
 
 def test_truncated_image(tmp_path: Path) -> None:
-    data = gpt_image(tmp_path).read_bytes()[:20 << 20]
+    data = gpt_image(tmp_path).read_bytes()[: 20 << 20]
     table = read_partition_table(BytesSource(data, "cut.img"))
     assert any("primary" not in p and "truncated" in p for p in table.problems)
     with pytest.raises(FormatError, match=r"gpt: partition entry 2 at byte 9437184: spans bytes .* cut.img has only"):

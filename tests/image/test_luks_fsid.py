@@ -13,8 +13,16 @@ from cvmlint.image.luks import read_header
 from cvmlint.image.source import BytesSource, FileSource
 from tests.tools import run
 
-TPM2_TOKEN = {"type": "systemd-tpm2", "keyslots": ["0"], "tpm2-blob": "AAAA", "tpm2-pcrs": [7, 11],
-              "tpm2-pcr-bank": "sha256", "tpm2-primary-alg": "ecc", "tpm2-policy-hash": "00" * 32, "tpm2-pin": False}
+TPM2_TOKEN = {
+    "type": "systemd-tpm2",
+    "keyslots": ["0"],
+    "tpm2-blob": "AAAA",
+    "tpm2-pcrs": [7, 11],
+    "tpm2-pcr-bank": "sha256",
+    "tpm2-primary-alg": "ecc",
+    "tpm2-policy-hash": "00" * 32,
+    "tpm2-pin": False,
+}
 
 
 def luks(tmp_path: Path, kind: str) -> Path:
@@ -22,9 +30,20 @@ def luks(tmp_path: Path, kind: str) -> Path:
     key.write_bytes(b"k" * 32)
     with open(image, "wb") as fh:
         fh.truncate(24 << 20)
-    run("cryptsetup", "luksFormat", "--type", kind, "--batch-mode", "--pbkdf-force-iterations", "1000",
-        *(["--pbkdf", "pbkdf2"] if kind == "luks2" else []), "--label" if kind == "luks2" else "--uuid",
-        "data" if kind == "luks2" else "11111111-2222-3333-4444-555555555555", image, key)
+    run(
+        "cryptsetup",
+        "luksFormat",
+        "--type",
+        kind,
+        "--batch-mode",
+        "--pbkdf-force-iterations",
+        "1000",
+        *(["--pbkdf", "pbkdf2"] if kind == "luks2" else []),
+        "--label" if kind == "luks2" else "--uuid",
+        "data" if kind == "luks2" else "11111111-2222-3333-4444-555555555555",
+        image,
+        key,
+    )
     return image
 
 
@@ -59,14 +78,17 @@ def test_corrupt_luks2_json(tmp_path: Path) -> None:
         read_header(BytesSource(bytes(data)))
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (["mkfs.ext4", "-q", "-t", "ext4"], "ext4"),
-    (["mkfs.ext4", "-q", "-t", "ext3"], "ext3"),
-    (["mkfs.ext4", "-q", "-t", "ext2"], "ext2"),
-    (["mkfs.vfat", "-F", "32"], "vfat"),
-    (["mkfs.vfat", "-F", "16"], "vfat"),
-    (["mkswap"], "swap"),
-])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["mkfs.ext4", "-q", "-t", "ext4"], "ext4"),
+        (["mkfs.ext4", "-q", "-t", "ext3"], "ext3"),
+        (["mkfs.ext4", "-q", "-t", "ext2"], "ext2"),
+        (["mkfs.vfat", "-F", "32"], "vfat"),
+        (["mkfs.vfat", "-F", "16"], "vfat"),
+        (["mkswap"], "swap"),
+    ],
+)
 def test_identify_by_magic(tmp_path: Path, argv: list[str], expected: str) -> None:
     image = tmp_path / "fs.img"
     with open(image, "wb") as fh:

@@ -74,7 +74,7 @@ def test_tampered_upper_level(tmp_path: Path) -> None:
 
 def test_data_partition_inside_a_disk_image(tmp_path: Path) -> None:
     data, hashes, root = make(tmp_path, [])
-    disk = BytesSource(b"\xAA" * 8192 + data.read_bytes() + b"\xBB" * 4096, "disk")
+    disk = BytesSource(b"\xaa" * 8192 + data.read_bytes() + b"\xbb" * 4096, "disk")
     result = verify(SliceSource(disk, 8192, data.stat().st_size, "part"), FileSource(hashes))
     assert result.root_hash == root
 
@@ -95,7 +95,7 @@ def test_malformed_superblock_and_sizes(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="unsupported hash algorithm 'nohash'"):
         verify(FileSource(data), BytesSource(bytes(bad)))
     with pytest.raises(FormatError, match="exceed the data partition"):
-        verify(BytesSource(data.read_bytes()[:1 << 20]), FileSource(hashes))
+        verify(BytesSource(data.read_bytes()[: 1 << 20]), FileSource(hashes))
     with pytest.raises(FormatError, match="hash tree at byte 4096: needs"):
         verify(FileSource(data), BytesSource(bytes(raw[:8192])))
 

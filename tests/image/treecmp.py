@@ -31,8 +31,14 @@ def source_tree(root: Path, xattrs: bool = True) -> dict[str, Record]:
             attrs = {}
             if xattrs and not stat.S_ISLNK(st.st_mode):
                 attrs = {k: os.getxattr(path, k) for k in os.listxattr(path)}
-            out[rel] = (stat.S_IFMT(st.st_mode), st.st_mode & 0o7777, st.st_uid, st.st_gid, extra,
-                        tuple(sorted(attrs.items())))
+            out[rel] = (
+                stat.S_IFMT(st.st_mode),
+                st.st_mode & 0o7777,
+                st.st_uid,
+                st.st_gid,
+                extra,
+                tuple(sorted(attrs.items())),
+            )
     return out
 
 

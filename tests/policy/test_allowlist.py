@@ -33,12 +33,15 @@ def test_dpkg_ordering() -> None:
     assert version_compare("3.0.13-0ubuntu3.4", "3.0.13-0ubuntu3.10") < 0
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("Bash\n", "2:1|1:1: error: expected a package name"),
-    ("foo (< 1.0)\n", "1:5: error: ambiguous operator '<'"),
-    ("foo >= 1.0\n", "1:5: error: unexpected '>= 1.0' after the package name"),
-    ("foo\nfoo\n", "2:1: error: 'foo' is listed twice (first on line 1)"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Bash\n", "2:1|1:1: error: expected a package name"),
+        ("foo (< 1.0)\n", "1:5: error: ambiguous operator '<'"),
+        ("foo >= 1.0\n", "1:5: error: unexpected '>= 1.0' after the package name"),
+        ("foo\nfoo\n", "2:1: error: 'foo' is listed twice (first on line 1)"),
+    ],
+)
 def test_malformed_lines(text: str, message: str) -> None:
     with pytest.raises(PolicyError) as info:
         parse_allowlist(text, "a.txt")

@@ -7,9 +7,23 @@ from cvmlint.policy import load_policy
 from cvmlint.policy.testing import run_fixture_dir
 
 REQUIRED_RULES = {
-    "CVM-PKG-001", "CVM-PKG-002", "CVM-PKG-003", "CVM-PKG-004", "CVM-PKG-005", "CVM-PKG-006",
-    "CVM-FS-001", "CVM-FS-002", "CVM-FS-003", "CVM-VER-001", "CVM-VER-002",
-    "CVM-BOOT-001", "CVM-BOOT-002", "CVM-KERN-001", "CVM-KERN-002", "CVM-KERN-003", "CVM-KERN-004",
+    "CVM-PKG-001",
+    "CVM-PKG-002",
+    "CVM-PKG-003",
+    "CVM-PKG-004",
+    "CVM-PKG-005",
+    "CVM-PKG-006",
+    "CVM-FS-001",
+    "CVM-FS-002",
+    "CVM-FS-003",
+    "CVM-VER-001",
+    "CVM-VER-002",
+    "CVM-BOOT-001",
+    "CVM-BOOT-002",
+    "CVM-KERN-001",
+    "CVM-KERN-002",
+    "CVM-KERN-003",
+    "CVM-KERN-004",
 }
 
 

@@ -27,7 +27,8 @@ def test_misspelt_fact_field_suggests_the_right_one(policy_of) -> None:  # type:
 
 def test_misspelt_top_level_fact(policy_of) -> None:  # type: ignore[no-untyped-def]
     assert "unknown name 'pakages'; did you mean 'packages'?" in errors(
-        policy_of, RULE.format("all p in pakages: true"))
+        policy_of, RULE.format("all p in pakages: true")
+    )
 
 
 def test_comparing_a_list_to_a_string_is_a_type_error(policy_of) -> None:  # type: ignore[no-untyped-def]
@@ -40,13 +41,14 @@ def test_field_access_on_a_collection_says_how_to_quantify(policy_of) -> None:  
 
 
 def test_undefined_names_and_variables(policy_of) -> None:  # type: ignore[no-untyped-def]
-    text = errors(policy_of, RULE.format("all p in packages: q.name == \"x\""))
+    text = errors(policy_of, RULE.format('all p in packages: q.name == "x"'))
     assert "unknown name 'q'" in text
 
 
 def test_record_field_typo_on_a_variable(policy_of) -> None:  # type: ignore[no-untyped-def]
     assert "Package has no field 'nmae'; did you mean 'name'?" in errors(
-        policy_of, RULE.format('all p in packages: p.nmae == "x"'))
+        policy_of, RULE.format('all p in packages: p.nmae == "x"')
+    )
 
 
 def test_ordering_strings_is_refused_but_versions_are_ordered(policy_of) -> None:  # type: ignore[no-untyped-def]
@@ -56,7 +58,8 @@ def test_ordering_strings_is_refused_but_versions_are_ordered(policy_of) -> None
 
 def test_condition_must_be_boolean(policy_of) -> None:  # type: ignore[no-untyped-def]
     assert "a requirement must be true or false, but 'rootfs.format' is a str" in errors(
-        policy_of, RULE.format("rootfs.format"))
+        policy_of, RULE.format("rootfs.format")
+    )
 
 
 def test_invalid_regex_is_caught_at_load(policy_of) -> None:  # type: ignore[no-untyped-def]
@@ -74,8 +77,11 @@ def test_message_may_only_name_known_things(policy_of) -> None:  # type: ignore[
 
 
 def test_duplicate_rule_ids_across_includes(policy_of) -> None:  # type: ignore[no-untyped-def]
-    text = errors(policy_of, 'include "b.cvmp"\n' + RULE.format("true"),
-                  {"b.cvmp": 'policy "b" version "1"\n' + RULE.format("true")})
+    text = errors(
+        policy_of,
+        'include "b.cvmp"\n' + RULE.format("true"),
+        {"b.cvmp": 'policy "b" version "1"\n' + RULE.format("true")},
+    )
     assert "duplicate rule id 'R-1' (first defined at b.cvmp:2:6)" in text
 
 
@@ -109,8 +115,12 @@ def test_duplicate_let(policy_of) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_profile_checks(policy_of) -> None:  # type: ignore[no-untyped-def]
-    text = errors(policy_of, 'let names = ["a"]\n' + RULE.format("true") +
-                  'profile dev {\n  let nmes = ["b"]\n  let names = 3\n  disable R-2 "x"\n  severity R-1 hgh\n}\n')
+    text = errors(
+        policy_of,
+        'let names = ["a"]\n'
+        + RULE.format("true")
+        + 'profile dev {\n  let nmes = ["b"]\n  let names = 3\n  disable R-2 "x"\n  severity R-1 hgh\n}\n',
+    )
     assert "profile dev overrides 'nmes', which is not a let of the policy; did you mean 'names'?" in text
     assert "profile dev gives 'names' a int; the policy's is a list[str]" in text
     assert "profile dev names unknown rule R-2; did you mean 'R-1'?" in text
@@ -128,8 +138,9 @@ def test_allowlist_errors_point_at_the_line(policy_of) -> None:  # type: ignore[
 
 
 def test_all_errors_are_reported_at_once(policy_of) -> None:  # type: ignore[no-untyped-def]
-    text = errors(policy_of, RULE.format('rootfs.fromat == "x"') +
-                  'rule R-2 "t" {\n  require verity.rot_hash == "x"\n}\n')
+    text = errors(
+        policy_of, RULE.format('rootfs.fromat == "x"') + 'rule R-2 "t" {\n  require verity.rot_hash == "x"\n}\n'
+    )
     assert "rootfs.fromat" in text and "verity.rot_hash" in text
 
 

@@ -29,18 +29,36 @@ STATUS = Provenance(partition="root", file="/var/lib/dpkg/status")
 def facts(**overrides: Any) -> Facts:
     base: dict[str, Any] = dict(
         target=Target(kind="image", name="img"),
-        packages=Items([Package(name=n, version=v, where=Provenance(partition="root", file=STATUS.file, line=i))
-                        for i, (n, v) in enumerate([("bash", "5.2-1"), ("gcc-12", "12.2-14"), ("apt", "2.6")],
-                                                   start=1)], STATUS),
-        files=Items([File(path="/usr/bin/gcc-12", name="gcc-12", type="file", is_elf=True,
-                          where=Provenance(partition="root", file="/usr/bin/gcc-12"))]),
+        packages=Items(
+            [
+                Package(name=n, version=v, where=Provenance(partition="root", file=STATUS.file, line=i))
+                for i, (n, v) in enumerate([("bash", "5.2-1"), ("gcc-12", "12.2-14"), ("apt", "2.6")], start=1)
+            ],
+            STATUS,
+        ),
+        files=Items(
+            [
+                File(
+                    path="/usr/bin/gcc-12",
+                    name="gcc-12",
+                    type="file",
+                    is_elf=True,
+                    where=Provenance(partition="root", file="/usr/bin/gcc-12"),
+                )
+            ]
+        ),
         rootfs=RootFs(format="ext4", read_only=False, where=Provenance(partition="root", offset=1024)),
         verity=Unknown("no verity partition"),
-        cmdline=Items([Param(name="roothash", value="aa"), Param(name="ro"), Param(name="roothash", value="bb")],
-                      Provenance(partition="esp", file="/grub/grub.cfg", line=12)),
+        cmdline=Items(
+            [Param(name="roothash", value="aa"), Param(name="ro"), Param(name="roothash", value="bb")],
+            Provenance(partition="esp", file="/grub/grub.cfg", line=12),
+        ),
         boot=Unknown("no ESP"),
-        kernel=Kernel(version="6.1", config=Items([ConfigOption(name="CONFIG_KEXEC", value="y")]),
-                      strings=KernelStrings(["SANDBOX: Enabled"], ["SANDBOX: Enabled", "other"])),
+        kernel=Kernel(
+            version="6.1",
+            config=Items([ConfigOption(name="CONFIG_KEXEC", value="y")]),
+            strings=KernelStrings(["SANDBOX: Enabled"], ["SANDBOX: Enabled", "other"]),
+        ),
         patches=Unknown("images have no patch series"),
         mounts=Items(),
         partitions=Items(),
@@ -74,25 +92,27 @@ def test_missing_fact_is_unknown_with_reason_never_pass(policy_of) -> None:  # t
     assert r.reasons == ("verity: no verity partition",)
 
 
-@pytest.mark.parametrize(("expr", "status"), [
-    ('verity.root_hash == "x" and rootfs.format == "erofs"', Status.FAIL),      # false and unknown = false
-    ('verity.root_hash == "x" or rootfs.format == "ext4"', Status.PASS),        # true or unknown = true
-    ('verity.root_hash == "x" or rootfs.format == "erofs"', Status.UNKNOWN),    # false or unknown = unknown
-    ('verity.root_hash == "x" and rootfs.format == "ext4"', Status.UNKNOWN),    # true and unknown = unknown
-    ('not (verity.root_hash == "x")', Status.UNKNOWN),
-])
+@pytest.mark.parametrize(
+    ("expr", "status"),
+    [
+        ('verity.root_hash == "x" and rootfs.format == "erofs"', Status.FAIL),  # false and unknown = false
+        ('verity.root_hash == "x" or rootfs.format == "ext4"', Status.PASS),  # true or unknown = true
+        ('verity.root_hash == "x" or rootfs.format == "erofs"', Status.UNKNOWN),  # false or unknown = unknown
+        ('verity.root_hash == "x" and rootfs.format == "ext4"', Status.UNKNOWN),  # true and unknown = unknown
+        ('not (verity.root_hash == "x")', Status.UNKNOWN),
+    ],
+)
 def test_kleene_logic(policy_of, expr: str, status: Status) -> None:  # type: ignore[no-untyped-def]
     assert run(policy_of, expr).status is status
 
 
 def test_or_names_the_alternative_that_passed(policy_of) -> None:  # type: ignore[no-untyped-def]
     r = run(policy_of, 'rootfs.format == "erofs" or kernel.config["CONFIG_KEXEC"] == "y"')
-    assert r.status is Status.PASS and r.note == "passes via 'kernel.config[\"CONFIG_KEXEC\"] == \"y\"'"
+    assert r.status is Status.PASS and r.note == 'passes via \'kernel.config["CONFIG_KEXEC"] == "y"\''
 
 
 def test_unknown_items_inside_all(policy_of) -> None:  # type: ignore[no-untyped-def]
-    fx = facts(packages=Items([Package(name="bash", version=Unknown("not pinned")),
-                               Package(name="zsh", version="1")]))
+    fx = facts(packages=Items([Package(name="bash", version=Unknown("not pinned")), Package(name="zsh", version="1")]))
     assert run(policy_of, 'all p in packages: p.version >= "0.5"', fx).status is Status.UNKNOWN
     # one definite failure decides the rule even with unknown items around
     assert run(policy_of, 'all p in packages: p.version >= "2"', fx).status is Status.FAIL
@@ -156,16 +176,20 @@ def test_kernel_contains_unsearched_string_is_unknown(policy_of) -> None:  # typ
 def test_allowlist_membership_with_constraints(policy_of) -> None:  # type: ignore[no-untyped-def]
     extra = 'use list "allow.txt" as allowed\n'
     files = "bash (>= 5.0)\ngcc-* (<< 12.0)\napt\n"
-    policy = policy_of(extra + 'rule R-1 "t" {\n  require all p in packages: p in allowed else "{p.name}"\n}\n',
-                       files={"allow.txt": files})
+    policy = policy_of(
+        extra + 'rule R-1 "t" {\n  require all p in packages: p in allowed else "{p.name}"\n}\n',
+        files={"allow.txt": files},
+    )
     r = evaluate(policy, facts()).results[0]
     assert [f.message for f in r.findings] == ["gcc-12"]
 
 
 def test_rule_targets_and_profiles_skip(policy_of) -> None:  # type: ignore[no-untyped-def]
-    policy = policy_of('rule R-1 "t" {\n  targets recipe\n  require true\n}\n'
-                       'rule R-2 "t" {\n  require false\n}\nprofile p {\n  disable R-2 "not here"\n}\n',
-                       profiles=("p",))
+    policy = policy_of(
+        'rule R-1 "t" {\n  targets recipe\n  require true\n}\n'
+        'rule R-2 "t" {\n  require false\n}\nprofile p {\n  disable R-2 "not here"\n}\n',
+        profiles=("p",),
+    )
     results = evaluate(policy, facts()).results
     assert [(r.status, r.reasons) for r in results] == [
         (Status.SKIPPED, ("applies to recipe only",)),
@@ -174,18 +198,20 @@ def test_rule_targets_and_profiles_skip(policy_of) -> None:  # type: ignore[no-u
 
 
 def test_default_message_names_the_expression_and_bindings(policy_of) -> None:  # type: ignore[no-untyped-def]
-    r = run(policy_of, 'all f in files: not f.is_elf')
+    r = run(policy_of, "all f in files: not f.is_elf")
     assert r.findings[0].message == "requirement not met: all f in files: not f.is_elf (f = /usr/bin/gcc-12)"
     assert r.findings[0].location == "root:/usr/bin/gcc-12"
 
 
 def test_exit_codes(policy_of) -> None:  # type: ignore[no-untyped-def]
-    policy = policy_of('rule R-1 "t" {\n  severity low\n  require false\n}\n'
-                       'rule R-2 "t" {\n  severity high\n  require verity.root_hash == "x"\n}\n')
+    policy = policy_of(
+        'rule R-1 "t" {\n  severity low\n  require false\n}\n'
+        'rule R-2 "t" {\n  severity high\n  require verity.root_hash == "x"\n}\n'
+    )
     report = evaluate(policy, facts())
     assert report.exit_code("low", "fail") == 1
-    assert report.exit_code("medium", "warn") == 0   # low failure below threshold, unknown only warns
-    assert report.exit_code("medium", "fail") == 1   # the high rule is unknown
+    assert report.exit_code("medium", "warn") == 0  # low failure below threshold, unknown only warns
+    assert report.exit_code("medium", "fail") == 1  # the high rule is unknown
     assert report.exit_code("critical", "fail") == 0
 
 
@@ -195,7 +221,9 @@ def test_matches_runs_in_linear_time_on_text_an_image_chose() -> None:
     import subprocess
     import sys
 
-    code = ("from cvmlint.policy.evaluator import compare as c\n"
-            "print(c('matches', 'a' * 100_000 + '!', '^(a+)+$'), c('glob', 'a' * 100_000 + '!', '*a*a*a*a*a*b'))")
+    code = (
+        "from cvmlint.policy.evaluator import compare as c\n"
+        "print(c('matches', 'a' * 100_000 + '!', '^(a+)+$'), c('glob', 'a' * 100_000 + '!', '*a*a*a*a*a*b'))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["False", "False"], proc.stderr

@@ -35,7 +35,7 @@ def test_misspelt_keyword_gets_a_suggestion_and_caret() -> None:
 
 def test_single_quotes_are_explained() -> None:
     text = parse_error('policy "p" version "1"\nlet x = \'a\'\n')
-    assert text.startswith("x.cvmp:2:9: error: unexpected character \"'\"")
+    assert text.startswith('x.cvmp:2:9: error: unexpected character "\'"')
     assert "hint: strings use double quotes" in text
 
 
@@ -54,18 +54,22 @@ def test_message_interpolation_is_parsed_with_positions() -> None:
     assert (attr.pos.line, attr.pos.column) == (3, 26)
 
 
-@pytest.mark.parametrize(("message", "error"), [
-    ('"bad {p.}"', "cannot parse '{p.}' in message"),
-    ('"bad {p"', "unclosed '{' in message"),
-    ('"bad }"', "unmatched '}' in message"),
-    ('"bad {}"', "empty '{}' in message"),
-])
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ('"bad {p.}"', "cannot parse '{p.}' in message"),
+        ('"bad {p"', "unclosed '{' in message"),
+        ('"bad }"', "unmatched '}' in message"),
+        ('"bad {}"', "empty '{}' in message"),
+    ],
+)
 def test_broken_interpolations(message: str, error: str) -> None:
     assert error in parse_error(f'policy "p" version "1"\nrule R-1 "t" {{\n  require a else {message}\n}}\n')
 
 
 def test_rule_metadata_and_branches() -> None:
-    pf = parse_policy_text('''policy "p" version "2"
+    pf = parse_policy_text(
+        '''policy "p" version "2"
 rule CVM-X-001 "title" {
   severity critical
   targets image
@@ -77,7 +81,9 @@ rule CVM-X-001 "title" {
   remediation "fix it"
   on image { require true  require false }
 }
-''', "x")
+''',
+        "x",
+    )
     rule = pf.rules[0]
     assert (rule.id, rule.title, rule.severity, rule.targets) == ("CVM-X-001", "title", "critical", ("image",))
     assert rule.references == ("NIST:SI-7", "CIS:1.1")
@@ -86,18 +92,19 @@ rule CVM-X-001 "title" {
 
 
 def test_duplicate_metadata_is_an_error() -> None:
-    assert "sets 'severity' twice" in parse_error('policy "p" version "1"\nrule R-1 "t" {\n severity high\n'
-                                                  ' severity low\n require true\n}\n')
+    assert "sets 'severity' twice" in parse_error(
+        'policy "p" version "1"\nrule R-1 "t" {\n severity high\n severity low\n require true\n}\n'
+    )
 
 
 def test_precedence_quantifier_body_extends_right() -> None:
-    e = parse_expression('all p in xs where p.a: p.b and p.c or not p.d')
+    e = parse_expression("all p in xs where p.a: p.b and p.c or not p.d")
     assert isinstance(e, ast.Quantifier) and isinstance(e.body, ast.BoolOp) and e.body.op == "or"
-    e2 = parse_expression('a and (any x in xs: x) or b')
+    e2 = parse_expression("a and (any x in xs: x) or b")
     assert isinstance(e2, ast.BoolOp) and e2.op == "or"
     e3 = parse_expression('x not in ["a", "b"]')
     assert isinstance(e3, ast.Compare) and e3.op == "not in"
-    e4 = parse_expression('count(x in xs where x.a) >= 2')
+    e4 = parse_expression("count(x in xs where x.a) >= 2")
     assert isinstance(e4, ast.Compare) and isinstance(e4.left, ast.Count)
 
 

@@ -155,11 +155,20 @@ maybe_bool = st.sampled_from([True, False, Unknown("not read")])
 def worlds(draw: st.DrawFn) -> World:
     files = None
     if draw(st.integers(0, 9)) > 0:
-        files = [File(path=f"/f{i}", name=draw(st.sampled_from(NAMES)), type="file", size=draw(st.integers(0, 4)),
-                      executable=draw(st.booleans()), setuid=draw(st.booleans()), is_elf=draw(maybe_bool),
-                      elf_machine=draw(st.sampled_from([*MACHINES, Unknown("no ELF header")])),
-                      where=Provenance(partition="root", file=f"/f{i}"))
-                 for i in range(draw(st.integers(0, 5)))]
+        files = [
+            File(
+                path=f"/f{i}",
+                name=draw(st.sampled_from(NAMES)),
+                type="file",
+                size=draw(st.integers(0, 4)),
+                executable=draw(st.booleans()),
+                setuid=draw(st.booleans()),
+                is_elf=draw(maybe_bool),
+                elf_machine=draw(st.sampled_from([*MACHINES, Unknown("no ELF header")])),
+                where=Provenance(partition="root", file=f"/f{i}"),
+            )
+            for i in range(draw(st.integers(0, 5)))
+        ]
     read_only = draw(st.sampled_from([True, False, None]))
     fmt = draw(st.sampled_from(["erofs", "ext4", None]))
     return World(files, read_only, fmt)
@@ -171,9 +180,16 @@ def facts_of(w: World) -> Facts:
         target=Target(kind="image", name="generated"),
         packages=unknown,
         files=Unknown("the walk failed") if w.files is None else Items(w.files, Provenance(partition="root")),
-        rootfs=RootFs(format=Unknown("no magic") if w.fmt is None else w.fmt,
-                      read_only=Unknown("not said") if w.read_only is None else w.read_only),
-        verity=unknown, cmdline=unknown, boot=unknown, kernel=unknown, patches=unknown, mounts=unknown,
+        rootfs=RootFs(
+            format=Unknown("no magic") if w.fmt is None else w.fmt,
+            read_only=Unknown("not said") if w.read_only is None else w.read_only,
+        ),
+        verity=unknown,
+        cmdline=unknown,
+        boot=unknown,
+        kernel=unknown,
+        patches=unknown,
+        mounts=unknown,
         partitions=unknown,
     )
 

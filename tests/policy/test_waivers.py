@@ -11,7 +11,7 @@ from cvmlint.errors import InputError
 from cvmlint.facts import Facts, Items, Package, Provenance, Target, Unknown
 from cvmlint.policy import Status, apply_waivers, evaluate, load_waivers
 
-WAIVERS = '''
+WAIVERS = """
 [[waiver]]
 rule = "R-1"
 subject = "gcc-12"
@@ -24,21 +24,36 @@ rule = "R-2"
 reason = "verity comes in Q1"
 approver = "bob@example.com"
 expires = 2026-01-31
-'''
+"""
 
 
 def fx() -> Facts:
     unknown = Unknown("x")
-    return Facts(target=Target(kind="image", name="img", digest="sha256:abc"),
-                 packages=Items([Package(name="gcc-12", version="1", where=Provenance(file="s", line=1)),
-                                 Package(name="apt", version="1", where=Provenance(file="s", line=2))]),
-                 files=unknown, rootfs=unknown, verity=Unknown("no verity"), cmdline=unknown, boot=unknown,
-                 kernel=unknown, patches=unknown, mounts=unknown, partitions=unknown)
+    return Facts(
+        target=Target(kind="image", name="img", digest="sha256:abc"),
+        packages=Items(
+            [
+                Package(name="gcc-12", version="1", where=Provenance(file="s", line=1)),
+                Package(name="apt", version="1", where=Provenance(file="s", line=2)),
+            ]
+        ),
+        files=unknown,
+        rootfs=unknown,
+        verity=Unknown("no verity"),
+        cmdline=unknown,
+        boot=unknown,
+        kernel=unknown,
+        patches=unknown,
+        mounts=unknown,
+        partitions=unknown,
+    )
 
 
 def report(policy_of, tmp_path: Path, text: str, today: date):  # type: ignore[no-untyped-def]
-    policy = policy_of('rule R-1 "t" {\n  require none p in packages: true else "{p.name}"\n}\n'
-                       'rule R-2 "t" {\n  require verity.tree_valid\n}\n')
+    policy = policy_of(
+        'rule R-1 "t" {\n  require none p in packages: true else "{p.name}"\n}\n'
+        'rule R-2 "t" {\n  require verity.tree_valid\n}\n'
+    )
     path = tmp_path / "waivers.toml"
     path.write_text(text)
     rep = evaluate(policy, fx())
@@ -73,13 +88,16 @@ def test_fully_waived_rule_exits_zero(policy_of, tmp_path: Path) -> None:  # typ
     assert rep.exit_code() == 0
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('[[waiver]]\nrule = "R-1"\nreason = "x"\nexpires = 2026-01-01\n', "missing approver"),
-    ('[[waiver]]\nrule = "R-1"\nreason = "x"\napprover = "a"\nexpires = "soon"\n', "expires must be a TOML date"),
-    ('[[waiver]]\nrule = "R-1"\nreason = ""\napprover = "a"\nexpires = 2026-01-01\n', "reason must be a non-empty"),
-    ('[[waiver]]\nrule = "R-1"\nreason = "x"\napprover = "a"\nexpires = 2026-01-01\nscope = "x"\n', "unknown key"),
-    ("not toml [", "not a TOML waivers file"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[waiver]]\nrule = "R-1"\nreason = "x"\nexpires = 2026-01-01\n', "missing approver"),
+        ('[[waiver]]\nrule = "R-1"\nreason = "x"\napprover = "a"\nexpires = "soon"\n', "expires must be a TOML date"),
+        ('[[waiver]]\nrule = "R-1"\nreason = ""\napprover = "a"\nexpires = 2026-01-01\n', "reason must be a non-empty"),
+        ('[[waiver]]\nrule = "R-1"\nreason = "x"\napprover = "a"\nexpires = 2026-01-01\nscope = "x"\n', "unknown key"),
+        ("not toml [", "not a TOML waivers file"),
+    ],
+)
 def test_bad_waiver_files(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "w.toml"
     path.write_text(text)

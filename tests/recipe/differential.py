@@ -56,8 +56,13 @@ class Case:
 
     @property
     def command_line(self) -> CommandLine:
-        return CommandLine(profiles=self.profiles, distribution=self.distribution, release=self.release,
-                           architecture=self.architecture, host_architecture=self.host_architecture)
+        return CommandLine(
+            profiles=self.profiles,
+            distribution=self.distribution,
+            release=self.release,
+            architecture=self.architecture,
+            host_architecture=self.host_architecture,
+        )
 
     def mkosi_args(self) -> list[str]:
         args = [f"--profile={p}" for p in self.profiles]
@@ -79,19 +84,35 @@ def cvmlint_view(case: Case) -> tuple[View, list[str]]:
     if "unknown" in build:
         view["format"] = "unknown"
     else:
-        view |= {"format": build["format"], "bootable": build["bootable"], "profiles": build["profiles"],
-                 "remove_packages": build["remove_packages"], "extra_trees": build["extra_trees"],
-                 "skeleton_trees": build["skeleton_trees"], "repart_directories": build["repart_directories"],
-                 "unified_kernel_images": build["unified_kernel_images"], "scripts": build["scripts"],
-                 "image_id": build["image_id"]}
+        view |= {
+            "format": build["format"],
+            "bootable": build["bootable"],
+            "profiles": build["profiles"],
+            "remove_packages": build["remove_packages"],
+            "extra_trees": build["extra_trees"],
+            "skeleton_trees": build["skeleton_trees"],
+            "repart_directories": build["repart_directories"],
+            "unified_kernel_images": build["unified_kernel_images"],
+            "scripts": build["scripts"],
+            "image_id": build["image_id"],
+        }
     view |= {"bootloader": boot["loader"], "shim": boot["shim"], "secure_boot": boot["secure_boot"]}
     packages = doc["packages"]
-    view["packages"] = "unknown" if "unknown" in packages else sorted(
-        p["name"] for p in packages["items"] if p["origin"] == "declared")
+    view["packages"] = (
+        "unknown"
+        if "unknown" in packages
+        else sorted(p["name"] for p in packages["items"] if p["origin"] == "declared")
+    )
     cmdline = doc["cmdline"]
-    view["cmdline"] = "unknown" if "unknown" in cmdline else [
-        _param(p) for p in cmdline["items"]
-        if not isinstance(p.get("value"), dict) and not p["where"]["file"].endswith("/kernel/cmdline")]
+    view["cmdline"] = (
+        "unknown"
+        if "unknown" in cmdline
+        else [
+            _param(p)
+            for p in cmdline["items"]
+            if not isinstance(p.get("value"), dict) and not p["where"]["file"].endswith("/kernel/cmdline")
+        ]
+    )
     return view, warnings
 
 
@@ -126,23 +147,40 @@ def mkosi_view(summary: dict[str, Any], case: Case) -> View:
         return rel(t["Source"]) + (f":{t['Target']}" if t.get("Target") else "")
 
     removed = set(summary["RemovePackages"])
-    scripts = [rel(s) for key in ("SyncScripts", "PrepareScripts", "BuildScripts", "PostInstallationScripts",
-                                  "FinalizeScripts", "PostOutputScripts") for s in summary[key]]
+    scripts = [
+        rel(s)
+        for key in (
+            "SyncScripts",
+            "PrepareScripts",
+            "BuildScripts",
+            "PostInstallationScripts",
+            "FinalizeScripts",
+            "PostOutputScripts",
+        )
+        for s in summary[key]
+    ]
     return {
-        "distribution": summary["Distribution"], "release": summary["Release"],
-        "architecture": summary["Architecture"], "format": summary["Format"],
-        "bootable": _feature(summary["Bootable"]), "profiles": list(dict.fromkeys(summary["Profiles"])),
+        "distribution": summary["Distribution"],
+        "release": summary["Release"],
+        "architecture": summary["Architecture"],
+        "format": summary["Format"],
+        "bootable": _feature(summary["Bootable"]),
+        "profiles": list(dict.fromkeys(summary["Profiles"])),
         "remove_packages": summary["RemovePackages"],
         "extra_trees": [tree(t) for t in summary["ExtraTrees"]],
         "skeleton_trees": [tree(t) for t in summary["SkeletonTrees"]],
         "repart_directories": [rel(d) for d in summary["RepartDirectories"]],
         "unified_kernel_images": _uki(summary["UnifiedKernelImages"]),
-        "scripts": scripts, "image_id": summary["ImageId"] or "",
+        "scripts": scripts,
+        "image_id": summary["ImageId"] or "",
         "bootloader": summary["Bootloader"].removesuffix("-signed"),
-        "shim": summary["ShimBootloader"] in ("signed", "unsigned"), "secure_boot": summary["SecureBoot"],
+        "shim": summary["ShimBootloader"] in ("signed", "unsigned"),
+        "secure_boot": summary["SecureBoot"],
         "packages": sorted(p for p in summary["Packages"] + summary["VolatilePackages"] if p not in removed),
-        "cmdline": [_param({"name": p.name, "value": p.value})
-                    for p in parse_cmdline(" ".join(summary["KernelCommandLine"]), Provenance())],
+        "cmdline": [
+            _param({"name": p.name, "value": p.value})
+            for p in parse_cmdline(" ".join(summary["KernelCommandLine"]), Provenance())
+        ],
     }
 
 
@@ -174,9 +212,20 @@ def repart_layout(root: Path, directories: list[str], work: Path) -> Layout:
     (work / "key").write_bytes(b"cvmlint-test-key")
     image = work / "disk.raw"
     image.unlink(missing_ok=True)
-    argv = ["systemd-repart", "--empty=create", "--size=auto", "--offline=yes", "--dry-run=no",
-            "--sector-size=512", f"--copy-source={tree}", f"--key-file={work / 'key'}",
-            f"--seed={uuid.UUID(int=7)}", "--json=short", *[f"--definitions={d}" for d in directories], str(image)]
+    argv = [
+        "systemd-repart",
+        "--empty=create",
+        "--size=auto",
+        "--offline=yes",
+        "--dry-run=no",
+        "--sector-size=512",
+        f"--copy-source={tree}",
+        f"--key-file={work / 'key'}",
+        f"--seed={uuid.UUID(int=7)}",
+        "--json=short",
+        *[f"--definitions={d}" for d in directories],
+        str(image),
+    ]
     try:
         out = run_trixie(root, *argv, binds=(work, *{Path(d) for d in directories if not _inside(root, d)}))
     except AssertionError as err:
@@ -184,9 +233,15 @@ def repart_layout(root: Path, directories: list[str], work: Path) -> Layout:
     parts = []
     for p in json.loads(out):
         content = _blkid(image, p["offset"])
-        parts.append({"file": p["file"], "type": p["type"], "content": content,
-                      "verity": bool(p.get("roothash")) and not p["type"].endswith("-verity"),
-                      "read_only": _gpt_read_only(image, p["partno"] + 1)})
+        parts.append(
+            {
+                "file": p["file"],
+                "type": p["type"],
+                "content": content,
+                "verity": bool(p.get("roothash")) and not p["type"].endswith("-verity"),
+                "read_only": _gpt_read_only(image, p["partno"] + 1),
+            }
+        )
     return Layout(parts)
 
 
@@ -195,8 +250,12 @@ def _inside(root: Path, path: str) -> bool:
 
 
 def _blkid(image: Path, offset: int) -> str:
-    result = subprocess.run(["blkid", "-p", "-O", str(offset), "-o", "value", "-s", "TYPE", str(image)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["blkid", "-p", "-O", str(offset), "-o", "value", "-s", "TYPE", str(image)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     kind = result.stdout.strip()
     return {"DM_verity_hash": "verity", "crypto_LUKS": "luks"}.get(kind, kind or "none")
 
@@ -212,11 +271,17 @@ def cvmlint_layout(case: Case) -> View:
     doc = json.loads(dump_facts(facts))["facts"]
     parts = doc["partitions"]
     rootfs = doc["rootfs"]
-    return {"partitions": "unknown" if "unknown" in parts else [
-                {"file": p["where"]["file"], "content": "luks" if p["encrypted"] else p["fs"] or "none"}
-                for p in parts["items"]],
-            "root": "unknown" if "unknown" in rootfs else
-                    {"format": _value(rootfs["format"]), "verity": rootfs["verity"], "read_only": rootfs["read_only"]}}
+    return {
+        "partitions": "unknown"
+        if "unknown" in parts
+        else [
+            {"file": p["where"]["file"], "content": "luks" if p["encrypted"] else p["fs"] or "none"}
+            for p in parts["items"]
+        ],
+        "root": "unknown"
+        if "unknown" in rootfs
+        else {"format": _value(rootfs["format"]), "verity": rootfs["verity"], "read_only": rootfs["read_only"]},
+    }
 
 
 def repart_view(layout: Layout, case: Case, root: Path) -> View:

@@ -61,8 +61,11 @@ def corpus_cases() -> list[Case]:
         "local-both": {"known": {"25": LOCAL}},
         "profiles-twice+a": {"profiles": ("a",)},
     }
-    names = sorted(p.name for p in CORPUS.iterdir() if (p / "mkosi.conf").is_file() and p.name != "common"
-                   and not p.name.endswith("-lib"))
+    names = sorted(
+        p.name
+        for p in CORPUS.iterdir()
+        if (p / "mkosi.conf").is_file() and p.name != "common" and not p.name.endswith("-lib")
+    )
     cases = []
     for name in names:
         variants = [k for k in special if k.split("+")[0] == name] or [name]
@@ -72,17 +75,32 @@ def corpus_cases() -> list[Case]:
     return cases
 
 
-MKOSI_OWN = [(config, distribution, release)
-             for config in ("mkosi-vm", "mkosi-tools", "mkosi-initrd")
-             for distribution, release in (("debian", "trixie"), ("ubuntu", "noble"), ("fedora", "42"),
-                                           ("arch", "rolling"), ("opensuse", "tumbleweed"), ("centos", "10"))]
+MKOSI_OWN = [
+    (config, distribution, release)
+    for config in ("mkosi-vm", "mkosi-tools", "mkosi-initrd")
+    for distribution, release in (
+        ("debian", "trixie"),
+        ("ubuntu", "noble"),
+        ("fedora", "42"),
+        ("arch", "rolling"),
+        ("opensuse", "tumbleweed"),
+        ("centos", "10"),
+    )
+]
 
 
 def mkosi_own_case(root: Path, config: str, distribution: str, release: str) -> Case:
     inside = Path("/") / RESOURCES / config
-    return Case(f"{config}-{distribution}", root / RESOURCES / config, root / RESOURCES, inside=inside,
-                distribution=distribution, release=release, architecture="x86-64",
-                host_architecture=platform.machine().replace("_", "-"))
+    return Case(
+        f"{config}-{distribution}",
+        root / RESOURCES / config,
+        root / RESOURCES,
+        inside=inside,
+        distribution=distribution,
+        release=release,
+        architecture="x86-64",
+        host_architecture=platform.machine().replace("_", "-"),
+    )
 
 
 @pytest.fixture(scope="module", params=sorted(VERSIONS))
@@ -97,8 +115,9 @@ def agree(case: Case, version: str, root: Path) -> None:
     ours, _ = cvmlint_view(case)
     theirs = mkosi_view(mkosi_summary(root, case), case)
     unknown = {k for k, v in ours.items() if v == "unknown"}
-    assert {k: v for k, v in ours.items() if k not in unknown} == \
-           {k: v for k, v in theirs.items() if k in ours and k not in unknown}
+    assert {k: v for k, v in ours.items() if k not in unknown} == {
+        k: v for k, v in theirs.items() if k in ours and k not in unknown
+    }
     assert not unknown, f"cvmlint leaves {sorted(unknown)} unknown where mkosi knows them"
 
 
@@ -108,16 +127,15 @@ def test_settings_agree_with_mkosi(case: Case, mkosi_root: tuple[str, Path]) -> 
     agree(case, version, root)
 
 
-@pytest.mark.parametrize(("config", "distribution", "release"), MKOSI_OWN,
-                         ids=[f"{c}-{d}" for c, d, _ in MKOSI_OWN])
-def test_mkosi_own_configurations_agree(config: str, distribution: str, release: str,
-                                        mkosi_root: tuple[str, Path]) -> None:
+@pytest.mark.parametrize(("config", "distribution", "release"), MKOSI_OWN, ids=[f"{c}-{d}" for c, d, _ in MKOSI_OWN])
+def test_mkosi_own_configurations_agree(
+    config: str, distribution: str, release: str, mkosi_root: tuple[str, Path]
+) -> None:
     version, root = mkosi_root
     agree(mkosi_own_case(root, config, distribution, release), version, root)
 
 
-@pytest.mark.parametrize("case", [c for c in our_cases() + corpus_cases() if not c.profiles],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [c for c in our_cases() + corpus_cases() if not c.profiles], ids=lambda c: c.name)
 def test_partition_layout_agrees_with_systemd_repart(case: Case, mkosi_root: tuple[str, Path], tmp_path: Path) -> None:
     version, root = mkosi_root
     if version in case.known:

@@ -19,8 +19,9 @@ IMAGE_ONLY = {"CVM-FS-004", "CVM-VER-003", "CVM-BOOT-003", "CVM-BOOT-005", "CVM-
 
 
 def lint(*args: str, cwd: Path = ROOT) -> tuple[int, Any, str]:
-    proc = subprocess.run([sys.executable, "-m", "cvmlint", "lint", "--format", "json", *args], cwd=cwd,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvmlint", "lint", "--format", "json", *args], cwd=cwd, capture_output=True, text=True
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None, proc.stderr
 
@@ -58,12 +59,18 @@ def test_dev_content_fails_production_without_the_implied_profile(project: Path)
     assert code == 1
     assert report["policy"]["profiles"] == ["tdx-base"]
     results = by_rule(report)
-    line = next(n for n, text in enumerate((ROOT / "recipes/common/mkosi.profiles/dev.conf").read_text()
-                                           .splitlines(), start=1) if "openssh-server" in text)
+    line = next(
+        n
+        for n, text in enumerate((ROOT / "recipes/common/mkosi.profiles/dev.conf").read_text().splitlines(), start=1)
+        if "openssh-server" in text
+    )
     assert locations(results["CVM-PKG-004"]) == [
-        f"SSH server package openssh-server is installed @ recipes/common/mkosi.profiles/dev.conf:{line}"]
-    assert f"package openssh-server is not on the allowlist @ recipes/common/mkosi.profiles/dev.conf:{line}" \
+        f"SSH server package openssh-server is installed @ recipes/common/mkosi.profiles/dev.conf:{line}"
+    ]
+    assert (
+        f"package openssh-server is not on the allowlist @ recipes/common/mkosi.profiles/dev.conf:{line}"
         in locations(results["CVM-PKG-001"])
+    )
     code, report, _ = lint("--mkosi-profile", "dev", "--profile", "dev", "recipes/tdx-base", cwd=project)
     assert code == 0 and report["policy"]["profiles"] == ["tdx-base", "dev"]  # --profile adds, never replaces
 
@@ -72,10 +79,11 @@ def test_dev_content_fails_production_without_the_implied_profile(project: Path)
 def project(tmp_path: Path) -> Path:
     """A copy of the repository's recipes, patches and cvmlint.toml, to break one thing at a time."""
     for rel in ("recipes/common", "recipes/tdx-base", "patches"):
-        shutil.copytree(ROOT / rel, tmp_path / rel, symlinks=True,
-                        ignore=shutil.ignore_patterns("upstream", "*.sh"))
-    (tmp_path / "cvmlint.toml").write_text('[[recipe]]\npath = "recipes/tdx-base"\nprofiles = ["tdx-base"]\n'
-                                           'patches = "patches"\nkernel-config = "patches/kernel.config"\n')
+        shutil.copytree(ROOT / rel, tmp_path / rel, symlinks=True, ignore=shutil.ignore_patterns("upstream", "*.sh"))
+    (tmp_path / "cvmlint.toml").write_text(
+        '[[recipe]]\npath = "recipes/tdx-base"\nprofiles = ["tdx-base"]\n'
+        'patches = "patches"\nkernel-config = "patches/kernel.config"\n'
+    )
     return tmp_path
 
 
@@ -85,7 +93,7 @@ def edit(path: Path, old: str, new: str) -> int:
     assert old in text, (path, old)
     text = text.replace(old, new, 1)
     path.write_text(text)
-    return text[:text.index(new)].count("\n") + 1
+    return text[: text.index(new)].count("\n") + 1
 
 
 def test_an_ext4_root_fails_at_its_format_line(project: Path) -> None:
@@ -113,8 +121,9 @@ def test_missing_lockdown_fails_at_the_command_line(project: Path) -> None:
     code, report, _ = lint(cwd=project)
     result = by_rule(report)["CVM-BOOT-001"]
     assert code == 1 and result["status"] == "fail"
-    assert locations(result) == [f"lockdown is none on the kernel command line @ "
-                                 f"recipes/common/mkosi.conf.d/10-boot.conf:{line}"]
+    assert locations(result) == [
+        f"lockdown is none on the kernel command line @ recipes/common/mkosi.conf.d/10-boot.conf:{line}"
+    ]
 
 
 def test_apt_in_packages_fails_at_its_line(project: Path) -> None:
@@ -155,21 +164,45 @@ def test_an_override_that_masks_verity_fails_the_three_critical_rules() -> None:
     assert code == 1, err
     results = by_rule(report)
     assert {k: results[k]["status"] for k in ("CVM-FS-001", "CVM-VER-001", "CVM-VER-002")} == {
-        "CVM-FS-001": "fail", "CVM-VER-001": "fail", "CVM-VER-002": "fail"}
+        "CVM-FS-001": "fail",
+        "CVM-VER-001": "fail",
+        "CVM-VER-002": "fail",
+    }
     where = "tests/recipe/corpus/repart-override-masked/mkosi.repart/10-root.conf:3"
-    assert locations(results["CVM-FS-001"]) == [f"root file system is ext4 on 10-root @ {where}",
-                                                f"root file system ext4 can be mounted read-write @ {where}"]
+    assert locations(results["CVM-FS-001"]) == [
+        f"root file system is ext4 on 10-root @ {where}",
+        f"root file system ext4 can be mounted read-write @ {where}",
+    ]
 
 
 def test_facts_takes_the_mkosi_command_line() -> None:
-    proc = subprocess.run([sys.executable, "-m", "cvmlint", "facts", "--json", "-d", "fedora", "-r", "42",
-                           "--architecture", "arm64", "tests/recipe/corpus/cli-distribution"], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cvmlint",
+            "facts",
+            "--json",
+            "-d",
+            "fedora",
+            "-r",
+            "42",
+            "--architecture",
+            "arm64",
+            "tests/recipe/corpus/cli-distribution",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     facts = json.loads(proc.stdout)["facts"]
     assert [p["name"] for p in facts["packages"]["items"]] == ["systemd", "fedora-only"]
     assert (facts["os"]["distribution"], facts["os"]["release"], facts["os"]["architecture"]) == (
-        "fedora", "42", "arm64")
+        "fedora",
+        "42",
+        "arm64",
+    )
 
 
 def test_warnings_of_a_shared_file_print_once(tmp_path: Path) -> None:

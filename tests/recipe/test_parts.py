@@ -17,8 +17,9 @@ PATCH = ROOT / "patches/0001-acpi-deny-aml-access-to-cvm-private-memory.patch"
 
 
 def test_repart_verity_pairs_and_implied_values(make_tree: Maker) -> None:
-    base = make_tree({
-        "d/10-root.conf": """
+    base = make_tree(
+        {
+            "d/10-root.conf": """
             # comment
             ; another comment
             [Partition]
@@ -29,10 +30,11 @@ def test_repart_verity_pairs_and_implied_values(make_tree: Maker) -> None:
             CopyFiles=/usr:/usr \\
                       /etc:/etc
             """,
-        "d/11-root-verity.conf": "[Partition]\nType=root-verity\nVerity=hash\nVerityMatchKey=root\n",
-        "d/20-var.conf": "[Partition]\nType=var\nEncrypt=yes\nCopyFiles=/var:/\nVerty=data\n",
-        "d/30-lonely.conf": "[Partition]\nType=usr\nVerity=data\nVerityMatchKey=usr\n",
-    })
+            "d/11-root-verity.conf": "[Partition]\nType=root-verity\nVerity=hash\nVerityMatchKey=root\n",
+            "d/20-var.conf": "[Partition]\nType=var\nEncrypt=yes\nCopyFiles=/var:/\nVerty=data\n",
+            "d/30-lonely.conf": "[Partition]\nType=usr\nVerity=data\nVerityMatchKey=usr\n",
+        }
+    )
     warnings: list[str] = []
     parts = read_definitions([base / "d"], base, warnings)
     assert [p.name for p in parts] == ["10-root", "11-root-verity", "20-var", "30-lonely"]
@@ -43,23 +45,27 @@ def test_repart_verity_pairs_and_implied_values(make_tree: Maker) -> None:
     assert (var.format, var.encrypt, var.read_only) == ("ext4", "key-file", False)  # implied by CopyFiles/Encrypt
     pairs = verity_pairs(parts, warnings)
     assert pairs == {"root": (root, hashes)}
-    assert warnings == ["d/20-var.conf:5: warning: unknown repart setting Verty=: systemd-repart ignores it",
-                        "d/30-lonely.conf:3: warning: VerityMatchKey=usr has 1 Verity=data and 0 Verity=hash "
-                        "partitions: systemd-repart refuses the layout (it needs one each)"]
+    assert warnings == [
+        "d/20-var.conf:5: warning: unknown repart setting Verty=: systemd-repart ignores it",
+        "d/30-lonely.conf:3: warning: VerityMatchKey=usr has 1 Verity=data and 0 Verity=hash "
+        "partitions: systemd-repart refuses the layout (it needs one each)",
+    ]
 
 
 def test_repart_precedence_masking_and_dropins(make_tree: Maker) -> None:
-    base = make_tree({
-        "own/10-root.conf": "[Partition]\nType=root\nFormat=ext4\n",
-        "own/11-root-verity.conf": None,
-        "own/00-esp.conf": "",
-        "own/10-root.conf.d/50-ro.conf": "[Partition]\nReadOnly=yes\nMountPoint=/\n",
-        "shared/00-esp.conf": "[Partition]\nType=esp\n",
-        "shared/10-root.conf": "[Partition]\nType=root\nFormat=erofs\nVerity=data\nVerityMatchKey=root\n",
-        "shared/10-root.conf.d/50-ro.conf": "[Partition]\nReadOnly=no\n",
-        "shared/10-root.conf.d/60-fmt.conf": "[Partition]\nFormat=btrfs\n",
-        "shared/11-root-verity.conf": "[Partition]\nType=root-verity\nVerity=hash\nVerityMatchKey=root\n",
-    })
+    base = make_tree(
+        {
+            "own/10-root.conf": "[Partition]\nType=root\nFormat=ext4\n",
+            "own/11-root-verity.conf": None,
+            "own/00-esp.conf": "",
+            "own/10-root.conf.d/50-ro.conf": "[Partition]\nReadOnly=yes\nMountPoint=/\n",
+            "shared/00-esp.conf": "[Partition]\nType=esp\n",
+            "shared/10-root.conf": "[Partition]\nType=root\nFormat=erofs\nVerity=data\nVerityMatchKey=root\n",
+            "shared/10-root.conf.d/50-ro.conf": "[Partition]\nReadOnly=no\n",
+            "shared/10-root.conf.d/60-fmt.conf": "[Partition]\nFormat=btrfs\n",
+            "shared/11-root-verity.conf": "[Partition]\nType=root-verity\nVerity=hash\nVerityMatchKey=root\n",
+        }
+    )
     (base / "own/11-root-verity.conf").rmdir()
     (base / "own/11-root-verity.conf").symlink_to("/dev/null")
     parts = read_definitions([base / "own", base / "shared"], base, [])
@@ -87,8 +93,13 @@ dnf -y install clang
 apt-get remove -y foo
 """
     found = [(p.name, p.tool, p.line) for p in installed_packages(script)]
-    assert found == [("gcc", "apt-get", 4), ("make", "apt-get", 4), ("requests", "pip3", 6),
-                     ("vim", "mkosi-install", 6), ("clang", "dnf", 7)]
+    assert found == [
+        ("gcc", "apt-get", 4),
+        ("make", "apt-get", 4),
+        ("requests", "pip3", 6),
+        ("vim", "mkosi-install", 6),
+        ("clang", "dnf", 7),
+    ]
 
 
 def test_our_patch_is_well_formed_and_touches_the_handler() -> None:

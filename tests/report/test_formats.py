@@ -34,8 +34,13 @@ def project(tmp_path: Path) -> Path:
 
 
 def cvmlint(cwd: Path, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "cvmlint", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvmlint", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
 
@@ -88,24 +93,33 @@ def test_sarif_of_a_pull_request_lint_lands_on_the_changed_line(project: Path) -
 
 
 def test_a_finding_moved_by_an_unrelated_edit_keeps_its_fingerprint(project: Path) -> None:
-    before = openssh_result(json.loads(cvmlint(project, "lint", "--mkosi-profile", "dev", "recipes/tdx-base",
-                                               "-f", "sarif").stdout))
+    before = openssh_result(
+        json.loads(cvmlint(project, "lint", "--mkosi-profile", "dev", "recipes/tdx-base", "-f", "sarif").stdout)
+    )
     conf = project / "recipes/common/mkosi.profiles/dev.conf"
     conf.write_text("# an unrelated comment\n# and another\n" + conf.read_text())
-    after = openssh_result(json.loads(cvmlint(project, "lint", "--mkosi-profile", "dev", "recipes/tdx-base",
-                                              "-f", "sarif").stdout))
+    after = openssh_result(
+        json.loads(cvmlint(project, "lint", "--mkosi-profile", "dev", "recipes/tdx-base", "-f", "sarif").stdout)
+    )
     assert after["locations"][0]["physicalLocation"]["region"]["startLine"] == 7
     assert after["partialFingerprints"] == before["partialFingerprints"]
 
 
 def test_sarif_of_an_image_with_waivers_and_unknowns(tmp_path: Path) -> None:
     waivers = tmp_path / "w.toml"
-    waivers.write_text('[[waiver]]\nrule = "CVM-PKG-001"\nreason = "reviewed in ticket 42"\n'
-                       'approver = "alice@example.com"\nexpires = 2099-01-01\n')
+    waivers.write_text(
+        '[[waiver]]\nrule = "CVM-PKG-001"\nreason = "reviewed in ticket 42"\n'
+        'approver = "alice@example.com"\nexpires = 2099-01-01\n'
+    )
     facts = json.loads(IMAGE_FACTS.read_text())
-    facts["facts"]["packages"]["items"].append({"name": "htop", "version": "3.3.0-4", "origin": "dpkg",
-                                                "where": {"partition": "root", "file": "/var/lib/dpkg/status",
-                                                          "line": 900}})
+    facts["facts"]["packages"]["items"].append(
+        {
+            "name": "htop",
+            "version": "3.3.0-4",
+            "origin": "dpkg",
+            "where": {"partition": "root", "file": "/var/lib/dpkg/status", "line": 900},
+        }
+    )
     facts["facts"]["verity"] = {"unknown": "not computed: --no-verity"}
     (tmp_path / "f.json").write_text(json.dumps(facts))
     proc = cvmlint(tmp_path, "check", "f.json", "--profile", "tdx-base", "--waivers", waivers, "-f", "sarif")
@@ -115,8 +129,9 @@ def test_sarif_of_an_image_with_waivers_and_unknowns(tmp_path: Path) -> None:
     assert run["artifacts"][0]["location"]["uri"] == "tdx-base.raw"
     assert run["artifacts"][0]["hashes"]["sha-256"] == "ab" * 32
     htop = next(r for r in run["results"] if r["ruleId"] == "CVM-PKG-001")
-    assert htop["locations"][0]["logicalLocations"] == [{"fullyQualifiedName": "root:/var/lib/dpkg/status:900",
-                                                         "kind": "resource"}]
+    assert htop["locations"][0]["logicalLocations"] == [
+        {"fullyQualifiedName": "root:/var/lib/dpkg/status:900", "kind": "resource"}
+    ]
     assert htop["suppressions"][0]["status"] == "accepted"
     assert "reviewed in ticket 42 (approved by alice@example.com" in htop["suppressions"][0]["justification"]
     notes = [r for r in run["results"] if r["level"] == "note" and r["ruleId"] == "CVM-VER-001"]
@@ -126,28 +141,48 @@ def test_sarif_of_an_image_with_waivers_and_unknowns(tmp_path: Path) -> None:
 def test_github_annotations_cap_and_step_summary(project: Path, tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
     conf = project / "recipes/common/mkosi.conf"
-    conf.write_text(conf.read_text().replace("        tzdata\n", "        tzdata\n" + "".join(
-        f"        extra-{i}\n" for i in range(14))))
+    conf.write_text(
+        conf.read_text().replace(
+            "        tzdata\n", "        tzdata\n" + "".join(f"        extra-{i}\n" for i in range(14))
+        )
+    )
     proc = cvmlint(project, "lint", "recipes/tdx-base", "-f", "github", env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert proc.returncode == 1
     errors = [line for line in proc.stdout.splitlines() if line.startswith("::error ")]
     assert len(errors) == 10
     assert errors[0].startswith("::error file=recipes/common/mkosi.conf,line=")
     assert ",title=CVM-PKG-001 (high)::package extra-0 is not on the allowlist" in errors[0]
-    assert any(line.startswith("::notice title=cvmlint::4 more findings are not annotated") for line in
-               proc.stdout.splitlines())
+    assert any(
+        line.startswith("::notice title=cvmlint::4 more findings are not annotated")
+        for line in proc.stdout.splitlines()
+    )
     table = summary.read_text()
     assert table.count("| error | CVM-PKG-001 |") == 14 and "recipe `recipes/tdx-base`" in table
 
 
 def test_junit_and_gitlab(project: Path) -> None:
-    proc = cvmlint(project, "lint", "--mkosi-profile", "dev", "-f", "junit", "-o", "r.xml", "-f", "gitlab", "-o",
-                   "cq.json", "-f", "text")
+    proc = cvmlint(
+        project,
+        "lint",
+        "--mkosi-profile",
+        "dev",
+        "-f",
+        "junit",
+        "-o",
+        "r.xml",
+        "-f",
+        "gitlab",
+        "-o",
+        "cq.json",
+        "-f",
+        "text",
+    )
     assert proc.returncode == 1
     assert "FAIL    CVM-PKG-004  critical" in proc.stdout and "\x1b[" not in proc.stdout  # the text view
     suites = ET.parse(project / "r.xml").getroot()
-    assert [s.get("name") for s in suites] == [f"recipe recipes/{n}" for n in ("tdx-base", "tdx-gpu",
-                                                                             "sev-snp-base", "sev-snp-gpu")]
+    assert [s.get("name") for s in suites] == [
+        f"recipe recipes/{n}" for n in ("tdx-base", "tdx-gpu", "sev-snp-base", "sev-snp-gpu")
+    ]
     first = suites[0]
     assert first.get("tests") == "24" and first.get("failures") == "2" and first.get("skipped") == "5"
     failing = [c for c in first if c.find("failure") is not None]

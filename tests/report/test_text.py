@@ -18,8 +18,13 @@ LOCATION = "recipes/common/mkosi.profiles/dev.conf:5"
 def on_a_terminal(cwd: Path, *args: str, env: dict[str, str]) -> str:
     """Run cvmlint with its output on a pseudo-terminal; what it wrote there."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "cvmlint", *args], cwd=cwd, stdout=follower, stderr=follower,
-                            env={**{k: v for k, v in os.environ.items() if k != "NO_COLOR"}, **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cvmlint", *args],
+        cwd=cwd,
+        stdout=follower,
+        stderr=follower,
+        env={**{k: v for k, v in os.environ.items() if k != "NO_COLOR"}, **env},
+    )
     os.close(follower)
     out = b""
     while True:
@@ -50,8 +55,10 @@ def test_a_failure_shows_each_finding_once_grouped_by_rule(project: Path) -> Non
     assert "PASS " not in out.replace(": PASS ", "")  # passing rules are not listed
     assert out.index("CVM-PKG-004") < out.index("openssh-server is installed") < out.index("CVM-PKG-001")
     assert out.count(f"at {LOCATION}\n") == 2  # once under each of the two rules it fails
-    assert out.rstrip().splitlines()[-1].strip() == \
-        "summary: 17 pass, 2 fail, 5 skipped; failing: 1 critical, 1 high; exit 1"
+    assert (
+        out.rstrip().splitlines()[-1].strip()
+        == "summary: 17 pass, 2 fail, 5 skipped; failing: 1 critical, 1 high; exit 1"
+    )
     verbose = cvmlint(project, "lint", "--mkosi-profile", "dev", "--verbose", "recipes/tdx-base").stdout
     assert "PASS    CVM-FS-001" in verbose and "SKIPPED" in verbose.upper()
 

@@ -52,8 +52,9 @@ class Run:
 
 def cvmlint(*args: str | Path) -> Run:
     """`cvmlint ARGS` in a fresh interpreter; JSON output parsed when there is any."""
-    proc = subprocess.run([sys.executable, "-m", "cvmlint", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvmlint", *map(str, args)], capture_output=True, text=True, timeout=600
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     out: Any = None
     if proc.stdout.lstrip().startswith("{"):

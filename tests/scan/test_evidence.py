@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "cvmlint", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvmlint", *map(str, args)], capture_output=True, text=True, timeout=600
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
 
@@ -40,20 +41,42 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def bundle(hardened_grub: Path, keys: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("evidence") / "bundle"
-    proc = run("scan", "--profile", "tdx-base", "--format", "json", "--evidence", dest, "--sign-key",
-               keys["ed25519"], hardened_grub)
+    proc = run(
+        "scan",
+        "--profile",
+        "tdx-base",
+        "--format",
+        "json",
+        "--evidence",
+        dest,
+        "--sign-key",
+        keys["ed25519"],
+        hardened_grub,
+    )
     assert proc.returncode == 1  # the stock Debian minbase fails the package rules
     assert f"cvmlint: evidence: {dest} (signed by key " in proc.stderr
     return dest
 
 
-def test_a_signed_bundle_holds_everything_and_verifies(bundle: Path, keys: dict[str, Path],
-                                                       hardened_grub: Path) -> None:
+def test_a_signed_bundle_holds_everything_and_verifies(
+    bundle: Path, keys: dict[str, Path], hardened_grub: Path
+) -> None:
     names = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
-    assert names == ["facts.json", "inputs.json", "oscal.json", "policy/allowlists/common.txt",
-                     "policy/allowlists/gpu.txt", "policy/allowlists/sev-snp-base.txt",
-                     "policy/allowlists/tdx-base.txt", "policy/cvm-baseline.cvmp", "policy/policy.json",
-                     "report.html", "results.json", "statement.json", "tool.json"]
+    assert names == [
+        "facts.json",
+        "inputs.json",
+        "oscal.json",
+        "policy/allowlists/common.txt",
+        "policy/allowlists/gpu.txt",
+        "policy/allowlists/sev-snp-base.txt",
+        "policy/allowlists/tdx-base.txt",
+        "policy/cvm-baseline.cvmp",
+        "policy/policy.json",
+        "report.html",
+        "results.json",
+        "statement.json",
+        "tool.json",
+    ]
     inputs = json.loads((bundle / "inputs.json").read_text())
     assert inputs["sha256"] == run_sha256(hardened_grub)
     assert [p["type"] for p in inputs["partitions"]] == ["esp", "root-x86-64", "root-x86-64-verity"]
@@ -89,8 +112,9 @@ def test_one_changed_byte_in_any_file_is_named(bundle: Path, keys: dict[str, Pat
             assert f"MISMATCH: {rel.as_posix()}: sha256 " in proc.stdout and "the file was changed" in proc.stdout
 
 
-def test_the_wrong_key_an_extra_file_and_another_image_are_mismatches(bundle: Path, keys: dict[str, Path],
-                                                                      tmp_path: Path, cloud_image: Path) -> None:
+def test_the_wrong_key_an_extra_file_and_another_image_are_mismatches(
+    bundle: Path, keys: dict[str, Path], tmp_path: Path, cloud_image: Path
+) -> None:
     proc = run("evidence", "verify", bundle, "--key", f"{keys['ecdsa-p256']}.pub")
     assert proc.returncode == 1 and "no signature by key" in proc.stdout
     copy = tmp_path / "b"
@@ -107,8 +131,14 @@ def test_replay_reproduces_the_results_and_names_a_changed_fact(bundle: Path, tm
     copy = tmp_path / "b"
     shutil.copytree(bundle, copy)
     facts = json.loads((copy / "facts.json").read_text())
-    facts["facts"]["packages"]["items"].append({"name": "openssh-server", "version": "1:9.2p1-2", "origin": "dpkg",
-                                                "where": {"partition": "root", "file": "/var/lib/dpkg/status"}})
+    facts["facts"]["packages"]["items"].append(
+        {
+            "name": "openssh-server",
+            "version": "1:9.2p1-2",
+            "origin": "dpkg",
+            "where": {"partition": "root", "file": "/var/lib/dpkg/status"},
+        }
+    )
     (copy / "facts.json").write_text(json.dumps(facts))
     proc = run("evidence", "replay", copy)
     assert proc.returncode == 1
@@ -131,13 +161,29 @@ def test_an_unsigned_tar_bundle_says_so(hardened_grub: Path, tmp_path: Path) -> 
     assert "This report is UNSIGNED" in page
 
 
-def test_two_bundles_of_one_scan_differ_only_in_times_and_signatures(hardened_grub: Path, keys: dict[str, Path],
-                                                                     tmp_path: Path) -> None:
+def test_two_bundles_of_one_scan_differ_only_in_times_and_signatures(
+    hardened_grub: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
     for name in ("first", "second"):  # the same command line, run in two directories
         (tmp_path / name).mkdir()
-        subprocess.run([sys.executable, "-m", "cvmlint", "scan", "--profile", "tdx-base", "--evidence", "bundle",
-                        "--sign-key", str(keys["ed25519"]), str(hardened_grub)], cwd=tmp_path / name, check=False,
-                       capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cvmlint",
+                "scan",
+                "--profile",
+                "tdx-base",
+                "--evidence",
+                "bundle",
+                "--sign-key",
+                str(keys["ed25519"]),
+                str(hardened_grub),
+            ],
+            cwd=tmp_path / name,
+            check=False,
+            capture_output=True,
+        )
     bundle, again = tmp_path / "first/bundle", tmp_path / "second/bundle"
     for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
         rel = path.relative_to(bundle)
@@ -154,8 +200,7 @@ def _untimed(data: bytes) -> Any:
     return re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", b"TIME", data)
 
 
-def test_diff_names_the_rule_and_the_fact_that_changed(hardened_grub: Path, variant_image: Any,
-                                                       bundle: Path) -> None:
+def test_diff_names_the_rule_and_the_fact_that_changed(hardened_grub: Path, variant_image: Any, bundle: Path) -> None:
     image = variant_image("no-lockdown", Variant(cmdline=HARDENED_CMDLINE.replace("lockdown=integrity ", "")))
     proc = run("evidence", "diff", bundle, image, "--profile", "tdx-base")
     assert proc.returncode == 0, proc.stderr
@@ -180,13 +225,24 @@ def test_the_html_report_in_a_browser(bundle: Path, tmp_path: Path) -> None:
     text = page.read_text()
     assert "<script" not in text and "http://" not in text and "https://" not in text  # self-contained
     shot = tmp_path / "report.png"
-    argv = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1600"]
+    argv = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,1600",
+    ]
     subprocess.run([*argv, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=False)
     assert shot.is_file() and shot.stat().st_size > 10_000
-    dom = subprocess.run([*argv, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
-                         check=False).stdout
+    dom = subprocess.run(
+        [*argv, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False
+    ).stdout
     assert "FAIL:" in dom and "rules failed" in dom
     results = json.loads((bundle / "results.json").read_text())["results"]
     for rule in (r for r in results if r["status"] == "fail"):
@@ -198,8 +254,12 @@ def test_lint_writes_a_recipe_bundle(tmp_path: Path) -> None:
     from tests.conftest import ROOT
 
     dest = tmp_path / "recipe-bundle"
-    proc = subprocess.run([sys.executable, "-m", "cvmlint", "lint", "recipes/tdx-base", "--evidence", str(dest)],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvmlint", "lint", "recipes/tdx-base", "--evidence", str(dest)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     inputs = json.loads((dest / "inputs.json").read_text())
     assert inputs["kind"] == "recipe"
@@ -216,8 +276,10 @@ def test_replay_judges_waivers_on_the_day_the_bundle_was_made(hardened_grub: Pat
 
     expires = date.today() + timedelta(days=30)
     waivers = tmp_path / "waivers.toml"
-    waivers.write_text(f'[[waiver]]\nrule = "CVM-KERN-001"\nreason = "BadAML fix lands in the next kernel"\n'
-                       f'approver = "alice@example.com"\nexpires = {expires}\n')
+    waivers.write_text(
+        f'[[waiver]]\nrule = "CVM-KERN-001"\nreason = "BadAML fix lands in the next kernel"\n'
+        f'approver = "alice@example.com"\nexpires = {expires}\n'
+    )
     dest = tmp_path / "bundle"
     proc = run("scan", "--profile", "tdx-base", "--waivers", waivers, "--evidence", dest, "-f", "json", hardened_grub)
     assert proc.returncode == 1, proc.stderr
@@ -227,5 +289,6 @@ def test_replay_judges_waivers_on_the_day_the_bundle_was_made(hardened_grub: Pat
     check, results = replay_bundle(dest, today=expires + timedelta(days=1))
     assert check.problems == []  # judged as on the day the bundle was made: still waived
     assert {r["rule"]: r["status"] for r in results}["CVM-KERN-001"] == "waived"
-    assert any(n.startswith("waiver for CVM-KERN-001") and f"has expired since ({expires})" in n
-               for n in check.notes), check.notes
+    assert any(
+        n.startswith("waiver for CVM-KERN-001") and f"has expired since ({expires})" in n for n in check.notes
+    ), check.notes

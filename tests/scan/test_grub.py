@@ -14,8 +14,10 @@ UUID = "3a1e5f0c-7b2d-4c8e-9f10-223344556677"
 STUB = f"search.fs_uuid {UUID} root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n"
 
 
-def menu_of(files: dict[tuple[str, str], str], start: tuple[str, str] = ("esp", "/EFI/debian/grub.cfg"),
-            ) -> grub.GrubMenu:
+def menu_of(
+    files: dict[tuple[str, str], str],
+    start: tuple[str, str] = ("esp", "/EFI/debian/grub.cfg"),
+) -> grub.GrubMenu:
     def load(device: str, path: str) -> grub.GrubFile | None:
         text = files.get((device, path))
         return grub.GrubFile(device, path, text) if text is not None else None
@@ -37,8 +39,11 @@ def test_debian_config_through_the_esp_stub() -> None:
     menu = debian()
     assert menu.files == [("esp", "/EFI/debian/grub.cfg"), ("root", "/boot/grub/grub.cfg")]
     assert [e.title for e in menu.entries] == [
-        "Debian GNU/Linux", "Debian GNU/Linux, with Linux 6.1.0-56-cloud-amd64",
-        "Debian GNU/Linux, with Linux 6.1.0-56-cloud-amd64 (recovery mode)", "UEFI Firmware Settings"]
+        "Debian GNU/Linux",
+        "Debian GNU/Linux, with Linux 6.1.0-56-cloud-amd64",
+        "Debian GNU/Linux, with Linux 6.1.0-56-cloud-amd64 (recovery mode)",
+        "UEFI Firmware Settings",
+    ]
     first = menu.default_entry()
     assert first is menu.entries[0]
     assert (first.device, first.file, first.line, first.args_line) == ("root", "/boot/grub/grub.cfg", 89, 97)
@@ -49,14 +54,19 @@ def test_debian_config_through_the_esp_stub() -> None:
     assert menu.entries[0].path[0][2] == f"gnulinux-simple-{UUID}"  # `menuentry_id_option="--id"` was decided
 
 
-@pytest.mark.parametrize(("default", "title"), [
-    ("1>1", "Debian GNU/Linux, with Linux 6.1.0-56-cloud-amd64 (recovery mode)"),
-    (f"gnulinux-advanced-{UUID}>gnulinux-6.1.0-56-cloud-amd64-advanced-{UUID}",
-     "Debian GNU/Linux, with Linux 6.1.0-56-cloud-amd64"),
-    ("UEFI Firmware Settings", "UEFI Firmware Settings"),
-    ("2", "UEFI Firmware Settings"),
-    ("no such entry", "Debian GNU/Linux"),
-])
+@pytest.mark.parametrize(
+    ("default", "title"),
+    [
+        ("1>1", "Debian GNU/Linux, with Linux 6.1.0-56-cloud-amd64 (recovery mode)"),
+        (
+            f"gnulinux-advanced-{UUID}>gnulinux-6.1.0-56-cloud-amd64-advanced-{UUID}",
+            "Debian GNU/Linux, with Linux 6.1.0-56-cloud-amd64",
+        ),
+        ("UEFI Firmware Settings", "UEFI Firmware Settings"),
+        ("2", "UEFI Firmware Settings"),
+        ("no such entry", "Debian GNU/Linux"),
+    ],
+)
 def test_default_by_position_title_or_id_through_submenus(default: str, title: str) -> None:
     entry = debian(default).default_entry()
     assert entry is not None and entry.title == title
@@ -82,8 +92,9 @@ fi
 
 
 def test_configfile_loops_and_missing_files_are_problems_not_hangs() -> None:
-    menu = menu_of({("esp", "/a.cfg"): "configfile /b.cfg\n", ("esp", "/b.cfg"): "configfile /a.cfg\n"},
-                   ("esp", "/a.cfg"))
+    menu = menu_of(
+        {("esp", "/a.cfg"): "configfile /b.cfg\n", ("esp", "/b.cfg"): "configfile /a.cfg\n"}, ("esp", "/a.cfg")
+    )
     assert menu.entries == [] and any("loop" in p or "too many" in p for p in menu.problems)
     missing = menu_of({("esp", "/a.cfg"): "source /nowhere.cfg\n"}, ("esp", "/a.cfg"))
     assert missing.problems == ["(esp)/nowhere.cfg does not exist"]

@@ -22,11 +22,33 @@ from tests.tools import minbase_tree
 pytestmark = pytest.mark.slow
 
 # What the hardened images' content satisfies, and what it cannot (a stock Debian minbase and kernel).
-HARDENED_PASS = {"CVM-PKG-004", "CVM-PKG-005", "CVM-FS-001", "CVM-FS-002", "CVM-FS-003", "CVM-VER-001",
-                 "CVM-VER-002", "CVM-VER-003", "CVM-BOOT-001", "CVM-BOOT-002", "CVM-BOOT-003", "CVM-BOOT-004",
-                 "CVM-BOOT-005", "CVM-KERN-003", "CVM-KERN-005"}
-HARDENED_FAIL = {"CVM-PKG-001", "CVM-PKG-002", "CVM-PKG-003", "CVM-PKG-006", "CVM-FS-004", "CVM-KERN-001",
-                 "CVM-KERN-002", "CVM-KERN-004"}
+HARDENED_PASS = {
+    "CVM-PKG-004",
+    "CVM-PKG-005",
+    "CVM-FS-001",
+    "CVM-FS-002",
+    "CVM-FS-003",
+    "CVM-VER-001",
+    "CVM-VER-002",
+    "CVM-VER-003",
+    "CVM-BOOT-001",
+    "CVM-BOOT-002",
+    "CVM-BOOT-003",
+    "CVM-BOOT-004",
+    "CVM-BOOT-005",
+    "CVM-KERN-003",
+    "CVM-KERN-005",
+}
+HARDENED_FAIL = {
+    "CVM-PKG-001",
+    "CVM-PKG-002",
+    "CVM-PKG-003",
+    "CVM-PKG-006",
+    "CVM-FS-004",
+    "CVM-KERN-001",
+    "CVM-KERN-002",
+    "CVM-KERN-004",
+}
 RECIPE_ONLY = {"CVM-BUILD-001"}
 
 
@@ -60,19 +82,24 @@ def test_hardened_grub_passes_what_its_content_satisfies(hardened_grub_scan: Run
     kver = payload.kver
     # The Debian kernel has no BadAML guard: the rule fails and says so, at the kernel on the ESP.
     assert run.findings("CVM-KERN-001") == [
-        f"kernel {kver} carries none of the known BadAML mitigation markers @ esp:/vmlinuz-{kver}"]
+        f"kernel {kver} carries none of the known BadAML mitigation markers @ esp:/vmlinuz-{kver}"
+    ]
     config = payload.file(f"boot/config-{kver}")
     assert run.locations("CVM-KERN-002") == {
-        f"root:/boot/config-{kver}:{line_of(config, 'CONFIG_ACPI_TABLE_UPGRADE=y')}"}
-    assert run.locations("CVM-KERN-004") == {f"root:/boot/config-{kver}:{line_of(config, 'CONFIG_KEXEC=y')}",
-                                             f"root:/boot/config-{kver}:{line_of(config, 'CONFIG_KEXEC_FILE=y')}"}
+        f"root:/boot/config-{kver}:{line_of(config, 'CONFIG_ACPI_TABLE_UPGRADE=y')}"
+    }
+    assert run.locations("CVM-KERN-004") == {
+        f"root:/boot/config-{kver}:{line_of(config, 'CONFIG_KEXEC=y')}",
+        f"root:/boot/config-{kver}:{line_of(config, 'CONFIG_KEXEC_FILE=y')}",
+    }
 
 
 def test_hardened_grub_names_the_offending_packages_and_files(hardened_grub_scan: Run) -> None:
     run = hardened_grub_scan
     status = minbase_tree() / "var/lib/dpkg/status"
-    assert (f"package manager apt is installed (dpkg) @ root:/var/lib/dpkg/status:"
-            f"{line_of(status, 'Package: apt')}") in run.findings("CVM-PKG-002")
+    assert (
+        f"package manager apt is installed (dpkg) @ root:/var/lib/dpkg/status:{line_of(status, 'Package: apt')}"
+    ) in run.findings("CVM-PKG-002")
     assert "root:/usr/bin/apt-get" in run.locations("CVM-PKG-002")
     assert "root:/usr/bin/perl" in run.locations("CVM-PKG-003")  # perl-base: an interpreter in minbase
     assert {f"root:{p}" for p in setid_files(minbase_tree())} == run.locations("CVM-FS-004")
@@ -94,8 +121,9 @@ def test_hardened_grub_facts(hardened_grub: Path, payload: images.Payload) -> No
     entry = facts["boot"]["entries"]["items"][0]
     assert entry["default"] and entry["kind"] == "grub" and entry["title"] == "Debian hardened"
     expected = HARDENED_CMDLINE.format(roothash=facts["verity"]["root_hash"]).split()
-    assert [p["name"] + ("=" + p["value"] if p["value"] is not None else "") for p in entry["cmdline"]["items"]] \
-        == expected
+    assert [
+        p["name"] + ("=" + p["value"] if p["value"] is not None else "") for p in entry["cmdline"]["items"]
+    ] == expected
     assert entry["cmdline"]["items"][0]["where"] == {"partition": "esp", "file": "/EFI/BOOT/grub.cfg", "line": 5}
     # both cpio segments of the initrd: the plain early one and the zstd one
     assert "kernel/x86/microcode/.placeholder" in entry["initrd_files"]
@@ -111,8 +139,11 @@ def test_hardened_uki(hardened_uki: Path) -> None:
     assert facts["boot"]["loader"] == "systemd-boot" and facts["boot"]["uki"] is True
     entry = facts["boot"]["entries"]["items"][0]
     assert entry["kind"] == "uki" and entry["title"] == "debian-hardened.efi"
-    assert entry["cmdline"]["where"] == {"partition": "esp", "file": "/EFI/Linux/debian-hardened.efi",
-                                         "detail": "section .cmdline"}
+    assert entry["cmdline"]["where"] == {
+        "partition": "esp",
+        "file": "/EFI/Linux/debian-hardened.efi",
+        "detail": "section .cmdline",
+    }
     signers = {b["path"]: b["signer"] for b in facts["boot"]["binaries"]["items"]}
     assert "CN=cvmlint test secure boot key" in signers["/EFI/Linux/debian-hardened.efi"]
     assert "CN=cvmlint test secure boot key" in signers["/EFI/BOOT/grubx64.efi"]
@@ -122,18 +153,31 @@ def test_hardened_uki(hardened_uki: Path) -> None:
 def test_cloud_image_fails_the_hardening_rules_and_says_where(cloud_image: Path) -> None:
     run = scan(cloud_image)
     assert run.code == 1
-    for rule in ("CVM-FS-001", "CVM-FS-002", "CVM-FS-003", "CVM-VER-001", "CVM-VER-002", "CVM-BOOT-001",
-                 "CVM-BOOT-002", "CVM-PKG-002", "CVM-PKG-003"):
+    for rule in (
+        "CVM-FS-001",
+        "CVM-FS-002",
+        "CVM-FS-003",
+        "CVM-VER-001",
+        "CVM-VER-002",
+        "CVM-BOOT-001",
+        "CVM-BOOT-002",
+        "CVM-PKG-002",
+        "CVM-PKG-003",
+    ):
         assert run.status(rule) == "fail", run.explain(rule)
     assert any("ext4" in f for f in run.findings("CVM-FS-001"))
     assert any("can be mounted read-write" in f for f in run.findings("CVM-FS-001"))
     grub_line = next(i for i, line in enumerate(images.CLOUD_GRUB_CFG.splitlines(), 1) if "\tlinux\t" in line)
     assert run.findings("CVM-VER-002") == [
-        f"boot entry 'Debian GNU/Linux' has no roothash= on its command line @ root:/boot/grub/grub.cfg:{grub_line}"]
+        f"boot entry 'Debian GNU/Linux' has no roothash= on its command line @ root:/boot/grub/grub.cfg:{grub_line}"
+    ]
     assert run.locations("CVM-BOOT-001") == {f"root:/boot/grub/grub.cfg:{grub_line}"}
     compilers = run.locations("CVM-PKG-003")
-    assert {"root:/usr/bin/x86_64-linux-gnu-gcc-12", "root:/usr/bin/python3.11",
-            "root:/usr/lib/gcc/x86_64-linux-gnu/12/cc1"} <= compilers
+    assert {
+        "root:/usr/bin/x86_64-linux-gnu-gcc-12",
+        "root:/usr/bin/python3.11",
+        "root:/usr/lib/gcc/x86_64-linux-gnu/12/cc1",
+    } <= compilers
     status = images.cloud_tree() / "var/lib/dpkg/status"
     assert f"root:/var/lib/dpkg/status:{line_of(status, 'Package: gcc-12')}" in compilers
     assert "root:/usr/bin/apt" in run.locations("CVM-PKG-002")
@@ -143,18 +187,38 @@ def test_cloud_image_fails_the_hardening_rules_and_says_where(cloud_image: Path)
     assert facts["rootfs"]["verity"] is False
 
 
-@pytest.mark.parametrize(("name", "variant", "rule", "finding"), [
-    ("flipped-byte", Variant(flip_root_byte=images.flipped_bit_offset()), "CVM-VER-001",
-     "the hash tree does not match the data: first bad data block 1234"),
-    ("wrong-roothash", Variant(roothash_override="ab" * 32), "CVM-VER-002",
-     "boot entry 'Debian hardened' has roothash=" + "ab" * 32 + ", but the hash tree's root hash is "),
-    ("no-lockdown", Variant(cmdline=HARDENED_CMDLINE.replace("lockdown=integrity ", "")), "CVM-BOOT-001",
-     "boot entry 'Debian hardened' has lockdown=none @ esp:/EFI/BOOT/grub.cfg:5"),
-    ("misspelt-param", Variant(cmdline=HARDENED_CMDLINE.replace("console=", "consle=")), "CVM-BOOT-003",
-     "does not know the parameter 'consle' (misspelt?) @ esp:/EFI/BOOT/grub.cfg:5"),
-])
-def test_variants_fail_the_rule_they_break(variant_image: Any, name: str, variant: Variant, rule: str,
-                                           finding: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "variant", "rule", "finding"),
+    [
+        (
+            "flipped-byte",
+            Variant(flip_root_byte=images.flipped_bit_offset()),
+            "CVM-VER-001",
+            "the hash tree does not match the data: first bad data block 1234",
+        ),
+        (
+            "wrong-roothash",
+            Variant(roothash_override="ab" * 32),
+            "CVM-VER-002",
+            "boot entry 'Debian hardened' has roothash=" + "ab" * 32 + ", but the hash tree's root hash is ",
+        ),
+        (
+            "no-lockdown",
+            Variant(cmdline=HARDENED_CMDLINE.replace("lockdown=integrity ", "")),
+            "CVM-BOOT-001",
+            "boot entry 'Debian hardened' has lockdown=none @ esp:/EFI/BOOT/grub.cfg:5",
+        ),
+        (
+            "misspelt-param",
+            Variant(cmdline=HARDENED_CMDLINE.replace("console=", "consle=")),
+            "CVM-BOOT-003",
+            "does not know the parameter 'consle' (misspelt?) @ esp:/EFI/BOOT/grub.cfg:5",
+        ),
+    ],
+)
+def test_variants_fail_the_rule_they_break(
+    variant_image: Any, name: str, variant: Variant, rule: str, finding: str
+) -> None:
     run = scan(variant_image(name, variant))
     assert run.status(rule) == "fail", run.explain(rule)
     assert any(finding in f for f in run.findings(rule)), run.findings(rule)
@@ -167,8 +231,9 @@ def test_a_flipped_byte_names_the_verity_block(variant_image: Any) -> None:
     facts = cvmlint("facts", "--json", image).out["facts"]
     assert facts["verity"]["tree_valid"] is False and facts["verity"]["first_bad_block"] == 1234
     run = scan(image)
-    assert any(loc.startswith("root-verity") and "block 1234" in loc for loc in run.locations("CVM-VER-001")), \
+    assert any(loc.startswith("root-verity") and "block 1234" in loc for loc in run.locations("CVM-VER-001")), (
         run.findings("CVM-VER-001")
+    )
 
 
 def test_gcc_as_a_file_without_a_package(variant_image: Any) -> None:
@@ -182,8 +247,15 @@ def test_gcc_as_a_file_without_a_package(variant_image: Any) -> None:
 def test_an_unreadable_root_gives_unknowns_never_passes(payload: images.Payload, name: str) -> None:
     run = scan(images.unreadable_root(name))
     assert run.code == 1
-    root_rules = ("CVM-PKG-001", "CVM-PKG-002", "CVM-PKG-003", "CVM-FS-004", "CVM-KERN-002", "CVM-KERN-005",
-                  "CVM-VER-001")
+    root_rules = (
+        "CVM-PKG-001",
+        "CVM-PKG-002",
+        "CVM-PKG-003",
+        "CVM-FS-004",
+        "CVM-KERN-002",
+        "CVM-KERN-005",
+        "CVM-VER-001",
+    )
     for rule in root_rules:
         assert run.status(rule) in ("unknown", "fail"), run.explain(rule)
     reason = "luks2-encrypted; cvmlint reads no keys" if name == "luks-root" else "holds no known file system"
@@ -191,12 +263,14 @@ def test_an_unreadable_root_gives_unknowns_never_passes(payload: images.Payload,
     assert run.status("CVM-BOOT-001") == "pass"  # the ESP still reads
 
 
-def test_qcow2_of_the_hardened_image_gives_the_same_verdicts(hardened_grub: Path, hardened_grub_scan: Run,
-                                                             tmp_path: Path) -> None:
+def test_qcow2_of_the_hardened_image_gives_the_same_verdicts(
+    hardened_grub: Path, hardened_grub_scan: Run, tmp_path: Path
+) -> None:
     from tests.tools import run
 
     qcow2 = tmp_path / "hardened.qcow2"
     run("qemu-img", "convert", "-O", "qcow2", hardened_grub, qcow2)
     again = scan(qcow2)
-    assert {r: again.status(r) for r in again.by_rule} == {r: hardened_grub_scan.status(r)
-                                                          for r in hardened_grub_scan.by_rule}
+    assert {r: again.status(r) for r in again.by_rule} == {
+        r: hardened_grub_scan.status(r) for r in hardened_grub_scan.by_rule
+    }

@@ -42,12 +42,12 @@ def kernel(payload: images.Payload) -> tuple[bytes, bytes]:
     """(bzImage, vmlinux as the lz4 tool decompresses the payload)."""
     bz = payload.kernel.read_bytes()
     start, length = payload_bounds(bz)
-    return bz, tool(["lz4", "-dc"], bz[start:start + length - 4])
+    return bz, tool(["lz4", "-dc"], bz[start : start + length - 4])
 
 
 def with_payload(bz: bytes, new: bytes) -> bytes:
     start, length = payload_bounds(bz)
-    out = bytearray(bz[:start] + new + bz[start + length:])
+    out = bytearray(bz[:start] + new + bz[start + length :])
     out[0x24C:0x250] = len(new).to_bytes(4, "little")
     return bytes(out)
 
@@ -80,8 +80,18 @@ def test_known_parameters_come_from_setup_and_param_tables(kernel: tuple[bytes, 
     _bz, vmlinux = kernel
     params = known_params(vmlinux, "vmlinux")
     # __setup/early_param (inside .init.data in this kernel) and built-in module parameters
-    assert {"lockdown", "console", "root", "init", "mitigations", "nosmp", "quiet", "module.sig_enforce",
-            "nvme_core.io_timeout", "printk.time"} <= params
+    assert {
+        "lockdown",
+        "console",
+        "root",
+        "init",
+        "mitigations",
+        "nosmp",
+        "quiet",
+        "module.sig_enforce",
+        "nvme_core.io_timeout",
+        "printk.time",
+    } <= params
     assert "lockdwn" not in params and "consle" not in params
     # every name is a NUL-terminated string of the kernel image (with its '=', '-' spelt either way)
     strings = set(re.findall(rb"[\x21-\x7e]{2,}(?=\0)", vmlinux))

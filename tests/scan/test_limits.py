@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 def cvmlint(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "cvmlint", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvmlint", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     return proc
 

@@ -48,16 +48,31 @@ def poke(image: Path, offset: int, data: bytes) -> None:
 Damage = Callable[[Path], None]
 CASES: dict[str, tuple[Damage, str, str]] = {
     # name: (damage, rule that must be unknown, words its reason must hold)
-    "esp boot sector zeroed": (lambda i: poke(i, partition_start(i, "esp"), bytes(512)), "CVM-BOOT-001",
-                               "ESP cannot be read"),
-    "erofs superblock zeroed": (lambda i: poke(i, partition_start(i, "root-x86-64") + 1024, bytes(128)),
-                                "CVM-PKG-002", "root file system cannot be read"),
-    "verity superblock zeroed": (lambda i: poke(i, partition_start(i, "root-x86-64-verity"), bytes(512)),
-                                 "CVM-VER-001", "no usable verity superblock"),
-    "kernel header overwritten": (lambda i: poke(i, esp_file_offset(i, "/vmlinuz-*") + 0x1F0,
-                                                 b"\xff" * 32), "CVM-KERN-001", "kernel"),
-    "grub.cfg garbage": (lambda i: poke(i, esp_file_offset(i, "/EFI/BOOT/grub.cfg"), b"\x00{}\xff}" * 20),
-                         "CVM-BOOT-001", ""),
+    "esp boot sector zeroed": (
+        lambda i: poke(i, partition_start(i, "esp"), bytes(512)),
+        "CVM-BOOT-001",
+        "ESP cannot be read",
+    ),
+    "erofs superblock zeroed": (
+        lambda i: poke(i, partition_start(i, "root-x86-64") + 1024, bytes(128)),
+        "CVM-PKG-002",
+        "root file system cannot be read",
+    ),
+    "verity superblock zeroed": (
+        lambda i: poke(i, partition_start(i, "root-x86-64-verity"), bytes(512)),
+        "CVM-VER-001",
+        "no usable verity superblock",
+    ),
+    "kernel header overwritten": (
+        lambda i: poke(i, esp_file_offset(i, "/vmlinuz-*") + 0x1F0, b"\xff" * 32),
+        "CVM-KERN-001",
+        "kernel",
+    ),
+    "grub.cfg garbage": (
+        lambda i: poke(i, esp_file_offset(i, "/EFI/BOOT/grub.cfg"), b"\x00{}\xff}" * 20),
+        "CVM-BOOT-001",
+        "",
+    ),
 }
 
 
@@ -90,10 +105,13 @@ def test_truncated_image_names_the_partition_that_runs_past_the_end(hardened_gru
     assert "partition entry 1" in reasons and "has only 52428800 bytes" in reasons
 
 
-@pytest.mark.parametrize(("content", "words"), [
-    (b"", "needs 512 bytes"),
-    (bytes(range(256)) * 4096, "not a partitioned disk image"),
-])
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", "needs 512 bytes"),
+        (bytes(range(256)) * 4096, "not a partitioned disk image"),
+    ],
+)
 def test_not_a_disk_image_is_an_input_error(tmp_path: Path, content: bytes, words: str) -> None:
     image = tmp_path / "x.raw"
     image.write_bytes(content)
@@ -120,8 +138,9 @@ def root_inode_offset(image: Path, path: str) -> int:
     return root.start + fs.lookup(path).offset
 
 
-def test_a_directory_broken_mid_walk_makes_the_file_rules_unknown_not_the_run(hardened_grub: Path,
-                                                                                tmp_path: Path) -> None:
+def test_a_directory_broken_mid_walk_makes_the_file_rules_unknown_not_the_run(
+    hardened_grub: Path, tmp_path: Path
+) -> None:
     """The walk of the root meets the damage after thousands of files: the rules that read `files` are
     unknown with the reason; the other rules keep their verdicts and the run ends with exit 1, not 2."""
     image = sparse_copy(hardened_grub, tmp_path / "damaged.raw")

@@ -14,9 +14,13 @@ from tests.tools import run
 
 pytestmark = pytest.mark.slow
 
-BINARIES = ["usr/lib/shim/shimx64.efi.signed", "usr/lib/shim/mmx64.efi.signed",
-            "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", "usr/lib/systemd/boot/efi/systemd-bootx64.efi",
-            "usr/lib/systemd/boot/efi/linuxx64.efi.stub"]
+BINARIES = [
+    "usr/lib/shim/shimx64.efi.signed",
+    "usr/lib/shim/mmx64.efi.signed",
+    "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
+    "usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+    "usr/lib/systemd/boot/efi/linuxx64.efi.stub",
+]
 
 
 def leaf_cns(sbverify_list: str) -> list[str]:
@@ -62,6 +66,6 @@ def test_signed_uki_sections_and_signer(payload: images.Payload, tmp_path: Path)
     image = parse_pe(uki.read_bytes(), "uki")
     assert {".linux", ".initrd", ".cmdline", ".osrel", ".uname"} <= set(image.sections)
     off, size = image.sections[".cmdline"]
-    assert uki.read_bytes()[off:off + size] == b"ro quiet"
+    assert uki.read_bytes()[off : off + size] == b"ro quiet"
     assert image.sections == reference_sections(uki)
     assert image.signers == ["O=cvmlint tests,CN=cvmlint test secure boot key"]

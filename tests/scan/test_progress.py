@@ -38,8 +38,9 @@ def test_a_long_digest_shows_a_bar_on_a_terminal_only(large_image: Path) -> None
 def test_a_short_read_shows_no_bar(large_image: Path) -> None:
     with open(large_image, "r+b") as fh:  # 160 MB, below the bar (what it cuts off only changes verdicts)
         fh.truncate(160 << 20)
-    shown = on_a_terminal(large_image.parent, "scan", "--digest", "--no-verity", str(large_image),
-                          env={"COLUMNS": "100"})
+    shown = on_a_terminal(
+        large_image.parent, "scan", "--digest", "--no-verity", str(large_image), env={"COLUMNS": "100"}
+    )
     assert "summary:" in shown and "sha256 of the image" not in shown
 
 
