@@ -11,6 +11,7 @@ import pytest
 from cvmlint import __version__
 from cvmlint.cli import OutputFormat, main, reporter_for
 from cvmlint.facts import Items, Package, Provenance, load_facts_file
+from cvmlint.facts.model import DebVersion
 from cvmlint.policy import evaluate, load_policy
 from tests.conftest import ROOT
 
@@ -169,9 +170,12 @@ def test_every_output_format_renders(fmt: OutputFormat) -> None:
     policy = load_policy(ROOT / "policies/cvm-baseline.cvmp", ["tdx-base"])
     facts = load_facts_file(IMAGE)
     htop = Package(
-        name="htop", version="3.3.0-4", where=Provenance(partition="root", file="/var/lib/dpkg/status", line=9)
+        name="htop",
+        version=DebVersion("3.3.0-4"),
+        where=Provenance(partition="root", file="/var/lib/dpkg/status", line=9),
     )
-    packages = Items([*facts.packages, htop])  # type: ignore[union-attr]
+    assert isinstance(facts.packages, Items)
+    packages = Items([*facts.packages, htop])
     report = evaluate(policy, dataclasses.replace(facts, packages=packages))
     text = reporter_for(fmt, color=False, policy=policy).render(report, 1)
     assert "CVM-PKG-001" in text and "htop" in text

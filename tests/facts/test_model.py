@@ -24,6 +24,7 @@ from cvmlint.facts import (
     facts_from_json,
     load_facts_file,
 )
+from cvmlint.facts.model import DebVersion
 from tests.conftest import ROOT
 
 
@@ -31,7 +32,7 @@ def sample() -> Facts:
     status = Provenance(partition="root", file="/var/lib/dpkg/status", line=3, sha256="ab" * 32)
     return Facts(
         target=Target(kind="image", name="img.raw", digest="sha256:00"),
-        packages=Items([Package(name="bash", version="5.2.15-2", origin="dpkg", where=status)], status),
+        packages=Items([Package(name="bash", version=DebVersion("5.2.15-2"), origin="dpkg", where=status)], status),
         files=Unknown("root file system is encrypted", Provenance(partition="root", offset=4096)),
         rootfs=RootFs(format="erofs", read_only=True, field_where={"format": Provenance(partition="root")}),
         verity=Unknown("not computed: --no-verity"),
@@ -45,7 +46,7 @@ def sample() -> Facts:
 
 
 def test_records_are_immutable() -> None:
-    p = Package(name="bash", version="1")
+    p = Package(name="bash", version=DebVersion("1"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.name = "zsh"  # type: ignore[misc]
 
@@ -61,7 +62,8 @@ def test_json_round_trip_keeps_values_unknowns_and_provenance() -> None:
     again = facts_from_json(json.loads(text))
     assert again == facts
     assert dump_facts(again) == text
-    pkg = next(iter(again.packages))  # type: ignore[call-overload]
+    assert isinstance(again.packages, Items)
+    pkg = next(iter(again.packages))
     assert str(pkg.where) == "root:/var/lib/dpkg/status:3"
     assert isinstance(again.files, Unknown) and again.files.where == Provenance(partition="root", offset=4096)
     assert again.rootfs.located("format") == Provenance(partition="root")  # type: ignore[union-attr]

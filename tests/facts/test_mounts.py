@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from cvmlint.facts.mounts import unit_mount
@@ -9,11 +10,15 @@ from cvmlint.facts.provenance import Provenance
 from tests.tools import TRIXIE, tool_root
 
 
+def _where(name: str, line: int) -> Provenance:
+    return Provenance(file=name, line=line)
+
+
 def test_systemds_own_mount_units_are_not_persistent_storage() -> None:
     units = Path(tool_root(TRIXIE)) / "usr/lib/systemd/system"
     mounts = {}
     for unit in sorted(units.glob("*.mount")):
-        mount = unit_mount(unit.read_text(), set(), lambda line, u=unit: Provenance(file=u.name, line=line))
+        mount = unit_mount(unit.read_text(), set(), functools.partial(_where, unit.name))
         if mount is not None:
             mounts[unit.name] = (mount.fstype, mount.persistent)
     assert mounts["sys-fs-fuse-connections.mount"] == ("fusectl", False)

@@ -54,7 +54,8 @@ def vhd_with_a_huge_bat(tmp: Path) -> Path:
         fh.seek(data_offset)
         fh.write(header)
         end = fh.seek(0, os.SEEK_END)
-        footer = fh.seek(end - 512) and fh.read(512)
+        fh.seek(end - 512)
+        footer = fh.read(512)
         fh.truncate(256 << 20)
         fh.seek((256 << 20) - 512)
         fh.write(footer)  # the footer stays the file's last sector

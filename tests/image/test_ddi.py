@@ -60,7 +60,7 @@ def test_repart_ddi(trixie: Path, trixie_work: Path, sector: int) -> None:
     fs = ErofsFileSystem(root.open(disk))
     tree = trixie_work / "tree"
     got = {}
-    from tests.image.test_erofs import image_tree
+    from tests.image.treecmp import image_tree
 
     got = image_tree(fs)
     assert differences(source_tree(tree), got) == []

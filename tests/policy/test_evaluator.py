@@ -20,6 +20,7 @@ from cvmlint.facts import (
     Target,
     Unknown,
 )
+from cvmlint.facts.model import DebVersion
 from cvmlint.policy import Status, evaluate
 from cvmlint.policy.evaluator import compare
 
@@ -31,7 +32,7 @@ def facts(**overrides: Any) -> Facts:
         target=Target(kind="image", name="img"),
         packages=Items(
             [
-                Package(name=n, version=v, where=Provenance(partition="root", file=STATUS.file, line=i))
+                Package(name=n, version=DebVersion(v), where=Provenance(partition="root", file=STATUS.file, line=i))
                 for i, (n, v) in enumerate([("bash", "5.2-1"), ("gcc-12", "12.2-14"), ("apt", "2.6")], start=1)
             ],
             STATUS,
@@ -112,7 +113,11 @@ def test_or_names_the_alternative_that_passed(policy_of) -> None:  # type: ignor
 
 
 def test_unknown_items_inside_all(policy_of) -> None:  # type: ignore[no-untyped-def]
-    fx = facts(packages=Items([Package(name="bash", version=Unknown("not pinned")), Package(name="zsh", version="1")]))
+    fx = facts(
+        packages=Items(
+            [Package(name="bash", version=Unknown("not pinned")), Package(name="zsh", version=DebVersion("1"))]
+        )
+    )
     assert run(policy_of, 'all p in packages: p.version >= "0.5"', fx).status is Status.UNKNOWN
     # one definite failure decides the rule even with unknown items around
     assert run(policy_of, 'all p in packages: p.version >= "2"', fx).status is Status.FAIL
@@ -148,7 +153,11 @@ def test_duplicates_are_visible_to_quantifiers(policy_of) -> None:  # type: igno
 
 
 def test_debian_version_ordering(policy_of) -> None:  # type: ignore[no-untyped-def]
-    fx = facts(packages=Items([Package(name="a", version="1.0~rc1"), Package(name="b", version="1:0.1")]))
+    fx = facts(
+        packages=Items(
+            [Package(name="a", version=DebVersion("1.0~rc1")), Package(name="b", version=DebVersion("1:0.1"))]
+        )
+    )
     assert run(policy_of, 'all p in packages where p.name == "a": p.version < "1.0"', fx).status is Status.PASS
     assert run(policy_of, 'all p in packages where p.name == "b": p.version > "9.9"', fx).status is Status.PASS
 

@@ -52,15 +52,16 @@ def ref(e: tuple, w: World, env: dict[str, File]) -> bool | None:  # type: ignor
     if op == "format":
         return None if w.fmt is None else w.fmt == e[1]
     if op == "flag":
-        return known(getattr(env[e[1]], e[2]))
+        flag: bool | None = known(getattr(env[e[1]], e[2]))
+        return flag
     if op == "eq":
         value = known(getattr(env[e[1]], e[2]))
-        return None if value is None else value == e[3]
+        return None if value is None else bool(value == e[3])
     if op == "gt":
-        return env[e[1]].size > e[2]
+        return bool(env[e[1]].size > e[2])
     if op == "not":
-        inner = ref(e[1], w, env)
-        return None if inner is None else not inner
+        negated = ref(e[1], w, env)
+        return None if negated is None else not negated
     if op in ("and", "or"):
         values = [ref(x, w, env) for x in e[1:]]
         return k_and(values) if op == "and" else k_or(values)
@@ -68,8 +69,8 @@ def ref(e: tuple, w: World, env: dict[str, File]) -> bool | None:  # type: ignor
         _, var, where, at_least = e
         if w.files is None:
             return None
-        kept = [ref(where, w, {**env, var: f}) for f in w.files]
-        return None if None in kept else kept.count(True) >= at_least
+        counted = [ref(where, w, {**env, var: f}) for f in w.files]
+        return None if None in counted else counted.count(True) >= at_least
     _, kind, var, where, body = e  # a quantifier
     if w.files is None:
         return None
@@ -148,7 +149,8 @@ def expressions(bound: tuple[str, ...], depth: int) -> st.SearchStrategy[tuple]:
     )
 
 
-maybe_bool = st.sampled_from([True, False, Unknown("not read")])
+maybe_bool: st.SearchStrategy[bool | Unknown] = st.sampled_from([True, False, Unknown("not read")])
+maybe_machine: st.SearchStrategy[str | Unknown] = st.sampled_from([*MACHINES, Unknown("no ELF header")])
 
 
 @st.composite
@@ -164,7 +166,7 @@ def worlds(draw: st.DrawFn) -> World:
                 executable=draw(st.booleans()),
                 setuid=draw(st.booleans()),
                 is_elf=draw(maybe_bool),
-                elf_machine=draw(st.sampled_from([*MACHINES, Unknown("no ELF header")])),
+                elf_machine=draw(maybe_machine),
                 where=Provenance(partition="root", file=f"/f{i}"),
             )
             for i in range(draw(st.integers(0, 5)))

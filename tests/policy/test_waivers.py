@@ -9,6 +9,7 @@ import pytest
 
 from cvmlint.errors import InputError
 from cvmlint.facts import Facts, Items, Package, Provenance, Target, Unknown
+from cvmlint.facts.model import DebVersion
 from cvmlint.policy import Status, apply_waivers, evaluate, load_waivers
 
 WAIVERS = """
@@ -33,8 +34,8 @@ def fx() -> Facts:
         target=Target(kind="image", name="img", digest="sha256:abc"),
         packages=Items(
             [
-                Package(name="gcc-12", version="1", where=Provenance(file="s", line=1)),
-                Package(name="apt", version="1", where=Provenance(file="s", line=2)),
+                Package(name="gcc-12", version=DebVersion("1"), where=Provenance(file="s", line=1)),
+                Package(name="apt", version=DebVersion("1"), where=Provenance(file="s", line=2)),
             ]
         ),
         files=unknown,

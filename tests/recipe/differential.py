@@ -133,7 +133,8 @@ def mkosi_summary(root: Path, case: Case) -> dict[str, Any]:
     images = json.loads(out)["Images"]
     main = [i for i in images if i.get("Image") in (None, "main")]
     assert len(main) == 1, [i.get("Image") for i in images]
-    return main[0]
+    summary: dict[str, Any] = main[0]
+    return summary
 
 
 def mkosi_view(summary: dict[str, Any], case: Case) -> View:
@@ -185,7 +186,7 @@ def mkosi_view(summary: dict[str, Any], case: Case) -> View:
 
 
 def _feature(value: Any) -> str:
-    return {"enabled": "yes", "disabled": "no", True: "yes", False: "no"}.get(value, value)
+    return str({"enabled": "yes", "disabled": "no", True: "yes", False: "no"}.get(value, value))
 
 
 def _uki(value: str) -> str:

@@ -9,15 +9,15 @@ import pytest
 from cvmlint.errors import InputError
 from cvmlint.facts import Boot, Items, Unknown
 from cvmlint.recipe import ini
-from cvmlint.recipe.mkosi import read_recipe
+from cvmlint.recipe.mkosi import MkosiConfig, read_recipe
 from tests.recipe.conftest import Maker
 
 
-def texts(config, name):  # type: ignore[no-untyped-def]
+def texts(config: MkosiConfig, name: str) -> list[str]:
     return [v.text for v in config.items(name)]
 
 
-def places(config, name):  # type: ignore[no-untyped-def]
+def places(config: MkosiConfig, name: str) -> list[str]:
     return [str(v.where) for v in config.items(name)]
 
 
@@ -241,7 +241,7 @@ def test_unset_distribution_is_the_hosts_until_given(make_tree: Maker) -> None:
     from cvmlint.recipe.mkosi import CommandLine
 
     facts, _ = recipe_facts(Path("r"))
-    assert isinstance(facts.os, Unknown) or isinstance(facts.os.distribution, Unknown)  # type: ignore[union-attr]
+    assert isinstance(facts.os, Unknown) or isinstance(facts.os.distribution, Unknown)
     assert isinstance(facts.packages, Unknown)
     assert "Distribution= is not set: mkosi uses the build host's distribution" in facts.packages.reason
     cli = CommandLine(distribution="debian", release="trixie", architecture="arm64")

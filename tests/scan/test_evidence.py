@@ -214,9 +214,13 @@ def test_the_oscal_document_validates(bundle: Path) -> None:
     doc = json.loads((bundle / "oscal.json").read_text())
     model = AssessmentResults.parse_obj(doc["assessment-results"])
     result = model.results[0]
-    controls = {c.control_id for sel in result.reviewed_controls.control_selections for c in sel.include_controls}
+    controls = {
+        c.control_id
+        for sel in result.reviewed_controls.control_selections
+        for c in getattr(sel, "include_controls", None) or ()
+    }
     assert {"cm-7.5", "si-7"} <= controls
-    assert any(f.title.startswith("CVM-PKG-001") for f in result.findings)
+    assert any(f.title.startswith("CVM-PKG-001") for f in result.findings or ())
 
 
 def test_the_html_report_in_a_browser(bundle: Path, tmp_path: Path) -> None:

@@ -135,7 +135,8 @@ def root_inode_offset(image: Path, path: str) -> int:
     table = read_partition_table(FileSource(image))
     root = next(p for p in table.partitions if p.type_name == "root-x86-64")
     fs = ErofsFileSystem(root.open(FileSource(image)))
-    return root.start + fs.lookup(path).offset
+    offset: int = root.start + fs.lookup(path).offset
+    return offset
 
 
 def test_a_directory_broken_mid_walk_makes_the_file_rules_unknown_not_the_run(
