@@ -77,20 +77,24 @@ class Allowlist:
         return [e.name for e in self.entries]
 
     def _candidates(self, name: str) -> list[Entry]:
-        """The lines that can be about `name`, in file order: its own lines and the patterns (an index
-        built once: a recipe naming 100,000 packages costs a lookup each, not a scan of the list)."""
-        index: dict[str, list[Entry]] | None = self.__dict__.get("_index")
+        """The lines that can be about `name`, in file order: its own lines and the patterns (indexed once, in
+        one pass: a recipe naming 100,000 packages costs a lookup each, not a scan of the list)."""
+        index: tuple[dict[str, list[tuple[int, Entry]]], list[tuple[int, Entry]], dict[str, list[Entry]]] | None = (
+            self.__dict__.get("_index")
+        )
         if index is None:
-            index = {}
-            patterns = [e for e in self.entries if e.is_pattern]
-            for e in self.entries:
-                if not e.is_pattern:
-                    index.setdefault(e.name, [])
-            for name_ in index:
-                index[name_] = [e for e in self.entries if e.is_pattern or e.name == name_]
+            own: dict[str, list[tuple[int, Entry]]] = {}
+            patterns: list[tuple[int, Entry]] = []
+            for position, e in enumerate(self.entries):
+                (patterns if e.is_pattern else own.setdefault(e.name, [])).append((position, e))
+            index = (own, patterns, {"": [e for _, e in patterns]})
             object.__setattr__(self, "_index", index)
-            object.__setattr__(self, "_patterns", patterns)
-        return index.get(name) or self.__dict__["_patterns"]
+        own, patterns, merged = index
+        if name not in own:
+            return merged[""]  # the patterns alone
+        if name not in merged:  # at most one merge per listed name
+            merged[name] = [e for _, e in sorted(own[name] + patterns, key=lambda pair: pair[0])]
+        return merged[name]
 
     def permits(self, name: str, version: str | Unknown | None = None, check_version: bool = True) -> bool | Unknown:
         """Whether a package is allowed: listed by name (or pattern) and within its constraints."""
