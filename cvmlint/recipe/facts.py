@@ -90,7 +90,6 @@ class Recipe:
         self.repart = read_definitions(dirs, display_base, self.warnings)
         self.pairs = verity_pairs(self.repart, self.warnings)
         self.trees = list(self._trees())
-        self.read_files: list[Path] = list(self.config.files)
 
     def display(self, path: Path) -> str:
         return os.path.relpath(path, self.display_base)
@@ -150,7 +149,7 @@ def recipe_facts(
         facts, target=Target(kind="recipe", name=recipe.display(directory), digest=_digest(recipe, files))
     )
     if read_files is not None:
-        read_files += recipe.read_files
+        read_files += _inputs(recipe)
     return facts, list(dict.fromkeys(recipe.warnings))
 
 
@@ -162,9 +161,32 @@ def _decided(recipe: Recipe, fact: str, make: Callable[[], T]) -> T | Unknown:
     return make()
 
 
+def _inputs(recipe: Recipe) -> list[Path]:
+    """Every file the recipe consists of, whichever facts were made: its configuration, the build scripts
+    it names, the kernel-config fragment and the patch series cvmlint.toml gives it; in a fixed order."""
+    found = [*recipe.config.files, *_script_paths(recipe)]
+    if recipe.entry and recipe.entry.kernel_config is not None and present(recipe.entry.kernel_config):
+        found.append(recipe.entry.kernel_config)
+    patches = _patch_paths(recipe)
+    if not isinstance(patches, Unknown):
+        series = recipe.entry.patches / "series" if recipe.entry and recipe.entry.patches else None
+        found += [p for p in (series, *patches) if p is not None and p.is_file()]
+    return sorted(dict.fromkeys(found), key=recipe.display)
+
+
+def _script_paths(recipe: Recipe) -> list[Path]:
+    """The build scripts the recipe names that exist."""
+    return [
+        recipe.config.path(v)
+        for setting in SCRIPT_SETTINGS
+        for v in recipe.config.items(setting)
+        if present(recipe.config.path(v))
+    ]
+
+
 def _digest(recipe: Recipe, files: list[File]) -> str:
     h = hashlib.sha256()
-    for path in recipe.read_files:
+    for path in _inputs(recipe):
         h.update(
             recipe.display(path).encode()
             + b"\0"
@@ -291,7 +313,6 @@ def _packages(recipe: Recipe) -> Items[Package] | Unknown:
             if not present(script):
                 recipe.warnings.append(f"{v.where}: warning: {setting}: {recipe.display(script)} does not exist")
                 continue
-            recipe.read_files.append(script)
             for pkg in installed_packages(read_text(script, "build script", recipe.display(script))):
                 out.append(
                     Package(
@@ -563,7 +584,6 @@ def _kernel(recipe: Recipe) -> Kernel:
     fragment = recipe.entry.kernel_config if recipe.entry else None
     if fragment is not None:
         values, lines = parse_config(read_text(fragment, "kernel config fragment", recipe.display(fragment)))
-        recipe.read_files.append(fragment)
         shown = recipe.display(fragment)
         config = Items(
             [ConfigOption(name=k, value=v, where=Provenance(file=shown, line=lines[k])) for k, v in values.items()],
@@ -582,9 +602,8 @@ def _kernel(recipe: Recipe) -> Kernel:
     )
 
 
-def _patches(recipe: Recipe) -> Items[Patch] | Unknown:
-    from cvmlint.recipe.patches import parse_patch
-
+def _patch_paths(recipe: Recipe) -> list[Path] | Unknown:
+    """The patch files of the series cvmlint.toml names (its `series` file's order, else by name)."""
     directory = recipe.entry.patches if recipe.entry else None
     if directory is None:
         return Unknown("cvmlint.toml names no kernel patch series for this recipe")
@@ -595,10 +614,16 @@ def _patches(recipe: Recipe) -> Items[Patch] | Unknown:
         data = read_bounded(series, "recipe-file-bytes", "patch series", recipe.display(series))
         text = data.decode("utf-8", "replace")
         names = [n.strip() for n in text.splitlines() if n.strip() and not n.startswith("#")]
-        paths = [directory / n for n in names]
-    else:
-        paths = sorted(directory.glob("*.patch"))
-    recipe.read_files += [p for p in paths if p.is_file()]
+        return [directory / n for n in names]
+    return sorted(directory.glob("*.patch"))
+
+
+def _patches(recipe: Recipe) -> Items[Patch] | Unknown:
+    from cvmlint.recipe.patches import parse_patch
+
+    paths = _patch_paths(recipe)
+    if isinstance(paths, Unknown):
+        return paths
     entry = recipe.entry
     entry_where = Provenance(
         file=recipe.display(entry.config_file) if entry and entry.config_file else "cvmlint.toml",

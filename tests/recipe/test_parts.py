@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cvmlint.errors import InputError
+from cvmlint.facts import Unknown
 from cvmlint.recipe.patches import parse_patch
 from cvmlint.recipe.repart import read_definitions, verity_pairs
 from cvmlint.recipe.scripts import installed_packages
@@ -126,3 +127,28 @@ def test_a_plain_unified_diff(tmp_path: Path) -> None:
     diff.write_text("--- a/x.c\n+++ b/x.c\n@@ -1,2 +1,3 @@ int main(void)\n a\n+b\n c\n")
     patch = parse_patch(diff, "plain.diff")
     assert (patch.subject, patch.files, patch.functions, patch.well_formed) == ("", ("x.c",), ("main",), True)
+
+
+def test_the_recipe_digest_covers_every_input_whichever_facts_were_made(make_tree: Maker) -> None:
+    """A build script counts in the digest even when the fact that reads it is undecided (the packages
+    depend on the build host here), and the inputs come in one fixed order."""
+    from cvmlint.recipe.facts import recipe_facts
+
+    recipe = (
+        make_tree(
+            {
+                "r/mkosi.conf": "[Build]\nBuildScripts=build.sh\n",
+                # no Distribution=: whether this applies depends on the build host, so the packages are undecided
+                "r/mkosi.conf.d/vim.conf": "[Match]\nDistribution=debian\n\n[Content]\nPackages=vim\n",
+                "r/build.sh": "#!/bin/sh\napt-get install -y gcc\n",
+            }
+        )
+        / "r"
+    )
+    read: list[Path] = []
+    facts, _ = recipe_facts(recipe, read_files=read)
+    assert isinstance(facts.packages, Unknown)
+    assert [str(p.relative_to(recipe)) for p in read] == ["build.sh", "mkosi.conf", "mkosi.conf.d/vim.conf"]
+    (recipe / "build.sh").write_text("#!/bin/sh\napt-get install -y clang\n")
+    again, _ = recipe_facts(recipe)
+    assert again.target.digest != facts.target.digest
