@@ -27,18 +27,16 @@ from functools import lru_cache
 from cvmlint import limits
 from cvmlint.errors import FormatError, reader
 from cvmlint.image import codecs
+from cvmlint.image.erofs_zmap import ADVISE_FRAGMENT_PCLUSTER, FMT, INTERLACED, SHIFTED, Extent, ZMap
 from cvmlint.image.source import ByteSource, FileMode, first_bytes, read_exact, unpack
 from cvmlint.image.tree import InodeTree, zeros
 
-FMT = "erofs"
 MAGIC = 0xE0F5E1E2
 SB_OFFSET = 1024
 _SB = struct.Struct("<IIIBBHQQIIII16s16sIHHHBBIQBB2sIQQQQ")
 _COMPACT = struct.Struct("<HHHHIIIIHHI")
 _EXTENDED = struct.Struct("<HHHHQIIIIQII16s")
 _DIRENT = struct.Struct("<QHBB")
-_MAP_HEADER = struct.Struct("<IHBB")
-_FULL_INDEX = struct.Struct("<HHI")
 _CHUNK_INDEX = struct.Struct("<HHI")
 _XATTR_ENTRY = struct.Struct("<BBH")
 
@@ -58,17 +56,7 @@ SUPPORTED_INCOMPAT = 0x7F
 FLAT_PLAIN, COMPRESSED_FULL, FLAT_INLINE, COMPRESSED_COMPACT, CHUNK_BASED = range(5)
 LAYOUT_NAMES = {0: "FLAT_PLAIN", 1: "COMPRESSED_FULL", 2: "FLAT_INLINE", 3: "COMPRESSED_COMPACT", 4: "CHUNK_BASED"}
 ALGORITHMS = {0: "lz4", 1: "lzma", 2: "deflate", 3: "zstd"}
-SHIFTED, INTERLACED = -1, -2
 
-ADVISE_COMPACTED_2B = 0x1
-ADVISE_BIG_PCLUSTER_1 = 0x2
-ADVISE_BIG_PCLUSTER_2 = 0x4
-ADVISE_INLINE_PCLUSTER = 0x8
-ADVISE_INTERLACED_PCLUSTER = 0x10
-ADVISE_FRAGMENT_PCLUSTER = 0x20
-TYPE_PLAIN, TYPE_HEAD1, TYPE_NONHEAD, TYPE_HEAD2 = range(4)
-D0_CBLKCNT = 1 << 11
-PARTIAL_REF = 1 << 15
 NULL_ADDR32 = 0xFFFFFFFF
 PCLUSTER_MAX_SIZE = 1 << 20
 PCLUSTER_MAX_DSIZE = 12 << 20
@@ -157,40 +145,6 @@ class DirEntry:
     file_type: int
 
 
-@dataclass(frozen=True)
-class _ZHeader:
-    advise: int
-    algs: tuple[int, int]
-    lclusterbits: int
-    idata_size: int
-    fragmentoff: int
-    whole_fragment: bool
-
-
-@dataclass
-class _LCluster:
-    type: int
-    clusterofs: int
-    delta0: int = 0
-    delta1: int = 0
-    pblk: int = 0
-    cblkcnt: int = 0
-    partial: bool = False
-    nextpackoff: int = 0
-
-
-@dataclass(frozen=True)
-class _Extent:
-    la: int
-    llen: int
-    kind: str
-    """`pcluster`, `inline` (ztailpacking) or `fragment`."""
-    pa: int = 0
-    plen: int = 0
-    alg: int = 0
-    partial: bool = False
-
-
 class ErofsFileSystem(InodeTree):
     """An erofs image on a byte source; every read is bounds-checked against the source size."""
 
@@ -204,7 +158,7 @@ class ErofsFileSystem(InodeTree):
         self._packed: ErofsInode | None = None
         self._prefixes: list[tuple[int, bytes]] | None = None
         self._inode_cache = lru_cache(maxsize=4096)(self._read_inode)
-        self._extent_index: dict[int, list[_Extent]] = {}
+        self._extent_index: dict[int, list[Extent]] = {}
         self._pieces: dict[int, bytes] = {}
         self._decoded: dict[tuple[int, int], bytes] = {}
 
@@ -466,223 +420,14 @@ class ErofsFileSystem(InodeTree):
                 yield from self._read_blocks(blk, length, f"chunk {n} of inode {ino.nid}", piece)
 
     # -- compressed ---------------------------------------------------------------------------
-    def _zheader(self, ino: ErofsInode) -> _ZHeader:
-        pos = -(-ino.body // 8) * 8
-        raw = self._meta(pos, 8, f"compression map header of inode {ino.nid}")
-        word, advise, algs, clusterbits = unpack(_MAP_HEADER, raw, 0, FMT, "map header")
-        if clusterbits & 0x80:
-            fragoff = int.from_bytes(raw, "little") ^ (1 << 63)
-            return _ZHeader(ADVISE_FRAGMENT_PCLUSTER, (0, 0), self.sb.blkszbits, 0, fragoff, True)
-        if ino.layout == COMPRESSED_FULL and advise & 0x1:
-            raise FormatError(
-                FMT, f"compression map of inode {ino.nid}", pos, "encoded extents (erofs-utils 1.9) are not supported"
-            )
-        if clusterbits & 0x70:
-            raise FormatError(FMT, f"compression map of inode {ino.nid}", pos + 7, f"reserved bits {clusterbits:#x}")
-        lbits = self.sb.blkszbits + (clusterbits & 0xF)
-        if lbits > 20:
-            raise FormatError(FMT, f"compression map of inode {ino.nid}", pos + 7, f"lcluster 2^{lbits} too large")
-        if ino.layout == COMPRESSED_COMPACT and bool(advise & ADVISE_BIG_PCLUSTER_1) != bool(
-            advise & ADVISE_BIG_PCLUSTER_2
-        ):
-            raise FormatError(
-                FMT,
-                f"compression map of inode {ino.nid}",
-                pos + 4,
-                "big pcluster HEAD1/HEAD2 flags disagree in a compact index",
-            )
-        idata = word >> 16 if advise & ADVISE_INLINE_PCLUSTER else 0
-        fragoff = word if advise & ADVISE_FRAGMENT_PCLUSTER else 0
-        return _ZHeader(advise, (algs & 0xF, algs >> 4), lbits, idata, fragoff, False)
-
-    def _lcluster(self, ino: ErofsInode, zh: _ZHeader, lcn: int) -> _LCluster:
-        if ino.layout == COMPRESSED_FULL:
-            pos = -(-ino.body // 8) * 8 + 16 + lcn * 8
-            raw = self._meta(pos, 8, f"lcluster {lcn} index of inode {ino.nid}")
-            advise, clusterofs, word = unpack(_FULL_INDEX, raw, 0, FMT, "lcluster index")
-            kind = advise & 3
-            if kind == TYPE_NONHEAD:
-                d0, d1 = word & 0xFFFF, word >> 16
-                lc = _LCluster(kind, 1 << zh.lclusterbits, d0, d1, nextpackoff=pos + 8)
-                if d0 & D0_CBLKCNT:
-                    lc.cblkcnt, lc.delta0 = d0 & ~D0_CBLKCNT, 1
-                return lc
-            return _LCluster(kind, clusterofs, pblk=word, partial=bool(advise & PARTIAL_REF), nextpackoff=pos + 8)
-        return self._compact_lcluster(ino, zh, lcn)
-
-    def _compact_lcluster(self, ino: ErofsInode, zh: _ZHeader, lcn: int) -> _LCluster:
-        ebase = -(-ino.body // 8) * 8 + 8
-        lbits = zh.lclusterbits
-        total = -(-ino.size // self.bs)
-        if lcn >= total or lbits > 14:
-            raise FormatError(FMT, f"compact index of inode {ino.nid}", ebase, f"lcluster {lcn} out of range")
-        initial = ((32 - ebase % 32) // 4) & 7
-        two_b = (total - initial) // 16 * 16 if zh.advise & ADVISE_COMPACTED_2B and initial < total else 0
-        pos, shift, rel = ebase, 2, lcn
-        if rel >= initial:
-            pos += initial * 4
-            rel -= initial
-            if rel < two_b:
-                shift = 1
-            else:
-                pos += two_b * 2
-                rel -= two_b
-        pos += rel << shift
-        vcnt = 2 if shift == 2 else 16
-        if shift == 1 and lbits > 12:
-            raise FormatError(FMT, f"compact index of inode {ino.nid}", pos, "2-byte pack with lclusters over 4 KiB")
-        pack_size = vcnt << shift
-        pack_start = pos - pos % pack_size
-        pack = self._meta(pack_start, pack_size, f"compact index pack of inode {ino.nid}")
-        lobits = max(lbits, 12)
-        encodebits = ((pack_size - 4) * 8) // vcnt
-        i = (pos - pack_start) >> shift
-
-        def decode(j: int) -> tuple[int, int]:
-            bit = encodebits * j
-            v = int.from_bytes(pack[bit // 8 : bit // 8 + 4].ljust(4, b"\0"), "little") >> (bit & 7)
-            return v & ((1 << lobits) - 1), (v >> lobits) & 3
-
-        lo, kind = decode(i)
-        nextpack = pack_start + pack_size
-        if kind == TYPE_NONHEAD:
-            lc = _LCluster(kind, 1 << lbits, nextpackoff=nextpack)
-            lc.delta1 = _lookahead(decode, i, vcnt)
-            big = bool(zh.advise & ADVISE_BIG_PCLUSTER_1)
-            if lo & D0_CBLKCNT:
-                if not big:
-                    raise FormatError(FMT, f"compact index of inode {ino.nid}", pos, "CBLKCNT without big pcluster")
-                lc.cblkcnt, lc.delta0 = lo & ~D0_CBLKCNT, 1
-            elif i + 1 != vcnt:
-                lc.delta0 = lo
-            else:  # the last entry of a pack stores delta[1]; delta[0] comes from its neighbour
-                plo, ptype = decode(i - 1)
-                lc.delta0 = (0 if ptype != TYPE_NONHEAD else 1 if plo & D0_CBLKCNT else plo) + 1
-            return lc
-        base = int.from_bytes(pack[-4:], "little")
-        return _LCluster(
-            kind,
-            lo,
-            pblk=base + _heads_before(decode, i, bool(zh.advise & ADVISE_BIG_PCLUSTER_1), ino, pos),
-            nextpackoff=nextpack,
-        )
-
-    def _head_of(self, ino: ErofsInode, zh: _ZHeader, ofs: int) -> int:
-        """The lcluster number of the HEAD/PLAIN lcluster whose extent holds byte `ofs` (bounded walk back)."""
-        lcn = ofs >> zh.lclusterbits
-        lc = self._lcluster(ino, zh, lcn)
-        if lc.type != TYPE_NONHEAD and ofs & ((1 << zh.lclusterbits) - 1) >= lc.clusterofs:
-            return lcn
-        distance = lc.delta0 if lc.type == TYPE_NONHEAD else 1
-        for _ in range(1 << 20):
-            if distance == 0 or distance > lcn:
-                raise FormatError(
-                    FMT,
-                    f"compression map of inode {ino.nid}",
-                    ino.offset,
-                    f"bogus lookback distance {distance} at lcluster {lcn}",
-                )
-            lcn -= distance
-            lc = self._lcluster(ino, zh, lcn)
-            if lc.type != TYPE_NONHEAD:
-                return lcn
-            distance = lc.delta0
-        raise FormatError(FMT, f"compression map of inode {ino.nid}", ino.offset, "lookback does not end")
-
-    def _heads(self, ino: ErofsInode, zh: _ZHeader) -> Iterator[tuple[int, int, _LCluster]]:
-        """(lcn, logical start, lcluster) of each HEAD/PLAIN lcluster starting an extent, in order."""
-        lbits = zh.lclusterbits
-        for lcn in range(-(-ino.size // (1 << lbits))):
-            lc = self._lcluster(ino, zh, lcn)
-            if lc.type == TYPE_NONHEAD:
-                continue
-            if lc.clusterofs >= 1 << lbits:
-                raise FormatError(
-                    FMT,
-                    f"lcluster {lcn} of inode {ino.nid}",
-                    ino.offset,
-                    f"clusterofs {lc.clusterofs} is past the lcluster",
-                )
-            la = (lcn << lbits) | lc.clusterofs
-            if la < ino.size:
-                yield lcn, la, lc
-
-    def _extents(self, ino: ErofsInode, zh: _ZHeader) -> Iterator[_Extent]:
-        """The file's extents in order, produced as the lcluster indexes are walked."""
-        if zh.whole_fragment:
-            yield _Extent(0, ino.size, "fragment", pa=zh.fragmentoff)
-            return
-        heads = self._heads(ino, zh)
-        current = next(heads, None)
-        if current is None or current[1] != 0:
-            raise FormatError(FMT, f"compression map of inode {ino.nid}", ino.offset, "does not start at offset 0")
-        while current is not None:
-            lcn, la, lc = current
-            current = next(heads, None)
-            yield self._extent(ino, zh, lcn, la, lc, current[1] if current is not None else ino.size)
-
-    def _extent_at(self, ino: ErofsInode, zh: _ZHeader, offset: int) -> _Extent:
-        """The extent holding byte `offset`, found without walking the whole map (back to its head,
-        then forward by delta[1] to the next one), as the kernel's map_blocks does."""
-        if zh.whole_fragment:
-            return _Extent(0, ino.size, "fragment", pa=zh.fragmentoff)
-        lbits = zh.lclusterbits
-        lcn = self._head_of(ino, zh, offset)
-        lc = self._lcluster(ino, zh, lcn)
-        total = -(-ino.size // (1 << lbits))
-        end, n = ino.size, lcn + 1
-        for _ in range(total):
-            if n >= total:
-                break
-            nxt = self._lcluster(ino, zh, n)
-            if nxt.type != TYPE_NONHEAD:
-                end = min(ino.size, (n << lbits) | nxt.clusterofs)
-                break
-            n += max(1, nxt.delta1)
-        return self._extent(ino, zh, lcn, (lcn << lbits) | lc.clusterofs, lc, end)
-
-    def _extent(self, ino: ErofsInode, zh: _ZHeader, lcn: int, la: int, lc: _LCluster, end: int) -> _Extent:
-        """The extent starting at HEAD/PLAIN lcluster `lcn` (logical start `la`) and ending at `end`."""
-        llen = end - la
-        if llen <= 0:
-            raise FormatError(FMT, f"lcluster {lcn} of inode {ino.nid}", ino.offset, "extents out of order")
-        alg = SHIFTED if lc.type == TYPE_PLAIN else zh.algs[0 if lc.type == TYPE_HEAD1 else 1]
-        if lc.type == TYPE_PLAIN and zh.advise & ADVISE_INTERLACED_PCLUSTER:
-            alg = INTERLACED
-        if end == ino.size and (zh.idata_size or zh.advise & ADVISE_FRAGMENT_PCLUSTER):
-            last = (ino.size - 1) >> zh.lclusterbits
-            if lcn == self._head_of(ino, zh, ino.size - 1):
-                if zh.idata_size:
-                    return _Extent(
-                        la, llen, "inline", self._lcluster(ino, zh, last).nextpackoff, zh.idata_size, alg, lc.partial
-                    )
-                off = zh.fragmentoff | ((lc.pblk << 32) if ino.layout == COMPRESSED_FULL else 0)
-                return _Extent(la, llen, "fragment", pa=off)
-        blocks = self._compressed_blocks(ino, zh, lcn, lc)
-        return _Extent(la, llen, "pcluster", lc.pblk * self.bs, blocks * self.bs, alg, lc.partial)
-
-    def _compressed_blocks(self, ino: ErofsInode, zh: _ZHeader, lcn: int, lc: _LCluster) -> int:
-        big = zh.advise & (ADVISE_BIG_PCLUSTER_1 if lc.type == TYPE_HEAD1 else ADVISE_BIG_PCLUSTER_2)
-        if not big or ((lcn + 1) << zh.lclusterbits) >= ino.size:
-            return 1
-        nxt = self._lcluster(ino, zh, lcn + 1)
-        if nxt.type != TYPE_NONHEAD:
-            return 1
-        if nxt.delta0 != 1 or not nxt.cblkcnt:
-            raise FormatError(
-                FMT,
-                f"lcluster {lcn + 1} of inode {ino.nid}",
-                ino.offset,
-                "big pcluster without its compressed block count (CBLKCNT)",
-            )
-        return nxt.cblkcnt
+    def _zmap(self, ino: ErofsInode) -> ZMap:
+        return ZMap(self._meta, ino, self.sb.blkszbits, ino.layout == COMPRESSED_FULL)
 
     def _compressed(self, ino: ErofsInode) -> Iterator[bytes]:
-        zh = self._zheader(ino)
-        for ext in self._extents(ino, zh):
+        for ext in self._zmap(ino).extents():
             yield self._extent_data(ino, ext)
 
-    def _extent_data(self, ino: ErofsInode, ext: _Extent) -> bytes:
+    def _extent_data(self, ino: ErofsInode, ext: Extent) -> bytes:
         what = f"pcluster of inode {ino.nid} at logical offset {ext.la}"
         if ext.kind == "fragment":
             return self._packed_read(ext.pa, ext.llen, ino)
@@ -729,7 +474,7 @@ class ErofsFileSystem(InodeTree):
             self._packed = self.inode(self.sb.packed_nid)
             if (
                 self._packed.layout in (COMPRESSED_FULL, COMPRESSED_COMPACT)
-                and self._zheader(self._packed).advise & ADVISE_FRAGMENT_PCLUSTER
+                and self._zmap(self._packed).zh.advise & ADVISE_FRAGMENT_PCLUSTER
             ):
                 raise FormatError(FMT, "packed inode", self._packed.offset, "the packed inode uses fragments itself")
         if offset + length > self._packed.size:
@@ -761,11 +506,11 @@ class ErofsFileSystem(InodeTree):
             return bytes(out)
         extents = self._extent_index.get(ino.nid)
         if extents is None and not remember and length <= self.bs:  # a small read, e.g. a file's tail
-            extents = [self._extent_at(ino, self._zheader(ino), offset)]
+            extents = [self._zmap(ino).extent_at(offset)]
             if extents[0].la + extents[0].llen < offset + length:
                 extents = None
         if extents is None:
-            extents = list(self._extents(ino, self._zheader(ino)))
+            extents = list(self._zmap(ino).extents())
         if remember:
             self._extent_index[ino.nid] = extents
         starts = [e.la for e in extents]
@@ -909,48 +654,3 @@ class ErofsFileSystem(InodeTree):
     def children(self, ino: ErofsInode) -> list[tuple[str, int]]:
         """(name, nid) of a directory's entries without `.` and `..`."""
         return [(e.name, e.nid) for e in self.readdir(ino) if e.name not in (".", "..")]
-
-
-def _lookahead(decode: object, i: int, vcnt: int) -> int:
-    """delta[1] of a NONHEAD compact entry: the distance to the next HEAD (or to the pack's end)."""
-    assert callable(decode)
-    d1, lo, j = 0, 0, i
-    while j < vcnt:
-        lo, kind = decode(j)
-        if kind != TYPE_NONHEAD:
-            return d1
-        d1 += 1
-        j += 1
-    if not lo & D0_CBLKCNT:
-        d1 += lo - 1
-    return d1
-
-
-def _heads_before(decode: object, i: int, big: bool, ino: ErofsInode, pos: int) -> int:
-    """Blocks between a compact pack's base address and the pcluster of its HEAD entry `i`."""
-    assert callable(decode)
-    if not big:
-        nblk = 1
-        while i > 0:
-            i -= 1
-            lo, kind = decode(i)
-            if kind == TYPE_NONHEAD:
-                i -= lo
-            if i >= 0:
-                nblk += 1
-        return nblk
-    nblk = 0
-    while i > 0:
-        i -= 1
-        lo, kind = decode(i)
-        if kind == TYPE_NONHEAD:
-            if lo & D0_CBLKCNT:
-                i -= 1
-                nblk += lo & ~D0_CBLKCNT
-                continue
-            if lo <= 1:
-                raise FormatError(FMT, f"compact index of inode {ino.nid}", pos, "big pcluster with delta0 <= 1")
-            i -= lo - 2
-            continue
-        nblk += 1
-    return nblk
