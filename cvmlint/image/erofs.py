@@ -29,7 +29,7 @@ from cvmlint.errors import FormatError, reader
 from cvmlint.image import codecs
 from cvmlint.image.erofs_zmap import ADVISE_FRAGMENT_PCLUSTER, FMT, INTERLACED, SHIFTED, Extent, ZMap
 from cvmlint.image.source import ByteSource, FileMode, first_bytes, read_exact, unpack
-from cvmlint.image.tree import InodeTree, zeros
+from cvmlint.image.tree import InodeTree, Recent, zeros
 
 MAGIC = 0xE0F5E1E2
 SB_OFFSET = 1024
@@ -158,9 +158,9 @@ class ErofsFileSystem(InodeTree):
         self._packed: ErofsInode | None = None
         self._prefixes: list[tuple[int, bytes]] | None = None
         self._inode_cache = lru_cache(maxsize=4096)(self._read_inode)
-        self._extent_index: dict[int, list[Extent]] = {}
-        self._pieces: dict[int, bytes] = {}
-        self._decoded: dict[tuple[int, int], bytes] = {}
+        self._extent_index = Recent[int, list[Extent]](64)  # nid -> extents (the packed inode's, read piece by piece)
+        self._pieces = Recent[int, bytes](512)  # 4 KiB block -> its bytes, for metadata
+        self._decoded = Recent[tuple[int, int], bytes](16)  # (nid, logical start) -> a decompressed extent
 
     # -- superblock --------------------------------------------------------------------------
     def _superblock(self) -> ErofsSuperblock:
@@ -352,10 +352,7 @@ class ErofsFileSystem(InodeTree):
             return self._read(offset, length, what)
         piece = self._pieces.get(first)
         if piece is None:
-            piece = self.src.pread(first << 12, 4096)
-            self._pieces[first] = piece
-            if len(self._pieces) > 512:
-                self._pieces.pop(next(iter(self._pieces)))
+            piece = self._pieces.keep(first, self.src.pread(first << 12, 4096))
         inner = offset & 4095
         if inner + length > len(piece):
             return self._read(offset, length, what)  # raises the FormatError for the short read
@@ -512,7 +509,7 @@ class ErofsFileSystem(InodeTree):
         if extents is None:
             extents = list(self._zmap(ino).extents())
         if remember:
-            self._extent_index[ino.nid] = extents
+            self._extent_index.keep(ino.nid, extents)
         starts = [e.la for e in extents]
         out = bytearray()
         k = max(0, bisect.bisect_right(starts, offset) - 1)
@@ -520,10 +517,7 @@ class ErofsFileSystem(InodeTree):
             ext = extents[k]
             data = self._decoded.get((ino.nid, ext.la))
             if data is None:
-                data = self._extent_data(ino, ext)
-                self._decoded[(ino.nid, ext.la)] = data
-                if len(self._decoded) > 16:
-                    self._decoded.pop(next(iter(self._decoded)))
+                data = self._decoded.keep((ino.nid, ext.la), self._extent_data(ino, ext))
             begin = max(0, offset + len(out) - ext.la)
             out += data[begin : begin + length - len(out)]
             k += 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import posixpath
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from cvmlint import limits
 from cvmlint.errors import FormatError
@@ -121,3 +121,22 @@ def zeros(length: int) -> Iterator[bytes]:
         n = min(length, 1 << 20)
         yield bytes(n)
         length -= n
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Recent(dict[K, V]):
+    """A cache that forgets its oldest entry past `size`: a reader's memory stays bounded whatever it reads."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def keep(self, key: K, value: V) -> V:
+        """Remember `value` under `key` and return it."""
+        self[key] = value
+        if len(self) > self.size:
+            del self[next(iter(self))]
+        return value
