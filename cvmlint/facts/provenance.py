@@ -57,6 +57,10 @@ class Unknown:
         return f"unknown ({self.reason})"
 
 
+INDEX_LIMIT = 60_000
+"""Collections larger than this are walked, not indexed (an index holds every item)."""
+
+
 class Items(Generic[T]):
     """An ordered collection of fact records with the provenance of the collection itself.
 
@@ -64,7 +68,7 @@ class Items(Generic[T]):
     tree of 100k files never sits in memory as a whole.
     """
 
-    __slots__ = ("_factory", "_items", "where")
+    __slots__ = ("_factory", "_held", "_indexes", "_items", "where")
 
     def __init__(
         self,
@@ -76,12 +80,45 @@ class Items(Generic[T]):
         self._items: tuple[T, ...] | None = None if factory else tuple(items)
         self._factory = factory
         self.where = where
+        self._held: list[T] | None = None
+        self._indexes: dict[str, dict[object, list[int]] | None] = {}
 
     def __iter__(self) -> Iterator[T]:
         if self._factory is not None:
             return self._factory()
         assert self._items is not None
         return iter(self._items)
+
+    def having(self, field: str, values: frozenset[object]) -> list[T] | None:
+        """The items whose `field` equals one of `values`, in order, through an index built on first use.
+
+        None when the field cannot be indexed: a value is unknown (a comparison with it is undecided, so no
+        item may be left out) or unhashable, or the collection has more than INDEX_LIMIT items."""
+        if field not in self._indexes:
+            self._indexes[field] = self._index(field)
+        index = self._indexes[field]
+        if index is None or self._held is None:
+            return None
+        positions = sorted(p for v in values for p in index.get(v, ()))
+        return [self._held[p] for p in positions]
+
+    def _index(self, field: str) -> dict[object, list[int]] | None:
+        if self._held is None:
+            if self._indexes:  # an earlier attempt found the collection too large
+                return None
+            held: list[T] = []
+            for item in self:
+                held.append(item)
+                if len(held) > INDEX_LIMIT:
+                    return None
+            self._held = held
+        index: dict[object, list[int]] = {}
+        for position, item in enumerate(self._held):
+            value = getattr(item, field, None)
+            if isinstance(value, Unknown) or not isinstance(value, str | int):
+                return None
+            index.setdefault(value, []).append(position)
+        return index
 
     @property
     def lazy(self) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from cvmlint.errors import CvmlintError, InputError
 from cvmlint.facts.model import Facts, Record
 from cvmlint.facts.provenance import Items, Provenance, Unknown
-from cvmlint.policy import ast
+from cvmlint.policy import ast, regex
 from cvmlint.policy.allowlist import Allowlist, version_compare
 from cvmlint.policy.checker import describe
 from cvmlint.policy.loader import Policy
@@ -68,6 +68,13 @@ class Case:
 
 
 _VERSION_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def _any_version_field(name: str) -> bool:
+    """A field some record compares with dpkg's ordering (equal versions can differ as text: no index)."""
+    from cvmlint.facts.model import RECORD_TYPES
+
+    return any(name in _version_fields(cls) for cls in RECORD_TYPES)
 
 
 def _version_fields(cls: type) -> frozenset[str]:
@@ -128,6 +135,7 @@ class Evaluator:
             self.global_wheres[f.name] = _where_of(value)
         for name, const in policy.lets.items():
             self.globals[name] = const
+        self.lets = dict(policy.lets)
         for name, allow in policy.uses.items():
             self.globals[name] = allow
         self._truths: dict[int, TruthFn] = {}
@@ -188,6 +196,46 @@ class Evaluator:
 
         return comparison
 
+    def _narrowing(self, e: ast.Quantifier) -> list[Narrowing]:
+        """Conditions `VAR.field == constant`, `VAR.field in [constants]` or `VAR.flag` that every item the
+        verdict depends on meets, so the walk can go through an index of the collection instead (one walk
+        builds it for every rule). The filter's always qualify; the body's only for `any` and `none` (an
+        item whose body is false does not count there) and when the filter is itself made of such
+        conditions (an undecided filter counts: the body's are used only when every one of the filter's
+        could be looked up, i.e. none of its values is unknown). The evaluation on each item is unchanged."""
+        found = [(field, values, False) for field, values in self._equalities(e.filter, e.var)] if e.filter else []
+        if e.kind != "all" and (e.filter is None or len(found) == len(_conjuncts(e.filter))):
+            found += [(field, values, True) for field, values in self._equalities(e.body, e.var)]
+        return found
+
+    def _equalities(self, e: ast.Expr, var: str) -> list[tuple[str, frozenset[object]]]:
+        out: list[tuple[str, frozenset[object]]] = []
+        for c in _conjuncts(e):
+            if isinstance(c, ast.Attr) and isinstance(c.obj, ast.Name) and c.obj.id == var:
+                out.append((c.name, frozenset([True])))
+                continue
+            if not (isinstance(c, ast.Compare) and c.op in ("==", "in") and isinstance(c.left, ast.Attr)):
+                continue
+            field, subject = c.left.name, c.left.obj
+            constant = self._constant(c.right)
+            if not (isinstance(subject, ast.Name) and subject.id == var) or _any_version_field(field):
+                continue
+            if c.op == "==" and isinstance(constant, str | int):
+                out.append((field, frozenset([constant])))
+            elif c.op == "in" and isinstance(constant, tuple) and all(isinstance(v, str | int) for v in constant):
+                out.append((field, frozenset(constant)))
+        return out
+
+    def _constant(self, e: ast.Expr) -> object:
+        """The value of a literal, a list of literals or a `let` constant; None for anything else."""
+        if isinstance(e, ast.Literal):
+            return e.value
+        if isinstance(e, ast.ListExpr) and all(isinstance(x, ast.Literal) for x in e.items):
+            return tuple(x.value for x in e.items)  # type: ignore[attr-defined]
+        if isinstance(e, ast.Name) and e.id in self.lets:
+            return self.lets[e.id]
+        return None
+
     def _collection(self, e: ast.Quantifier | ast.Count, env: Env) -> Any:
         """The collection a quantifier ranges over: items, or Undecided."""
         coll = self.value(e.collection)(env)
@@ -200,6 +248,7 @@ class Evaluator:
     def _compile_quantifier(self, e: ast.Quantifier) -> TruthFn:
         keep = self.truth(e.filter) if e.filter is not None else None
         body, var, kind = self.truth(e.body), e.var, e.kind
+        narrowing = self._narrowing(e)
         # the value that decides at once: a miss for `all`, a hit for `any` and `none`
         decisive, verdict = (False, False) if kind == "all" else (True, kind == "any")
 
@@ -207,6 +256,8 @@ class Evaluator:
             coll = self._collection(e, env)
             if isinstance(coll, Undecided):
                 return coll
+            if narrowing and isinstance(coll, Items):
+                coll = _narrowed(coll, narrowing)
             scratch = dict(env)
             reasons: list[str] = []
             undecided = False
@@ -529,6 +580,29 @@ class Evaluator:
         return "".join(out)
 
 
+def _conjuncts(e: ast.Expr) -> tuple[ast.Expr, ...]:
+    return e.operands if isinstance(e, ast.BoolOp) and e.op == "and" else (e,)
+
+
+Narrowing = tuple[str, frozenset[object], bool]
+"""A condition every deciding item meets: field, the values it may have, and whether it is the body's."""
+
+
+def _narrowed(coll: Items[Any], narrowing: list[Narrowing]) -> Any:
+    """The fewest items any one of the conditions admits (through the collection's index), else all."""
+    best = None
+    filter_undecidable = False
+    for field, values, of_body in narrowing:
+        if of_body and filter_undecidable:
+            break  # an item whose filter is undecided counts, whatever its body says
+        found = coll.having(field, values)
+        if found is None:
+            filter_undecidable = filter_undecidable or not of_body
+        elif best is None or len(found) < len(best):
+            best = found
+    return coll if best is None else best
+
+
 def _call_method(target: Any, method: str, argv: list[Any]) -> Any:
     if not isinstance(target, str):
         return getattr(target, method)(*argv)  # a record method the checker allowed (kernel.contains)
@@ -587,8 +661,6 @@ def compare(op: str, left: Any, right: Any) -> bool | Unknown:
     if left is None or right is None:
         return {"==": left is right, "!=": left is not right}.get(op, False)
     if op in ("matches", "glob"):
-        from cvmlint.policy import regex
-
         try:
             pattern = regex.regex(right) if op == "matches" else regex.glob(right)
         except regex.PatternError as err:

@@ -1,7 +1,9 @@
 """The evaluator against a reference written from the language's definition (docs/language.md):
 Kleene logic for `and`/`or`/`not`, quantifiers and `count` over items whose fields may be unknown,
 unknown never a pass. Hypothesis generates the expressions (as policy text, through the real parser
-and checker) and the facts; the reference below is independent of cvmlint's code.
+and checker) and the facts; the reference below is independent of cvmlint's code. The conditions include
+those the evaluator answers through an index of the collection (`f.name == …`, `f.name in […]`,
+`f.executable`), with and without unknown values.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def ref(e: tuple, w: World, env: dict[str, File]) -> bool | None:  # type: ignor
         return None if value is None else bool(value == e[3])
     if op == "gt":
         return bool(env[e[1]].size > e[2])
+    if op == "among":
+        listed = known(getattr(env[e[1]], e[2]))
+        return None if listed is None else listed in e[3]
     if op == "not":
         negated = ref(e[1], w, env)
         return None if negated is None else not negated
@@ -104,6 +109,8 @@ def text(e: tuple) -> str:  # type: ignore[type-arg]
         return f'{e[1]}.{e[2]} == "{e[3]}"'
     if op == "gt":
         return f"{e[1]}.size > {e[2]}"
+    if op == "among":
+        return f"{e[1]}.{e[2]} in [" + ", ".join(f'"{v}"' for v in e[3]) + "]"
     if op == "not":
         return f"not ({text(e[1])})"
     if op in ("and", "or"):
@@ -132,6 +139,12 @@ def expressions(bound: tuple[str, ...], depth: int) -> st.SearchStrategy[tuple]:
             st.tuples(st.just("eq"), st.just(var), st.just("name"), st.sampled_from(NAMES)),
             st.tuples(st.just("eq"), st.just(var), st.just("elf_machine"), st.sampled_from(MACHINES)),
             st.tuples(st.just("gt"), st.just(var), st.integers(0, 3)),
+            st.tuples(
+                st.just("among"),
+                st.just(var),
+                st.sampled_from(["name", "elf_machine"]),
+                st.lists(st.sampled_from(NAMES + MACHINES), min_size=1, max_size=3).map(tuple),
+            ),
         ]
     leaf = st.one_of(leaves)
     if depth == 0:
