@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.tools import require, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 INIT_C = r"""
 #include <stdio.h>
 #include <unistd.h>

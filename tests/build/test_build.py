@@ -51,6 +51,7 @@ def tdx_debian(tmp_path_factory: pytest.TempPathFactory, kernel_deb: Path, build
     )
 
 
+@pytest.mark.heavy
 def test_the_debian_tdx_base_image_builds_passes_and_does_not_drift(tdx_debian: Any) -> None:
     code, doc, err, _ = tdx_debian
     assert code == 0, err[-3000:]
@@ -77,6 +78,7 @@ def test_the_debian_tdx_base_image_builds_passes_and_does_not_drift(tdx_debian: 
     assert verified.returncode == 0, verified.stdout
 
 
+@pytest.mark.heavy
 def test_the_debian_tdx_base_image_boots_with_verity_lockdown_and_tmpfs(tdx_debian: Any) -> None:
     code, doc, _, _ = tdx_debian
     assert code == 0
@@ -96,6 +98,7 @@ def test_the_debian_tdx_base_image_boots_with_verity_lockdown_and_tmpfs(tdx_debi
     assert "device-mapper: verity" in console or "verity" in mounts["/"][0]
 
 
+@pytest.mark.heavy
 def test_a_build_script_that_installs_a_forbidden_package_is_drift(project: Path) -> None:
     """Lint cannot see through `xargs`: the recipe passes, the image holds lua, the build says where both are."""
     script = project / "recipes/tdx-base/mkosi.postinst"
@@ -115,6 +118,7 @@ def test_a_build_script_that_installs_a_forbidden_package_is_drift(project: Path
     assert "lua5.4" in {p["name"] for p in doc["packages"]["undeclared"]}
 
 
+@pytest.mark.heavy
 def test_mkosi_defaults_scan_with_every_finding_explained(tmp_path: Path, build_root: Path) -> None:
     """A bootable Debian image with mkosi's defaults, built --no-gate, every finding checked by hand once."""
     import shutil
@@ -191,6 +195,7 @@ def minimal_recipe(directory: Path, packages: str, extra: dict[str, str] | None 
     return directory
 
 
+@pytest.mark.heavy
 def test_a_failing_mkosi_exits_2_with_its_last_lines_and_log(tmp_path: Path, build_root: Path) -> None:
     minimal_recipe(tmp_path / "r", "cvmlint-no-such-package")
     code, doc, err = cvmlint_build(tmp_path, "--no-gate", "r")
@@ -202,6 +207,7 @@ def test_a_failing_mkosi_exits_2_with_its_last_lines_and_log(tmp_path: Path, bui
     assert log.is_file() and "cvmlint-no-such-package" in log.read_text()
 
 
+@pytest.mark.heavy
 def test_an_image_missing_after_the_build_exits_2(tmp_path: Path, build_root: Path) -> None:
     # mkosi itself checks that the file is there (a directory does), cvmlint that it is an image
     moved = '#!/bin/sh\nmv "$OUTPUTDIR/image.raw" "$OUTPUTDIR/moved.raw" && mkdir "$OUTPUTDIR/image.raw"\n'
