@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cvmlint.cache import default_cache
 from cvmlint.tools import ToolError, last_lines, require, run
 
 MARKER = ".cvmlint-toolroot.json"
@@ -31,15 +32,6 @@ CLEAN_ENV = {
     "LANG": "C.UTF-8",
     "TERM": "dumb",
 }
-
-
-def default_cache() -> Path:
-    """Where tool roots live: $CVMLINT_CACHE, else /var/cache/cvmlint for root, else ~/.cache/cvmlint."""
-    if "CVMLINT_CACHE" in os.environ:
-        return Path(os.environ["CVMLINT_CACHE"])
-    if os.geteuid() == 0:
-        return Path("/var/cache/cvmlint")
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cvmlint"
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cvmlint.cache import default_cache
 from cvmlint.errors import CvmlintError
 from cvmlint.recipe.mkosi import CommandLine
-from cvmlint.toolroot import CLEAN_ENV, ToolRoot, default_cache
+from cvmlint.toolroot import CLEAN_ENV, ToolRoot
 
 MINIMUM_VERSION = (25, 0)
 BUILD_ROOT = ToolRoot(

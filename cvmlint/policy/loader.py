@@ -60,6 +60,7 @@ class _Sources:
         self.lines: dict[str, list[str]] = {}
         self.digest = hashlib.sha256()
         self.order: list[str] = []
+        self.read_files: list[tuple[Path, bytes]] = []
         self.base = base.resolve()
         """The main policy file's directory: the digest names files relative to it, so the same policy
         has the same digest wherever it is checked out (and inside an evidence bundle)."""
@@ -79,6 +80,7 @@ class _Sources:
         name = os.path.relpath(path.resolve(), self.base)
         self.digest.update(name.encode() + b"\0" + data + b"\0")
         self.order.append(shown)
+        self.read_files.append((path.resolve(), data))
         if b"\0" in data:
             raise PolicyError([Diagnostic(shown, 1, 1, f"{what} is a binary file, not text")])
         try:
@@ -122,9 +124,7 @@ def _parse_tree(root: Path, sources: _Sources) -> list[tuple[Path, ast.PolicyFil
         shown = display_path(path)
         text = sources.read(path, shown, "policy", at)
         key = (str(real), shown, text)
-        parsed = _PARSED.get(key)
-        if parsed is None:
-            parsed = _PARSED[key] = parse_policy_text(text, shown)
+        parsed = _PARSED.get(key) or _parse_cached(key)
         for inc in parsed.includes:
             visit(_include_path(path, inc.path), [*stack, real], inc.pos)
         done[real] = parsed
@@ -132,6 +132,19 @@ def _parse_tree(root: Path, sources: _Sources) -> list[tuple[Path, ast.PolicyFil
 
     visit(root, [], None)
     return order
+
+
+def _parse_cached(key: tuple[str, str, str]) -> ast.PolicyFile:
+    """Parse a file, or take its parse from the user's cache (no grammar, no lark: a lint starts faster)."""
+    from cvmlint import cache
+
+    digest = "\0".join(key).encode()
+    parsed = cache.load_parsed(digest)
+    if not isinstance(parsed, ast.PolicyFile):
+        parsed = parse_policy_text(key[2], key[1])
+        cache.store_parsed(digest, parsed)
+    _PARSED[key] = parsed
+    return parsed
 
 
 def _include_path(including: Path, name: str) -> Path:
@@ -204,6 +217,38 @@ def load_policy(path: str | Path, profiles: Sequence[str] = ()) -> Policy:
     root = Path(path)
     if root.is_dir():
         raise InputError(f"{path}: is a directory; give a policy file (*.cvmp)")
+    checked = _CHECKED.get(root.resolve())
+    if checked is None or not checked.unchanged():
+        checked = _check(root)
+        _CHECKED[root.resolve()] = checked
+    base = checked.policy
+    policy = replace(base, lets=dict(base.lets), uses=dict(base.uses), disabled={}, warnings=list(base.warnings))
+    for name in profiles:
+        _apply_profile(policy, name, checked.profile_data)
+    return policy
+
+
+@dataclass
+class _Checked:
+    """A checked policy before profiles, with the files it was made of (to see that they are unchanged)."""
+
+    policy: Policy
+    profile_data: dict[tuple[str, str], Allowlist]
+    read: list[tuple[Path, bytes]]
+
+    def unchanged(self) -> bool:
+        try:
+            return all(path.read_bytes() == data for path, data in self.read)
+        except OSError:
+            return False
+
+
+_CHECKED: dict[Path, _Checked] = {}
+"""Checked policies by path: a lint of several recipes checks its policy once and applies each recipe's
+profiles to a copy."""
+
+
+def _check(root: Path) -> _Checked:
     sources = _Sources(root.parent)
     tree = _parse_tree(root, sources)
     files = [pf for _, pf in tree]
@@ -245,8 +290,8 @@ def load_policy(path: str | Path, profiles: Sequence[str] = ()) -> Policy:
         name=main.name,
         version=main.version,
         path=main.path,
-        sha256="",
-        files=(),
+        sha256=sources.digest.hexdigest(),
+        files=tuple(sources.order),
         rules=tuple(rules),
         lets=values,
         uses=allowlists,
@@ -254,11 +299,7 @@ def load_policy(path: str | Path, profiles: Sequence[str] = ()) -> Policy:
         available_profiles={p.name: p for p in profile_list},
         warnings=checker.warnings,
     )
-    for name in profiles:
-        _apply_profile(policy, name, profile_data)
-    policy.sha256 = sources.digest.hexdigest()
-    policy.files = tuple(sources.order)
-    return policy
+    return _Checked(policy, profile_data, sources.read_files)
 
 
 def _load_use(checker: Checker, base: Path, use: ast.Use, sources: _Sources) -> Allowlist:
