@@ -240,35 +240,51 @@ def _hash_range(
         struct.pack_into("<Q", done, slot * 8, (block - first) * bs)
 
 
-def _level0(data: ByteSource, sb: VeritySuperblock, workers: int, progress: Progress | None) -> mmap.mmap:
-    ds = _hasher(sb.algorithm).digest_size
-    digests = mmap.mmap(-1, max(1, sb.data_blocks * ds))
-    total = sb.data_blocks * sb.data_block_size
-    located = _fd_and_offset(data)
-    if located is None or workers <= 1 or sb.data_blocks < 4096:
-        _hash_serially(data, sb, digests, progress)
-        return digests
-    fd, base = located
-    done = mmap.mmap(-1, 8 * workers)
-    ctx = multiprocessing.get_context("fork")
-    bounds = [sb.data_blocks * i // workers for i in range(workers + 1)]
-    procs = [
-        ctx.Process(target=_worker, args=(fd, base, sb, bounds[i], bounds[i + 1], digests, done, i))
-        for i in range(workers)
-    ]
-    for p in procs:
-        p.start()
-    while any(p.is_alive() for p in procs):
+class _Level0:
+    """The digests of every data block, computed by forked workers while the caller goes on (or serially
+    when `wait` is called, for a small partition or one that is not a plain file)."""
+
+    def __init__(self, data: ByteSource, sb: VeritySuperblock, workers: int) -> None:
+        self.data, self.sb, self.workers = data, sb, workers
+        self.digests = mmap.mmap(-1, max(1, sb.data_blocks * _hasher(sb.algorithm).digest_size))
+        self.procs: list[multiprocessing.process.BaseProcess] = []
+        self.done = mmap.mmap(-1, 8 * workers)
+        located = _fd_and_offset(data)
+        if located is None or workers <= 1 or sb.data_blocks < 4096:
+            return
+        fd, base = located
+        ctx = multiprocessing.get_context("fork")
+        bounds = [sb.data_blocks * i // workers for i in range(workers + 1)]
+        self.procs = [
+            ctx.Process(target=_worker, args=(fd, base, sb, bounds[i], bounds[i + 1], self.digests, self.done, i))
+            for i in range(workers)
+        ]
+        for p in self.procs:
+            p.start()
+
+    def wait(self, progress: Progress | None) -> mmap.mmap:
+        if not self.procs:
+            _hash_serially(self.data, self.sb, self.digests, progress)
+            return self.digests
+        total = self.sb.data_blocks * self.sb.data_block_size
+        while any(p.is_alive() for p in self.procs):
+            if progress:
+                done = sum(struct.unpack_from("<Q", self.done, 8 * i)[0] for i in range(self.workers))
+                progress(HASHING, done, total)
+            time.sleep(0.02)
+        for p in self.procs:
+            p.join()
+        if any(p.exitcode != 0 for p in self.procs):
+            raise FormatError(FMT, "data partition", 0, "could not read every data block (a hashing worker failed)")
         if progress:
-            progress(HASHING, sum(struct.unpack_from("<Q", done, 8 * i)[0] for i in range(workers)), total)
-        time.sleep(0.05)
-    for p in procs:
-        p.join()
-    if any(p.exitcode != 0 for p in procs):
-        raise FormatError(FMT, "data partition", 0, "could not read every data block (a hashing worker failed)")
-    if progress:
-        progress(HASHING, total, total)
-    return digests
+            progress(HASHING, total, total)
+        return self.digests
+
+    def cancel(self) -> None:
+        for p in self.procs:
+            if p.is_alive():
+                p.kill()
+            p.join()
 
 
 def _worker(
@@ -303,6 +319,24 @@ def verify(
     progress: Progress | None = None,
 ) -> VerityResult:
     """Recompute the root hash from `data` and compare the stored tree in `hashes` with it, level by level."""
+    return finish_verify(start_verify(data, hashes, sb, workers), progress)
+
+
+@dataclass
+class PendingVerity:
+    """A verification whose data blocks are being hashed: `finish_verify` waits and compares."""
+
+    hashes: ByteSource
+    sb: VeritySuperblock
+    geo: _Geometry
+    level0: _Level0
+
+
+@reader("verity", "hash tree")
+def start_verify(
+    data: ByteSource, hashes: ByteSource, sb: VeritySuperblock | None = None, workers: int | None = None
+) -> PendingVerity:
+    """Check the geometry and start hashing the data blocks in worker processes (when it pays)."""
     sb = sb or read_superblock(hashes)
     geo = geometry(sb)
     if sb.data_blocks * sb.data_block_size > data.size:
@@ -320,7 +354,17 @@ def verify(
             sb.first_hash_block * sb.hash_block_size,
             f"needs {tree_end} bytes but the hash partition has {hashes.size}",
         )
-    digests = _level0(data, sb, workers or min(2, os.cpu_count() or 1), progress)
+    return PendingVerity(hashes, sb, geo, _Level0(data, sb, workers or min(2, os.cpu_count() or 1)))
+
+
+@reader("verity", "hash tree")
+def finish_verify(pending: PendingVerity, progress: Progress | None = None) -> VerityResult:
+    """Wait for the data blocks' digests, build the levels above them and compare them with the stored tree."""
+    hashes, sb, geo = pending.hashes, pending.sb, pending.geo
+    try:
+        digests = pending.level0.wait(progress)
+    finally:
+        pending.level0.cancel()
     result = VerityResult(
         "",
         sb.algorithm,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,8 @@ from cvmlint.scan import rootfs
 from cvmlint.scan.disk import Disk, RootChoice, Tree, find_root, open_disk
 
 if TYPE_CHECKING:
-    from cvmlint.image.verity import Progress
+    from cvmlint.image.verity import PendingVerity, Progress
+    from cvmlint.scan.disk import DiskPartition
 
 
 @dataclass
@@ -47,9 +48,20 @@ class ScanOptions:
 def scan_image(path: str | Path, options: ScanOptions | None = None) -> Iterator[Facts]:
     """The facts of an image; the image stays open while the facts are used (files are read lazily)."""
     options = options or ScanOptions()
+    _return_large_blocks()
     with open_image(path) as (src, _kind):
         disk = open_disk(src)
         yield _facts(Path(path), disk, options)
+
+
+def _return_large_blocks() -> None:
+    """Make glibc give every block of 128 KiB or more back to the system when it is freed. By default it
+    raises that threshold to the size of the largest block freed so far, so after the first multi-MB read
+    (a kernel, an ESP binary) the next ones come from the heap and stay resident once freed."""
+    import ctypes
+
+    with suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(None).mallopt(-3, 128 << 10)  # M_MMAP_THRESHOLD
 
 
 NO_BUILD = Unknown("an image does not record how it was built: lint its recipe for the build settings")
@@ -83,7 +95,19 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
             else None
         )
         choice = find_root(disk, spec)
-    verity = _verity(choice, options, disk)  # first: its hashing workers fork from a small process
+    # first: the hashing workers fork from a small process, and hash while the rest is read
+    verity = _start_verity(choice, options)
+    try:
+        return _read(target, choice, verity, disk, options)
+    except BaseException:
+        if not isinstance(verity, Verity | Unknown):
+            verity.level0.cancel()
+        raise
+
+
+def _read(
+    target: Target, choice: RootChoice, verity: Verity | Unknown | PendingVerity, disk: Disk, options: ScanOptions
+) -> Facts:
     root_tree, tree_reason = _root_tree(disk, choice)
     boot = bootscan.scan_boot(disk, root_tree, choice.partition)
     part = choice.partition
@@ -126,15 +150,19 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
         files = rootfs.files(root_tree, part)
         mounts = _safely(lambda: rootfs.mounts(root_tree, part, root_format, disk))
         system = _safely(lambda: rootfs.system(root_tree, part))
+    kernel = _kernel(disk, boot, root_tree, options)
+    if not isinstance(verity, Verity | Unknown) and isinstance(files, rootfs.FileTable):
+        with suppress(CvmlintError):  # walked while the workers hash; an error is met again by the rules
+            files.load()
     return Facts(
         target=target,
         packages=packages,
         files=files,
         rootfs=rootfs_fact,
-        verity=verity,
+        verity=_verity(verity, choice, options, disk),
         cmdline=boot.cmdline,
         boot=boot.boot,
-        kernel=_kernel(disk, boot, root_tree, options),
+        kernel=kernel,
         patches=Unknown("an image carries no patch series; kernel markers stand in"),
         mounts=mounts,
         partitions=_partitions(disk),
@@ -190,8 +218,9 @@ def _partitions(disk: Disk) -> Items[Partition]:
     return Items(out, Provenance(partition="gpt", offset=disk.table.sector_size))
 
 
-def _verity(choice: RootChoice, options: ScanOptions, disk: Disk) -> Verity | Unknown:
-    from cvmlint.image.verity import dps_uuids, read_signature_partition, read_superblock, verify
+def _start_verity(choice: RootChoice, options: ScanOptions) -> Verity | Unknown | PendingVerity:
+    """The verity fact, or the hashing of the root started in worker processes (finished by _verity)."""
+    from cvmlint.image.verity import read_superblock, start_verify
 
     root, hashes = choice.partition, choice.verity
     if root is None or hashes is None:
@@ -202,10 +231,26 @@ def _verity(choice: RootChoice, options: ScanOptions, disk: Disk) -> Verity | Un
         sb = read_superblock(hashes.source)
     except CvmlintError as err:
         return Unknown(f"the hash partition has no usable verity superblock: {err}", hashes.where())
-    where = Provenance(partition=hashes.name, offset=hashes.entry.start, detail="verity superblock")
     if not options.verity:
-        return Unknown("root hash not computed (--no-verity)", where)
-    result = verify(root.source, hashes.source, sb, progress=options.progress)
+        return Unknown("root hash not computed (--no-verity)", _superblock_where(hashes))
+    return start_verify(root.source, hashes.source, sb)
+
+
+def _superblock_where(hashes: DiskPartition) -> Provenance:
+    return Provenance(partition=hashes.name, offset=hashes.entry.start, detail="verity superblock")
+
+
+def _verity(
+    pending: Verity | Unknown | PendingVerity, choice: RootChoice, options: ScanOptions, disk: Disk
+) -> Verity | Unknown:
+    from cvmlint.image.verity import PendingVerity, dps_uuids, finish_verify, read_signature_partition
+
+    if not isinstance(pending, PendingVerity):
+        return pending
+    root, hashes = choice.partition, choice.verity
+    assert root is not None and hashes is not None
+    where = _superblock_where(hashes)
+    result = finish_verify(pending, progress=options.progress)
     uuids = dps_uuids(result.stored_root_hash) if len(result.stored_root_hash) >= 64 else ("", "")
     signed: bool | Unknown = False
     sig = next((p for p in disk.partitions if p.entry.type_name == f"{root.entry.type_name}-verity-sig"), None)
