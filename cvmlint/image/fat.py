@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -175,16 +175,11 @@ class FatFileSystem:
         seen: set[int] = set()
         cur: int | None = first
         cap = self.clusters if limit_bytes is None else limit_bytes // self.cluster_size + 1
-        table = self._table()
+        table: Sequence[int] = self._table() or ()
         mask, end = (0x0FFFFFFF, 0x0FFFFFF7) if self.bits == 32 else (0xFFFF, 0xFFF7)
+        valid_end, size = min(end, self.clusters + 2), len(table)
         while cur is not None:
-            if (
-                table is not None
-                and cur < len(table)
-                and 2 <= table[cur] & mask < min(end, self.clusters + 2)
-                and cur not in seen
-                and len(out) < cap
-            ):
+            if cur < size and 2 <= table[cur] & mask < valid_end and cur not in seen and len(out) < cap:
                 seen.add(cur)  # the common case, inline: a valid next cluster in the held table
                 out.append(cur)
                 cur = table[cur] & mask
@@ -325,6 +320,8 @@ class FatFileSystem:
                 entry.offset,
                 f"size {entry.size} but its chain has only {len(clusters)} clusters",
             )
+        if clusters == list(range(clusters[0], clusters[0] + len(clusters))):  # contiguous: one read, one copy
+            return read_exact(self.src, self.cluster_offset(clusters[0]), entry.size, FMT, f"data of {entry.path}")
         out = bytearray()
         run_start = prev = clusters[0]
         for c in [*clusters[1:], None]:

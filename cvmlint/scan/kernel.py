@@ -15,8 +15,9 @@ import bisect
 import bz2
 import io
 import lzma
-import re
+import mmap
 import struct
+import tempfile
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,10 @@ from cvmlint import limits
 from cvmlint.errors import FormatError, reader
 from cvmlint.facts.kconfig import parse_config
 from cvmlint.image.source import Buffer
+
+Blob = Buffer | mmap.mmap
+"""A decompressed kernel: an unlinked temporary file mapped read-only (tens of MB never held in memory),
+or a buffer."""
 
 FMT = "bzimage"
 SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
@@ -47,7 +52,7 @@ class KernelImage:
     version: str
     boot_protocol: str
     compression: str
-    vmlinux: Buffer = field(default=b"", repr=False)
+    vmlinux: Blob = field(default=b"", repr=False)
     params: set[str] = field(default_factory=set)
     config: dict[str, str] | None = None
     """From IKCONFIG, when built in."""
@@ -89,60 +94,83 @@ def read_bzimage(data: Buffer, name: str) -> KernelImage:
     expected = int.from_bytes(payload[-4:], "little")
     limits.check("kernel-bytes", expected, FMT, f"{name} payload (the size it announces)", start + length - 4)
     image.vmlinux = decompress(payload, kind, expected, f"{name} payload", start)
-    if not image.vmlinux.startswith(b"\x7fELF"):
+    if image.vmlinux[:4] != b"\x7fELF":
         image.problems.append("the decompressed payload is not an ELF file")
         return image
     image.params = known_params(image.vmlinux, name)
     image.config = ikconfig(image.vmlinux)
     if not version:
-        m = re.search(rb"Linux version (\S+)", image.vmlinux)
-        image.version = m.group(1).decode("ascii", "replace") if m else ""
+        at = find(image.vmlinux, b"Linux version ")
+        words = image.vmlinux[at + 14 : at + 14 + 128].split(None, 1) if at >= 0 else []
+        image.version = words[0].decode("ascii", "replace") if words else ""
     return image
 
 
-def decompress(payload: Buffer | memoryview, kind: str, expected: int, what: str, offset: int) -> Buffer:
-    """The decompressed payload, refusing more than the size it announces (and the global cap)."""
+def decompress(payload: Buffer | memoryview, kind: str, expected: int, what: str, offset: int) -> Blob:
+    """The decompressed payload, refusing more than the size it announces (and the global cap), written
+    piece by piece to a temporary file and mapped (the peak is one piece, not the kernel)."""
     most = limits.get("kernel-bytes")
     cap = min(expected or most, most) + 1  # one byte more than announced shows a lie
-    out: Buffer
+    out = _Spill()
     try:
         if kind == "gzip":
-            out = _inflate(zlib.decompressobj(31), payload, cap)
+            _inflate(zlib.decompressobj(31), payload, cap, out)
         elif kind in ("xz", "lzma"):
             fmt = lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE
-            out = _inflate(lzma.LZMADecompressor(fmt), payload, cap)
+            _inflate(lzma.LZMADecompressor(fmt), payload, cap, out)
         elif kind == "bzip2":
-            out = _inflate(bz2.BZ2Decompressor(), payload, cap)
+            _inflate(bz2.BZ2Decompressor(), payload, cap, out)
         elif kind == "zstd":
-            out = _zstd(payload, cap)
+            _zstd_into(memoryview(payload)[:-4], cap, out)  # without kbuild's size trailer: not a frame
         else:
-            out = _lz4_legacy(memoryview(payload)[4:-4], expected, cap, what, offset)
+            _lz4_legacy(memoryview(payload)[4:-4], cap, what, offset, out)
     except (zlib.error, lzma.LZMAError, OSError, ValueError) as err:
+        out.discard()
         raise FormatError(FMT, what, offset, f"{kind} data is corrupt: {err}") from None
     except Exception as err:  # zstandard.ZstdError and friends
+        out.discard()
         if type(err).__module__.startswith("zstandard"):
             raise FormatError(FMT, what, offset, f"zstd data is corrupt: {err}") from None
         raise
-    if expected and len(out) != expected:
-        raise FormatError(FMT, what, offset, f"decompresses to {len(out)} bytes, but announces {expected}")
-    return out
+    if expected and out.size != expected:
+        out.discard()
+        raise FormatError(FMT, what, offset, f"decompresses to {out.size} bytes, but announces {expected}")
+    return out.mapped()
 
 
-PIECE = 8 << 20
+PIECE = 1 << 20
 
 
-def _inflate(decoder: Any, payload: Buffer | memoryview, cap: int) -> bytearray:
-    """Decompress in pieces appended to one buffer: the peak is the output and one piece, where a single
-    call to the decoder holds its own growing copy as well (twice the kernel at the end)."""
-    out = bytearray()
+class _Spill:
+    """Output written to an unlinked temporary file, then mapped read-only."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115  NOTE: closed by mapped() or discard()
+        self.size = 0
+
+    def write(self, piece: Buffer) -> None:
+        self.file.write(piece)
+        self.size += len(piece)
+
+    def mapped(self) -> Blob:
+        with self.file:
+            self.file.flush()
+            if self.size == 0:
+                return b""
+            return mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def discard(self) -> None:
+        self.file.close()
+
+
+def _inflate(decoder: Any, payload: Buffer | memoryview, cap: int, out: _Spill) -> None:
     data: Buffer | memoryview = payload
-    while len(out) < cap and not decoder.eof:
-        piece = decoder.decompress(data, min(PIECE, cap - len(out)))
+    while out.size < cap and not decoder.eof:
+        piece = decoder.decompress(data, min(PIECE, cap - out.size))
         data = getattr(decoder, "unconsumed_tail", b"")  # zlib keeps unread input there; lzma/bz2 inside
         if not piece and not data and getattr(decoder, "needs_input", True):
             break
-        out += piece
-    return out
+        out.write(piece)
 
 
 def _zstd(data: Buffer | memoryview, cap: int) -> bytes:
@@ -152,12 +180,21 @@ def _zstd(data: Buffer | memoryview, cap: int) -> bytes:
         return reader.read(cap)
 
 
-def _lz4_legacy(data: memoryview, expected: int, cap: int, what: str, offset: int) -> bytearray:
-    """Frames of {u32 size, LZ4 block} after the legacy magic; kept as one buffer (no copy)."""
+def _zstd_into(data: Buffer | memoryview, cap: int, out: _Spill) -> None:
+    import zstandard
+
+    with zstandard.ZstdDecompressor().stream_reader(data) as reader:
+        while out.size < cap:
+            piece = reader.read(min(PIECE, cap - out.size))
+            if not piece:
+                break
+            out.write(piece)
+
+
+def _lz4_legacy(data: memoryview, cap: int, what: str, offset: int, out: _Spill) -> None:
+    """Frames of {u32 size, LZ4 block} after the legacy magic."""
     import lz4.block
 
-    out = bytearray(expected if 0 < expected <= cap else 0)  # filled in place: no growth, no copy
-    out_pos = 0
     pos = 0
     while pos + 4 <= len(data):
         size = int.from_bytes(data[pos : pos + 4], "little")
@@ -167,20 +204,38 @@ def _lz4_legacy(data: memoryview, expected: int, cap: int, what: str, offset: in
         if size == 0 or pos + size > len(data):
             raise FormatError(FMT, what, offset + pos, f"LZ4 legacy block of {size} bytes runs past the payload")
         try:
-            block = lz4.block.decompress(data[pos : pos + size], uncompressed_size=8 << 20)
-            out[out_pos : out_pos + len(block)] = block
-            out_pos += len(block)
-            del block
+            out.write(lz4.block.decompress(data[pos : pos + size], uncompressed_size=8 << 20))
         except lz4.block.LZ4BlockError as err:
             raise FormatError(FMT, what, offset + pos, f"LZ4 block is corrupt: {err}") from None
-        if out_pos > cap:
+        if out.size > cap:
             raise FormatError(FMT, what, offset + pos, f"decompresses past the {cap}-byte cap")
         pos += size
-    del out[out_pos:]
-    return out
 
 
-def _sections(vmlinux: Buffer, name: str) -> tuple[dict[str, tuple[int, int, int]], bool]:
+WINDOW = 8 << 20
+
+
+def find(blob: Blob, needle: bytes, start: int = 0, end: int | None = None) -> int:
+    """`blob.find` over [start, end); a mapped kernel is searched a window at a time, each window's pages
+    given back after it (one search must not make the whole kernel resident)."""
+    end = len(blob) if end is None else min(end, len(blob))
+    if not isinstance(blob, mmap.mmap):
+        return blob.find(needle, start, end)
+    for pos in range(start, end, WINDOW):
+        stop = min(end, pos + WINDOW + len(needle) - 1)
+        found = blob.find(needle, pos, stop)
+        _release(blob, pos, stop)
+        if found >= 0:
+            return found
+    return -1
+
+
+def _release(blob: mmap.mmap, start: int, stop: int) -> None:
+    aligned = start - start % mmap.PAGESIZE
+    blob.madvise(mmap.MADV_DONTNEED, aligned, stop - aligned)
+
+
+def _sections(vmlinux: Blob, name: str) -> tuple[dict[str, tuple[int, int, int]], bool]:
     """Section name -> (address, file offset, size), from the ELF section headers (pyelftools)."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
@@ -197,7 +252,7 @@ def _sections(vmlinux: Buffer, name: str) -> tuple[dict[str, tuple[int, int, int
 class _ViewStream(io.RawIOBase):
     """A read-only stream over a buffer without copying it (io.BytesIO copies a bytearray)."""
 
-    def __init__(self, buffer: Buffer) -> None:
+    def __init__(self, buffer: Blob) -> None:
         self.view, self.pos = memoryview(buffer), 0
 
     def readable(self) -> bool:
@@ -221,7 +276,7 @@ class _ViewStream(io.RawIOBase):
         return data
 
 
-def _string_at(vmlinux: Buffer, spans: list[tuple[int, int, int]], address: int) -> str | None:
+def _string_at(vmlinux: Blob, spans: list[tuple[int, int, int]], address: int) -> str | None:
     """The NUL-terminated string at a virtual address; `spans` are (address, offset, size) sorted."""
     k = bisect.bisect_right(spans, (address, 1 << 64, 0)) - 1
     if k < 0:
@@ -236,7 +291,7 @@ def _string_at(vmlinux: Buffer, spans: list[tuple[int, int, int]], address: int)
     return vmlinux[pos:end].decode("ascii", "replace")
 
 
-def known_params(vmlinux: Buffer, name: str) -> set[str]:
+def known_params(vmlinux: Blob, name: str) -> set[str]:
     """Names the kernel accepts on its command line: __setup/early_param and built-in module params."""
     sections, is64 = _sections(vmlinux, name)
     if not is64:
@@ -252,20 +307,22 @@ def known_params(vmlinux: Buffer, name: str) -> set[str]:
         text = _string_at(vmlinux, spans, pointer)
         if text:
             names.add(text.rstrip("=").replace("-", "_"))
+    if isinstance(vmlinux, mmap.mmap):
+        _release(vmlinux, 0, len(vmlinux))  # the tables' and strings' pages: read again if ever needed
     return names
 
 
-def _table(vmlinux: Buffer, section: tuple[int, int, int], size: int) -> list[int]:
+def _table(vmlinux: Blob, section: tuple[int, int, int], size: int) -> list[int]:
     """The first pointer of every fixed-size entry in a section."""
     _addr, offset, length = section
     return [int.from_bytes(vmlinux[pos : pos + 8], "little") for pos in range(offset, offset + length - size + 1, size)]
 
 
-def _param_pointers(vmlinux: Buffer, sections: dict[str, tuple[int, int, int]]) -> list[int]:
+def _param_pointers(vmlinux: Blob, sections: dict[str, tuple[int, int, int]]) -> list[int]:
     return _table(vmlinux, sections["__param"], 40) if "__param" in sections else []
 
 
-def _setup_table(vmlinux: Buffer, sections: dict[str, tuple[int, int, int]]) -> list[int]:
+def _setup_table(vmlinux: Blob, sections: dict[str, tuple[int, int, int]]) -> list[int]:
     """Find the __setup table inside .init.data, where the linker script puts it.
 
     A stripped vmlinux has no __setup_start symbol, so look for the longest run of 24-byte
@@ -285,7 +342,8 @@ def _setup_table(vmlinux: Buffer, sections: dict[str, tuple[int, int, int]]) -> 
     for phase in (0, 8, 16):
         count = max(0, (length - phase) // 24)
         run: list[int] = []
-        for text, func, early in struct.iter_unpack("<QQQ", vmlinux[offset + phase : offset + phase + count * 24]):
+        table = memoryview(vmlinux)[offset + phase : offset + phase + count * 24]  # no copy
+        for text, func, early in struct.iter_unpack("<QQQ", table):
             if early <= 1 and (c1 <= func < d1 or c2 <= func < d2) and (s1 <= text < e1 or s2 <= text < e2):
                 run.append(text)
             elif run:
@@ -295,7 +353,7 @@ def _setup_table(vmlinux: Buffer, sections: dict[str, tuple[int, int, int]]) -> 
     return best
 
 
-def data_strings(vmlinux: Buffer, needles: tuple[str, ...] | list[str]) -> list[str]:
+def data_strings(vmlinux: Blob, needles: tuple[str, ...] | list[str]) -> list[str]:
     """The needles found in the kernel's data: its allocated, non-executable sections with contents
     (.rodata, .data, .init.data …), or the whole image when it has no section headers."""
     from elftools.common.exceptions import ELFError
@@ -311,15 +369,15 @@ def data_strings(vmlinux: Buffer, needles: tuple[str, ...] | list[str]) -> list[
     except (ELFError, struct.error, ValueError):
         spans = []
     spans = [(start, end) for start, end in spans if end <= len(vmlinux)] or [(0, len(vmlinux))]
-    return [n for n in needles if any(vmlinux.find(n.encode(), start, end) >= 0 for start, end in spans)]
+    return [n for n in needles if any(find(vmlinux, n.encode(), start, end) >= 0 for start, end in spans)]
 
 
-def ikconfig(vmlinux: Buffer) -> dict[str, str] | None:
+def ikconfig(vmlinux: Blob) -> dict[str, str] | None:
     """The build configuration embedded with CONFIG_IKCONFIG, if any."""
-    start = vmlinux.find(b"IKCFG_ST")
+    start = find(vmlinux, b"IKCFG_ST")
     if start < 0:
         return None
-    end = vmlinux.find(b"IKCFG_ED", start)
+    end = find(vmlinux, b"IKCFG_ED", start)
     if end < 0:
         return None
     try:
