@@ -89,8 +89,9 @@ class Items(Generic[T]):
         assert self._items is not None
         return iter(self._items)
 
-    def having(self, field: str, values: frozenset[object]) -> list[T] | None:
-        """The items whose `field` equals one of `values`, in order, through an index built on first use.
+    def positions(self, field: str, accept: frozenset[object] | Callable[[object], bool]) -> set[int] | None:
+        """The positions of the items whose `field` is one of the values `accept` holds (or admits, when it
+        is a test of one value), through an index built on first use.
 
         None when the field cannot be indexed: a value is unknown (a comparison with it is undecided, so no
         item may be left out) or unhashable, or the collection has more than INDEX_LIMIT items."""
@@ -99,8 +100,12 @@ class Items(Generic[T]):
         index = self._indexes[field]
         if index is None or self._held is None:
             return None
-        positions = sorted(p for v in values for p in index.get(v, ()))
-        return [self._held[p] for p in positions]
+        return admitted(index, accept)
+
+    def take(self, positions: Iterable[int]) -> list[T]:
+        """The items at these positions (from `positions`), in order."""
+        assert self._held is not None
+        return [self._held[p] for p in sorted(positions)]
 
     def _index(self, field: str) -> dict[object, list[int]] | None:
         if self._held is None:
@@ -112,6 +117,8 @@ class Items(Generic[T]):
                 if len(held) > INDEX_LIMIT:
                     return None
             self._held = held
+        if self._held and isinstance(getattr(type(self._held[0]), field, None), property):
+            return None  # computed on first use (an ImageFile's ELF fields read the file): not worth a walk
         index: dict[object, list[int]] = {}
         for position, item in enumerate(self._held):
             value = getattr(item, field, None)
@@ -135,3 +142,8 @@ class Items(Generic[T]):
         return tuple(self) == tuple(other) and self.where == other.where
 
     __hash__ = None  # type: ignore[assignment]  # NOTE: lazy collections are not hashable values
+
+
+def admitted(index: dict[object, list[int]], accept: frozenset[object] | Callable[[object], bool]) -> set[int]:
+    keys = [v for v in accept if v in index] if isinstance(accept, frozenset) else [k for k in index if accept(k)]
+    return {p for k in keys for p in index[k]}

@@ -197,33 +197,36 @@ class Evaluator:
         return comparison
 
     def _narrowing(self, e: ast.Quantifier) -> list[Narrowing]:
-        """Conditions `VAR.field == constant`, `VAR.field in [constants]` or `VAR.flag` that every item the
-        verdict depends on meets, so the walk can go through an index of the collection instead (one walk
-        builds it for every rule). The filter's always qualify; the body's only for `any` and `none` (an
-        item whose body is false does not count there) and when the filter is itself made of such
-        conditions (an undecided filter counts: the body's are used only when every one of the filter's
-        could be looked up, i.e. none of its values is unknown). The evaluation on each item is unchanged."""
-        found = [(field, values, False) for field, values in self._equalities(e.filter, e.var)] if e.filter else []
+        """Conditions `VAR.field OP constant` or `VAR.flag` that every item the verdict depends on meets,
+        so the walk can go through an index of the collection instead (one walk builds it for every rule;
+        `==` and `in` look values up, other operators test each distinct value once). The filter's always
+        qualify; the body's only for `any` and `none` (an item whose body is false does not count there)
+        and when the filter is itself made of such conditions (an undecided filter counts: the body's are
+        used only when every one of the filter's could be looked up, i.e. none of its values is unknown).
+        The evaluation on each item is unchanged."""
+        found = [(field, accept, False) for field, accept in self._pushable(e.filter, e.var)] if e.filter else []
         if e.kind != "all" and (e.filter is None or len(found) == len(_conjuncts(e.filter))):
-            found += [(field, values, True) for field, values in self._equalities(e.body, e.var)]
+            found += [(field, accept, True) for field, accept in self._pushable(e.body, e.var)]
         return found
 
-    def _equalities(self, e: ast.Expr, var: str) -> list[tuple[str, frozenset[object]]]:
-        out: list[tuple[str, frozenset[object]]] = []
+    def _pushable(self, e: ast.Expr, var: str) -> list[tuple[str, Accept]]:
+        out: list[tuple[str, Accept]] = []
         for c in _conjuncts(e):
             if isinstance(c, ast.Attr) and isinstance(c.obj, ast.Name) and c.obj.id == var:
                 out.append((c.name, frozenset([True])))
                 continue
-            if not (isinstance(c, ast.Compare) and c.op in ("==", "in") and isinstance(c.left, ast.Attr)):
+            if not (isinstance(c, ast.Compare) and isinstance(c.left, ast.Attr)):
                 continue
-            field, subject = c.left.name, c.left.obj
+            field, subject, op = c.left.name, c.left.obj, c.op
             constant = self._constant(c.right)
             if not (isinstance(subject, ast.Name) and subject.id == var) or _any_version_field(field):
                 continue
-            if c.op == "==" and isinstance(constant, str | int):
+            if op == "==" and isinstance(constant, str | int):
                 out.append((field, frozenset([constant])))
-            elif c.op == "in" and isinstance(constant, tuple) and all(isinstance(v, str | int) for v in constant):
+            elif op == "in" and isinstance(constant, tuple) and all(isinstance(v, str | int) for v in constant):
                 out.append((field, frozenset(constant)))
+            elif constant is not None:
+                out.append((field, _admits(op, constant)))
         return out
 
     def _constant(self, e: ast.Expr) -> object:
@@ -584,23 +587,30 @@ def _conjuncts(e: ast.Expr) -> tuple[ast.Expr, ...]:
     return e.operands if isinstance(e, ast.BoolOp) and e.op == "and" else (e,)
 
 
-Narrowing = tuple[str, frozenset[object], bool]
-"""A condition every deciding item meets: field, the values it may have, and whether it is the body's."""
+Accept = frozenset[object] | Callable[[object], bool]
+"""The values of a field a condition admits: a set to look up, or a test of each distinct value."""
+Narrowing = tuple[str, Accept, bool]
+"""A condition every deciding item meets: field, the values it admits, and whether it is the body's."""
+
+
+def _admits(op: str, constant: object) -> Callable[[object], bool]:
+    """`value OP constant` is not false: an undecided comparison keeps its items (they count)."""
+    return lambda value: compare(op, value, constant) is not False
 
 
 def _narrowed(coll: Items[Any], narrowing: list[Narrowing]) -> Any:
-    """The fewest items any one of the conditions admits (through the collection's index), else all."""
-    best = None
+    """The items every condition admits (through the collection's indexes), else all of them."""
+    kept: set[int] | None = None
     filter_undecidable = False
-    for field, values, of_body in narrowing:
+    for field, accept, of_body in narrowing:
         if of_body and filter_undecidable:
             break  # an item whose filter is undecided counts, whatever its body says
-        found = coll.having(field, values)
+        found = coll.positions(field, accept)
         if found is None:
             filter_undecidable = filter_undecidable or not of_body
-        elif best is None or len(found) < len(best):
-            best = found
-    return coll if best is None else best
+        else:
+            kept = found if kept is None else kept & found
+    return coll if kept is None else coll.take(kept)
 
 
 def _call_method(target: Any, method: str, argv: list[Any]) -> Any:

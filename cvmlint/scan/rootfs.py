@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import posixpath
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from cvmlint.errors import CvmlintError, reader
@@ -13,7 +12,7 @@ from cvmlint.facts.elf import elf_info
 from cvmlint.facts.layout import AUTO_MOUNTS, UNIT_DIRS, file_kind
 from cvmlint.facts.model import File, Mount, Package, System
 from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_mount
-from cvmlint.facts.provenance import Items, Provenance, Unknown
+from cvmlint.facts.provenance import Items, Provenance, Unknown, admitted
 from cvmlint.image.fsid import Content
 from cvmlint.scan.disk import Disk, DiskPartition, Tree
 
@@ -66,116 +65,145 @@ def _dpkg_paragraphs(text: str, partition: str) -> Iterator[Package]:
         start = number + 1
 
 
-MEMO_LIMIT = 60_000
+COLUMNS_LIMIT = 200_000
+"""Trees with more files than this are walked again for each use instead of being held as columns."""
+
+_COLUMNS = ("path", "type", "mode", "uid", "gid", "size", "target")
 
 
-def files(tree: Tree, part: DiskPartition) -> Items[File]:
-    """Every file of the root tree. The first complete walk is remembered when the tree has at most
-    MEMO_LIMIT files (several rules walk it); larger trees are walked again each time, keeping only
-    the ELF sniffing of each file (a few bytes per file)."""
-    elf: dict[str, tuple[Any, Any, Any]] = {}
-    memo: list[File] | None = None
-    too_big = False
+class FileTable(Items[File]):
+    """Every file of the root tree, held after the first walk as a few columns (about 150 bytes a file),
+    from which records are made as they are iterated. A rule's `where` on a column is answered from the
+    columns (see Items.having) and makes records only for the files it admits; the ELF fields read a
+    file's first bytes only when a rule asks (most rules select files by name, type or mode first)."""
 
-    def walk() -> Iterator[File]:
-        nonlocal memo, too_big
-        if memo is not None:
-            yield from memo
+    def __init__(self, tree: Tree, part: DiskPartition) -> None:
+        super().__init__(factory=self._records, where=Provenance(partition=part.name, file="/"))
+        self.tree, self.part = tree, part
+        self.columns: dict[str, list[Any]] | None = None
+        self.elf: dict[str, tuple[Any, Any, Any]] = {}
+        self._column_indexes: dict[str, dict[object, list[int]]] = {}
+
+    def load(self) -> dict[str, list[Any]] | None:
+        """The columns (one walk, remembered), or None for a tree over COLUMNS_LIMIT files."""
+        if self.columns is None:
+            columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+            for count, (path, node) in enumerate(self._walk()):
+                if count >= COLUMNS_LIMIT:
+                    return None
+                for name, value in zip(_COLUMNS, self._row(path, node), strict=True):
+                    columns[name].append(value)
+            self.columns = columns
+        return self.columns
+
+    def _walk(self) -> Iterator[tuple[str, Any]]:
+        return ((path, node) for path, node in self.tree.walk() if path != "/")
+
+    def _row(self, path: str, node: Any) -> tuple[Any, ...]:
+        kind = file_kind(node.mode)
+        target = self.tree.readlink(node) if kind == "symlink" else ""
+        return path, kind, stat.S_IMODE(node.mode), node.uid, node.gid, node.size, target
+
+    def _records(self) -> Iterator[File]:
+        columns = self.load()
+        if columns is None:
+            yield from (self._record(*self._row(path, node)) for path, node in self._walk())
             return
-        seen: list[File] = []
-        for path, node in tree.walk():
-            if path == "/":
-                continue
-            record = _file(tree, part, path, node, elf)
-            if not too_big:
-                seen.append(record)
-                too_big = len(seen) > MEMO_LIMIT
-            yield record
-        if not too_big:
-            memo = seen
-        else:
-            seen.clear()
+        for row in zip(*(columns[name] for name in _COLUMNS), strict=True):
+            yield self._record(*row)
 
-    return Items(factory=walk, where=Provenance(partition=part.name, file="/"))
+    def _record(self, path: str, kind: str, mode: int, uid: int, gid: int, size: int, target: str) -> File:
+        elf = _SNIFF if kind == "file" and size >= 52 else None
+        record = ImageFile(
+            path=path,
+            name=posixpath.basename(path),
+            type=kind,
+            mode=mode,
+            uid=uid,
+            gid=gid,
+            size=size,
+            target=target,
+            executable=kind == "file" and bool(mode & 0o111),
+            setuid=kind == "file" and bool(mode & 0o6000),
+            is_elf=elf or False,
+            elf_machine=elf or "",
+            elf_interpreter=elf or "",
+            where=Provenance(partition=self.part.name, file=path),
+        )
+        record.__dict__["_table"] = self
+        return record
+
+    def sniff(self, path: str) -> tuple[Any, Any, Any]:
+        """(is_elf, machine, interpreter) of a file, from its first 8 KiB, read once."""
+        if path not in self.elf:
+            try:
+                node = self.tree.lookup(path, follow=False)
+                self.elf[path] = elf_info(self.tree.head(node, 8192)) if node is not None else (False, "", "")
+            except CvmlintError as err:
+                reason = Unknown(f"content unreadable: {err}")
+                self.elf[path] = (reason, reason, reason)
+        return self.elf[path]
+
+    def positions(self, field: str, accept: frozenset[object] | Callable[[object], bool]) -> set[int] | None:
+        derived = {"name": "path", "executable": "mode", "setuid": "mode", "perms": "mode"}
+        if derived.get(field, field) not in _COLUMNS:
+            return None
+        columns = self.load()
+        if columns is None:
+            return None
+        index = self._column_indexes.get(field)
+        if index is None:
+            index = self._column_indexes[field] = {}
+            for position, value in enumerate(self._derived(field, columns)):
+                index.setdefault(value, []).append(position)
+        return admitted(index, accept)
+
+    def take(self, positions: Iterable[int]) -> list[File]:
+        assert self.columns is not None
+        columns = [self.columns[name] for name in _COLUMNS]
+        return [self._record(*(column[p] for column in columns)) for p in sorted(positions)]
+
+    @staticmethod
+    def _derived(field: str, columns: dict[str, list[Any]]) -> Iterable[object]:
+        if field == "name":
+            return (posixpath.basename(p) for p in columns["path"])
+        if field == "perms":
+            return (f"{m:04o}" for m in columns["mode"])
+        if field in ("executable", "setuid"):
+            bits = 0o111 if field == "executable" else 0o6000
+            return (k == "file" and bool(m & bits) for k, m in zip(columns["type"], columns["mode"], strict=True))
+        return columns[field]
+
+
+_SNIFF: Any = object()
+"""Given to ImageFile for an ELF field its table reads from the file on first use."""
 
 
 def _elf_field(index: int) -> property:
     """A File field read from the file's content on first use (see ImageFile)."""
+    name = ("_is_elf", "_elf_machine", "_elf_interpreter")[index]
 
     def get(self: ImageFile) -> Any:
-        values = self.__dict__.get("_elf")
-        if values is None:
-            values = self.__dict__["_sniff"]()
-            object.__setattr__(self, "_elf", values)
-        return values[index]
+        value = self.__dict__[name]
+        return self.__dict__["_table"].sniff(self.path)[index] if value is _SNIFF else value
 
-    def keep(self: ImageFile, value: Any) -> None:  # the value passed to __init__ (used when not sniffing)
-        self.__dict__.setdefault("_init", [False, "", ""])[index] = value
-        if "_sniff" not in self.__dict__:
-            object.__setattr__(self, "_elf", tuple(self.__dict__["_init"]))
+    def keep(self: ImageFile, value: Any) -> None:  # what the dataclass __init__ passes
+        self.__dict__[name] = value
 
     return property(get, keep)
 
 
 class ImageFile(File):
-    """A File whose ELF fields are read from the file's first bytes only when a rule asks for them.
-
-    Most rules select files by name, type or mode first; sniffing every file's content up front
-    would read thousands of files for nothing.
-    """
+    """A File of an image root whose ELF fields are read from its first bytes only when a rule asks."""
 
     is_elf = _elf_field(0)  # NOTE: a lazy property in place of the field
     elf_machine = _elf_field(1)
     elf_interpreter = _elf_field(2)
 
 
-def _file(tree: Tree, part: DiskPartition, path: str, node: Any, elf: dict[str, tuple[Any, Any, Any]]) -> File:
-    kind = file_kind(node.mode)
-    mode = stat.S_IMODE(node.mode)
-    record = _new_image_file(
-        path=path,
-        name=posixpath.basename(path),
-        type=kind,
-        mode=mode,
-        perms=f"{mode:04o}",
-        uid=node.uid,
-        gid=node.gid,
-        size=node.size,
-        target=tree.readlink(node) if kind == "symlink" else "",
-        executable=kind == "file" and bool(mode & 0o111),
-        setuid=kind == "file" and bool(mode & 0o6000),
-        where=Provenance(partition=part.name, file=path),
-    )
-    if kind == "file" and node.size >= 52:
-
-        def sniff() -> tuple[Any, Any, Any]:
-            if path not in elf:
-                try:
-                    elf[path] = elf_info(tree.head(node, 8192))
-                except CvmlintError as err:
-                    reason = Unknown(f"content unreadable: {err}")
-                    elf[path] = (reason, reason, reason)
-            return elf[path]
-
-        record.__dict__["_sniff"] = sniff
-    else:
-        record.__dict__["_elf"] = (False, "", "")
-    return record
-
-
-_LAZY = {"is_elf", "elf_machine", "elf_interpreter"}
-_FILE_DEFAULTS: dict[str, Any] = {
-    f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
-    for f in dataclasses.fields(File)
-    if f.name not in _LAZY and (f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)
-}
-
-
-def _new_image_file(**values: Any) -> ImageFile:
-    """An ImageFile without the frozen dataclass __init__ (12 µs a file, a tenth of a scan's walk)."""
-    record = object.__new__(ImageFile)
-    record.__dict__.update(_FILE_DEFAULTS, field_where={}, **values)
-    return record
+def files(tree: Tree, part: DiskPartition) -> FileTable:
+    """Every file of the root tree (see FileTable)."""
+    return FileTable(tree, part)
 
 
 def _unit_files(tree: Tree) -> tuple[dict[str, str], set[str]]:
