@@ -3,11 +3,12 @@ Kleene logic for `and`/`or`/`not`, quantifiers and `count` over items whose fiel
 unknown never a pass. Hypothesis generates the expressions (as policy text, through the real parser
 and checker) and the facts; the reference below is independent of cvmlint's code. The conditions include
 those the evaluator answers through an index of the collection (`f.name == …`, `f.name in […]`,
-`f.executable`), with and without unknown values.
+`f.executable`, `f.size > …`, `f.name != …`, `f.name matches …`), with and without unknown values.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,11 @@ def ref(e: tuple, w: World, env: dict[str, File]) -> bool | None:  # type: ignor
         return None if value is None else bool(value == e[3])
     if op == "gt":
         return bool(env[e[1]].size > e[2])
+    if op in ("ne", "match"):
+        value = known(getattr(env[e[1]], e[2]))
+        if value is None:
+            return None
+        return value != e[3] if op == "ne" else re.search(e[3], value) is not None
     if op == "among":
         listed = known(getattr(env[e[1]], e[2]))
         return None if listed is None else listed in e[3]
@@ -109,6 +115,8 @@ def text(e: tuple) -> str:  # type: ignore[type-arg]
         return f'{e[1]}.{e[2]} == "{e[3]}"'
     if op == "gt":
         return f"{e[1]}.size > {e[2]}"
+    if op in ("ne", "match"):
+        return f'{e[1]}.{e[2]} {"!=" if op == "ne" else "matches"} "{e[3]}"'
     if op == "among":
         return f"{e[1]}.{e[2]} in [" + ", ".join(f'"{v}"' for v in e[3]) + "]"
     if op == "not":
@@ -125,6 +133,7 @@ def text(e: tuple) -> str:  # type: ignore[type-arg]
 
 NAMES = ["a", "b", "sh"]
 MACHINES = ["x86-64", "", "aarch64"]
+PATTERNS = ["^s", "a", "^$", "6"]
 
 
 def expressions(bound: tuple[str, ...], depth: int) -> st.SearchStrategy[tuple]:  # type: ignore[type-arg]
@@ -139,6 +148,10 @@ def expressions(bound: tuple[str, ...], depth: int) -> st.SearchStrategy[tuple]:
             st.tuples(st.just("eq"), st.just(var), st.just("name"), st.sampled_from(NAMES)),
             st.tuples(st.just("eq"), st.just(var), st.just("elf_machine"), st.sampled_from(MACHINES)),
             st.tuples(st.just("gt"), st.just(var), st.integers(0, 3)),
+            st.tuples(st.just("ne"), st.just(var), st.sampled_from(["name", "elf_machine"]), st.sampled_from(NAMES)),
+            st.tuples(
+                st.just("match"), st.just(var), st.sampled_from(["name", "elf_machine"]), st.sampled_from(PATTERNS)
+            ),
             st.tuples(
                 st.just("among"),
                 st.just(var),
