@@ -3,7 +3,7 @@
 
 Measures the wall time (median of N runs) of:
   python3 -c pass                       the floor
-  python3 -c "import typer, rich"       what any typer+rich CLI pays
+  python3 -c "import argparse"          what an argparse CLI pays
   cvmlint --version
   cvmlint policy check policies/        goal: <= 0.25 s
 and, inside one process after the imports, load_policy() of the default policy (parse + check +
@@ -63,7 +63,7 @@ def main() -> None:
     python = sys.executable
     rows = [
         ("python3 -c pass", [python, "-c", "pass"]),
-        ("python3 -c 'import typer, rich'", [python, "-c", "import typer, rich"]),
+        ("python3 -c 'import argparse'", [python, "-c", "import argparse"]),
         ("cvmlint --version", [args.cvmlint, "--version"]),
         ("cvmlint policy check policies/", [args.cvmlint, "policy", "check", str(ROOT / "policies")]),
     ]

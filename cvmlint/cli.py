@@ -1,4 +1,4 @@
-"""The `cvmlint` command line (typer). Heavy modules are imported inside the commands."""
+"""The `cvmlint` command line. Heavy modules are imported inside the commands."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, assert_never
-
-import typer
+from typing import TYPE_CHECKING, Any, NoReturn, assert_never
 
 from cvmlint import __version__
+from cvmlint.cliargs import GROUPS, Opt, build_parser, command
 from cvmlint.errors import CvmlintError
 
 if TYPE_CHECKING:
@@ -24,17 +23,8 @@ if TYPE_CHECKING:
     from cvmlint.recipe.mkosi import CommandLine
     from cvmlint.report.interface import Reporter
 
-app = typer.Typer(
-    name="cvmlint",
-    help="Policy-as-code linter and image compliance checker for confidential-VM base images.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-policy_app = typer.Typer(help="Check, explain and test policies.", no_args_is_help=True)
-app.add_typer(policy_app, name="policy")
-evidence_app = typer.Typer(help="Make, verify, replay and compare evidence bundles.", no_args_is_help=True)
-app.add_typer(evidence_app, name="evidence")
+GROUPS["policy"] = "Check, explain and test policies."
+GROUPS["evidence"] = "Make, verify, replay and compare evidence bundles."
 
 
 class OutputFormat(enum.StrEnum):
@@ -113,41 +103,28 @@ def fail(message: str, tip: str = "") -> NoReturn:
     _err(f"cvmlint: error: {message}")
     if tip:
         _err(f"Tip: {tip}")
-    raise typer.Exit(2)
+    raise SystemExit(2)
 
 
-def _version(value: bool) -> None:
-    if value:
-        print(f"cvmlint {__version__}")
-        raise typer.Exit(0)
+TOP_OPTIONS = (
+    Opt(
+        ("--limit",),
+        "limit",
+        "Raise (or lower) a resource limit, e.g. kernel-bytes=512M; repeat for several. `cvmlint limits` lists them.",
+        many=True,
+        metavar="NAME=VALUE",
+    ),
+    Opt(
+        ("--timeout",),
+        "timeout",
+        "Wall-clock budget of a scan or lint (default 900): past it, what is unfinished is unknown with that reason.",
+        kind=int,
+        metavar="SECONDS",
+    ),
+)
 
 
-@app.callback()
-def _main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-    limit: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--limit",
-            metavar="NAME=VALUE",
-            help="Raise (or lower) a resource limit, e.g. kernel-bytes=512M; "
-            "repeat for several. `cvmlint limits` lists them.",
-        ),
-    ] = None,
-    timeout: Annotated[
-        int | None,
-        typer.Option(
-            "--timeout",
-            metavar="SECONDS",
-            help="Wall-clock budget of a scan or lint (default 900): past it, what "
-            "is unfinished is unknown with that reason.",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """cvmlint: one policy, enforced on mkosi recipes and on built images."""
+def _configure(limit: list[str] | None, timeout: int | None) -> None:
     from cvmlint import limits
 
     if limit:
@@ -157,7 +134,7 @@ def _main(
     limits.start_clock()
 
 
-@app.command("limits")
+@command("limits")
 def limits_cmd() -> None:
     """List the resource limits: name, value, what it bounds, and the largest real value seen."""
     from cvmlint import limits
@@ -167,66 +144,81 @@ def limits_cmd() -> None:
 
 # ---- shared option types -------------------------------------------------------------------
 
-PolicyOpt = Annotated[
-    Path | None,
-    typer.Option("--policy", "-p", help="Policy file (default: the shipped cvm-baseline).", show_default=False),
-]
-ProfileOpt = Annotated[
-    list[str] | None, typer.Option("--profile", help="Policy profile to apply; repeat to combine (e.g. tdx-gpu, dev).")
-]
-FormatOpt = Annotated[
-    list[OutputFormat] | None,
-    typer.Option(
-        "--format",
-        "-f",
-        help="Result format (default text); repeat it, each with its own --output, to write "
-        "several: -f sarif -o cvmlint.sarif -f text.",
-        show_default=False,
-    ),
-]
-FileOutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Write to this file instead of standard output.")
-]
-VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="List every rule in the text view, not only what needs attention.")
-]
-FailOnOpt = Annotated[Severity, typer.Option("--fail-on", help="Lowest severity whose failure makes the exit code 1.")]
-UnknownOpt = Annotated[
-    UnknownMode, typer.Option("--unknown", help="Whether unknown results fail the run (fail) or only show (warn).")
-]
-WaiversOpt = Annotated[Path | None, typer.Option("--waivers", help="TOML file of approved, expiring waivers.")]
-OutputOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--output",
-        "-o",
-        help="Write the report of the --format in the same position to this file instead of standard output.",
-        show_default=False,
-    ),
-]
-MkosiProfileOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--mkosi-profile",
-        help="mkosi profile to select, as `mkosi --profile` (repeatable; added to those cvmlint.toml names).",
-    ),
-]
-DistributionOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--distribution", "-d", help="Distribution, as `mkosi -d`, for a recipe that leaves it to the command line."
-    ),
-]
-ReleaseOpt = Annotated[str | None, typer.Option("--release", "-r", help="Release, as `mkosi -r`.")]
-ArchitectureOpt = Annotated[
-    str | None, typer.Option("--architecture", help="Architecture, as `mkosi --architecture` (x86-64, arm64, …).")
-]
-HostArchitectureOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--host-architecture", help="The build host's architecture, for [Match] HostArchitecture= (else unknown)."
-    ),
-]
+POLICY = Opt(("--policy", "-p"), "policy_path", "Policy file (default: the shipped cvm-baseline).", kind=Path)
+PROFILE = Opt(("--profile",), "profile", "Policy profile to apply; repeat to combine (e.g. tdx-gpu, dev).", many=True)
+FORMAT = Opt(
+    ("--format", "-f"),
+    "fmt",
+    "Result format (default text); repeat it, each with its own --output, to write several: "
+    "-f sarif -o cvmlint.sarif -f text.",
+    kind=OutputFormat,
+    many=True,
+)
+FILE_OUTPUT = Opt(("--output", "-o"), "output", "Write to this file instead of standard output.", kind=Path)
+VERBOSE = Opt(
+    ("--verbose", "-v"), "verbose", "List every rule in the text view, not only what needs attention.", switch=True
+)
+FAIL_ON = Opt(
+    ("--fail-on",),
+    "fail_on",
+    "Lowest severity whose failure makes the exit code 1 (default low).",
+    kind=Severity,
+    default=Severity.low,
+)
+UNKNOWN = Opt(
+    ("--unknown",),
+    "unknown",
+    "Whether unknown results fail the run (fail, the default) or only show (warn).",
+    kind=UnknownMode,
+    default=UnknownMode.fail,
+)
+WAIVERS = Opt(("--waivers",), "waivers", "TOML file of approved, expiring waivers.", kind=Path)
+OUTPUT = Opt(
+    ("--output", "-o"),
+    "output",
+    "Write the report of the --format in the same position to this file instead of standard output.",
+    kind=Path,
+    many=True,
+)
+MKOSI_PROFILE = Opt(
+    ("--mkosi-profile",),
+    "mkosi_profile",
+    "mkosi profile to select, as `mkosi --profile` (repeatable; added to those cvmlint.toml names).",
+    many=True,
+)
+DISTRIBUTION = Opt(
+    ("--distribution", "-d"),
+    "distribution",
+    "Distribution, as `mkosi -d`, for a recipe that leaves it to the command line.",
+)
+RELEASE = Opt(("--release", "-r"), "release", "Release, as `mkosi -r`.")
+ARCHITECTURE = Opt(("--architecture",), "architecture", "Architecture, as `mkosi --architecture` (x86-64, arm64, …).")
+HOST_ARCHITECTURE = Opt(
+    ("--host-architecture",),
+    "host_architecture",
+    "The build host's architecture, for [Match] HostArchitecture= (else unknown).",
+)
+MKOSI_OPTIONS = (MKOSI_PROFILE, DISTRIBUTION, RELEASE, ARCHITECTURE, HOST_ARCHITECTURE)
+REPORT_OPTIONS = (FORMAT, VERBOSE, FAIL_ON, UNKNOWN, WAIVERS, OUTPUT)
+EVIDENCE = Opt(
+    ("--evidence",),
+    "evidence",
+    "Write an evidence bundle there: a directory, or one FILE.tar (see `cvmlint evidence --help`).",
+    kind=Path,
+)
+SIGN_KEY = Opt(
+    ("--sign-key",),
+    "sign_key",
+    "PEM private key (Ed25519 or ECDSA P-256) that signs the evidence (`cvmlint evidence keygen`).",
+    kind=Path,
+)
+RECIPES = Opt(
+    ("recipes",),
+    "recipes",
+    "mkosi recipe directories (default: every recipe cvmlint.toml lists).",
+    kind=Path,
+    many=True,
+)
 
 
 def _command_line(
@@ -314,29 +306,15 @@ def finish(
         apply_waivers(report, load_waivers(waivers))
     code = report.exit_code(fail_on.value, unknown.value)
     emit([(report, code)], formats, outputs, policy, verbose)
-    raise typer.Exit(code)
-
-
-EvidenceOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--evidence",
-        help="Write an evidence bundle there: a directory, or one FILE.tar (see `cvmlint evidence --help`).",
-    ),
-]
-SignKeyOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--sign-key",
-        help="PEM private key (Ed25519 or ECDSA P-256) that signs the evidence (`cvmlint evidence keygen`).",
-    ),
-]
+    raise SystemExit(code)
 
 
 def _signing_key(path: Path | None) -> Any:
+    if path is None:
+        return None
     from cvmlint.evidence.dsse import load_signing_key
 
-    return load_signing_key(path) if path is not None else None
+    return load_signing_key(path)
 
 
 def _write_evidence(
@@ -374,14 +352,18 @@ def _policy_files(paths: list[Path]) -> list[Path]:
     return out
 
 
-@policy_app.command("check")
-def policy_check(
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Policy files, or directories of *.cvmp files (default: the shipped policies)."),
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
-) -> None:
+@command(
+    "policy check",
+    Opt(
+        ("paths",),
+        "paths",
+        "Policy files, or directories of *.cvmp files (default: the shipped policies).",
+        kind=Path,
+        many=True,
+    ),
+    Opt(("--quiet", "-q"), "quiet", "Print only problems.", switch=True),
+)
+def policy_check(paths: list[Path], quiet: bool) -> None:
     """Parse and check policies (syntax, fact names, types, rules, every profile)."""
     from cvmlint._resources import policies_dir
     from cvmlint.policy import load_policy
@@ -401,15 +383,11 @@ def policy_check(
                 f"{path}: ok: policy {policy.name} {policy.version}, {len(policy.rules)} rules, "
                 f"{len(policy.available_profiles)} profiles ({', '.join(policy.available_profiles) or '-'})"
             )
-    raise typer.Exit(2 if problems else 0)
+    raise SystemExit(2 if problems else 0)
 
 
-@policy_app.command("explain")
-def policy_explain(
-    rule_id: Annotated[str, typer.Argument(help="Rule id, e.g. CVM-FS-001.")],
-    policy_path: PolicyOpt = None,
-    profile: ProfileOpt = None,
-) -> None:
+@command("policy explain", Opt(("rule_id",), "rule_id", "Rule id, e.g. CVM-FS-001."), POLICY, PROFILE)
+def policy_explain(rule_id: str, policy_path: Path | None, profile: list[str] | None) -> None:
     """Show a rule: metadata, rationale, remediation, and which facts it reads."""
     from cvmlint.policy.explain import explain_rule
 
@@ -426,15 +404,15 @@ def policy_explain(
     print(text)
 
 
-@policy_app.command("rules")
-def policy_rules(policy_path: PolicyOpt = None) -> None:
+@command("policy rules", POLICY)
+def policy_rules(policy_path: Path | None) -> None:
     """Every rule of the policy as Markdown (docs/rules.md; SARIF's helpUri points into it)."""
     from cvmlint.policy.explain import rules_markdown
 
     print(rules_markdown(_load_policy(policy_path, None)), end="")
 
 
-@policy_app.command("facts")
+@command("policy facts")
 def policy_facts() -> None:
     """List every fact a policy can read, with its type and meaning."""
     from cvmlint.policy.explain import fact_catalogue
@@ -442,22 +420,25 @@ def policy_facts() -> None:
     print(fact_catalogue())
 
 
-@policy_app.command("test")
-def policy_test(
-    directory: Annotated[
-        Path | None, typer.Argument(help="Folder of *.toml fixture files (default: the shipped policies/tests).")
-    ] = None,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Also fail when a rule lacks a pass or a fail fixture.")
-    ] = False,
-) -> None:
+@command(
+    "policy test",
+    Opt(
+        ("directory",),
+        "directory",
+        "Folder of *.toml fixture files (default: the shipped policies/tests).",
+        kind=Path,
+        optional=True,
+    ),
+    Opt(("--strict",), "strict", "Also fail when a rule lacks a pass or a fail fixture.", switch=True),
+)
+def policy_test(directory: Path | None, strict: bool) -> None:
     """Run policy unit tests: fact fixtures with the expected result per rule."""
     from cvmlint._resources import policies_dir
     from cvmlint.policy.testing import run_fixture_dir
 
     summary = run_fixture_dir(directory or policies_dir() / "tests")
     print(summary.render())
-    raise typer.Exit(summary.exit_code(strict))
+    raise SystemExit(summary.exit_code(strict))
 
 
 # ---- facts and check -----------------------------------------------------------------------
@@ -514,21 +495,31 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | N
         yield update
 
 
-@app.command("facts")
+@command(
+    "facts",
+    Opt(
+        ("target",),
+        "target",
+        "A disk image (raw, qcow2, vhd, tar.gz), an mkosi recipe directory or a facts JSON file.",
+        kind=Path,
+    ),
+    Opt(("--json",), "as_json", "Print the facts as JSON (cvmlint.facts/1).", switch=True),
+    Opt(("--no-verity",), "no_verity", "Do not recompute the root hash.", switch=True),
+    POLICY,
+    FILE_OUTPUT,
+    *MKOSI_OPTIONS,
+)
 def facts_cmd(
-    target: Annotated[
-        Path,
-        typer.Argument(help="A disk image (raw, qcow2, vhd, tar.gz), an mkosi recipe directory or a facts JSON file."),
-    ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON (cvmlint.facts/1).")] = False,
-    no_verity: Annotated[bool, typer.Option("--no-verity", help="Do not recompute the root hash.")] = False,
-    policy_path: PolicyOpt = None,
-    output: FileOutputOpt = None,
-    mkosi_profile: MkosiProfileOpt = None,
-    distribution: DistributionOpt = None,
-    release: ReleaseOpt = None,
-    architecture: ArchitectureOpt = None,
-    host_architecture: HostArchitectureOpt = None,
+    target: Path,
+    as_json: bool,
+    no_verity: bool,
+    policy_path: Path | None,
+    output: Path | None,
+    mkosi_profile: list[str] | None,
+    distribution: str | None,
+    release: str | None,
+    architecture: str | None,
+    host_architecture: str | None,
 ) -> None:
     """Print the facts a target yields (the kernel is searched for the policy's marker strings).
 
@@ -564,26 +555,36 @@ def facts_cmd(
         _write(dump_facts(facts) if as_json else summarise(facts), output)
 
 
-@app.command("scan")
+@command(
+    "scan",
+    Opt(("image",), "image", "Disk image: raw, qcow2, vhd, or a tar(.gz) holding disk.raw.", kind=Path),
+    POLICY,
+    PROFILE,
+    *REPORT_OPTIONS,
+    Opt(
+        ("--no-verity",),
+        "no_verity",
+        "Skip recomputing the root hash (quick look; the verity rules are then unknown).",
+        switch=True,
+    ),
+    Opt(("--digest",), "digest", "Hash the whole image file for the target digest.", switch=True),
+    EVIDENCE,
+    SIGN_KEY,
+)
 def scan_cmd(
-    image: Annotated[Path, typer.Argument(help="Disk image: raw, qcow2, vhd, or a tar(.gz) holding disk.raw.")],
-    policy_path: PolicyOpt = None,
-    profile: ProfileOpt = None,
-    fmt: FormatOpt = None,
-    verbose: VerboseOpt = False,
-    fail_on: FailOnOpt = Severity.low,
-    unknown: UnknownOpt = UnknownMode.fail,
-    waivers: WaiversOpt = None,
-    output: OutputOpt = None,
-    no_verity: Annotated[
-        bool,
-        typer.Option(
-            "--no-verity", help="Skip recomputing the root hash (quick look; the verity rules are then unknown)."
-        ),
-    ] = False,
-    digest: Annotated[bool, typer.Option("--digest", help="Hash the whole image file for the target digest.")] = False,
-    evidence: EvidenceOpt = None,
-    sign_key: SignKeyOpt = None,
+    image: Path,
+    policy_path: Path | None,
+    profile: list[str] | None,
+    fmt: list[OutputFormat] | None,
+    verbose: bool,
+    fail_on: Severity,
+    unknown: UnknownMode,
+    waivers: Path | None,
+    output: list[Path] | None,
+    no_verity: bool,
+    digest: bool,
+    evidence: Path | None,
+    sign_key: Path | None,
 ) -> None:
     """Check a disk image against the policy: nothing is mounted, nothing from the image runs."""
     from cvmlint.policy import evaluate
@@ -627,27 +628,24 @@ def scan_cmd(
     finish(report, fmt, fail_on, unknown, waivers, output, policy, waived=True, verbose=verbose)
 
 
-@app.command("lint")
+@command("lint", RECIPES, POLICY, PROFILE, *MKOSI_OPTIONS, *REPORT_OPTIONS, EVIDENCE, SIGN_KEY)
 def lint_cmd(
-    recipes: Annotated[
-        list[Path] | None,
-        typer.Argument(help="mkosi recipe directories (default: every recipe cvmlint.toml lists).", show_default=False),
-    ] = None,
-    policy_path: PolicyOpt = None,
-    profile: ProfileOpt = None,
-    mkosi_profile: MkosiProfileOpt = None,
-    distribution: DistributionOpt = None,
-    release: ReleaseOpt = None,
-    architecture: ArchitectureOpt = None,
-    host_architecture: HostArchitectureOpt = None,
-    fmt: FormatOpt = None,
-    verbose: VerboseOpt = False,
-    fail_on: FailOnOpt = Severity.low,
-    unknown: UnknownOpt = UnknownMode.fail,
-    waivers: WaiversOpt = None,
-    output: OutputOpt = None,
-    evidence: EvidenceOpt = None,
-    sign_key: SignKeyOpt = None,
+    recipes: list[Path] | None,
+    policy_path: Path | None,
+    profile: list[str] | None,
+    mkosi_profile: list[str] | None,
+    distribution: str | None,
+    release: str | None,
+    architecture: str | None,
+    host_architecture: str | None,
+    fmt: list[OutputFormat] | None,
+    verbose: bool,
+    fail_on: Severity,
+    unknown: UnknownMode,
+    waivers: Path | None,
+    output: list[Path] | None,
+    evidence: Path | None,
+    sign_key: Path | None,
 ) -> None:
     """Check mkosi recipes against the policy, before anything is built: findings at file:line.
 
@@ -708,7 +706,7 @@ def lint_cmd(
                 started,
             )
     emit([(r, r.exit_code(fail_on.value, unknown.value)) for r in reports], fmt, output, policy, verbose)
-    raise typer.Exit(code)
+    raise SystemExit(code)
 
 
 @contextmanager
@@ -731,50 +729,61 @@ def _step_display() -> Iterator[Callable[[str], None]]:
         yield lambda step: bar.update(task, description=f"mkosi: {step[:100]}")
 
 
-@app.command("build")
+@command(
+    "build",
+    RECIPES,
+    POLICY,
+    PROFILE,
+    *MKOSI_OPTIONS,
+    *REPORT_OPTIONS,
+    Opt(
+        ("--no-gate",),
+        "no_gate",
+        "Build even when lint fails (a development image; every report says so).",
+        switch=True,
+    ),
+    Opt(
+        ("--output-dir",),
+        "output_dir",
+        "Where mkosi writes the image and cvmlint its reports (default: RECIPE/mkosi.output).",
+        kind=Path,
+    ),
+    Opt(
+        ("--mkosi-arg",),
+        "mkosi_arg",
+        "An extra argument for `mkosi build` (repeatable), e.g. --mkosi-arg=--secure-boot-key=k.pem.",
+        many=True,
+    ),
+    Opt(
+        ("--setup",),
+        "setup",
+        "Make the build tool root (Debian trixie with mkosi 25; needs root and the apt mirror) and exit.",
+        switch=True,
+    ),
+    EVIDENCE,
+    SIGN_KEY,
+)
 def build_cmd(
-    recipes: Annotated[
-        list[Path] | None,
-        typer.Argument(help="mkosi recipe directories (default: every recipe cvmlint.toml lists).", show_default=False),
-    ] = None,
-    policy_path: PolicyOpt = None,
-    profile: ProfileOpt = None,
-    mkosi_profile: MkosiProfileOpt = None,
-    distribution: DistributionOpt = None,
-    release: ReleaseOpt = None,
-    architecture: ArchitectureOpt = None,
-    host_architecture: HostArchitectureOpt = None,
-    fmt: FormatOpt = None,
-    verbose: VerboseOpt = False,
-    fail_on: FailOnOpt = Severity.low,
-    unknown: UnknownOpt = UnknownMode.fail,
-    waivers: WaiversOpt = None,
-    output: OutputOpt = None,
-    no_gate: Annotated[
-        bool, typer.Option("--no-gate", help="Build even when lint fails (a development image; every report says so).")
-    ] = False,
-    output_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--output-dir", help="Where mkosi writes the image and cvmlint its reports (default: RECIPE/mkosi.output)."
-        ),
-    ] = None,
-    mkosi_arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--mkosi-arg",
-            help="An extra argument for `mkosi build` (repeatable), e.g. --mkosi-arg=--secure-boot-key=k.pem.",
-        ),
-    ] = None,
-    setup: Annotated[
-        bool,
-        typer.Option(
-            "--setup",
-            help="Make the build tool root (Debian trixie with mkosi 25; needs root and the apt mirror) and exit.",
-        ),
-    ] = False,
-    evidence: EvidenceOpt = None,
-    sign_key: SignKeyOpt = None,
+    recipes: list[Path] | None,
+    policy_path: Path | None,
+    profile: list[str] | None,
+    mkosi_profile: list[str] | None,
+    distribution: str | None,
+    release: str | None,
+    architecture: str | None,
+    host_architecture: str | None,
+    fmt: list[OutputFormat] | None,
+    verbose: bool,
+    fail_on: Severity,
+    unknown: UnknownMode,
+    waivers: Path | None,
+    output: list[Path] | None,
+    no_gate: bool,
+    output_dir: Path | None,
+    mkosi_arg: list[str] | None,
+    setup: bool,
+    evidence: Path | None,
+    sign_key: Path | None,
 ) -> None:
     """Lint a recipe, build it with mkosi, scan the image with the same policy, and compare the two.
 
@@ -788,7 +797,7 @@ def build_cmd(
 
     if setup:
         print(f"build tool root: {setup_root()}")
-        raise typer.Exit(0)
+        raise SystemExit(0)
     project = find_project(Path.cwd())
     targets = [(r, project.entry_for(r)) for r in recipes] if recipes else [(e.path, e) for e in project.recipes]
     if not targets:
@@ -823,7 +832,7 @@ def build_cmd(
         code = max(code, outcome.exit_code(fail_on.value, unknown.value))
         outcomes.append((outcome, plan))
     _emit_builds(outcomes, fmt or [OutputFormat.text], output or [], verbose)
-    raise typer.Exit(code)
+    raise SystemExit(code)
 
 
 def _emit_builds(
@@ -910,17 +919,23 @@ def _verdict(report: Report, plan: Any) -> str:
     )
 
 
-@app.command("check")
+@command(
+    "check",
+    Opt(("facts_file",), "facts_file", "Facts JSON file (from cvmlint facts --json).", kind=Path),
+    POLICY,
+    PROFILE,
+    *REPORT_OPTIONS,
+)
 def check_cmd(
-    facts_file: Annotated[Path, typer.Argument(help="Facts JSON file (from cvmlint facts --json).")],
-    policy_path: PolicyOpt = None,
-    profile: ProfileOpt = None,
-    fmt: FormatOpt = None,
-    verbose: VerboseOpt = False,
-    fail_on: FailOnOpt = Severity.low,
-    unknown: UnknownOpt = UnknownMode.fail,
-    waivers: WaiversOpt = None,
-    output: OutputOpt = None,
+    facts_file: Path,
+    policy_path: Path | None,
+    profile: list[str] | None,
+    fmt: list[OutputFormat] | None,
+    verbose: bool,
+    fail_on: Severity,
+    unknown: UnknownMode,
+    waivers: Path | None,
+    output: list[Path] | None,
 ) -> None:
     """Evaluate a policy over saved facts."""
     from cvmlint.policy import evaluate
@@ -940,16 +955,17 @@ class KeyAlgorithm(enum.StrEnum):
     ecdsa_p256 = "ecdsa-p256"
 
 
-@evidence_app.command("keygen")
-def evidence_keygen(
-    key: Annotated[
-        Path,
-        typer.Argument(
-            help="Where to write the private key (PEM, mode 0600); the public key goes beside it as KEY.pub."
-        ),
-    ],
-    algorithm: Annotated[KeyAlgorithm, typer.Option("--algorithm", help="Key type.")] = KeyAlgorithm.ed25519,
-) -> None:
+@command(
+    "evidence keygen",
+    Opt(
+        ("key",),
+        "key",
+        "Where to write the private key (PEM, mode 0600); the public key goes beside it as KEY.pub.",
+        kind=Path,
+    ),
+    Opt(("--algorithm",), "algorithm", "Key type (default ed25519).", kind=KeyAlgorithm, default=KeyAlgorithm.ed25519),
+)
+def evidence_keygen(key: Path, algorithm: KeyAlgorithm) -> None:
     """Make a key pair for signing evidence (--sign-key) and verifying it (--key)."""
     from cvmlint.evidence.dsse import keygen, load_signing_key
 
@@ -963,18 +979,19 @@ def _check_exit(check: Any) -> NoReturn:
     for problem in check.problems:
         print(f"MISMATCH: {problem}")
     print("verified" if check.ok else f"NOT verified: {len(check.problems)} problem(s)")
-    raise typer.Exit(0 if check.ok else 1)
+    raise SystemExit(0 if check.ok else 1)
 
 
-@evidence_app.command("verify")
-def evidence_verify(
-    bundle: Annotated[Path, typer.Argument(help="Evidence bundle: a directory or a .tar file.")],
-    key: Annotated[Path | None, typer.Option("--key", help="PEM public key the statement must be signed by.")] = None,
-    image: Annotated[Path | None, typer.Option("--image", help="Re-hash this image against the subject.")] = None,
-    allow_unsigned: Annotated[
-        bool, typer.Option("--allow-unsigned", help="Accept an unsigned bundle whose digests are consistent.")
-    ] = False,
-) -> None:
+@command(
+    "evidence verify",
+    Opt(("bundle",), "bundle", "Evidence bundle: a directory or a .tar file.", kind=Path),
+    Opt(("--key",), "key", "PEM public key the statement must be signed by.", kind=Path),
+    Opt(("--image",), "image", "Re-hash this image against the subject.", kind=Path),
+    Opt(
+        ("--allow-unsigned",), "allow_unsigned", "Accept an unsigned bundle whose digests are consistent.", switch=True
+    ),
+)
+def evidence_verify(bundle: Path, key: Path | None, image: Path | None, allow_unsigned: bool) -> None:
     """Check the signature, every file's digest, and (with --image) the image. Exit 0 verified, 1 mismatch."""
     from cvmlint.evidence.dsse import load_public_key
     from cvmlint.evidence.verify import verify_bundle
@@ -984,10 +1001,8 @@ def evidence_verify(
     _check_exit(verify_bundle(bundle, load_public_key(key) if key else None, image, allow_unsigned))
 
 
-@evidence_app.command("replay")
-def evidence_replay(
-    bundle: Annotated[Path, typer.Argument(help="Evidence bundle: a directory or a .tar file.")],
-) -> None:
+@command("evidence replay", Opt(("bundle",), "bundle", "Evidence bundle: a directory or a .tar file.", kind=Path))
+def evidence_replay(bundle: Path) -> None:
     """Evaluate the bundled facts with the bundled policy, profiles and waivers; exit 0 when the results are
     exactly the bundled ones, 1 naming each rule that differs."""
     from cvmlint.evidence.verify import replay_bundle
@@ -999,13 +1014,14 @@ def evidence_replay(
     _check_exit(check)
 
 
-@evidence_app.command("diff")
-def evidence_diff(
-    a: Annotated[Path, typer.Argument(help="The earlier build: a bundle or an image.")],
-    b: Annotated[Path, typer.Argument(help="The later build: a bundle or an image.")],
-    policy_path: PolicyOpt = None,
-    profile: ProfileOpt = None,
-) -> None:
+@command(
+    "evidence diff",
+    Opt(("a",), "a", "The earlier build: a bundle or an image.", kind=Path),
+    Opt(("b",), "b", "The later build: a bundle or an image.", kind=Path),
+    POLICY,
+    PROFILE,
+)
+def evidence_diff(a: Path, b: Path, policy_path: Path | None, profile: list[str] | None) -> None:
     """What changed between two builds, and each rule whose status changed with the fact that caused it."""
     from cvmlint.evidence.diff import diff, load_side
 
@@ -1018,7 +1034,7 @@ def evidence_diff(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the app; every cvmlint error becomes a message and exit code 2."""
+    """Entry point: runs the command; every cvmlint error becomes a message and exit code 2."""
     code = _run(argv)
     if argv is None:
         # NOTE: the process ends here: skip tearing down a scan's objects one by one (a third of a
@@ -1038,7 +1054,7 @@ def _run(argv: list[str] | None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     try:
-        app(args=argv, prog_name="cvmlint", standalone_mode=True)
+        _dispatch(sys.argv[1:] if argv is None else argv)
     except SystemExit as done:
         return _exit_code(done.code)
     except CvmlintError as err:
@@ -1059,6 +1075,24 @@ def _run(argv: list[str] | None) -> int:
 
             limits.write_stats()
     return 0
+
+
+def _dispatch(argv: list[str]) -> None:
+    parser = build_parser(
+        "cvmlint",
+        "Policy-as-code linter and image compliance checker for confidential-VM base images:\n"
+        "one policy, enforced on mkosi recipes and on built images.",
+        TOP_OPTIONS,
+        f"cvmlint {__version__}",
+        argv,
+    )
+    namespace = parser.parse_args(argv)
+    chosen = getattr(namespace, "_command", None)
+    if chosen is None:  # `cvmlint` or `cvmlint policy` alone: what there is to run
+        namespace._group.print_help(sys.stderr)
+        raise SystemExit(2)
+    _configure(namespace.limit, namespace.timeout)
+    chosen.call(namespace)
 
 
 def _exit_code(code: object) -> int:

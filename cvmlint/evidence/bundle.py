@@ -36,7 +36,17 @@ from cvmlint.policy.results import Report
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://cvmlint.dev/evidence/v1"
-LIBRARIES = ("lark", "pyelftools", "libarchive-c", "python-debian", "cryptography", "lz4", "zstandard", "rich", "typer")
+LIBRARIES = (
+    "lark",
+    "pyelftools",
+    "libarchive-c",
+    "python-debian",
+    "cryptography",
+    "lz4",
+    "zstandard",
+    "google-re2",
+    "rich",
+)
 MAX_MEMBER = 1 << 30
 
 

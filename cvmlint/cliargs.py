@@ -1,0 +1,136 @@
+"""The command line's grammar: each command declares its arguments and options next to its function,
+and an argparse parser is made from the declarations (argparse: a tenth of the start-up of a
+framework that inspects signatures, and a lint runs on every push)."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Opt:
+    """An option (`flags` start with -) or a positional argument (`flags` is its name)."""
+
+    flags: tuple[str, ...]
+    dest: str
+    help: str
+    kind: Callable[[str], Any] = str
+    many: bool = False
+    """Repeatable option, or a positional taking any number of values."""
+    switch: bool = False
+    """An option without a value: present or not."""
+    default: Any = None
+    metavar: str | None = None
+    optional: bool = False
+    """A positional that may be left out."""
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        kind: Callable[[str], Any] = self.kind
+        metavar = self.metavar or self.flags[0].lstrip("-").upper().replace("-", "_")
+        if isinstance(self.kind, type) and issubclass(self.kind, enum.Enum):
+            kind = _choice(self.kind)
+            metavar = self.metavar or "{" + ",".join(str(c.value) for c in self.kind) + "}"
+        if self.switch:
+            parser.add_argument(*self.flags, dest=self.dest, action="store_true", help=self.help)
+        elif not self.flags[0].startswith("-"):
+            nargs = "*" if self.many else "?" if self.optional else None
+            parser.add_argument(
+                self.dest, type=kind, nargs=nargs, default=self.default, metavar=metavar, help=self.help
+            )
+        else:
+            parser.add_argument(
+                *self.flags,
+                dest=self.dest,
+                type=kind,
+                action="append" if self.many else "store",
+                default=self.default,
+                metavar=metavar,
+                help=self.help,
+            )
+
+
+def _choice(kind: type[enum.Enum]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            choices = ", ".join(str(c.value) for c in kind)
+            raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices})") from None
+
+    return convert
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command: its words (`policy check`), its function and what it takes."""
+
+    words: tuple[str, ...]
+    run: Callable[..., None]
+    opts: tuple[Opt, ...]
+
+    def call(self, namespace: argparse.Namespace) -> None:
+        self.run(**{o.dest: getattr(namespace, o.dest) for o in self.opts})
+
+
+COMMANDS: list[Command] = []
+GROUPS: dict[str, str] = {}
+"""Command groups (`policy`, `evidence`) and their help."""
+
+
+def command(words: str, *opts: Opt) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Declare a command; its function takes each option's `dest` as a keyword argument."""
+
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
+        COMMANDS.append(Command(tuple(words.split()), fn, opts))
+        return fn
+
+    return register
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=100)
+
+
+def build_parser(
+    prog: str, description: str, top: tuple[Opt, ...], version: str, argv: list[str]
+) -> argparse.ArgumentParser:
+    """The parser: top-level options, then a sub-parser per command (groups nest). Only the commands the
+    arguments name get their options (a parser for every option of every command costs more than a lint's
+    own work); the others are there by name, for the listing and the error that names them."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=version, help="Print the version and exit.")
+    for opt in top:
+        opt.add_to(parser)
+    level = parser.add_subparsers(title="commands", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser] | None] = {}
+    for cmd in COMMANDS:
+        where = level
+        if len(cmd.words) > 1:
+            group = cmd.words[0]
+            if group not in groups:
+                sub = level.add_parser(group, help=GROUPS[group], description=GROUPS[group], formatter_class=_Formatter)
+                sub.set_defaults(_group=sub)
+                groups[group] = sub.add_subparsers(title="commands", metavar="COMMAND") if group in argv else None
+            found = groups[group]
+            if found is None:
+                continue
+            where = found
+        doc = (cmd.run.__doc__ or "").strip()
+        sub = where.add_parser(
+            cmd.words[-1], help=doc.splitlines()[0] if doc else "", description=doc, formatter_class=_Formatter
+        )
+        if _named(cmd.words, argv):
+            for opt in cmd.opts:
+                opt.add_to(sub)
+        sub.set_defaults(_command=cmd)
+    parser.set_defaults(_group=parser)
+    return parser
+
+
+def _named(words: tuple[str, ...], argv: list[str]) -> bool:
+    return any(tuple(argv[i : i + len(words)]) == words for i in range(len(argv)))
