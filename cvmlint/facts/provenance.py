@@ -68,7 +68,7 @@ class Items(Generic[T]):
     tree of 100k files never sits in memory as a whole.
     """
 
-    __slots__ = ("_factory", "_held", "_indexes", "_items", "where")
+    __slots__ = ("_columns", "_factory", "_held", "_indexes", "_items", "_too_large", "where")
 
     def __init__(
         self,
@@ -81,7 +81,9 @@ class Items(Generic[T]):
         self._factory = factory
         self.where = where
         self._held: list[T] | None = None
-        self._indexes: dict[str, dict[object, list[int]] | None] = {}
+        self._too_large = False
+        self._columns: dict[str, list[object] | None] = {}
+        self._indexes: dict[str, dict[object, list[int]]] = {}
 
     def __iter__(self) -> Iterator[T]:
         if self._factory is not None:
@@ -89,43 +91,59 @@ class Items(Generic[T]):
         assert self._items is not None
         return iter(self._items)
 
-    def positions(self, field: str, accept: frozenset[object] | Callable[[object], bool]) -> set[int] | None:
+    def positions(self, field: str, accept: Accept, within: set[int] | None = None) -> set[int] | None:
         """The positions of the items whose `field` is one of the values `accept` holds (or admits, when it
-        is a test of one value), through an index built on first use.
+        is a test of one value), among `within` when given, through the field's column and an index of it
+        built on first use. A test is made once per distinct value, and only on the values at `within`
+        when those are few.
 
-        None when the field cannot be indexed: a value is unknown (a comparison with it is undecided, so no
-        item may be left out) or unhashable, or the collection has more than INDEX_LIMIT items."""
-        if field not in self._indexes:
-            self._indexes[field] = self._index(field)
-        index = self._indexes[field]
-        if index is None or self._held is None:
+        None when the field cannot be looked up: a value is unknown (a comparison with it is undecided, so
+        no item may be left out) or unhashable, or the collection has more than INDEX_LIMIT items."""
+        values = self.column(field)
+        if values is None:
             return None
-        return admitted(index, accept)
+        if within is not None and not isinstance(accept, frozenset) and len(within) * 4 < len(values):
+            verdicts: dict[object, bool] = {}
+            return {p for p in within if _admits(verdicts, accept, values[p])}
+        index = self._indexes.get(field)
+        if index is None:
+            index = self._indexes[field] = {}
+            for position, value in enumerate(values):
+                index.setdefault(value, []).append(position)
+        keys = [v for v in accept if v in index] if isinstance(accept, frozenset) else [k for k in index if accept(k)]
+        found = {p for k in keys for p in index[k]}
+        return found if within is None else found & within
 
     def take(self, positions: Iterable[int]) -> list[T]:
         """The items at these positions (from `positions`), in order."""
-        assert self._held is not None
-        return [self._held[p] for p in sorted(positions)]
+        held = self._hold()
+        assert held is not None
+        return [held[p] for p in sorted(positions)]
 
-    def _index(self, field: str) -> dict[object, list[int]] | None:
-        if self._held is None:
-            if self._indexes:  # an earlier attempt found the collection too large
-                return None
+    def column(self, field: str) -> list[object] | None:
+        """Every item's `field`, in order; None when one is unknown or not a plain value, when the field
+        is computed on first use (an ImageFile's ELF fields read the file: not worth a walk), or when the
+        collection is too large to hold."""
+        if field not in self._columns:
+            held = self._hold()
+            values: list[object] | None = None
+            if held is not None and not (held and isinstance(getattr(type(held[0]), field, None), property)):
+                values = [getattr(item, field, None) for item in held]
+                if any(isinstance(v, Unknown) or not isinstance(v, str | int) for v in values):
+                    values = None
+            self._columns[field] = values
+        return self._columns[field]
+
+    def _hold(self) -> list[T] | None:
+        if self._held is None and not self._too_large:
             held: list[T] = []
             for item in self:
                 held.append(item)
                 if len(held) > INDEX_LIMIT:
+                    self._too_large = True
                     return None
             self._held = held
-        if self._held and isinstance(getattr(type(self._held[0]), field, None), property):
-            return None  # computed on first use (an ImageFile's ELF fields read the file): not worth a walk
-        index: dict[object, list[int]] = {}
-        for position, item in enumerate(self._held):
-            value = getattr(item, field, None)
-            if isinstance(value, Unknown) or not isinstance(value, str | int):
-                return None
-            index.setdefault(value, []).append(position)
-        return index
+        return self._held
 
     @property
     def lazy(self) -> bool:
@@ -144,6 +162,12 @@ class Items(Generic[T]):
     __hash__ = None  # type: ignore[assignment]  # NOTE: lazy collections are not hashable values
 
 
-def admitted(index: dict[object, list[int]], accept: frozenset[object] | Callable[[object], bool]) -> set[int]:
-    keys = [v for v in accept if v in index] if isinstance(accept, frozenset) else [k for k in index if accept(k)]
-    return {p for k in keys for p in index[k]}
+Accept = frozenset[object] | Callable[[object], bool]
+"""The values of a field a condition admits: a set to look up, or a test of one value."""
+
+
+def _admits(verdicts: dict[object, bool], accept: Callable[[object], bool], value: object) -> bool:
+    found = verdicts.get(value)
+    if found is None:
+        found = verdicts[value] = accept(value)
+    return found

@@ -17,7 +17,7 @@ from typing import Any
 
 from cvmlint.errors import CvmlintError, InputError
 from cvmlint.facts.model import Facts, Record
-from cvmlint.facts.provenance import Items, Provenance, Unknown
+from cvmlint.facts.provenance import Accept, Items, Provenance, Unknown
 from cvmlint.policy import ast, regex
 from cvmlint.policy.allowlist import Allowlist, version_compare
 from cvmlint.policy.checker import describe
@@ -587,8 +587,6 @@ def _conjuncts(e: ast.Expr) -> tuple[ast.Expr, ...]:
     return e.operands if isinstance(e, ast.BoolOp) and e.op == "and" else (e,)
 
 
-Accept = frozenset[object] | Callable[[object], bool]
-"""The values of a field a condition admits: a set to look up, or a test of each distinct value."""
 Narrowing = tuple[str, Accept, bool]
 """A condition every deciding item meets: field, the values it admits, and whether it is the body's."""
 
@@ -599,17 +597,18 @@ def _admits(op: str, constant: object) -> Callable[[object], bool]:
 
 
 def _narrowed(coll: Items[Any], narrowing: list[Narrowing]) -> Any:
-    """The items every condition admits (through the collection's indexes), else all of them."""
+    """The items every condition admits (through the collection's columns), else all of them. Lookups
+    go first, so a test (a regular expression) runs only on the values of the items they left."""
     kept: set[int] | None = None
     filter_undecidable = False
-    for field, accept, of_body in narrowing:
+    for field, accept, of_body in sorted(narrowing, key=lambda n: (n[2], not isinstance(n[1], frozenset))):
         if of_body and filter_undecidable:
             break  # an item whose filter is undecided counts, whatever its body says
-        found = coll.positions(field, accept)
+        found = coll.positions(field, accept, kept)
         if found is None:
             filter_undecidable = filter_undecidable or not of_body
         else:
-            kept = found if kept is None else kept & found
+            kept = found
     return coll if kept is None else coll.take(kept)
 
 

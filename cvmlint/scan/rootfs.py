@@ -12,7 +12,7 @@ from cvmlint.facts.elf import elf_info
 from cvmlint.facts.layout import AUTO_MOUNTS, UNIT_DIRS, file_kind
 from cvmlint.facts.model import File, Mount, Package, System
 from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_mount
-from cvmlint.facts.provenance import Items, Provenance, Unknown, admitted
+from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.image.fsid import Content
 from cvmlint.scan.disk import Disk, DiskPartition, Tree
 
@@ -82,7 +82,6 @@ class FileTable(Items[File]):
         self.tree, self.part = tree, part
         self.columns: dict[str, list[Any]] | None = None
         self.elf: dict[str, tuple[Any, Any, Any]] = {}
-        self._column_indexes: dict[str, dict[object, list[int]]] = {}
 
     def load(self) -> dict[str, list[Any]] | None:
         """The columns (one walk, remembered), or None for a tree over COLUMNS_LIMIT files."""
@@ -144,19 +143,14 @@ class FileTable(Items[File]):
                 self.elf[path] = (reason, reason, reason)
         return self.elf[path]
 
-    def positions(self, field: str, accept: frozenset[object] | Callable[[object], bool]) -> set[int] | None:
+    def column(self, field: str) -> list[object] | None:
         derived = {"name": "path", "executable": "mode", "setuid": "mode", "perms": "mode"}
         if derived.get(field, field) not in _COLUMNS:
             return None
-        columns = self.load()
-        if columns is None:
-            return None
-        index = self._column_indexes.get(field)
-        if index is None:
-            index = self._column_indexes[field] = {}
-            for position, value in enumerate(self._derived(field, columns)):
-                index.setdefault(value, []).append(position)
-        return admitted(index, accept)
+        if field not in self._columns:
+            columns = self.load()
+            self._columns[field] = None if columns is None else list(self._derived(field, columns))
+        return self._columns[field]
 
     def take(self, positions: Iterable[int]) -> list[File]:
         assert self.columns is not None
