@@ -259,7 +259,7 @@ class ErofsFileSystem(InodeTree):
             raise FormatError(FMT, f"inode {nid}", 0, "nid refers to a metabox, which is not supported")
         offset = self.sb.meta_blkaddr * self.bs + nid * 32
         what = f"inode {nid}"
-        head = read_exact(self.src, offset, 32, FMT, what)
+        head = self._meta(offset, 32, what)  # inodes share blocks: one read per block
         i_format = int.from_bytes(head[:2], "little")
         if i_format & ~0x1F:
             raise FormatError(FMT, what, offset, f"unsupported i_format {i_format:#x}")
@@ -267,7 +267,7 @@ class ErofsFileSystem(InodeTree):
         if layout > CHUNK_BASED:
             raise FormatError(FMT, what, offset, f"unknown data layout {layout}")
         if i_format & 1:
-            raw = read_exact(self.src, offset, 64, FMT, what)
+            raw = self._meta(offset, 64, what)
             (_f, icount, mode, _nb, size, raw_u, _ino, uid, gid, mtime, mtime_nsec, nlink, _r) = unpack(
                 _EXTENDED, raw, 0, FMT, what
             )
@@ -545,7 +545,7 @@ class ErofsFileSystem(InodeTree):
         if first_nameoff < 12 or first_nameoff % 12 or first_nameoff >= len(blk):
             raise FormatError(FMT, what, ino.offset, f"bogus first name offset {first_nameoff}")
         count = first_nameoff // 12
-        raw = [unpack(_DIRENT, blk, 12 * k, FMT, what) for k in range(count)]
+        raw = list(_DIRENT.iter_unpack(blk[:first_nameoff]))  # first_nameoff < len(blk), a multiple of 12
         out = []
         for k, (nid, nameoff, ftype, _r) in enumerate(raw):
             end = raw[k + 1][1] if k + 1 < count else len(blk)
