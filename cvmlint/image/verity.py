@@ -24,8 +24,9 @@ import os
 import struct
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import ByteSource, FileSource, SliceSource, read_exact, unpack
@@ -175,21 +176,35 @@ def _block_digest(sb: VeritySuperblock, block: bytes | memoryview) -> bytes:
     return h.digest()
 
 
-def _pack_level(sb: VeritySuperblock, geo: _Geometry, digests: bytes | memoryview, count: int) -> list[bytes]:
-    """The hash blocks holding `count` digests, laid out as veritysetup writes them."""
-    per_block = 1 << geo.per_block_bits
-    blocks = []
-    for start in range(0, count, per_block):
-        n = min(per_block, count - start)
-        if geo.slot == geo.digest_size:
-            body = bytes(digests[start * geo.digest_size : (start + n) * geo.digest_size])
+class _PackedLevel(Sequence[bytes]):
+    """The hash blocks holding `count` digests, laid out as veritysetup writes them, each made when it is
+    read (a 1 GiB root's level 0 is 2,048 blocks: compared and hashed one at a time, never held)."""
+
+    def __init__(self, sb: VeritySuperblock, geo: _Geometry, digests: bytes | memoryview, count: int) -> None:
+        self.sb, self.geo, self.digests, self.digest_count = sb, geo, digests, count
+        self.per_block = 1 << geo.per_block_bits
+
+    def __len__(self) -> int:
+        return -(-self.digest_count // self.per_block)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
+        if isinstance(index, slice):
+            return [self[k] for k in range(*index.indices(len(self)))]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        geo, ds = self.geo, self.geo.digest_size
+        start = index * self.per_block
+        n = min(self.per_block, self.digest_count - start)
+        if geo.slot == ds:
+            body = bytes(self.digests[start * ds : (start + n) * ds])
         else:
-            pad = bytes(geo.slot - geo.digest_size)
-            body = b"".join(
-                bytes(digests[k * geo.digest_size : (k + 1) * geo.digest_size]) + pad for k in range(start, start + n)
-            )
-        blocks.append(body + bytes(sb.hash_block_size - len(body)))
-    return blocks
+            pad = bytes(geo.slot - ds)
+            body = b"".join(bytes(self.digests[k * ds : (k + 1) * ds]) + pad for k in range(start, start + n))
+        return body + bytes(self.sb.hash_block_size - len(body))
 
 
 def _fd_and_offset(src: ByteSource) -> tuple[int, int] | None:
@@ -381,7 +396,7 @@ def finish_verify(pending: PendingVerity, progress: Progress | None = None) -> V
         return result
     current, count = memoryview(digests), sb.data_blocks
     for level, (start, size) in enumerate(zip(geo.level_start, geo.level_size, strict=True)):
-        expected = _pack_level(sb, geo, current, count)
+        expected = _PackedLevel(sb, geo, current, count)
         assert len(expected) == size
         _compare_level(hashes, sb, geo, level, start, expected, result)
         current = memoryview(b"".join(_block_digest(sb, blk) for blk in expected))
@@ -398,7 +413,7 @@ def _compare_level(
     geo: _Geometry,
     level: int,
     start: int,
-    expected: list[bytes],
+    expected: Sequence[bytes],
     result: VerityResult,
 ) -> None:
     bs = sb.hash_block_size
