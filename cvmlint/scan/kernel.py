@@ -369,7 +369,16 @@ def data_strings(vmlinux: Blob, needles: tuple[str, ...] | list[str]) -> list[st
     except (ELFError, struct.error, ValueError):
         spans = []
     spans = [(start, end) for start, end in spans if end <= len(vmlinux)] or [(0, len(vmlinux))]
-    return [n for n in needles if any(find(vmlinux, n.encode(), start, end) >= 0 for start, end in spans)]
+    wanted = {n: n.encode() for n in needles}
+    found: set[str] = set()
+    longest = max((len(b) for b in wanted.values()), default=1)
+    for start, end in spans:  # one pass a window: every needle still missing looked for in it
+        for pos in range(start, end, WINDOW):
+            stop = min(end, pos + WINDOW + longest - 1)
+            found |= {n for n, b in wanted.items() if n not in found and vmlinux.find(b, pos, stop) >= 0}
+            if isinstance(vmlinux, mmap.mmap):
+                _release(vmlinux, pos, stop)
+    return [n for n in needles if n in found]
 
 
 def ikconfig(vmlinux: Blob) -> dict[str, str] | None:
