@@ -11,12 +11,14 @@ vmlinux  .init.setup (inside .init.data when not its own section): {char *str, s
 
 from __future__ import annotations
 
+import array
 import bisect
 import bz2
 import io
 import lzma
 import mmap
 import struct
+import sys
 import tempfile
 import zlib
 from dataclasses import dataclass, field
@@ -338,17 +340,29 @@ def _setup_table(vmlinux: Blob, sections: dict[str, tuple[int, int, int]]) -> li
     s1, e1, s2, e2 = bounds(".init.data", ".rodata")
     c1, d1, c2, d2 = bounds(".init.text", ".text")
     _addr, offset, length = sections[".init.data"]
+    n = length // 8
+    words = array.array("Q")  # 8 bytes a word, not a tuple of ints
+    words.frombytes(memoryview(vmlinux)[offset : offset + 8 * n])
+    if sys.byteorder == "big":
+        words.byteswap()
+    # an entry starting at word s (phase s % 3, index s // 3) qualifies when its third word is 0 or 1:
+    # found in one pass over the words, then only those entries are tested
+    runs: dict[int, list[tuple[int, int]]] = {0: [], 1: [], 2: []}
+    for early_at in [i for i, w in enumerate(words) if w <= 1 and i >= 2]:
+        start = early_at - 2
+        text, func = words[start], words[start + 1]
+        if (c1 <= func < d1 or c2 <= func < d2) and (s1 <= text < e1 or s2 <= text < e2):
+            runs[start % 3].append((start // 3, text))
     best: list[int] = []
-    for phase in (0, 8, 16):
-        count = max(0, (length - phase) // 24)
+    for phase in (0, 1, 2):
         run: list[int] = []
-        table = memoryview(vmlinux)[offset + phase : offset + phase + count * 24]  # no copy
-        for text, func, early in struct.iter_unpack("<QQQ", table):
-            if early <= 1 and (c1 <= func < d1 or c2 <= func < d2) and (s1 <= text < e1 or s2 <= text < e2):
-                run.append(text)
-            elif run:
+        previous = -2
+        for index, text in runs[phase]:
+            if index != previous + 1 and run:
                 best = max(best, run, key=len)
                 run = []
+            run.append(text)
+            previous = index
         best = max(best, run, key=len)
     return best
 
