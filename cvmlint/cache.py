@@ -92,3 +92,19 @@ def store_parsed(key: bytes, parsed: Any) -> None:
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(parsed, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(partial, entry)
+        _prune(entry.parent)
+
+
+KEEP = 512
+"""Cached parses kept; past it the least recently written are removed (only a miss writes, so this runs
+rarely)."""
+
+
+def _prune(directory: Path) -> None:
+    entries = [e for e in os.scandir(directory) if e.name.endswith(".pickle")]
+    if len(entries) <= KEEP:
+        return
+    entries.sort(key=lambda e: e.stat().st_mtime_ns)
+    for old in entries[: len(entries) - KEEP * 3 // 4]:
+        with contextlib.suppress(OSError):
+            os.unlink(old.path)

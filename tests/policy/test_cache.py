@@ -103,3 +103,11 @@ def test_the_cache_can_be_turned_off(cached: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("CVMLINT_NO_CACHE", "1")
     fresh_load(cached)
     assert entries(cached) == []
+
+
+def test_the_cache_stays_bounded(cached: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "KEEP", 4)
+    for n in range(10):
+        cached.write_text(POLICY.replace('"1"', f'"{n}"'))
+        fresh_load(cached)
+    assert 3 <= len(entries(cached)) <= 4
