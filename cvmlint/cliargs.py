@@ -30,16 +30,17 @@ class Opt:
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
         kind: Callable[[str], Any] = self.kind
+        help_text = self.help
         metavar = self.metavar or self.flags[0].lstrip("-").upper().replace("-", "_")
         if isinstance(self.kind, type) and issubclass(self.kind, enum.Enum):
             kind = _choice(self.kind)
-            metavar = self.metavar or "{" + ",".join(str(c.value) for c in self.kind) + "}"
+            help_text = f"{help_text} One of: {', '.join(str(c.value) for c in self.kind)}."
         if self.switch:
             parser.add_argument(*self.flags, dest=self.dest, action="store_true", help=self.help)
         elif not self.flags[0].startswith("-"):
             nargs = "*" if self.many else "?" if self.optional else None
             parser.add_argument(
-                self.dest, type=kind, nargs=nargs, default=self.default, metavar=metavar, help=self.help
+                self.dest, type=kind, nargs=nargs, default=self.default, metavar=metavar, help=help_text
             )
         else:
             parser.add_argument(
@@ -49,7 +50,7 @@ class Opt:
                 action="append" if self.many else "store",
                 default=self.default,
                 metavar=metavar,
-                help=self.help,
+                help=help_text,
             )
 
 
@@ -91,9 +92,20 @@ def command(words: str, *opts: Opt) -> Callable[[Callable[..., None]], Callable[
     return register
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
+class _Formatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal paragraph by paragraph (a docstring's blank lines kept)."""
+
     def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=32, width=100)
+        super().__init__(prog, max_help_position=32)  # width: the terminal's (argparse reads COLUMNS)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        paragraphs = textwrap.dedent(text).split("\n\n")
+        return "\n\n".join(
+            textwrap.fill(" ".join(p.split()), width, initial_indent=indent, subsequent_indent=indent)
+            for p in paragraphs
+        )
 
 
 def build_parser(
