@@ -589,7 +589,7 @@ def scan_cmd(
     """Check a disk image against the policy: nothing is mounted, nothing from the image runs."""
     from cvmlint.policy import evaluate
     from cvmlint.policy.probes import kernel_needles
-    from cvmlint.scan import ScanOptions, scan_image
+    from cvmlint.scan import ScanOptions, open_scan
 
     policy = _load_policy(policy_path, profile)
     if not image.exists():
@@ -605,8 +605,9 @@ def scan_cmd(
             inputs = image_inputs(image, progress)
             options.known_digest = inputs["sha256"]
         options.progress = progress
-        with scan_image(image, options) as facts:
-            report = evaluate(policy, facts)
+        with open_scan(image, options) as scanned:
+            report = evaluate(policy, scanned.facts, later=scanned.later)  # the slow facts last
+            facts = scanned.complete()
             if waivers is not None:
                 from cvmlint.policy import apply_waivers, load_waivers
 

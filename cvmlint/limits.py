@@ -187,6 +187,17 @@ def note(name: str, value: int) -> None:
         _seen[name] = max(_seen.get(name, 0), value)
 
 
+def seen() -> dict[str, int]:
+    """The largest values recorded so far (a forked worker hands them back to its parent)."""
+    return dict(_seen)
+
+
+def merge_seen(values: dict[str, int]) -> None:
+    """Take in the largest values a forked worker recorded."""
+    for name, value in values.items():
+        _seen[name] = max(_seen.get(name, 0), value)
+
+
 def check(name: str, value: int, fmt: str, structure: str, offset: int = 0) -> None:
     """Raise LimitExceeded when `value` is past the limit `name`."""
     if _stats_file:

@@ -36,7 +36,8 @@ SIGNATURE = b"verity\0\0"
 _SB = struct.Struct("<8sII16s32sIIQH6s256s")
 MAX_LEVELS = 63
 READ_CHUNK = 1 << 20
-WINDOW = 16 << 20
+CHUNK = 16 << 20
+"""Data blocks are handed out to the hashing processes in pieces of this many bytes."""
 Progress = Callable[[str, int, int], None]
 """(what is being read, bytes done, bytes in all): a long read reports how far it is."""
 HASHING = "dm-verity: hashing the root"
@@ -217,82 +218,106 @@ def _fd_and_offset(src: ByteSource) -> tuple[int, int] | None:
     return None
 
 
-def _hash_range(
-    fd: int, base: int, sb: VeritySuperblock, first: int, last: int, out: mmap.mmap, done: mmap.mmap, slot: int
-) -> None:
+def _hash_range(fd: int, base: int, sb: VeritySuperblock, first: int, last: int, out: mmap.mmap) -> None:
     """Hash data blocks [first, last) of `fd` at `base`; digests into the shared `out`.
 
-    The data is mapped a window at a time (no copy, and resident memory bounded by the window).
+    The data is mapped (no copy, and resident memory bounded by the range, at most one chunk).
     """
     bs, ds = sb.data_block_size, _hasher(sb.algorithm).digest_size
-    seed = _hasher(sb.algorithm)
-    seed.update(sb.salt)
-    copy = seed.copy
-    per_window = max(1, WINDOW // bs)
-    block = first
-    while block < last:
-        n = min(per_window, last - block)
-        start = base + block * bs
-        aligned = start - start % mmap.ALLOCATIONGRANULARITY
-        window = mmap.mmap(fd, start - aligned + n * bs, mmap.MAP_SHARED, mmap.PROT_READ, offset=aligned)
-        window.madvise(mmap.MADV_SEQUENTIAL)
-        view = memoryview(window)
-        skip = start - aligned
-        digests: list[bytes] = []
-        add = digests.append
-        if sb.hash_type == 1:
-            for o in range(skip, skip + n * bs, bs):
-                h = copy()
-                h.update(view[o : o + bs])
-                add(h.digest())
-        else:
-            for o in range(skip, skip + n * bs, bs):
-                add(_block_digest(sb, view[o : o + bs]))
-        view.release()
-        window.close()
-        out[block * ds : (block + n) * ds] = b"".join(digests)
-        block += n
-        struct.pack_into("<Q", done, slot * 8, (block - first) * bs)
+    start = base + first * bs
+    aligned = start - start % mmap.ALLOCATIONGRANULARITY
+    skip = start - aligned
+    n = last - first
+    window = mmap.mmap(fd, skip + n * bs, mmap.MAP_SHARED, mmap.PROT_READ, offset=aligned)
+    window.madvise(mmap.MADV_SEQUENTIAL)
+    view = memoryview(window)
+    digests: list[bytes] = []
+    add = digests.append
+    if sb.hash_type == 1:
+        seed = _hasher(sb.algorithm)
+        seed.update(sb.salt)
+        copy = seed.copy
+        for o in range(skip, skip + n * bs, bs):
+            h = copy()
+            h.update(view[o : o + bs])
+            add(h.digest())
+    else:
+        for o in range(skip, skip + n * bs, bs):
+            add(_block_digest(sb, view[o : o + bs]))
+    view.release()
+    window.close()
+    out[first * ds : last * ds] = b"".join(digests)
 
 
 class _Level0:
     """The digests of every data block, computed by forked workers while the caller goes on (or serially
-    when `wait` is called, for a small partition or one that is not a plain file)."""
+    when `wait` is called, for a small partition or one that is not a plain file).
+
+    The blocks go in chunks of CHUNK bytes to whoever asks next: each worker, and the caller once it
+    waits, so the work ends on every core at about the same time whatever else the caller had to do.
+    """
 
     def __init__(self, data: ByteSource, sb: VeritySuperblock, workers: int) -> None:
         self.data, self.sb, self.workers = data, sb, workers
         self.digests = mmap.mmap(-1, max(1, sb.data_blocks * _hasher(sb.algorithm).digest_size))
         self.procs: list[multiprocessing.process.BaseProcess] = []
-        self.done = mmap.mmap(-1, 8 * workers)
+        self.per_chunk = max(1, CHUNK // sb.data_block_size)
+        self.state = mmap.mmap(-1, 16)  # next chunk to claim (u64), blocks hashed (u64)
         located = _fd_and_offset(data)
         if located is None or workers <= 1 or sb.data_blocks < 4096:
             return
-        fd, base = located
+        self.fd, self.base = located
         ctx = multiprocessing.get_context("fork")
-        bounds = [sb.data_blocks * i // workers for i in range(workers + 1)]
-        self.procs = [
-            ctx.Process(target=_worker, args=(fd, base, sb, bounds[i], bounds[i + 1], self.digests, self.done, i))
-            for i in range(workers)
-        ]
+        self.lock = ctx.Lock()
+        self.procs = [ctx.Process(target=self._work, args=(True,)) for _ in range(workers)]
         for p in self.procs:
             p.start()
+
+    def _claim(self) -> tuple[int, int] | None:
+        """The next chunk's blocks [first, last), or None when every chunk is taken."""
+        with self.lock:
+            chunk = struct.unpack_from("<Q", self.state)[0]
+            first = chunk * self.per_chunk
+            if first >= self.sb.data_blocks:
+                return None
+            struct.pack_into("<Q", self.state, 0, chunk + 1)
+        return first, min(first + self.per_chunk, self.sb.data_blocks)
+
+    def _finished(self, blocks: int) -> None:
+        with self.lock:
+            struct.pack_into("<Q", self.state, 8, struct.unpack_from("<Q", self.state, 8)[0] + blocks)
+
+    def _work(self, in_worker: bool, progress: Progress | None = None) -> None:
+        try:
+            while (claimed := self._claim()) is not None:
+                _hash_range(self.fd, self.base, self.sb, *claimed, self.digests)
+                self._finished(claimed[1] - claimed[0])
+                if progress:
+                    self._report(progress)
+        except (OSError, ValueError):
+            if in_worker:
+                os._exit(1)
+            raise FormatError(FMT, "data partition", 0, "could not read every data block") from None
+
+    def _report(self, progress: Progress) -> None:
+        hashed = struct.unpack_from("<Q", self.state, 8)[0]
+        progress(HASHING, hashed * self.sb.data_block_size, self.sb.data_blocks * self.sb.data_block_size)
 
     def wait(self, progress: Progress | None) -> mmap.mmap:
         if not self.procs:
             _hash_serially(self.data, self.sb, self.digests, progress)
             return self.digests
-        total = self.sb.data_blocks * self.sb.data_block_size
+        self._work(False, progress)
         while any(p.is_alive() for p in self.procs):
             if progress:
-                done = sum(struct.unpack_from("<Q", self.done, 8 * i)[0] for i in range(self.workers))
-                progress(HASHING, done, total)
-            time.sleep(0.02)
+                self._report(progress)
+            time.sleep(0.005)
         for p in self.procs:
             p.join()
         if any(p.exitcode != 0 for p in self.procs):
             raise FormatError(FMT, "data partition", 0, "could not read every data block (a hashing worker failed)")
         if progress:
-            progress(HASHING, total, total)
+            self._report(progress)
         return self.digests
 
     def cancel(self) -> None:
@@ -300,15 +325,6 @@ class _Level0:
             if p.is_alive():
                 p.kill()
             p.join()
-
-
-def _worker(
-    fd: int, base: int, sb: VeritySuperblock, first: int, last: int, out: mmap.mmap, done: mmap.mmap, slot: int
-) -> None:
-    try:
-        _hash_range(fd, base, sb, first, last, out, done, slot)
-    except (OSError, ValueError):
-        os._exit(1)
 
 
 def _hash_serially(data: ByteSource, sb: VeritySuperblock, out: mmap.mmap, progress: Progress | None) -> None:

@@ -20,7 +20,7 @@ from cvmlint.facts.model import Facts, Record
 from cvmlint.facts.provenance import Accept, Items, Provenance, Unknown
 from cvmlint.policy import ast, regex
 from cvmlint.policy.allowlist import Allowlist, version_compare
-from cvmlint.policy.checker import describe
+from cvmlint.policy.checker import describe, walk_expr
 from cvmlint.policy.loader import Policy
 from cvmlint.policy.results import Finding, Report, RuleResult, Status
 from cvmlint.policy.types import VERSION, record_fields
@@ -141,6 +141,11 @@ class Evaluator:
         self._truths: dict[int, TruthFn] = {}
         self._sinks: dict[int, list[Env]] = {}
         self._values: dict[int, ValueFn] = {}
+
+    def define(self, name: str, value: Any) -> None:
+        """Give a fact that was pending its value (the compiled lookups read the globals when they run)."""
+        self.globals[name] = value
+        self.global_wheres[name] = _where_of(value)
 
     # -- compiled truth ----------------------------------------------------------------------
     def truth(self, e: ast.Expr) -> TruthFn:
@@ -764,13 +769,45 @@ def _fold(earlier: Finding, where: Provenance | None, read: tuple[Provenance, ..
     return Finding(earlier.message, primary, earlier.subject, also)
 
 
-def evaluate(policy: Policy, facts: Facts, rules: Iterable[str] | None = None) -> Report:
-    """Every rule of `policy` (or only `rules`) on `facts`."""
+def evaluate(
+    policy: Policy,
+    facts: Facts,
+    rules: Iterable[str] | None = None,
+    later: Mapping[str, Callable[[], Any]] | None = None,
+) -> Report:
+    """Every rule of `policy` (or only `rules`) on `facts`.
+
+    `later` names facts still being computed (a scan's root hash and kernel), each with the call that
+    waits for it: the rules that read none of them are judged first, then each is waited for in turn.
+    The report lists the rules in the policy's order either way.
+    """
     ev = Evaluator(policy, facts)
     wanted = set(rules) if rules is not None else None
+    selected = [r for r in policy.rules if wanted is None or r.id in wanted]
+    pending = dict(later or {})
+    reads = {id(rule): _pending_reads(rule, pending) for rule in selected}
+    verdicts: dict[int, RuleResult] = {}
+    while True:
+        for rule in selected:
+            if id(rule) not in verdicts and not reads[id(rule)] & pending.keys():
+                verdicts[id(rule)] = evaluate_rule(ev, rule, facts.target.kind, policy.disabled.get(rule.id))
+        if not pending:
+            break
+        name, get = next(iter(pending.items()))
+        ev.define(name, get())
+        del pending[name]
     report = Report(policy.name, policy.version, policy.sha256, policy.profiles, facts.target)
-    for rule in policy.rules:
-        if wanted is not None and rule.id not in wanted:
-            continue
-        report.results.append(evaluate_rule(ev, rule, facts.target.kind, policy.disabled.get(rule.id)))
+    report.results.extend(verdicts[id(rule)] for rule in selected)
     return report
+
+
+def _pending_reads(rule: ast.Rule, pending: Mapping[str, object]) -> set[str]:
+    """The pending facts a rule names anywhere (its requirements and their messages)."""
+    if not pending:
+        return set()
+    exprs = [e for req in (*rule.requires, *(r for b in rule.branches.values() for r in b)) for e in _req_exprs(req)]
+    return {n.id for e in exprs for n in walk_expr(e) if isinstance(n, ast.Name) and n.id in pending}
+
+
+def _req_exprs(req: ast.Require) -> list[ast.Expr]:
+    return [req.expr, *(p for p in (req.message.parts if req.message else ()) if isinstance(p, ast.Expr))]

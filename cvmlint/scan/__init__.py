@@ -3,14 +3,19 @@
 >>> from cvmlint.scan import scan_image
 >>> with scan_image("image.raw") as facts:           # doctest: +SKIP
 ...     print(facts.rootfs.format, facts.verity.root_hash)
+
+The slow facts are computed beside the rest: the root hash by hashing workers, the kernel (decompressed
+and searched) by a forked child. `open_scan` hands them over still pending, so a policy can judge every
+rule that does not read them first (`evaluate(..., later=scanned.later)`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +23,7 @@ from cvmlint import limits
 from cvmlint.errors import CvmlintError
 from cvmlint.facts.model import ConfigOption, Facts, Kernel, KernelStrings, Module, Partition, RootFs, Target, Verity
 from cvmlint.facts.provenance import Items, Provenance, Unknown
+from cvmlint.forked import Forked
 from cvmlint.image.container import open_image
 from cvmlint.image.fsid import Content
 from cvmlint.scan import boot as bootscan
@@ -27,6 +33,7 @@ from cvmlint.scan.disk import Disk, RootChoice, Tree, find_root, open_disk
 if TYPE_CHECKING:
     from cvmlint.image.verity import PendingVerity, Progress
     from cvmlint.scan.disk import DiskPartition
+    from cvmlint.scan.kernel import KernelImage
 
 
 @dataclass
@@ -44,14 +51,45 @@ class ScanOptions:
     """The file's SHA-256 when the caller already has it (evidence hashes the file once for everything)."""
 
 
+@dataclass
+class Scanned:
+    """An image's facts, some of them (`later`) still being computed: each is waited for when called."""
+
+    facts: Facts
+    later: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    cancels: list[Callable[[], None]] = field(default_factory=list)
+
+    def complete(self) -> Facts:
+        """The facts with every pending one waited for."""
+        if self.later:
+            self.facts = replace(self.facts, **{name: get() for name, get in self.later.items()})
+            self.later = {}
+        return self.facts
+
+    def cancel(self) -> None:
+        """Stop the work still in progress (nothing waits for it any more)."""
+        for cancel in self.cancels:
+            cancel()
+
+
 @contextmanager
-def scan_image(path: str | Path, options: ScanOptions | None = None) -> Iterator[Facts]:
-    """The facts of an image; the image stays open while the facts are used (files are read lazily)."""
+def open_scan(path: str | Path, options: ScanOptions | None = None) -> Iterator[Scanned]:
+    """The facts of an image, the slow ones pending; the image stays open while the facts are used."""
     options = options or ScanOptions()
     _return_large_blocks()
     with open_image(path) as (src, _kind):
-        disk = open_disk(src)
-        yield _facts(Path(path), disk, options)
+        scanned = _facts(Path(path), open_disk(src), options)
+        try:
+            yield scanned
+        finally:
+            scanned.cancel()
+
+
+@contextmanager
+def scan_image(path: str | Path, options: ScanOptions | None = None) -> Iterator[Facts]:
+    """The facts of an image; the image stays open while the facts are used (files are read lazily)."""
+    with open_scan(path, options) as scanned:
+        yield scanned.complete()
 
 
 def _return_large_blocks() -> None:
@@ -79,7 +117,7 @@ def _digest(path: Path, progress: Progress | None) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
+def _facts(path: Path, disk: Disk, options: ScanOptions) -> Scanned:
     digest: str | Unknown = Unknown("not computed (use --digest)")
     if options.known_digest:
         digest = "sha256:" + options.known_digest
@@ -95,39 +133,57 @@ def _facts(path: Path, disk: Disk, options: ScanOptions) -> Facts:
             else None
         )
         choice = find_root(disk, spec)
+    scanned = Scanned(
+        Facts(
+            target=target,
+            packages=PENDING,
+            files=PENDING,
+            rootfs=PENDING,
+            verity=PENDING,
+            cmdline=PENDING,
+            boot=PENDING,
+            kernel=PENDING,
+            patches=PENDING,
+            mounts=PENDING,
+            partitions=PENDING,
+        )
+    )
     # first: the hashing workers fork from a small process, and hash while the rest is read
     verity = _start_verity(choice, options)
+    if not isinstance(verity, Verity | Unknown):
+        scanned.cancels.append(verity.level0.cancel)
     try:
-        return _read(target, choice, verity, disk, options)
+        _read(scanned, choice, verity, disk, options)
     except BaseException:
-        if not isinstance(verity, Verity | Unknown):
-            verity.level0.cancel()
+        scanned.cancel()
         raise
+    return scanned
+
+
+PENDING = Unknown("still being read")
 
 
 def _read(
-    target: Target, choice: RootChoice, verity: Verity | Unknown | PendingVerity, disk: Disk, options: ScanOptions
-) -> Facts:
+    scanned: Scanned, choice: RootChoice, verity: Verity | Unknown | PendingVerity, disk: Disk, options: ScanOptions
+) -> None:
     root_tree, tree_reason = _root_tree(disk, choice)
-    boot = bootscan.scan_boot(disk, root_tree, choice.partition)
+    _start_boot(scanned, disk, root_tree, choice, options)
     part = choice.partition
     if part is None:
         unknown = Unknown(f"root file system not found: {choice.reason}")
-        return Facts(
-            target=target,
+        scanned.facts = replace(
+            scanned.facts,
             packages=unknown,
             files=unknown,
             rootfs=unknown,
             verity=unknown,
-            cmdline=boot.cmdline,
-            boot=boot.boot,
-            kernel=_kernel(disk, boot, None, options),
             patches=Unknown("an image carries no patch series; kernel markers stand in"),
             mounts=unknown,
             partitions=_partitions(disk),
             os=unknown,
             build=NO_BUILD,
         )
+        return
     root_format = part.content
     rootfs_fact = RootFs(
         format=root_format.value,
@@ -150,19 +206,12 @@ def _read(
         files = rootfs.files(root_tree, part)
         mounts = _safely(lambda: rootfs.mounts(root_tree, part, root_format, disk))
         system = _safely(lambda: rootfs.system(root_tree, part))
-    kernel = _kernel(disk, boot, root_tree, options)
-    if not isinstance(verity, Verity | Unknown) and isinstance(files, rootfs.FileTable):
-        with suppress(CvmlintError):  # walked while the workers hash; an error is met again by the rules
-            files.load()
-    return Facts(
-        target=target,
+    scanned.later["verity"] = functools.cache(lambda: _verity(verity, choice, options, disk))
+    scanned.facts = replace(
+        scanned.facts,
         packages=packages,
         files=files,
         rootfs=rootfs_fact,
-        verity=_verity(verity, choice, options, disk),
-        cmdline=boot.cmdline,
-        boot=boot.boot,
-        kernel=kernel,
         patches=Unknown("an image carries no patch series; kernel markers stand in"),
         mounts=mounts,
         partitions=_partitions(disk),
@@ -280,21 +329,91 @@ def _verity(
     )
 
 
-def _kernel(disk: Disk, boot: bootscan.BootScan, root_tree: Tree | None, options: ScanOptions) -> Kernel | Unknown:
-    from cvmlint.scan.kernel import data_strings, read_bzimage
+def _start_boot(scanned: Scanned, disk: Disk, root_tree: Tree | None, choice: RootChoice, options: ScanOptions) -> None:
+    """The boot chain and the kernel, read by a forked child while the caller goes on."""
+    job = Forked(lambda: _read_boot(disk, root_tree, choice, options.needles))
+    scanned.cancels.append(job.cancel)
+    result = functools.cache(job.result)
 
+    def kernel() -> Kernel | Unknown:
+        ahead = _read_ahead(root_tree)  # while the child still decompresses
+        _, ref, read = result()
+        if isinstance(read, Unknown):
+            return read
+        assert not isinstance(ref, Unknown)  # a kernel was read, so the entry named one
+        return _kernel(disk, root_tree, ref, *read, ahead=ahead)
+
+    scanned.later["kernel"] = functools.cache(kernel)  # first: its waiting starts with work of its own
+    scanned.later["boot"] = lambda: result()[0].boot
+    scanned.later["cmdline"] = lambda: result()[0].cmdline
+
+
+READ_AHEAD_VERSIONS = 4
+
+
+def _read_ahead(root_tree: Tree | None) -> dict[str, tuple[Items[ConfigOption] | None, Items[Module] | Unknown]]:
+    """The config and the modules of each kernel version /usr/lib/modules holds (the usual case: one),
+    read before the kernel's own version is known; `_kernel` takes them when the version is one of these."""
+    ahead: dict[str, tuple[Items[ConfigOption] | None, Items[Module] | Unknown]] = {}
+    if root_tree is None:
+        return ahead
+    try:
+        node = root_tree.lookup("/usr/lib/modules") or root_tree.lookup("/lib/modules")
+        if node is None or not node.is_dir:
+            return ahead
+        names = sorted(
+            n for n, number in root_tree.children(node) if n not in (".", "..") and root_tree.inode(number).is_dir
+        )
+        for version in names[:READ_AHEAD_VERSIONS]:
+            modules = _modules(root_tree, version)
+            held = modules if isinstance(modules, Unknown) else Items(list(modules), modules.where)
+            ahead[version] = (_root_config(root_tree, version), held)
+    except CvmlintError:  # read again, and met again, when the kernel's version is known
+        return {}
+    return ahead
+
+
+def _read_boot(
+    disk: Disk, root_tree: Tree | None, choice: RootChoice, needles: tuple[str, ...]
+) -> tuple[bootscan.BootScan, bootscan.KernelRef | Unknown, tuple[KernelImage, Provenance, KernelStrings] | Unknown]:
+    boot = bootscan.scan_boot(disk, root_tree, choice.partition)
     ref = boot.kernel
     if isinstance(ref, Unknown):
-        return Unknown(f"no kernel: {ref.reason}")
+        return boot, ref, Unknown(f"no kernel: {ref.reason}")
+    read = _read_kernel(disk, root_tree, ref, needles)
+    ref.data = None  # the kernel's bytes stay here
+    return boot, ref, read
+
+
+def _read_kernel(
+    disk: Disk, root_tree: Tree | None, ref: bootscan.KernelRef, needles: tuple[str, ...]
+) -> tuple[KernelImage, Provenance, KernelStrings] | Unknown:
+    """The kernel image's own facts (its decompressed payload searched once for the policy's strings,
+    then let go: tens of MB)."""
+    from cvmlint.scan.kernel import data_strings, read_bzimage
+
     try:
         data, where = bootscan.read_boot_file(disk, root_tree, ref)
         image = read_bzimage(data, str(where))
     except CvmlintError as err:
         return Unknown(f"the default entry's kernel cannot be read: {err}")
-    vmlinux = image.vmlinux  # searched once for the policy's strings, then let go (tens of MB)
+    vmlinux, image.vmlinux = image.vmlinux, b""
     strings = KernelStrings(
-        data_strings(vmlinux, options.needles) if vmlinux else [], searched=list(options.needles) if vmlinux else []
+        data_strings(vmlinux, needles) if vmlinux else [], searched=list(needles) if vmlinux else []
     )
+    return image, where, strings
+
+
+def _kernel(
+    disk: Disk,
+    root_tree: Tree | None,
+    ref: bootscan.KernelRef,
+    image: KernelImage,
+    where: Provenance,
+    strings: KernelStrings,
+    ahead: dict[str, tuple[Items[ConfigOption] | None, Items[Module] | Unknown]] | None = None,
+) -> Kernel:
+    config, modules = (ahead or {}).get(image.version, (None, None))
     params: tuple[str, ...] | Unknown = (
         tuple(sorted(image.params))
         if image.params
@@ -306,26 +425,20 @@ def _kernel(disk: Disk, boot: bootscan.BootScan, root_tree: Tree | None, options
         version=image.version or Unknown("no version string in the kernel"),
         compression=image.compression,
         boot_protocol=image.boot_protocol,
-        config=_config(root_tree, image, where, disk, ref),
+        config=config or _config(root_tree, image, where, disk, ref),
         params=params,
-        modules=_modules(root_tree, image.version),
+        modules=modules or _modules(root_tree, image.version),
         strings=strings,
         where=where,
     )
 
 
 def _config(
-    root_tree: Tree | None, image: object, kernel_where: Provenance, disk: Disk, ref: bootscan.KernelRef
+    root_tree: Tree | None, image: KernelImage, kernel_where: Provenance, disk: Disk, ref: bootscan.KernelRef
 ) -> Items[ConfigOption] | Unknown:
-    from cvmlint.scan.kernel import KernelImage
-
-    assert isinstance(image, KernelImage)
     version = image.version
-    if root_tree is not None and version:
-        for path in (f"/boot/config-{version}", f"/usr/lib/modules/{version}/config", f"/lib/modules/{version}/config"):
-            node = root_tree.lookup(path)
-            if node is not None and node.is_reg:
-                return _config_items(root_tree.read(node, limits.get("kernel-config-bytes")), "root", path)
+    if root_tree is not None and version and (found := _root_config(root_tree, version)) is not None:
+        return found
     if version and ref.section is None:  # a kernel on the ESP: its package's /boot may have been copied there
         found = _esp_config(disk, ref, version)
         if found is not None:
@@ -337,6 +450,14 @@ def _config(
         f"no /boot/config-{version} or modules config in the root, no config-{version} beside the "
         "kernel, and no IKCONFIG in the kernel"
     )
+
+
+def _root_config(root_tree: Tree, version: str) -> Items[ConfigOption] | None:
+    for path in (f"/boot/config-{version}", f"/usr/lib/modules/{version}/config", f"/lib/modules/{version}/config"):
+        node = root_tree.lookup(path)
+        if node is not None and node.is_reg:
+            return _config_items(root_tree.read(node, limits.get("kernel-config-bytes")), "root", path)
+    return None
 
 
 def _config_items(data: bytes | bytearray | memoryview, partition: str, path: str) -> Items[ConfigOption]:

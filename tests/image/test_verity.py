@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cvmlint.errors import FormatError
+from cvmlint.image import verity
 from cvmlint.image.source import BytesSource, FileSource, SliceSource
 from cvmlint.image.verity import dps_uuids, read_signature_partition, read_superblock, verify
 from tests.tools import run
@@ -57,6 +58,24 @@ def test_flipped_bit_names_the_data_block(tmp_path: Path) -> None:
     assert not result.tree_valid and result.first_bad_data_block == 1234
     assert result.problems[0].startswith("level 0, hash block")
     assert "data block 1234" in result.problems[0]
+
+
+@pytest.mark.parametrize("variant", ["default", "chromeos-format-0"])
+def test_small_chunks_shared_by_the_workers_and_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str
+) -> None:
+    """With 96 chunks for two workers, the caller hashes too once it waits; a flipped bit in a chunk
+    near the end is still named."""
+    monkeypatch.setattr(verity, "CHUNK", 256 << 10)
+    data, hashes, root = make(tmp_path, VARIANTS[variant])
+    pending = verity.start_verify(FileSource(data), FileSource(hashes), workers=2)
+    assert len(pending.level0.procs) == 2
+    assert verity.finish_verify(pending).root_hash == root
+    raw = bytearray(data.read_bytes())
+    raw[6000 * 4096] ^= 1
+    data.write_bytes(bytes(raw))
+    result = verity.verify(FileSource(data), FileSource(hashes), workers=2)
+    assert result.first_bad_data_block == 6000 and result.stored_root_hash == root
 
 
 def test_tampered_upper_level(tmp_path: Path) -> None:

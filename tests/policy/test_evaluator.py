@@ -236,3 +236,50 @@ def test_matches_runs_in_linear_time_on_text_an_image_chose() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["False", "False"], proc.stderr
+
+
+def test_pending_facts_are_waited_for_after_the_rules_that_do_not_read_them(policy_of) -> None:  # type: ignore[no-untyped-def]
+    """A scan's slow facts come as calls: each is made once, after every rule that names none of the
+    pending facts and before the first that does (in a message too); the verdicts and their order are
+    those of the complete facts."""
+    policy = policy_of(
+        'rule A-1 "kernel" {\n  severity high\n  require kernel.version == "6.1"\n}\n'
+        'rule A-2 "packages" {\n  severity high\n  require none p in packages: p.name == "apt"\n}\n'
+        'rule A-3 "verity" {\n  severity high\n  require verity.tree_valid\n}\n'
+        'rule A-4 "message" {\n  severity high\n  require rootfs.read_only else "{kernel.version}"\n}\n'
+        'rule A-5 "files" {\n  severity high\n  require none f in files: f.is_elf\n}\n'
+    )
+    complete = facts()
+    calls: list[str] = []
+    done: list[str] = []
+
+    def later(name: str) -> Any:
+        def get() -> Any:
+            calls.append(name)
+            done.append(f"{name} after {len(seen)} rules")
+            return getattr(complete, name)
+
+        return get
+
+    seen: list[str] = []
+    import cvmlint.policy.evaluator as evaluator
+
+    original = evaluator.evaluate_rule
+
+    def counting(ev, rule, *args):  # type: ignore[no-untyped-def]
+        seen.append(rule.id)
+        return original(ev, rule, *args)
+
+    pending = facts(kernel=Unknown("still being read"), verity=Unknown("still being read"))
+    try:
+        evaluator.evaluate_rule = counting  # type: ignore[assignment]
+        report = evaluate(policy, pending, later={"kernel": later("kernel"), "verity": later("verity")})
+    finally:
+        evaluator.evaluate_rule = original  # type: ignore[assignment]
+    assert calls == ["kernel", "verity"]
+    assert seen[:2] == ["A-2", "A-5"] and done == ["kernel after 2 rules", "verity after 4 rules"]
+    expected = evaluate(policy, complete)
+    assert [(r.rule_id, r.status, r.findings) for r in report.results] == [
+        (r.rule_id, r.status, r.findings) for r in expected.results
+    ]
+    assert [r.rule_id for r in report.results] == ["A-1", "A-2", "A-3", "A-4", "A-5"]
