@@ -238,7 +238,7 @@ def test_matches_runs_in_linear_time_on_text_an_image_chose() -> None:
     assert proc.stdout.split() == ["False", "False"], proc.stderr
 
 
-def test_pending_facts_are_waited_for_after_the_rules_that_do_not_read_them(policy_of) -> None:  # type: ignore[no-untyped-def]
+def test_pending_facts_are_waited_for_after_the_rules_that_do_not_read_them(policy_of, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A scan's slow facts come as calls: each is made once, after every rule that names none of the
     pending facts and before the first that does (in a message too); the verdicts and their order are
     those of the complete facts."""
@@ -271,11 +271,9 @@ def test_pending_facts_are_waited_for_after_the_rules_that_do_not_read_them(poli
         return original(ev, rule, *args)
 
     pending = facts(kernel=Unknown("still being read"), verity=Unknown("still being read"))
-    try:
-        evaluator.evaluate_rule = counting  # type: ignore[assignment]
-        report = evaluate(policy, pending, later={"kernel": later("kernel"), "verity": later("verity")})
-    finally:
-        evaluator.evaluate_rule = original  # type: ignore[assignment]
+    monkeypatch.setattr(evaluator, "evaluate_rule", counting)
+    report = evaluate(policy, pending, later={"kernel": later("kernel"), "verity": later("verity")})
+    monkeypatch.undo()
     assert calls == ["kernel", "verity"]
     assert seen[:2] == ["A-2", "A-5"] and done == ["kernel after 2 rules", "verity after 4 rules"]
     expected = evaluate(policy, complete)
