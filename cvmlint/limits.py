@@ -176,6 +176,11 @@ class LimitExceeded(FormatError):
         super().__init__(fmt, structure, offset, problem)
 
 
+def overrides() -> dict[str, int]:
+    """The limits this run set (by option or configuration)."""
+    return dict(_values)
+
+
 def get(name: str) -> int:
     """The limit's value in force."""
     return _values.get(name, TABLE[name].default)

@@ -219,8 +219,7 @@ def load_policy(path: str | Path, profiles: Sequence[str] = ()) -> Policy:
         raise InputError(f"{path}: is a directory; give a policy file (*.cvmp)")
     checked = _CHECKED.get(root.resolve())
     if checked is None or not checked.unchanged():
-        checked = _check(root)
-        _CHECKED[root.resolve()] = checked
+        checked = _CHECKED[root.resolve()] = _cached_check(root)
     base = checked.policy
     policy = replace(base, lets=dict(base.lets), uses=dict(base.uses), disabled={}, warnings=list(base.warnings))
     for name in profiles:
@@ -234,13 +233,27 @@ class _Checked:
 
     policy: Policy
     profile_data: dict[tuple[str, str], Allowlist]
-    read: list[tuple[Path, bytes]]
+    read: list[tuple[str, bytes]]
 
     def unchanged(self) -> bool:
         try:
-            return all(path.read_bytes() == data for path, data in self.read)
+            return all(Path(path).read_bytes() == data for path, data in self.read)
         except OSError:
             return False
+
+
+def _cached_check(root: Path) -> _Checked:
+    """The checked policy from the per-user cache when every file it was made of reads the same (the
+    shown paths depend on the working directory, and reading on the limits: both are in the key)."""
+    from cvmlint import cache, limits
+
+    key = "\0".join([str(root.resolve()), os.getcwd(), repr(sorted(limits.overrides().items()))]).encode()
+    found = cache.load_checked(key)
+    if isinstance(found, _Checked) and found.unchanged():
+        return found
+    checked = _check(root)
+    cache.store_checked(key, checked)
+    return checked
 
 
 _CHECKED: dict[Path, _Checked] = {}
@@ -299,7 +312,7 @@ def _check(root: Path) -> _Checked:
         available_profiles={p.name: p for p in profile_list},
         warnings=checker.warnings,
     )
-    return _Checked(policy, profile_data, sources.read_files)
+    return _Checked(policy, profile_data, [(str(path), data) for path, data in sources.read_files])
 
 
 def _load_use(checker: Checker, base: Path, use: ast.Use, sources: _Sources) -> Allowlist:

@@ -1,5 +1,6 @@
-"""The per-user cache of parsed policy files: a hit gives the same policy without the parser, and an
-entry that is planted, tampered with or writable by others is never trusted (it is parsed again)."""
+"""The per-user cache of parsed policy files and checked policies: a hit gives the same policy without the
+parser and the checker, a changed policy or data file is read again, and an entry that is planted,
+tampered with or writable by others is never trusted (it is parsed and checked again)."""
 
 from __future__ import annotations
 
@@ -55,8 +56,8 @@ def fresh_load(policy: Path) -> loader.Policy:
 
 def test_a_hit_needs_no_parser(cached: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = fresh_load(cached)
-    assert len(entries(cached)) == 1
-    assert oct(entries(cached)[0].stat().st_mode & 0o777) == "0o600"
+    assert len(entries(cached)) == 2  # the parsed file and the checked policy
+    assert {oct(e.stat().st_mode & 0o777) for e in entries(cached)} == {"0o600"}
 
     def no_parser(text: str, path: str) -> None:
         raise AssertionError("parsed although cached")
@@ -64,19 +65,52 @@ def test_a_hit_needs_no_parser(cached: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(loader, "parse_policy_text", no_parser)
     again = fresh_load(cached)
     assert again.rules == first.rules and again.sha256 == first.sha256
+    for entry in entries(cached):  # without the checked policy, the parsed file still needs no parser
+        if _holds_checked(entry):
+            entry.unlink()
+    assert fresh_load(cached).rules == first.rules
+
+
+def _holds_checked(entry: Path) -> bool:
+    return b"_Checked" in entry.read_bytes()
+
+
+def test_a_checked_hit_needs_no_checker_until_a_data_file_changes(
+    cached: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (cached.parent / "pkgs.list").write_text("bash\n")
+    cached.write_text(
+        POLICY.replace("rule T-001", 'use list "pkgs.list" as pkgs\nrule T-001').replace(
+            "rootfs.read_only", "all p in packages: p.name in pkgs"
+        )
+    )
+    first = fresh_load(cached)
+    checks: list[Path] = []
+    real = loader._check
+
+    def counted(root: Path) -> Any:
+        checks.append(root)
+        return real(root)
+
+    monkeypatch.setattr(loader, "_check", counted)
+    assert fresh_load(cached).uses["pkgs"].names() == first.uses["pkgs"].names() == ["bash"]
+    assert checks == []
+    (cached.parent / "pkgs.list").write_text("bash\napt\n")
+    assert fresh_load(cached).uses["pkgs"].names() == ["bash", "apt"]
+    assert len(checks) == 1
 
 
 def test_a_changed_file_is_parsed_again(cached: Path) -> None:
     fresh_load(cached)
     cached.write_text(POLICY.replace("high", "low"))
     assert fresh_load(cached).rules[0].severity == "low"
-    assert len(entries(cached)) == 2
+    assert len(entries(cached)) == 3  # two parses, one checked policy (the path's entry, replaced)
 
 
 def test_a_planted_entry_runs_nothing(cached: Path) -> None:
     first = fresh_load(cached)
-    (entry,) = entries(cached)
-    entry.write_bytes(pickle.dumps(Planted()))
+    for entry in entries(cached):
+        entry.write_bytes(pickle.dumps(Planted()))
     assert fresh_load(cached).rules == first.rules
     assert not (cached.parent / "PWNED").exists()
 
@@ -84,8 +118,8 @@ def test_a_planted_entry_runs_nothing(cached: Path) -> None:
 @pytest.mark.skipif(sys.platform != "linux", reason="POSIX modes")
 def test_an_entry_others_could_write_is_ignored(cached: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fresh_load(cached)
-    (entry,) = entries(cached)
-    entry.chmod(0o666)
+    for entry in entries(cached):
+        entry.chmod(0o666)
     assert cache.load_parsed(b"absent") is None
     parsed_again: list[str] = []
     real = parse_policy_text

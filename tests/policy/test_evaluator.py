@@ -281,3 +281,14 @@ def test_pending_facts_are_waited_for_after_the_rules_that_do_not_read_them(poli
         (r.rule_id, r.status, r.findings) for r in expected.results
     ]
     assert [r.rule_id for r in report.results] == ["A-1", "A-2", "A-3", "A-4", "A-5"]
+
+
+def test_version_fields_read_from_annotations_agree_with_the_type_hints() -> None:
+    from cvmlint.facts.model import RECORD_TYPES, Facts
+    from cvmlint.policy.evaluator import _version_fields
+    from cvmlint.policy.types import VERSION, record_fields
+
+    for cls in (*RECORD_TYPES, Facts):
+        hinted = {n for n, f in record_fields(cls).items() if f.ty.required() == VERSION}
+        assert _version_fields(cls) == hinted, cls.__name__
+    assert _version_fields(RECORD_TYPES[1]) == {"version"}  # Package: the test sees at least one
