@@ -607,7 +607,6 @@ def scan_cmd(
         options.progress = progress
         with open_scan(image, options) as scanned:
             report = evaluate(policy, scanned.facts, later=scanned.later)  # the slow facts last
-            facts = scanned.complete()
             if waivers is not None:
                 from cvmlint.policy import apply_waivers, load_waivers
 
@@ -615,6 +614,7 @@ def scan_cmd(
             if evidence is not None and inputs is not None:
                 from cvmlint.evidence.inputs import add_verity
 
+                facts = scanned.complete()  # every fact, those no rule read too (the measurements)
                 _write_evidence(
                     evidence,
                     report,
@@ -944,6 +944,62 @@ def check_cmd(
     policy = _load_policy(policy_path, profile)
     facts = load_target(facts_file)
     finish(evaluate(policy, facts), fmt, fail_on, unknown, waivers, output, policy, verbose=verbose)
+
+
+class MeasureFormat(enum.StrEnum):
+    """Output formats of `cvmlint measure`."""
+
+    text = "text"
+    json = "json"
+
+
+@command(
+    "measure",
+    Opt(("image",), "image", "Disk image: raw, qcow2, vhd, or a tar(.gz) holding disk.raw.", kind=Path),
+    Opt(("--format", "-f"), "fmt", "Output format.", kind=MeasureFormat, default=MeasureFormat.text),
+    Opt(("--transcript",), "transcript", "List every event (the text format), to read or diff.", switch=True),
+    Opt(
+        ("--secure-boot",),
+        "secure_boot",
+        "Predict for firmware with Secure Boot on (systemd-stub then ignores the options it is given).",
+        switch=True,
+    ),
+    Opt(("--reference",), "reference", "Also write reference values for a verifier to this file.", kind=Path),
+    FILE_OUTPUT,
+)
+def measure_cmd(
+    image: Path,
+    fmt: MeasureFormat,
+    transcript: bool,
+    secure_boot: bool,
+    reference: Path | None,
+    output: Path | None,
+) -> None:
+    """Predict what booting the image extends into the TPM's PCRs and TDX RTMRs, event by event.
+
+    Registers cvmlint cannot predict from the image are shown unknown, with the reason.
+    """
+    import hashlib
+
+    from cvmlint.image.container import open_image
+    from cvmlint.measure import render
+    from cvmlint.measure.predict import predict
+    from cvmlint.scan.disk import open_disk
+
+    if not image.is_file():
+        fail(f"{image}: no such image file")
+    with open_image(image) as (src, _kind):
+        prediction = predict(open_disk(src), secure_boot=secure_boot)
+    if reference is not None:
+        digest = hashlib.sha256()
+        with open(image, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _write(render.reference(prediction, image.name, digest.hexdigest()), reference)
+    if fmt is MeasureFormat.json:
+        _write(render.as_json(prediction, image.name), output)
+    else:
+        _write(render.text(prediction, image.name, transcript), output)
 
 
 # ---- evidence -----------------------------------------------------------------------------

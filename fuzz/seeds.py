@@ -152,6 +152,11 @@ def _boot(work: Path) -> None:
         found = pay.file(rel)
         if found.exists():
             _write("pe", found.name, found)
+    from tests import measure_images
+
+    log = measure_images.boot(measure_images.image("uki")).eventlog  # OVMF's, from a real boot
+    if log:
+        _write("eventlog", "ovmf-uki", log)
     _write(
         "grub",
         "debian",

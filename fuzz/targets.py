@@ -138,10 +138,21 @@ def module(data: bytes) -> None:
 
 
 def pe(data: bytes) -> None:
+    from cvmlint.measure.authenticode import authenticode
     from cvmlint.scan.pe import parse_pe
 
     image = parse_pe(data, "fuzz")
     _ = image.signed
+    authenticode(data, "sha256", "fuzz")
+
+
+def eventlog(data: bytes) -> None:
+    """A TCG event log, parsed and replayed in every bank it has."""
+    from cvmlint.measure.eventlog import parse_event_log
+
+    log = parse_event_log(data)
+    for bank in log.banks:
+        log.replay(bank)
 
 
 def cpio(data: bytes) -> None:
@@ -208,6 +219,7 @@ TARGETS: dict[str, Target] = {
         module,
         pe,
         cpio,
+        eventlog,
         grub,
         dpkg,
         recipe,

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SYSTEM_PACKAGES="python3-venv libarchive13 erofs-utils cryptsetup-bin fdisk gdisk dosfstools mtools
 e2fsprogs squashfs-tools qemu-utils debootstrap binutils cpio zstd lz4 xz-utils sbsigntool openssl
 git linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev kmod rsync fakeroot dpkg-dev
-qemu-system-x86 ovmf acpica-tools chromium"
+qemu-system-x86 ovmf acpica-tools chromium swtpm swtpm-tools tpm2-tools"
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     missing=""

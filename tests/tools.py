@@ -40,6 +40,10 @@ PACKAGES = {
     "qemu-system-x86_64": "qemu-system-x86",
     "iasl": "acpica-tools",
     "blkid": "util-linux",
+    "swtpm": "swtpm",
+    "swtpm_setup": "swtpm-tools",
+    "tpm2_eventlog": "tpm2-tools",
+    "mtype": "mtools",
 }
 
 

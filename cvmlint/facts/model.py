@@ -313,6 +313,36 @@ class System(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MeasuredEvent(Record):
+    """One extend a boot of the image makes, predicted from the image (`cvmlint measure`)."""
+
+    pcr: int = doc("The PCR it extends (on TDX: RTMR[1] for PCRs 2–6, RTMR[2] for 8–15).")
+    type: str = doc("TCG event type: `EV_EFI_BOOT_SERVICES_APPLICATION`, `EV_IPL`, `EV_EFI_ACTION`, …")
+    by: str = doc("Who extends it: `firmware`, `shim`, `grub`, `systemd-boot`, `systemd-stub` or `linux`.")
+    what: str = doc("What its digest covers: a file, a GRUB command, a UKI section, a command line, …")
+    sha256: Maybe[str] = doc("Its SHA-256 digest (hex).")
+    sha384: Maybe[str] = doc("Its SHA-384 digest (hex).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measurements(Record):
+    """What booting the image's default entry extends into the TPM and the TDX RTMRs (`cvmlint measure`)."""
+
+    pcr_sha256: tuple[Maybe[str], ...] = doc(
+        "PCRs 0–23 of the SHA-256 bank (hex), by index; unknown where not predicted (0–3, 6, 7: firmware).",
+        default=(),
+    )
+    pcr_sha384: tuple[Maybe[str], ...] = doc("PCRs 0–23 of the SHA-384 bank (hex), by index.", default=())
+    rtmr: tuple[Maybe[str], ...] = doc(
+        "TDX RTMR[0]–[3] (hex), by index; RTMR[0] (firmware) and RTMR[3] (run time) unknown.", default=()
+    )
+    rtmr_components: tuple[str, ...] = doc(
+        "Components whose events reach the RTMRs (those measuring through TDX's CC protocol).", default=()
+    )
+    events: Items[MeasuredEvent] = doc("Every predicted event, in order.", default_factory=Items)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Build(Record):
     """How a recipe has its image built: the mkosi settings no image records."""
 
@@ -358,6 +388,9 @@ class Facts:
     partitions: Maybe[Items[Partition]] = doc("Partitions of the disk.")
     os: Maybe[System] = doc("The operating system.", default=Unknown("not recorded"))
     build: Maybe[Build] = doc("How a recipe builds its image (recipes).", default=Unknown("not recorded"))
+    measurements: Maybe[Measurements] = doc(
+        "What a boot of the image extends into the TPM and TDX RTMRs (images).", default=Unknown("not recorded")
+    )
 
 
 RECORD_TYPES: tuple[type[Record], ...] = (
@@ -378,4 +411,6 @@ RECORD_TYPES: tuple[type[Record], ...] = (
     Partition,
     System,
     Build,
+    MeasuredEvent,
+    Measurements,
 )

@@ -48,7 +48,7 @@ def encode(value: Any) -> Any:
         searched = None if value.searched is None else sorted(value.searched)
         return {"found": sorted(value.found), "searched": searched}
     if isinstance(value, tuple):
-        return list(value)
+        return [encode(v) for v in value]
     return value
 
 

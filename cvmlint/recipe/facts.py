@@ -109,6 +109,9 @@ class Recipe:
                 yield path, target or "/", v
 
 
+NOT_MEASURED = Unknown("a recipe has no image to measure: `cvmlint measure` (or scan) the image it builds")
+
+
 def recipe_facts(
     directory: Path,
     entry: RecipeEntry | None = None,
@@ -143,6 +146,7 @@ def recipe_facts(
         partitions=_decided(recipe, "layout", lambda: _partitions(recipe)),
         os=_decided(recipe, "os", lambda: _system(recipe)),
         build=_decided(recipe, "build", lambda: _build(recipe)),
+        measurements=NOT_MEASURED,
     )
     # the digest covers every file read, scripts and patches included: taken after the facts are made
     facts = dataclasses.replace(

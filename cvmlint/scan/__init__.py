@@ -21,7 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from cvmlint import limits
 from cvmlint.errors import CvmlintError
-from cvmlint.facts.model import ConfigOption, Facts, Kernel, KernelStrings, Module, Partition, RootFs, Target, Verity
+from cvmlint.facts.model import (
+    ConfigOption,
+    Facts,
+    Kernel,
+    KernelStrings,
+    Measurements,
+    Module,
+    Partition,
+    RootFs,
+    Target,
+    Verity,
+)
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.forked import Forked
 from cvmlint.image.container import open_image
@@ -168,6 +179,7 @@ def _read(
 ) -> None:
     root_tree, tree_reason = _root_tree(disk, choice)
     _start_boot(scanned, disk, root_tree, choice, options)
+    scanned.later["measurements"] = functools.cache(lambda: _measurements(disk))
     part = choice.partition
     if part is None:
         unknown = Unknown(f"root file system not found: {choice.reason}")
@@ -218,6 +230,16 @@ def _read(
         os=system,
         build=NO_BUILD,
     )
+
+
+def _measurements(disk: Disk) -> Measurements | Unknown:
+    """What a boot of the default entry extends (computed only when a rule or the evidence asks)."""
+    from cvmlint.measure.predict import as_fact, predict
+
+    try:
+        return as_fact(predict(disk))
+    except CvmlintError as err:
+        return Unknown(f"the boot chain's measurements cannot be predicted: {err}")
 
 
 def _safely(make: Callable[[], object]) -> object:

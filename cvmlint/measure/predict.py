@@ -1,0 +1,499 @@
+"""What booting an image extends into the TPM's PCRs, event by event, computed from the image alone.
+
+The chain is the one `cvmlint scan` reads from the ESP (shim → systemd-boot → UKI, shim → UKI, or
+shim → GRUB → kernel). Each component's measurements are those observed for the versions named in
+KNOWN_* below on a real boot (QEMU + OVMF + swtpm, tests/measure); a component cvmlint does not know
+how to predict makes the registers it extends unknown, with the reason, never a guessed value.
+
+    firmware (OVMF)  PCR 4 "Calling EFI Application from Boot Option", separators PCR 2–6,
+                     PCR 5 the GPT (UEFI_GPT_DATA), PCR 4 each EFI application it loads (Authenticode),
+                     PCR 5 "Exit Boot Services Invocation" / "… Returned with Success"
+    shim             loads the second stage: PCR 4 (Authenticode); its MOK variables go to PCR 14 and
+                     its SBAT and Secure Boot events to PCR 7 (not predicted)
+    systemd-boot     PCR 12 the options it passes to a UKI (UTF-16, NUL-terminated)
+    systemd-stub     PCR 11 per measured section: its name (ASCII with NUL), then its contents;
+                     PCR 12 the command line when it takes the options it was given (Secure Boot off)
+    Linux EFI stub   PCR 9 tagged events: LOADED_IMAGE::LoadOptions and the initrd it loads
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cvmlint.errors import CvmlintError
+from cvmlint.facts.provenance import Items, Provenance, Unknown
+from cvmlint.image.fat import FatFileSystem
+from cvmlint.image.source import Buffer
+from cvmlint.measure.authenticode import authenticode
+from cvmlint.scan import boot as bootscan
+from cvmlint.scan.disk import Disk
+from cvmlint.scan.pe import PeImage, parse_pe
+
+if TYPE_CHECKING:
+    from cvmlint.facts.model import Measurements
+
+BANKS = ("sha256", "sha384")
+PREDICTED = (4, 5, 8, 9, 11, 12, 14)
+"""The PCRs a prediction states (the others depend on the firmware and its settings)."""
+SEPARATOR = b"\0\0\0\0"
+CALLING = b"Calling EFI Application from Boot Option"
+EBS = (b"Exit Boot Services Invocation", b"Exit Boot Services Returned with Success")
+STUB_SECTIONS = {252: (".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".dtb")}
+"""systemd-stub version -> the sections it measures into PCR 11, in its order (systemd 252 stub.c)."""
+CC_FROM = {"shim": (15, 7), "systemd-boot": (256,), "systemd-stub": (256,), "linux": (6, 9), "grub": (2, 14)}
+"""The first version of each component that measures through TDX's CC protocol (shim 4fd484e4,
+systemd 7ff0e0a5/dbbd8783, Linux ac93cbfc, GRUB 86df7927); older ones extend no RTMR."""
+LINUX_STUB_MEASURES_FROM = (6, 1)
+"""The Linux EFI stub measures its LoadOptions and initrd into PCR 9 from this version on (seen on 6.1)."""
+TAG_LOAD_OPTIONS, TAG_INITRD = 0x8F3B22ED, 0x8F3B22EC
+
+
+@dataclass(frozen=True)
+class Event:
+    """One predicted extend."""
+
+    pcr: int
+    type: str
+    what: str
+    """What the digest covers, in words."""
+    by: str
+    """Who extends it: firmware, shim, systemd-boot, systemd-stub, linux, grub."""
+    digests: dict[str, bytes] | Unknown
+    data: bytes | None = None
+    """The event data as it will be logged, when it follows from the image (None: addresses, etc.)."""
+    where: Provenance | None = None
+
+
+@dataclass
+class Prediction:
+    """The events of one boot entry and the registers they make."""
+
+    entry: str
+    chain: list[str]
+    events: list[Event] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    on_tdx: set[str] = field(default_factory=lambda: {"firmware"})
+    """The components that also measure through TDX's CC protocol (TDVF has no TPM): only their events
+    reach the RTMRs."""
+
+    def pcrs(self, bank: str) -> dict[int, bytes | Unknown]:
+        """PREDICTED PCRs of `bank`, replayed from zero; unknown where an event's digest is."""
+        return {pcr: replay([e for e in self.events if e.pcr == pcr], bank) for pcr in PREDICTED}
+
+    def rtmrs(self) -> dict[int, bytes | Unknown]:
+        """TDX RTMR[1] and RTMR[2]: the events of the components in `on_tdx`, mapped by `rtmrs`."""
+        return rtmrs([e for e in self.events if e.by in self.on_tdx])
+
+
+RTMR_OF_PCR = {**dict.fromkeys(range(2, 7), 1), **dict.fromkeys(range(8, 16), 2)}
+"""TDVF's mapping (edk2 TdxMeasurementMapPcrToMrIndex): PCR 2–6 -> RTMR[1], PCR 8–15 -> RTMR[2];
+PCR 1 and 7 -> RTMR[0] and PCR 0 -> MRTD are the firmware's, not predicted."""
+
+
+def rtmrs(events: list[Event]) -> dict[int, bytes | Unknown]:
+    """RTMR[1] and RTMR[2] from TPM-style events, as TDVF extends them: the same SHA-384 digests in the
+    same order, except that TDVF extends one separator into RTMR[1] where OVMF extends one per PCR 2–6
+    (edk2 TdTcg2Dxe OnReadyToBoot)."""
+    out: dict[int, bytes | Unknown] = {}
+    for rtmr in (1, 2):
+        chosen: list[Event] = []
+        separated = False
+        for event in events:
+            if RTMR_OF_PCR.get(event.pcr) != rtmr:
+                continue
+            if event.type == "EV_SEPARATOR":
+                if separated:
+                    continue
+                separated = True
+            chosen.append(event)
+        out[rtmr] = replay(chosen, "sha384")
+    return out
+
+
+def replay(events: list[Event], bank: str) -> bytes | Unknown:
+    """A register after extending `events` from zero; unknown at the first event with an unknown digest."""
+    value = bytes(hashlib.new(bank).digest_size)
+    for event in events:
+        if isinstance(event.digests, Unknown):
+            return event.digests
+        value = hashlib.new(bank, value + event.digests[bank]).digest()
+    return value
+
+
+def digests(payload: bytes | memoryview) -> dict[str, bytes]:
+    """The digest of `payload` in every bank."""
+    return {bank: hashlib.new(bank, payload).digest() for bank in BANKS}
+
+
+def _authenticode(data: Buffer, name: str) -> dict[str, bytes]:
+    return {bank: authenticode(data, bank, name) for bank in BANKS}
+
+
+def _utf16z(text: str) -> bytes:
+    return (text + "\0").encode("utf-16-le")
+
+
+def predict(disk: Disk, secure_boot: bool = False) -> Prediction:
+    """The measurements of booting the image's default entry (`secure_boot`: the firmware's setting,
+    which decides whether systemd-stub accepts and measures the options it is given)."""
+    boot = bootscan.scan_boot(disk, None, None)
+    esp_part = disk.by_name("esp")
+    if isinstance(boot.boot, Unknown) or esp_part is None or esp_part.source is None:
+        reason = boot.boot.reason if isinstance(boot.boot, Unknown) else "no readable ESP"
+        prediction = Prediction("", [])
+        prediction.events.append(
+            Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", "the boot chain", "firmware", Unknown(reason))
+        )
+        return prediction
+    fs = FatFileSystem(esp_part.source)
+    kernel = boot.kernel
+    entry = next(iter(boot.boot.entries), None) if not isinstance(boot.boot.entries, Unknown) else None
+    prediction = Prediction(entry.title if entry else "", [])
+    prediction.assumptions.append(
+        "firmware: OVMF/TDVF booting the disk's removable-media path as its first boot option"
+        f"; Secure Boot {'on' if secure_boot else 'off'}"
+    )
+    events = prediction.events
+    events.append(Event(4, "EV_EFI_ACTION", CALLING.decode(), "firmware", digests(CALLING), CALLING))
+    for pcr in range(2, 7):
+        events.append(Event(pcr, "EV_SEPARATOR", "separator", "firmware", digests(SEPARATOR), SEPARATOR))
+    events.append(_gpt_event(disk))
+    loader = boot.boot.loader if isinstance(boot.boot.loader, str) else "none"
+    first = bootscan.FALLBACK
+    chain = [first]
+    events.append(_application(fs, first, "firmware"))
+    if boot.boot.shim is True:
+        events.extend(_shim_mok(fs, first, prediction))
+        second = first.rsplit("/", 1)[0] + "/grubx64.efi"
+        chain.append(second)
+        events.append(_application(fs, second, "shim"))
+    if isinstance(kernel, Unknown):
+        events.append(Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", "the kernel", loader, Unknown(kernel.reason)))
+    elif kernel.section == ".linux":
+        chain.append(kernel.path)
+        _uki(prediction, fs, kernel, loader, secure_boot)
+    elif loader == "grub":
+        chain.append(kernel.path)
+        events.extend(_grub(fs, chain[-2], esp_part.entry.number))
+    else:
+        events.append(
+            Event(
+                4,
+                "EV_EFI_BOOT_SERVICES_APPLICATION",
+                kernel.path,
+                loader,
+                Unknown(f"a {loader} loader is not predicted"),
+            )
+        )
+    for text in EBS:
+        events.append(Event(5, "EV_EFI_ACTION", text.decode(), "firmware", digests(text), text))
+    prediction.chain = chain
+    return prediction
+
+
+def _gpt_event(disk: Disk) -> Event:
+    """UEFI_GPT_DATA: the primary header (92 bytes), the number of used entries (u64), the used entries."""
+    what = "the GPT: header and used partition entries (UEFI_GPT_DATA)"
+    table = disk.table
+    if table.kind != "gpt" or table.problems:
+        reason = "; ".join(table.problems) or "the disk has no GPT"
+        return Event(5, "EV_EFI_GPT_EVENT", what, "firmware", Unknown(f"which GPT the firmware reads: {reason}"))
+    sector = table.sector_size
+    header = disk.source.pread(sector, 92)
+    entry_lba, count, size = struct.unpack_from("<QII", header, 72)
+    array = disk.source.pread(entry_lba * sector, count * size) if count * size <= 1 << 20 else b""
+    if len(header) != 92 or len(array) != count * size or size < 128:
+        return Event(5, "EV_EFI_GPT_EVENT", what, "firmware", Unknown("the GPT entry array cannot be read whole"))
+    used = [array[i : i + size] for i in range(0, len(array), size) if array[i : i + 16] != bytes(16)]
+    data = header + struct.pack("<Q", len(used)) + b"".join(used)
+    return Event(
+        5, "EV_EFI_GPT_EVENT", what, "firmware", digests(data), data, Provenance(partition="gpt", offset=sector)
+    )
+
+
+def _application(fs: FatFileSystem, path: str, by: str) -> Event:
+    what = f"Authenticode digest of {path}"
+    where = Provenance(partition="esp", file=path)
+    try:
+        entry = fs.lookup(path)
+        if entry is None or entry.is_dir:
+            return Event(
+                4, "EV_EFI_BOOT_SERVICES_APPLICATION", what, by, Unknown(f"{path} is not on the ESP"), None, where
+            )
+        return Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", what, by, _authenticode(fs.read(entry), path), None, where)
+    except CvmlintError as err:
+        return Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", what, by, Unknown(str(err)), None, where)
+
+
+KNOWN_SHIM = ("16.1",)
+"""shim versions whose PCR 14 events (its MOK lists, seen with none enrolled) are predicted."""
+EFI_CERT_X509 = uuid.UUID("a5c059a1-94e4-4aa7-87b5-ab155c2bf072").bytes_le
+SHIM_LOCK = uuid.UUID("605dab50-e046-4300-abb6-3dd810dd8b23").bytes_le
+_SHIM_VERSION = re.compile(rb"\$Version: ([0-9.]+) \$")
+
+
+def _shim_mok(fs: FatFileSystem, path: str, prediction: Prediction) -> list[Event]:
+    """shim's PCR 14 events with no MOK enrolled: MokList = its vendor certificate as an EFI signature
+    list (owner: shim's GUID), MokListX = its vendor dbx, MokListTrusted = the byte 1."""
+    where = Provenance(partition="esp", file=path)
+    labels = (b"MokList\0", b"MokListX\0", b"MokListTrusted\0")
+    try:
+        entry = fs.lookup(path)
+        data = fs.read(entry) if entry is not None and not entry.is_dir else b""
+        pe = parse_pe(data, f"esp:{path}")
+        version = _SHIM_VERSION.search(_section(data, pe, ".data.ident")) if ".data.ident" in pe.sections else None
+        if version and tuple(int(x) for x in version.group(1).decode().split(".")[:2]) >= CC_FROM["shim"]:
+            prediction.on_tdx.add("shim")
+        if version is None or version.group(1).decode() not in KNOWN_SHIM or ".vendor_cert" not in pe.sections:
+            shown = version.group(1).decode() if version else "(version not found)"
+            raise CvmlintError(f"shim {shown}: its MOK measurements are known for {', '.join(KNOWN_SHIM)}")
+        table = _section(data, pe, ".vendor_cert")
+        cert_size, dbx_size, cert_at, dbx_at = struct.unpack_from("<IIII", table)
+        cert, dbx = table[cert_at : cert_at + cert_size], table[dbx_at : dbx_at + dbx_size]
+        if len(cert) != cert_size or len(dbx) != dbx_size:
+            raise CvmlintError(f"shim's .vendor_cert section is cut short ({len(table)} bytes)")
+    except (CvmlintError, struct.error) as err:
+        return [
+            Event(14, "EV_IPL", label.decode().rstrip("\0"), "shim", Unknown(str(err)), label, where)
+            for label in labels
+        ]
+    esl = EFI_CERT_X509 + struct.pack("<III", 28 + 16 + len(cert), 0, 16 + len(cert)) + SHIM_LOCK + cert
+    contents = (esl, dbx, b"\x01")
+    whats = ("MokList: shim's vendor certificate", "MokListX: shim's vendor dbx", "MokListTrusted")
+    return [
+        Event(14, "EV_IPL", what, "shim", digests(content), label, where)
+        for what, content, label in zip(whats, contents, labels, strict=True)
+    ]
+
+
+def _uki(prediction: Prediction, fs: FatFileSystem, ref: bootscan.KernelRef, loader: str, secure_boot: bool) -> None:
+    """A UKI started by systemd-boot (or directly by shim): the loader's, the stub's and the kernel's events."""
+    events = prediction.events
+    where = Provenance(partition="esp", file=ref.path)
+    try:
+        entry = fs.lookup(ref.path)
+        data = fs.read(entry) if entry is not None and not entry.is_dir else None
+        pe = parse_pe(data, f"esp:{ref.path}") if data is not None else None
+    except CvmlintError as err:
+        events.append(Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", ref.path, loader, Unknown(str(err)), None, where))
+        return
+    if data is None or pe is None:
+        events.append(
+            Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", ref.path, loader, Unknown("not on the ESP"), None, where)
+        )
+        return
+    if loader == "systemd-boot":
+        events.append(
+            Event(
+                4,
+                "EV_EFI_BOOT_SERVICES_APPLICATION",
+                f"Authenticode digest of {ref.path}",
+                "firmware",
+                _authenticode(data, ref.path),
+                None,
+                where,
+            )
+        )
+    cmdline = _section(data, pe, ".cmdline").decode("utf-8", "replace") if ".cmdline" in pe.sections else ""
+    options = _utf16z(cmdline)
+    if loader == "systemd-boot":
+        events.append(
+            Event(
+                12,
+                "EV_IPL",
+                f"options systemd-boot passes: {cmdline!r}",
+                "systemd-boot",
+                digests(options),
+                options,
+                where,
+            )
+        )
+    version = _stub_version(data, pe)
+    if version and (version,) >= CC_FROM["systemd-stub"]:
+        prediction.on_tdx |= {"systemd-boot", "systemd-stub"}  # assumed: systemd-boot of the same release
+    sections = STUB_SECTIONS.get(version or 0)
+    if sections is None:
+        known = ", ".join(map(str, STUB_SECTIONS))
+        reason = Unknown(
+            f"systemd-stub {version or '(version not found)'}: the sections it measures are known for {known}"
+        )
+        events.append(Event(11, "EV_IPL", "UKI sections", "systemd-stub", reason, None, where))
+    else:
+        for name in sections:
+            if name not in pe.sections:
+                continue
+            label = _utf16z(name)
+            events.append(
+                Event(
+                    11, "EV_IPL", f"section name {name}", "systemd-stub", digests(name.encode() + b"\0"), label, where
+                )
+            )
+            events.append(
+                Event(
+                    11,
+                    "EV_IPL",
+                    f"section {name} contents",
+                    "systemd-stub",
+                    digests(_section(data, pe, name)),
+                    label,
+                    where,
+                )
+            )
+    if not secure_boot and loader == "systemd-boot":
+        events.append(
+            Event(
+                12,
+                "EV_IPL",
+                f"command line the stub takes: {cmdline!r}",
+                "systemd-stub",
+                digests(options),
+                options,
+                where,
+            )
+        )
+    linux = _section(data, pe, ".linux")
+    events.append(
+        Event(
+            4,
+            "EV_EFI_BOOT_SERVICES_APPLICATION",
+            f"Authenticode digest of {ref.path} section .linux",
+            "firmware",
+            _authenticode(linux, f"{ref.path}:.linux"),
+            None,
+            where,
+        )
+    )
+    version_text = _kernel_version(linux)
+    if version_text and version_text >= CC_FROM["linux"]:
+        prediction.on_tdx.add("linux")
+    if version_text is None or version_text < LINUX_STUB_MEASURES_FROM:
+        reason = Unknown(
+            f"Linux {version_text or '(version not found)'}: its EFI stub's measurements are known from 6.1"
+        )
+        events.append(Event(9, "EV_EVENT_TAG", "kernel's LoadOptions and initrd", "linux", reason))
+        return
+    events.append(
+        Event(
+            9,
+            "EV_EVENT_TAG",
+            "LOADED_IMAGE::LoadOptions",
+            "linux",
+            digests(options),
+            _tagged(TAG_LOAD_OPTIONS, b"LOADED_IMAGE::LoadOptions\0"),
+            where,
+        )
+    )
+    if ".initrd" in pe.sections:
+        initrd = _section(data, pe, ".initrd")
+        events.append(
+            Event(
+                9,
+                "EV_EVENT_TAG",
+                "Linux initrd",
+                "linux",
+                digests(initrd),
+                _tagged(TAG_INITRD, b"Linux initrd\0"),
+                where,
+            )
+        )
+
+
+def _grub(fs: FatFileSystem, path: str, partition: int) -> list[Event]:
+    """Debian's signed GRUB 2.06: the commands it runs (PCR 8) and the files it reads (PCR 9)."""
+    from cvmlint.measure import grub
+
+    where = Provenance(partition="esp", file=path)
+    try:
+        entry = fs.lookup(path)
+        data = fs.read(entry) if entry is not None and not entry.is_dir else b""
+        pe = parse_pe(data, f"esp:{path}")
+        sbat = _section(data, pe, ".sbat").decode("utf-8", "replace") if ".sbat" in pe.sections else ""
+        found = re.search(r"^grub\.debian,\d+,Debian,grub2,([0-9.]+)", sbat, re.M)
+        if found is None or not found.group(1).startswith(grub.KNOWN):
+            raise grub.NotPredicted(f"GRUB at {path} is not Debian's signed {' or '.join(grub.KNOWN)} (its SBAT)")
+
+        def read(name: str) -> bytes | None:
+            node = fs.lookup(name)
+            return None if node is None or node.is_dir else bytes(fs.read(node))
+
+        measured = grub.measurements(f"hd0,gpt{partition}", read, lambda name: fs.lookup(name) is not None)
+    except CvmlintError as err:
+        reason = Unknown(f"GRUB's measurements: {err}")
+        return [
+            Event(8, "EV_IPL", "GRUB commands and kernel command line", "grub", reason, None, where),
+            Event(9, "EV_IPL", "files GRUB reads", "grub", reason, None, where),
+        ]
+    return [
+        Event(m.pcr, "EV_IPL", m.description, "grub", digests(m.payload), m.description.encode() + b"\0", where)
+        for m in measured
+    ]
+
+
+def _tagged(tag: int, text: bytes) -> bytes:
+    return struct.pack("<II", tag, len(text)) + text
+
+
+def _section(data: Buffer, pe: PeImage, name: str) -> bytes:
+    offset, size = pe.sections[name]
+    return bytes(data[offset : offset + size])
+
+
+_LOADER_INFO = re.compile(rb"#### LoaderInfo: systemd-stub (\d+)")
+
+
+def _stub_version(data: Buffer, pe: PeImage) -> int | None:
+    """The systemd-stub version from its `.sdmagic` section."""
+    if ".sdmagic" not in pe.sections:
+        return None
+    found = _LOADER_INFO.search(_section(data, pe, ".sdmagic"))
+    return int(found.group(1)) if found else None
+
+
+def _kernel_version(kernel: bytes) -> tuple[int, int] | None:
+    """(major, minor) from the bzImage header's version string."""
+    if len(kernel) < 0x210 or kernel[0x202:0x206] != b"HdrS":
+        return None
+    pointer = int.from_bytes(kernel[0x20E:0x210], "little") + 0x200
+    found = re.match(rb"(\d+)\.(\d+)", kernel[pointer : pointer + 16])
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def as_fact(prediction: Prediction) -> Measurements:
+    """The prediction as the `measurements` fact a policy reads."""
+    from cvmlint.facts.model import MeasuredEvent, Measurements
+
+    def hexed(value: bytes | Unknown) -> str | Unknown:
+        return value.hex() if isinstance(value, bytes) else value
+
+    firmware = Unknown("set by the firmware and its settings, not by the image")
+    banks = {}
+    for bank in BANKS:
+        predicted = prediction.pcrs(bank)
+        banks[bank] = tuple(hexed(predicted[n]) if n in predicted else firmware for n in range(24))
+    rtmr = prediction.rtmrs()
+    where = Provenance(partition="esp", file=prediction.chain[0] if prediction.chain else None)
+    events = [
+        MeasuredEvent(
+            pcr=e.pcr,
+            type=e.type,
+            by=e.by,
+            what=e.what,
+            sha256=e.digests if isinstance(e.digests, Unknown) else e.digests["sha256"].hex(),
+            sha384=e.digests if isinstance(e.digests, Unknown) else e.digests["sha384"].hex(),
+            where=e.where,
+        )
+        for e in prediction.events
+    ]
+    return Measurements(
+        pcr_sha256=banks["sha256"],
+        pcr_sha384=banks["sha384"],
+        rtmr=(firmware, hexed(rtmr[1]), hexed(rtmr[2]), Unknown("extended at run time, not at boot")),
+        rtmr_components=tuple(sorted(prediction.on_tdx)),
+        events=Items(events, where),
+        where=where,
+    )

@@ -1,0 +1,109 @@
+"""A prediction as a person reads it (summary or transcript) and as programs read it (JSON, reference)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cvmlint.facts.provenance import Unknown
+from cvmlint.measure.predict import BANKS, Event, Prediction
+
+REFERENCE_FORMAT = "cvmlint.measurements/1"
+
+
+def _hex(value: bytes | Unknown) -> str | None:
+    return value.hex() if isinstance(value, bytes) else None
+
+
+def _unknowns(prediction: Prediction) -> dict[str, str]:
+    out = {}
+    for bank in BANKS:
+        for pcr, value in prediction.pcrs(bank).items():
+            if isinstance(value, Unknown):
+                out[f"pcr{pcr}"] = value.reason
+    for rtmr, value in prediction.rtmrs().items():
+        if isinstance(value, Unknown):
+            out[f"rtmr{rtmr}"] = value.reason
+    return out
+
+
+def text(prediction: Prediction, image: str, transcript: bool = False) -> str:
+    """The registers (and with `transcript`, every event) as lines a person can read and diff."""
+    lines = [f"image: {image}", f"entry: {prediction.entry or '(none)'}", "chain: " + " -> ".join(prediction.chain)]
+    lines += [f"assumes: {a}" for a in prediction.assumptions]
+    if transcript:
+        lines.append("")
+        lines += [line for n, event in enumerate(prediction.events, 1) for line in _event_lines(n, event)]
+    lines.append("")
+    for bank in BANKS:
+        for pcr, value in prediction.pcrs(bank).items():
+            lines.append(f"PCR {pcr:<2} {bank}  {_hex(value) or 'unknown'}")
+    for rtmr, value in prediction.rtmrs().items():
+        lines.append(f"RTMR[{rtmr}] sha384  {_hex(value) or 'unknown'}")
+    lines.append("RTMRs (TDX) hold the events of: " + ", ".join(sorted(prediction.on_tdx)))
+    unknown = _unknowns(prediction)
+    if unknown:
+        lines.append("")
+        lines += [f"unknown {name}: {reason}" for name, reason in unknown.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _event_lines(number: int, event: Event) -> list[str]:
+    where = f" ({event.where})" if event.where else ""
+    lines = [f"#{number} PCR {event.pcr} {event.type} by {event.by}: {event.what}{where}"]
+    if isinstance(event.digests, Unknown):
+        return [*lines, f"    unknown: {event.digests.reason}"]
+    return lines + [f"    {bank} {event.digests[bank].hex()}" for bank in BANKS]
+
+
+def as_json(prediction: Prediction, image: str) -> str:
+    """Every event (type, digests, what it covers, where in the image it came from) and the registers."""
+    doc: dict[str, Any] = {
+        "image": image,
+        "entry": prediction.entry,
+        "chain": prediction.chain,
+        "assumptions": prediction.assumptions,
+        "events": [_event_json(e) for e in prediction.events],
+        "pcrs": {bank: {str(p): _hex(v) for p, v in prediction.pcrs(bank).items()} for bank in BANKS},
+        "rtmrs": {str(r): _hex(v) for r, v in prediction.rtmrs().items()},
+        "rtmr_components": sorted(prediction.on_tdx),
+        "unknown": _unknowns(prediction),
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    out: dict[str, Any] = {"pcr": event.pcr, "type": event.type, "by": event.by, "covers": event.what}
+    if isinstance(event.digests, Unknown):
+        out["digests"] = None
+        out["unknown"] = event.digests.reason
+    else:
+        out["digests"] = {bank: event.digests[bank].hex() for bank in BANKS}
+    if event.data is not None:
+        out["data"] = event.data.hex()
+    if event.where is not None:
+        out["where"] = str(event.where)
+    return out
+
+
+def reference(prediction: Prediction, image: str, image_sha256: str) -> str:
+    """Reference values for a verifier: each known register once, by name, with the assumptions they
+    hold under; unknown registers are listed with their reason and no value (see docs/measure.md)."""
+    registers: dict[str, str] = {}
+    for bank in BANKS:
+        for pcr, value in prediction.pcrs(bank).items():
+            if isinstance(value, bytes):
+                registers[f"pcr{pcr}.{bank}"] = value.hex()
+    for rtmr, value in prediction.rtmrs().items():
+        if isinstance(value, bytes):
+            registers[f"rtmr{rtmr}"] = value.hex()
+    doc = {
+        "format": REFERENCE_FORMAT,
+        "image": {"name": image, "sha256": image_sha256},
+        "entry": prediction.entry,
+        "assumptions": prediction.assumptions,
+        "registers": registers,
+        "rtmr_components": sorted(prediction.on_tdx),
+        "unknown": _unknowns(prediction),
+    }
+    return json.dumps(doc, indent=2) + "\n"

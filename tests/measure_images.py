@@ -1,0 +1,215 @@
+"""Images that boot far enough to report what was measured, and their boot under QEMU + OVMF + swtpm.
+
+The ESP holds Debian's signed shim and either its signed GRUB with a kernel and initrd, or systemd-boot
+with a UKI; the initrd is a static busybox whose /init mounts securityfs, prints every PCR of the sha256
+and sha384 banks and the firmware's event log (base64) to the serial console, and powers off. The images
+are cached by this file's text; a boot's console is cached beside its image (the image decides it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests import images
+from tests.build.boot import OVMF_CODE, OVMF_VARS
+from tests.tools import CACHE, require, run
+
+KEY = hashlib.sha256(Path(__file__).read_bytes() + images.BUILDER_KEY.encode()).hexdigest()[:12]
+WORK = CACHE / f"measure-{KEY}"
+INIT = """#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t securityfs securityfs /sys/kernel/security
+echo "measure-begin"
+for bank in sha256 sha384; do
+  for n in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+    echo "pcr $bank $n $(/bin/busybox cat /sys/class/tpm/tpm0/pcr-$bank/$n)"
+  done
+done
+log=/sys/kernel/security/tpm0/binary_bios_measurements
+if [ -r $log ]; then
+  echo "eventlog-begin"
+  /bin/busybox base64 $log
+  echo "eventlog-end"
+fi
+echo "measure-end"
+/bin/busybox poweroff -f
+"""
+CMDLINE = "console=ttyS0 quiet"
+DISK_GUID = "5e1f0c2a-3b4d-4e6f-8a9b-0c1d2e3f4a5b"
+ESP_GUID = "0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede"
+
+
+@dataclass
+class Observed:
+    """What the guest printed: PCR values by (bank, index), and the event log when the kernel had it."""
+
+    pcrs: dict[tuple[str, int], bytes]
+    eventlog: bytes | None
+
+
+def busybox() -> Path:
+    """Debian's static busybox, unpacked once."""
+    target = WORK / "busybox"
+    binary = target / "bin/busybox"
+    if not binary.exists():
+        require("apt-get", "dpkg-deb")
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        images._download(target, "busybox-static")
+        run("dpkg-deb", "-x", next(target.glob("busybox-static_*.deb")), target)
+    return binary
+
+
+def initrd() -> Path:
+    out = WORK / "initrd.img"
+    if not out.exists():
+        tree = WORK / "initrd-tree"
+        shutil.rmtree(tree, ignore_errors=True)
+        for d in ("bin", "proc", "sys", "dev"):
+            (tree / d).mkdir(parents=True)
+        shutil.copyfile(busybox(), tree / "bin/busybox")
+        (tree / "bin/busybox").chmod(0o755)
+        (tree / "init").write_text(INIT)
+        (tree / "init").chmod(0o755)
+        partial = out.with_suffix(".partial")
+        run("sh", "-c", f"cd '{tree}' && find . | sort | cpio --quiet -o -H newc --reproducible > '{partial}'")
+        partial.rename(out)
+    return out
+
+
+def image(kind: str, cmdline: str = CMDLINE) -> Path:
+    """`kind` "uki" (shim -> systemd-boot -> UKI) or "grub" (shim -> GRUB -> kernel + initrd): a GPT
+    disk holding only the ESP."""
+    name = f"{kind}-{hashlib.sha256(cmdline.encode()).hexdigest()[:8]}"
+    out = WORK / f"{name}.raw"
+    if out.exists():
+        return out
+    pay = images.payload()
+    work = WORK / f"{name}.work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    files: dict[str, bytes | Path] = {"EFI/BOOT/BOOTX64.EFI": pay.file("usr/lib/shim/shimx64.efi.signed")}
+    if kind == "uki":
+        stub = pay.file("usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+        files["EFI/BOOT/grubx64.efi"] = images._signed(work, stub)
+        files["loader/loader.conf"] = b"timeout 0\ndefault measured.efi\n"
+        files["EFI/Linux/measured.efi"] = images._signed(work, images._uki(work, pay, cmdline, initrd()))
+    else:
+        grub_cfg = (
+            f"set timeout=0\nset default=0\n\nmenuentry 'Debian measured' {{\n"
+            f"    linux /vmlinuz-{pay.kver} {cmdline}\n    initrd /initrd.img-{pay.kver}\n}}\n"
+        ).encode()
+        files.update(
+            {
+                "EFI/BOOT/grubx64.efi": pay.file("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
+                "EFI/BOOT/grub.cfg": grub_cfg,
+                "EFI/debian/grub.cfg": grub_cfg,
+                f"vmlinuz-{pay.kver}": pay.kernel,
+                f"initrd.img-{pay.kver}": initrd(),
+            }
+        )
+    esp = images._esp(work, files, 64)
+    esp_mib = esp.stat().st_size // images.MIB
+    disk = work / "disk.raw"
+    with open(disk, "wb") as fh:
+        fh.truncate((2 + esp_mib) * images.MIB)
+    script = work / "disk.sfdisk"
+    script.write_text(  # a fixed disk GUID: the GPT is measured (PCR 5)
+        f"label: gpt\nlabel-id: {DISK_GUID}\nunit: sectors\nsector-size: 512\nfirst-lba: 2048\n"
+        f"start=2048, size={esp_mib * 2048}, type={images.ESP_TYPE}, name=esp, uuid={ESP_GUID}\n"
+    )
+    run("sh", "-c", f"sfdisk -q '{disk}' < '{script}'")
+    images._place(disk, esp, images.MIB)
+    disk.rename(out)
+    shutil.rmtree(work)
+    return out
+
+
+def boot(disk: Path, timeout: float = 600) -> Observed:
+    """Boot `disk` (a snapshot) with a fresh software TPM (sha256 and sha384 banks) as the first boot
+    option, and read what the guest printed; the console is cached beside the image."""
+    console = disk.with_suffix(".console")
+    if not console.exists():
+        require("qemu-system-x86_64", "swtpm", "swtpm_setup")
+        with tempfile.TemporaryDirectory(prefix="cvmlint-tpm-") as state:
+            text = _boot_with_tpm(disk, Path(state), timeout)
+        if "measure-end" not in text:
+            raise AssertionError(f"the guest did not report its measurements:\n{text[-3000:]}")
+        console.with_suffix(".partial").write_text(text)
+        console.with_suffix(".partial").rename(console)
+    return _observed(console.read_text())
+
+
+def _boot_with_tpm(disk: Path, state: Path, timeout: float) -> str:
+    run("swtpm_setup", "--tpm2", "--tpmstate", state, "--pcr-banks", "sha256,sha384")
+    sock = state / "swtpm.sock"
+    tpm = subprocess.Popen(
+        ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}", "--ctrl", f"type=unixio,path={sock}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        vars_copy = state / "vars.fd"
+        shutil.copyfile(OVMF_VARS, vars_copy)
+        argv = [
+            "qemu-system-x86_64",
+            "-machine",
+            "q35,accel=tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "1024",
+            "-nographic",
+            "-no-reboot",
+            "-nic",
+            "none",
+            "-drive",
+            f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+            "-drive",
+            f"if=pflash,format=raw,file={vars_copy}",
+            "-drive",
+            f"file={disk},format=raw,if=none,id=disk0,snapshot=on",
+            "-device",
+            "virtio-blk-pci,drive=disk0,bootindex=0",
+            "-chardev",
+            f"socket,id=chrtpm,path={sock}",
+            "-tpmdev",
+            "emulator,id=tpm0,chardev=chrtpm",
+            "-device",
+            "tpm-tis,tpmdev=tpm0",
+        ]
+        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+        return done.stdout.decode("utf-8", "replace").replace("\r", "")
+    finally:
+        tpm.kill()
+        tpm.wait()
+
+
+_PCR = re.compile(r"^pcr (sha256|sha384) (\d+) ([0-9A-Fa-f]+)$")
+
+
+def _observed(console: str) -> Observed:
+    lines = console.split("\n")
+    pcrs = {}
+    for line in lines:
+        found = _PCR.match(line.strip())
+        if found:
+            pcrs[(found.group(1), int(found.group(2)))] = bytes.fromhex(found.group(3))
+    log = None
+    if "eventlog-begin" in lines:
+        start, end = lines.index("eventlog-begin"), lines.index("eventlog-end")
+        log = base64.b64decode("".join(lines[start + 1 : end]))
+    return Observed(pcrs, log)
