@@ -964,6 +964,7 @@ class MeasureFormat(enum.StrEnum):
         "Predict for firmware with Secure Boot on (systemd-stub then ignores the options it is given).",
         switch=True,
     ),
+    Opt(("--entry",), "entry", "The boot entry to predict, by title (default: the default entry)."),
     Opt(("--reference",), "reference", "Also write reference values for a verifier to this file.", kind=Path),
     FILE_OUTPUT,
 )
@@ -972,6 +973,7 @@ def measure_cmd(
     fmt: MeasureFormat,
     transcript: bool,
     secure_boot: bool,
+    entry: str | None,
     reference: Path | None,
     output: Path | None,
 ) -> None:
@@ -989,7 +991,7 @@ def measure_cmd(
     if not image.is_file():
         fail(f"{image}: no such image file")
     with open_image(image) as (src, _kind):
-        prediction = predict(open_disk(src), secure_boot=secure_boot)
+        prediction = predict(open_disk(src), secure_boot=secure_boot, entry=entry)
     if reference is not None:
         digest = hashlib.sha256()
         with open(image, "rb") as fh:

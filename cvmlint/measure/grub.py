@@ -49,8 +49,9 @@ Reader = Callable[[str], bytes | None]
 Exists = Callable[[str], bool]
 
 
-def measurements(device: str, read: Reader, exists: Exists) -> list[Measured]:
-    """The measurements of Debian's signed GRUB 2.06 booted from the ESP `device` (`hd0,gptN`)."""
+def measurements(device: str, read: Reader, exists: Exists, entry: str | None = None) -> list[Measured]:
+    """The measurements of Debian's signed GRUB 2.06 booted from the ESP `device` (`hd0,gptN`), booting
+    its default entry or the one titled `entry` (chosen from the menu)."""
     prefix = f"({device})/EFI/debian"
     out: list[Measured] = []
     _command(out, f"[ -z {prefix} -o ! -e {prefix} ]")
@@ -63,7 +64,7 @@ def measurements(device: str, read: Reader, exists: Exists) -> list[Measured]:
             assert text is not None
             _command(out, f"source ({device}){candidate}")
             out.append(Measured(9, f"({device}){candidate}", text))
-            _Script(out, read, candidate).run(text.decode("utf-8", "replace"))
+            _Script(out, read, candidate, entry).run(text.decode("utf-8", "replace"))
             return out
     raise NotPredicted("no grub.cfg under /EFI/debian: GRUB would source $cmdpath/grub.cfg (its case is not known)")
 
@@ -77,8 +78,8 @@ _VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
 
 class _Script:
-    def __init__(self, out: list[Measured], read: Reader, path: str) -> None:
-        self.out, self.read, self.path = out, read, path
+    def __init__(self, out: list[Measured], read: Reader, path: str, entry: str | None) -> None:
+        self.out, self.read, self.path, self.entry = out, read, path, entry
         self.env: dict[str, str] = {}
         self.entries: list[tuple[str, str, int]] = []  # title, block text, line
 
@@ -138,7 +139,7 @@ class _Script:
         return n + 1
 
     def _boot(self) -> None:
-        default = self.env.get("default", "0")
+        default = self.entry if self.entry is not None else self.env.get("default", "0")
         if not self.entries:
             raise NotPredicted(f"{self.path} defines no menu entry")
         chosen = next((e for e in self.entries if e[0] == default), None)

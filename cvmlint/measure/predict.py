@@ -138,10 +138,10 @@ def _utf16z(text: str) -> bytes:
     return (text + "\0").encode("utf-16-le")
 
 
-def predict(disk: Disk, secure_boot: bool = False) -> Prediction:
-    """The measurements of booting the image's default entry (`secure_boot`: the firmware's setting,
-    which decides whether systemd-stub accepts and measures the options it is given)."""
-    boot = bootscan.scan_boot(disk, None, None)
+def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> Prediction:
+    """The measurements of booting the image's default entry, or the entry titled `entry` (`secure_boot`:
+    the firmware's setting, which decides whether systemd-stub accepts and measures the options it is given)."""
+    boot = bootscan.scan_boot(disk, None, None, entry)
     esp_part = disk.by_name("esp")
     if isinstance(boot.boot, Unknown) or esp_part is None or esp_part.source is None:
         reason = boot.boot.reason if isinstance(boot.boot, Unknown) else "no readable ESP"
@@ -152,8 +152,9 @@ def predict(disk: Disk, secure_boot: bool = False) -> Prediction:
         return prediction
     fs = FatFileSystem(esp_part.source)
     kernel = boot.kernel
-    entry = next(iter(boot.boot.entries), None) if not isinstance(boot.boot.entries, Unknown) else None
-    prediction = Prediction(entry.title if entry else "", [])
+    entries = [] if isinstance(boot.boot.entries, Unknown) else list(boot.boot.entries)
+    title = entry if entry is not None else next((e.title for e in entries if e.default), "")
+    prediction = Prediction(title, [])
     prediction.assumptions.append(
         "firmware: OVMF/TDVF booting the disk's removable-media path as its first boot option"
         f"; Secure Boot {'on' if secure_boot else 'off'}"
@@ -179,7 +180,7 @@ def predict(disk: Disk, secure_boot: bool = False) -> Prediction:
         _uki(prediction, fs, kernel, loader, secure_boot)
     elif loader == "grub":
         chain.append(kernel.path)
-        events.extend(_grub(fs, chain[-2], esp_part.entry.number))
+        events.extend(_grub(fs, chain[-2], esp_part.entry.number, entry))
     else:
         events.append(
             Event(
@@ -403,14 +404,14 @@ def _uki(prediction: Prediction, fs: FatFileSystem, ref: bootscan.KernelRef, loa
         )
 
 
-def _grub(fs: FatFileSystem, path: str, partition: int) -> list[Event]:
+def _grub(fs: FatFileSystem, path: str, partition: int, entry: str | None) -> list[Event]:
     """Debian's signed GRUB 2.06: the commands it runs (PCR 8) and the files it reads (PCR 9)."""
     from cvmlint.measure import grub
 
     where = Provenance(partition="esp", file=path)
     try:
-        entry = fs.lookup(path)
-        data = fs.read(entry) if entry is not None and not entry.is_dir else b""
+        binary = fs.lookup(path)
+        data = fs.read(binary) if binary is not None and not binary.is_dir else b""
         pe = parse_pe(data, f"esp:{path}")
         sbat = _section(data, pe, ".sbat").decode("utf-8", "replace") if ".sbat" in pe.sections else ""
         found = re.search(r"^grub\.debian,\d+,Debian,grub2,([0-9.]+)", sbat, re.M)
@@ -421,7 +422,8 @@ def _grub(fs: FatFileSystem, path: str, partition: int) -> list[Event]:
             node = fs.lookup(name)
             return None if node is None or node.is_dir else bytes(fs.read(node))
 
-        measured = grub.measurements(f"hd0,gpt{partition}", read, lambda name: fs.lookup(name) is not None)
+        exists = lambda name: fs.lookup(name) is not None  # noqa: E731
+        measured = grub.measurements(f"hd0,gpt{partition}", read, exists, entry)
     except CvmlintError as err:
         reason = Unknown(f"GRUB's measurements: {err}")
         return [

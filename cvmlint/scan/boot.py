@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from cvmlint import limits
-from cvmlint.errors import CvmlintError
+from cvmlint.errors import CvmlintError, InputError
 from cvmlint.facts.cmdline import parse_cmdline
 from cvmlint.facts.model import Boot, BootBinary, BootEntry, Param
 from cvmlint.facts.provenance import Items, Provenance, Unknown
@@ -111,8 +111,11 @@ def _vendor(data: Buffer, pe: PeImage) -> str:
     return ""
 
 
-def scan_boot(disk: Disk, root_tree: Tree | None, root_part: DiskPartition | None) -> BootScan:
-    """Boot facts from the first ESP; unknown with a reason when there is none or it cannot be read."""
+def scan_boot(
+    disk: Disk, root_tree: Tree | None, root_part: DiskPartition | None, entry: str | None = None
+) -> BootScan:
+    """Boot facts from the first ESP; unknown with a reason when there is none or it cannot be read.
+    The command line and kernel are the default entry's, or those of the entry titled `entry`."""
     esp_part = disk.by_name("esp")
     if esp_part is None:
         reason = "no EFI system partition on the disk"
@@ -156,6 +159,11 @@ def scan_boot(disk: Disk, root_tree: Tree | None, root_part: DiskPartition | Non
             ref.data = images[ref.path.lower()].data
     entries = _with_initrd_files(disk, root_tree, entries)
     default = next(e for e in entries if e.boot.default)
+    if entry is not None:
+        titles = [e.boot.title for e in entries]
+        if entry not in titles:
+            raise InputError(f"no boot entry titled {entry!r}; the entries are: " + ", ".join(map(repr, titles)))
+        default = entries[titles.index(entry)]
     boot = Boot(
         loader=loader_kind,
         shim=shim,

@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +26,7 @@ from tests.tools import run
 pytestmark = pytest.mark.slow
 
 
-def predicted(disk: Path, **options: bool) -> Prediction:
+def predicted(disk: Path, **options: Any) -> Prediction:
     with open_image(disk) as (src, _kind):
         return predict(open_disk(src), **options)
 
@@ -197,3 +199,23 @@ def test_a_policy_pins_the_measurements_of_a_scanned_image(policy_of) -> None:  
     assert [r.status for r in report.results] == [Status.PASS, Status.PASS, Status.FAIL]
     recipe = evaluate(policy, dataclasses.replace(facts, measurements=NOT_MEASURED))
     assert [r.status for r in recipe.results] == [Status.UNKNOWN] * 3
+
+
+def test_an_entry_is_chosen_by_title_and_an_unknown_title_is_refused() -> None:
+    disk = measure_images.image("grub")
+    default = predicted(disk)
+    assert predicted(disk, entry="Debian measured").pcrs("sha256") == default.pcrs("sha256")
+    done = subprocess.run(
+        [".venv/bin/cvmlint", "measure", "--entry", "rescue", str(disk)], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "no boot entry titled 'rescue'; the entries are: 'Debian measured'" in done.stderr
+
+
+def test_the_evidence_bundle_records_the_predicted_values(tmp_path: Path) -> None:
+    disk = measure_images.image("uki")
+    run(".venv/bin/cvmlint", "scan", "--evidence", tmp_path / "bundle", disk, ok=(0, 1))
+    recorded = json.loads((tmp_path / "bundle/facts.json").read_text())["facts"]["measurements"]
+    prediction = predicted(disk)
+    assert recorded["rtmr"][2] == prediction.rtmrs()[2].hex()  # type: ignore[union-attr]
+    assert len(recorded["events"]["items"]) == len(prediction.events)
