@@ -153,6 +153,16 @@ def test_a_changed_command_line_changes_exactly_the_registers_it_should() -> Non
     assert before.rtmrs()[1] != after.rtmrs()[1] and before.rtmrs()[2] == after.rtmrs()[2]
 
 
+def test_a_changed_grub_command_line_changes_pcrs_8_and_9_only() -> None:
+    """GRUB measures the command line in its commands (PCR 8) and reads it in grub.cfg (PCR 9)."""
+    before = predicted(measure_images.image("grub"))
+    after = predicted(measure_images.image("grub", measure_images.CMDLINE + " lockdown=integrity"))
+    for bank in BANKS:
+        old, new = before.pcrs(bank), after.pcrs(bank)
+        assert {pcr for pcr in PREDICTED if old[pcr] != new[pcr]} == {8, 9}
+    assert before.rtmrs() == after.rtmrs()  # GRUB 2.06 extends no RTMR on TDX
+
+
 def test_secure_boot_on_leaves_out_the_stubs_option_event() -> None:
     off = predicted(measure_images.image("uki"))
     on = predicted(measure_images.image("uki"), secure_boot=True)

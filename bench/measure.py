@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""How long `cvmlint measure` takes next to a scan of the same image, median of --runs, alternating.
+
+Images: the two measured-boot test images (shim -> systemd-boot -> UKI, shim -> GRUB -> kernel; ESP only)
+and the hardened test image (ESP + erofs root + verity). A scan here is `scan --no-verity` (its work
+without the root hash) and the full scan.
+Usage: python3 bench/measure.py [--runs 7]   (repository root)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from common import timed  # noqa: E402
+
+from tests import images, measure_images  # noqa: E402
+
+CVMLINT = str(Path(sys.executable).parent / "cvmlint")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    disks = {
+        "UKI image": measure_images.image("uki"),
+        "GRUB image": measure_images.image("grub"),
+        "hardened image": images.hardened(),
+    }
+    for name, disk in disks.items():
+        commands = {
+            "measure": [CVMLINT, "measure", str(disk)],
+            "scan --no-verity": [CVMLINT, "scan", "--no-verity", "-f", "json", str(disk)],
+            "scan": [CVMLINT, "scan", "-f", "json", str(disk)],
+        }
+        for argv in commands.values():
+            timed(argv, (0, 1))
+        times: dict[str, list[float]] = {k: [] for k in commands}
+        for _ in range(args.runs):
+            for label, argv in commands.items():
+                times[label].append(timed(argv, (0, 1)))
+        shown = ", ".join(f"{label} {statistics.median(t) * 1000:.0f} ms" for label, t in times.items())
+        print(f"{name} ({disk.stat().st_size >> 20} MiB): {shown}")
+
+
+if __name__ == "__main__":
+    main()
