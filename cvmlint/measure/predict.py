@@ -145,11 +145,7 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> 
     esp_part = disk.by_name("esp")
     if isinstance(boot.boot, Unknown) or esp_part is None or esp_part.source is None:
         reason = boot.boot.reason if isinstance(boot.boot, Unknown) else "no readable ESP"
-        prediction = Prediction("", [])
-        prediction.events.append(
-            Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", "the boot chain", "firmware", Unknown(reason))
-        )
-        return prediction
+        return _nothing_known("", [], f"the boot chain cannot be read: {reason}")
     fs = FatFileSystem(esp_part.source)
     kernel = boot.kernel
     entries = [] if isinstance(boot.boot.entries, Unknown) else list(boot.boot.entries)
@@ -174,26 +170,36 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> 
         chain.append(second)
         events.append(_application(fs, second, "shim"))
     if isinstance(kernel, Unknown):
-        events.append(Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", "the kernel", loader, Unknown(kernel.reason)))
+        return _nothing_known(title, chain, f"the default entry's kernel is not known: {kernel.reason}")
+    if boot.boot.shim is not True or (loader, kernel.section) not in VERIFIED_CHAINS:
+        chain.append(kernel.path)
+        shape = f"{'shim -> ' if boot.boot.shim is True else ''}{loader} -> {kernel.section or 'kernel'}"
+        return _nothing_known(title, chain, f"the chain {shape} has not been checked against a real boot")
     elif kernel.section == ".linux":
         chain.append(kernel.path)
         _uki(prediction, fs, kernel, loader, secure_boot)
-    elif loader == "grub":
+    elif secure_boot:
+        chain.append(kernel.path)
+        return _nothing_known(title, chain, "with Secure Boot on GRUB hands the kernel to shim: not checked yet")
+    else:
         chain.append(kernel.path)
         events.extend(_grub(fs, chain[-2], esp_part.entry.number, entry))
-    else:
-        events.append(
-            Event(
-                4,
-                "EV_EFI_BOOT_SERVICES_APPLICATION",
-                kernel.path,
-                loader,
-                Unknown(f"a {loader} loader is not predicted"),
-            )
-        )
     for text in EBS:
         events.append(Event(5, "EV_EFI_ACTION", text.decode(), "firmware", digests(text), text))
     prediction.chain = chain
+    return prediction
+
+
+VERIFIED_CHAINS = {("systemd-boot", ".linux"), ("grub", None)}
+"""(second stage, kernel section) after shim, checked against a real boot (tests/measure)."""
+
+
+def _nothing_known(title: str, chain: list[str], reason: str) -> Prediction:
+    """A prediction whose every register is unknown for `reason`."""
+    prediction = Prediction(title, chain)
+    why = Unknown(reason)
+    prediction.events += [Event(pcr, "EV_IPL", "every event", "boot chain", why) for pcr in PREDICTED]
+    prediction.on_tdx.add("boot chain")
     return prediction
 
 

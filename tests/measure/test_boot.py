@@ -229,3 +229,18 @@ def test_the_evidence_bundle_records_the_predicted_values(tmp_path: Path) -> Non
     prediction = predicted(disk)
     assert recorded["rtmr"][2] == prediction.rtmrs()[2].hex()  # type: ignore[union-attr]
     assert len(recorded["events"]["items"]) == len(prediction.events)
+
+
+def test_a_chain_never_booted_here_is_unknown_in_every_register(tmp_path: Path) -> None:
+    """The UKI copied over BOOTX64.EFI (the firmware starts it directly, no shim): not a chain the
+    tests boot, so nothing is claimed for it."""
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(measure_images.image("uki").read_bytes())
+    esp = f"{disk}@@1M"
+    run("mcopy", "-i", esp, "::/EFI/Linux/measured.efi", tmp_path / "uki.efi")
+    run("mcopy", "-o", "-i", esp, tmp_path / "uki.efi", "::/EFI/BOOT/BOOTX64.EFI")
+    prediction = predicted(disk)
+    for bank in BANKS:
+        for value in prediction.pcrs(bank).values():
+            assert isinstance(value, Unknown) and "has not been checked against a real boot" in value.reason
+    assert all(isinstance(v, Unknown) for v in prediction.rtmrs().values())
