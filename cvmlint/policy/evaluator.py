@@ -797,11 +797,11 @@ def evaluate(
         for rule in selected:
             if id(rule) not in verdicts and not reads[id(rule)] & pending.keys():
                 verdicts[id(rule)] = evaluate_rule(ev, rule, facts.target.kind, policy.disabled.get(rule.id))
-        if not pending:
+        wanted = set().union(*(reads[id(rule)] for rule in selected if id(rule) not in verdicts))
+        name = next((n for n in pending if n in wanted), None)
+        if name is None:  # a pending fact no rule reads is never waited for
             break
-        name, get = next(iter(pending.items()))
-        ev.define(name, get())
-        del pending[name]
+        ev.define(name, pending.pop(name)())
     report = Report(policy.name, policy.version, policy.sha256, policy.profiles, facts.target)
     report.results.extend(verdicts[id(rule)] for rule in selected)
     return report
