@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Any
 
 from cvmlint.facts.provenance import Unknown
@@ -27,10 +28,19 @@ def _unknowns(prediction: Prediction) -> dict[str, str]:
     return out
 
 
+WIDTH = 80
+"""Prose is wrapped to this many columns (the same on every terminal, so transcripts diff); digests are not."""
+
+
+def _wrapped(line: str) -> list[str]:
+    return textwrap.wrap(line, WIDTH, subsequent_indent="    ", break_on_hyphens=False, break_long_words=False)
+
+
 def text(prediction: Prediction, image: str, transcript: bool = False) -> str:
     """The registers (and with `transcript`, every event) as lines a person can read and diff."""
-    lines = [f"image: {image}", f"entry: {prediction.entry or '(none)'}", "chain: " + " -> ".join(prediction.chain)]
-    lines += [f"assumes: {a}" for a in prediction.assumptions]
+    lines = [f"image: {image}", f"entry: {prediction.entry or '(none)'}"]
+    lines += _wrapped("chain: " + " -> ".join(prediction.chain))
+    lines += [w for a in prediction.assumptions for w in _wrapped(f"assumes: {a}")]
     if transcript:
         lines.append("")
         lines += [line for n, event in enumerate(prediction.events, 1) for line in _event_lines(n, event)]
@@ -40,19 +50,19 @@ def text(prediction: Prediction, image: str, transcript: bool = False) -> str:
             lines.append(f"PCR {pcr:<2} {bank}  {_hex(value) or 'unknown'}")
     for rtmr, value in prediction.rtmrs().items():
         lines.append(f"RTMR[{rtmr}] sha384  {_hex(value) or 'unknown'}")
-    lines.append("RTMRs (TDX) hold the events of: " + ", ".join(sorted(prediction.on_tdx)))
+    lines += _wrapped("RTMRs (TDX) hold the events of: " + ", ".join(sorted(prediction.on_tdx)))
     unknown = _unknowns(prediction)
     if unknown:
         lines.append("")
-        lines += [f"unknown {name}: {reason}" for name, reason in unknown.items()]
+        lines += [w for name, reason in unknown.items() for w in _wrapped(f"unknown {name}: {reason}")]
     return "\n".join(lines) + "\n"
 
 
 def _event_lines(number: int, event: Event) -> list[str]:
     where = f" ({event.where})" if event.where else ""
-    lines = [f"#{number} PCR {event.pcr} {event.type} by {event.by}: {event.what}{where}"]
+    lines = _wrapped(f"#{number} PCR {event.pcr} {event.type} by {event.by}: {event.what}{where}")
     if isinstance(event.digests, Unknown):
-        return [*lines, f"    unknown: {event.digests.reason}"]
+        return [*lines, *_wrapped(f"    unknown: {event.digests.reason}")]
     return lines + [f"    {bank} {event.digests[bank].hex()}" for bank in BANKS]
 
 
