@@ -87,8 +87,8 @@ def initrd() -> Path:
 
 
 def image(kind: str, cmdline: str = CMDLINE) -> Path:
-    """`kind` "uki" (shim -> systemd-boot -> UKI) or "grub" (shim -> GRUB -> kernel + initrd): a GPT
-    disk holding only the ESP."""
+    """`kind` "uki" (shim -> systemd-boot -> UKI), "shim-uki" (shim -> UKI) or "grub" (shim -> GRUB ->
+    kernel + initrd): a GPT disk holding only the ESP."""
     name = f"{kind}-{hashlib.sha256(cmdline.encode()).hexdigest()[:8]}"
     out = WORK / f"{name}.raw"
     if out.exists():
@@ -103,6 +103,8 @@ def image(kind: str, cmdline: str = CMDLINE) -> Path:
         files["EFI/BOOT/grubx64.efi"] = images._signed(work, stub)
         files["loader/loader.conf"] = b"timeout 0\ndefault measured.efi\n"
         files["EFI/Linux/measured.efi"] = images._signed(work, images._uki(work, pay, cmdline, initrd()))
+    elif kind == "shim-uki":  # shim starts the UKI itself, as its second stage
+        files["EFI/BOOT/grubx64.efi"] = images._signed(work, images._uki(work, pay, cmdline, initrd()))
     else:
         grub_cfg = (
             f"set timeout=0\nset default=0\n\nmenuentry 'Debian measured' {{\n"

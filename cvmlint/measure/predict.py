@@ -176,7 +176,8 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> 
         shape = f"{'shim -> ' if boot.boot.shim is True else ''}{loader} -> {kernel.section or 'kernel'}"
         return _nothing_known(title, chain, f"the chain {shape} has not been checked against a real boot")
     elif kernel.section == ".linux":
-        chain.append(kernel.path)
+        if kernel.path.lower() != chain[-1].lower():  # shim's second stage may be the UKI itself
+            chain.append(kernel.path)
         _uki(prediction, fs, kernel, loader, secure_boot)
     elif secure_boot:
         chain.append(kernel.path)
@@ -190,7 +191,7 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> 
     return prediction
 
 
-VERIFIED_CHAINS = {("systemd-boot", ".linux"), ("grub", None)}
+VERIFIED_CHAINS = {("systemd-boot", ".linux"), ("uki", ".linux"), ("grub", None)}
 """(second stage, kernel section) after shim, checked against a real boot (tests/measure)."""
 
 

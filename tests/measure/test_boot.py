@@ -43,16 +43,23 @@ def grub() -> tuple[Path, measure_images.Observed]:
     return disk, measure_images.boot(disk)
 
 
-def test_uki_every_predicted_pcr_equals_the_booted_one(uki: tuple[Path, measure_images.Observed]) -> None:
-    disk, seen = uki
+@pytest.fixture(scope="module", params=["uki", "shim-uki"])
+def any_uki(request: pytest.FixtureRequest) -> tuple[Path, measure_images.Observed]:
+    """shim -> systemd-boot -> UKI, and shim -> UKI (shim starting the UKI as its second stage)."""
+    disk = measure_images.image(request.param)
+    return disk, measure_images.boot(disk)
+
+
+def test_uki_every_predicted_pcr_equals_the_booted_one(any_uki: tuple[Path, measure_images.Observed]) -> None:
+    disk, seen = any_uki
     prediction = predicted(disk)
     for bank in BANKS:
         for pcr, value in prediction.pcrs(bank).items():
             assert value == seen.pcrs[(bank, pcr)], f"PCR {pcr} {bank}"
 
 
-def test_uki_every_predicted_event_is_logged_in_order(uki: tuple[Path, measure_images.Observed]) -> None:
-    disk, seen = uki
+def test_uki_every_predicted_event_is_logged_in_order(any_uki: tuple[Path, measure_images.Observed]) -> None:
+    disk, seen = any_uki
     assert seen.eventlog is not None
     log = parse_event_log(seen.eventlog)
     prediction = predicted(disk)
