@@ -171,6 +171,18 @@ def grub(data: bytes) -> None:
 
     menu = read_menu(load, lambda device, path: device, [("esp", "/EFI/debian/grub.cfg")], {})
     menu.default_entry()
+    _grub_measured(data)
+
+
+def _grub_measured(data: bytes) -> None:
+    """The same text as the grub.cfg `cvmlint measure` follows (every other file exists, a few bytes)."""
+    from cvmlint.measure.grub import NotPredicted, measurements
+
+    def read(path: str) -> bytes:
+        return data if path == "/EFI/debian/grub.cfg" else path.encode()
+
+    with contextlib.suppress(NotPredicted):
+        measurements("hd0,gpt1", read, lambda path: path != "/EFI/debian/x86_64-efi/grub.cfg")
 
 
 def dpkg(data: bytes) -> None:
