@@ -105,6 +105,21 @@ def image(kind: str, cmdline: str = CMDLINE) -> Path:
         files["EFI/Linux/measured.efi"] = images._signed(work, images._uki(work, pay, cmdline, initrd()))
     elif kind == "shim-uki":  # shim starts the UKI itself, as its second stage
         files["EFI/BOOT/grubx64.efi"] = images._signed(work, images._uki(work, pay, cmdline, initrd()))
+    elif kind == "grub-mkosi":  # mkosi's layout (FORMATS.md §4.4) with Debian's signed GRUB
+        token = f"debian/{pay.kver}"
+        files.update(
+            {
+                "EFI/BOOT/grubx64.efi": pay.file("usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
+                "EFI/debian/grub.cfg": b"configfile /grub/grub.cfg\n",
+                "grub/grub.cfg": (
+                    f'set timeout=0\nif [ "${{grub_platform}}" == "efi" ]; then\n'
+                    f'    menuentry "debian-{pay.kver}" {{\n'
+                    f"        linux /{token}/vmlinuz {cmdline}\n        initrd /debian/initrd\n    }}\nfi\n"
+                ).encode(),
+                f"{token}/vmlinuz": pay.kernel,
+                "debian/initrd": initrd(),
+            }
+        )
     else:
         grub_cfg = (
             f"set timeout=0\nset default=0\n\nmenuentry 'Debian measured' {{\n"

@@ -11,10 +11,13 @@
         [ -z $prefix -o ! -e $prefix ]  with prefix=(ESP)/EFI/debian
         [ -e $prefix/x86_64-efi/grub.cfg ], else [ -e $prefix/grub.cfg ] -> source that file
 
+Followed: `set`, `menuentry` (booted: `linux`, `initrd`), `if [ A == B ]; then … fi` (the test is a
+command; `$grub_platform` is `efi`), `configfile PATH` (a command, a file, then that file's menu, as
+mkosi's layout has it). Anything else, or a variable whose value is not known, makes PCRs 8 and 9
+unknown with the line that stops the prediction.
 Facts from GRUB 2.06 (script/execute.c grub_script_execute_cmdline, commands/tpm.c, kern/verifiers.c,
-lib/cmdline.c, commands/menuentry.c) and Debian's build-efi-images; checked against a real boot's PCRs
-(tests/measure). Only the statements below are followed; anything else makes PCRs 8 and 9 unknown
-with the line that stops the prediction.
+lib/cmdline.c, commands/menuentry.c) and Debian's build-efi-images; checked against real boots' PCRs
+(tests/measure).
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ from cvmlint.errors import CvmlintError
 KNOWN = ("2.06",)
 """GRUB versions (Debian's signed build) whose measurements are predicted."""
 MAX_LINES = 10_000
+MAX_DEPTH = 8
+PREDEFINED = {"grub_platform": "efi", "grub_cpu": "x86_64"}
+"""Variables GRUB sets itself, with their values on x86-64 UEFI."""
+EXPORTED = ("root", "prefix")
+"""Variables a `configfile` menu starts with (besides PREDEFINED)."""
 
 
 class NotPredicted(CvmlintError):
@@ -64,7 +72,9 @@ def measurements(device: str, read: Reader, exists: Exists, entry: str | None = 
             assert text is not None
             _command(out, f"source ({device}){candidate}")
             out.append(Measured(9, f"({device}){candidate}", text))
-            _Script(out, read, candidate, entry).run(text.decode("utf-8", "replace"))
+            script = _Script(out, read, candidate, entry)
+            script.env |= {"root": device, "prefix": prefix}
+            script.run(text.decode("utf-8", "replace"))
             return out
     raise NotPredicted("no grub.cfg under /EFI/debian: GRUB would source $cmdpath/grub.cfg (its case is not known)")
 
@@ -78,21 +88,30 @@ _VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
 
 class _Script:
-    def __init__(self, out: list[Measured], read: Reader, path: str, entry: str | None) -> None:
-        self.out, self.read, self.path, self.entry = out, read, path, entry
-        self.env: dict[str, str] = {}
+    def __init__(self, out: list[Measured], read: Reader, path: str, entry: str | None, depth: int = 0) -> None:
+        self.out, self.read, self.path, self.entry, self.depth = out, read, path, entry, depth
+        self.env: dict[str, str] = dict(PREDEFINED)
         self.entries: list[tuple[str, str, int]] = []  # title, block text, line
+        self.handed_over = False
 
     def run(self, text: str) -> None:
+        """Run the file's statements, then boot the chosen entry (unless a `configfile` took over)."""
         lines = text.replace("\r", "").split("\n")
         limits.check("grub-config-bytes", len(text), "grub", self.path)
         if len(lines) > MAX_LINES:
             raise NotPredicted(f"{self.path} has more than {MAX_LINES} lines")
-        n = 0
-        while n < len(lines):
+        self._block(lines, 0, len(lines))
+        if not self.handed_over:
+            self._boot()
+
+    def _block(self, lines: list[str], n: int, end: int) -> None:
+        while n < end and not self.handed_over:
             line = lines[n].strip()
             n += 1
             if not line or line.startswith("#"):
+                continue
+            if line.startswith("if ") and line.endswith("; then"):
+                n = self._if(lines, n, end, line)
                 continue
             words = self._words(line, n)
             if words[0] == "set" and len(words) == 2 and "=" in words[1]:
@@ -101,9 +120,48 @@ class _Script:
                 _command(self.out, " ".join(words))
             elif words[0] == "menuentry" and line.endswith("{"):
                 n = self._menuentry(lines, n, words[1:-1])
+            elif words[0] == "configfile" and len(words) == 2:
+                self._configfile(words[1])
             else:
-                raise NotPredicted(f"{self.path}:{n}: `{line}` is not followed (set and menuentry are)")
-        self._boot()
+                raise NotPredicted(
+                    f"{self.path}:{n}: `{line}` is not followed (set, if [ … ], menuentry and configfile are)"
+                )
+
+    def _if(self, lines: list[str], n: int, end: int, line: str) -> int:
+        """`if [ A == B ]; then … fi` (no elif/else): the test is a command; the body runs when it holds."""
+        start, depth, close = n, 1, n
+        while close < end:
+            inner = lines[close].strip()
+            if inner.startswith("if "):
+                depth += 1
+            elif inner in ("else", "fi") or inner.startswith("elif "):
+                if inner != "fi" and depth == 1:
+                    raise NotPredicted(f"{self.path}:{close + 1}: `{inner}` is not followed")
+                depth -= inner == "fi"
+                if depth == 0:
+                    break
+            close += 1
+        if close >= end:
+            raise NotPredicted(f"{self.path}:{start}: the if has no fi")
+        test = self._words(line[3 : -len("; then")], start)
+        if len(test) != 5 or test[0] != "[" or test[4] != "]" or test[2] not in ("=", "==", "!="):
+            raise NotPredicted(f"{self.path}:{start}: the condition `{line}` is not followed")
+        _command(self.out, " ".join(test))
+        if (test[1] == test[3]) == (test[2] != "!="):
+            self._block(lines, n, close)
+        return close + 1
+
+    def _configfile(self, path: str) -> None:
+        """A new menu from `path` (measured as a command and as a file); this file's menu is left."""
+        _command(self.out, f"configfile {path}")
+        if self.depth >= MAX_DEPTH:
+            raise NotPredicted(f"{self.path}: configfile nested more than {MAX_DEPTH} deep")
+        text = self._file(path)
+        self.out.append(Measured(9, path, text))
+        script = _Script(self.out, self.read, path, self.entry, self.depth + 1)
+        script.env |= {name: self.env[name] for name in EXPORTED if name in self.env}
+        script.run(text.decode("utf-8", "replace"))
+        self.handed_over = True
 
     def _words(self, line: str, number: int) -> list[str]:
         words = []
@@ -119,7 +177,13 @@ class _Script:
         return words
 
     def _expand(self, word: str) -> str:
-        return _VAR.sub(lambda m: self.env.get(m.group(1) or m.group(2), ""), word)
+        def value(found: re.Match[str]) -> str:
+            name = found.group(1) or found.group(2)
+            if name not in self.env:
+                raise NotPredicted(f"{self.path}: ${name} is not a variable cvmlint knows the value of")
+            return self.env[name]
+
+        return _VAR.sub(value, word)
 
     def _menuentry(self, lines: list[str], n: int, title_words: list[str]) -> int:
         """Record the entry (measured at its definition: the block's raw text between the braces)."""
@@ -133,7 +197,8 @@ class _Script:
         title = title_words[0] if title_words else ""
         if len(title_words) != 1:
             raise NotPredicted(f"{self.path}:{start}: menuentry options are not followed")
-        block = "{\n" + "".join(line + "\n" for line in body) + "}"
+        closing = lines[n][: lines[n].index("}")]  # GRUB keeps the raw text up to the brace, indentation too
+        block = "{\n" + "".join(line + "\n" for line in body) + closing + "}"
         _command(self.out, f"menuentry {title} {block}")
         self.entries.append((title, "\n".join(body), start))
         return n + 1

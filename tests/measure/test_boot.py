@@ -37,9 +37,11 @@ def uki() -> tuple[Path, measure_images.Observed]:
     return disk, measure_images.boot(disk)
 
 
-@pytest.fixture(scope="module")
-def grub() -> tuple[Path, measure_images.Observed]:
-    disk = measure_images.image("grub")
+@pytest.fixture(scope="module", params=["grub", "grub-mkosi"])
+def grub(request: pytest.FixtureRequest) -> tuple[Path, measure_images.Observed]:
+    """GRUB reading /EFI/debian/grub.cfg, and mkosi's layout (`configfile /grub/grub.cfg`, entries inside
+    `if [ "${grub_platform}" == "efi" ]`)."""
+    disk = measure_images.image(request.param)
     return disk, measure_images.boot(disk)
 
 
@@ -127,7 +129,9 @@ def test_grub_every_predicted_pcr_equals_the_booted_one(grub: tuple[Path, measur
             assert value == seen.pcrs[(bank, pcr)], f"PCR {pcr} {bank}"
     grub_events = [e.what for e in prediction.events if e.by == "grub"]
     assert grub_events[0].startswith("grub_cmd: [ -z (hd0,gpt1)/EFI/debian")
-    assert f"kernel_cmdline: /vmlinuz-{images.payload().kver} {measure_images.CMDLINE}" in grub_events
+    kernel = prediction.chain[-1]
+    assert f"kernel_cmdline: {kernel} {measure_images.CMDLINE}" in grub_events
+    assert images.payload().kver in kernel
 
 
 def test_an_unfollowed_grub_command_makes_pcrs_8_and_9_unknown(tmp_path: Path) -> None:
