@@ -146,7 +146,7 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> 
     if isinstance(boot.boot, Unknown) or esp_part is None or esp_part.source is None:
         reason = boot.boot.reason if isinstance(boot.boot, Unknown) else "no readable ESP"
         return _nothing_known("", [], f"the boot chain cannot be read: {reason}")
-    fs = FatFileSystem(esp_part.source)
+    esp = _EspFiles(FatFileSystem(esp_part.source))
     kernel = boot.kernel
     entries = [] if isinstance(boot.boot.entries, Unknown) else list(boot.boot.entries)
     title = entry if entry is not None else next((e.title for e in entries if e.default), "")
@@ -163,12 +163,12 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> 
     loader = boot.boot.loader if isinstance(boot.boot.loader, str) else "none"
     first = bootscan.FALLBACK
     chain = [first]
-    events.append(_application(fs, first, "firmware"))
+    events.append(_application(esp, first, "firmware"))
     if boot.boot.shim is True:
-        events.extend(_shim_mok(fs, first, prediction))
+        events.extend(_shim_mok(esp, first, prediction))
         second = first.rsplit("/", 1)[0] + "/grubx64.efi"
         chain.append(second)
-        events.append(_application(fs, second, "shim"))
+        events.append(_application(esp, second, "shim"))
     if isinstance(kernel, Unknown):
         return _nothing_known(title, chain, f"the default entry's kernel is not known: {kernel.reason}")
     if boot.boot.shim is not True or (loader, kernel.section) not in VERIFIED_CHAINS:
@@ -178,13 +178,13 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> 
     elif kernel.section == ".linux":
         if kernel.path.lower() != chain[-1].lower():  # shim's second stage may be the UKI itself
             chain.append(kernel.path)
-        _uki(prediction, fs, kernel, loader, secure_boot)
+        _uki(prediction, esp, kernel, loader, secure_boot)
     elif secure_boot:
         chain.append(kernel.path)
         return _nothing_known(title, chain, "with Secure Boot on GRUB hands the kernel to shim: not checked yet")
     else:
         chain.append(kernel.path)
-        events.extend(_grub(fs, chain[-2], esp_part.entry.number, entry))
+        events.extend(_grub(esp, chain[-2], esp_part.entry.number, entry))
     for text in EBS:
         events.append(Event(5, "EV_EFI_ACTION", text.decode(), "firmware", digests(text), text))
     prediction.chain = chain
@@ -202,6 +202,24 @@ def _nothing_known(title: str, chain: list[str], reason: str) -> Prediction:
     prediction.events += [Event(pcr, "EV_IPL", "every event", "boot chain", why) for pcr in PREDICTED]
     prediction.on_tdx.add("boot chain")
     return prediction
+
+
+class _EspFiles:
+    """The ESP's files, each read once per prediction (shim and GRUB are read by several steps)."""
+
+    def __init__(self, fs: FatFileSystem) -> None:
+        self.fs = fs
+        self._read: dict[str, bytes | None] = {}
+
+    def read(self, path: str) -> bytes | None:
+        """A file's bytes, None when it is absent or a directory (limits as FatFileSystem.read)."""
+        if path not in self._read:
+            entry = self.fs.lookup(path)
+            self._read[path] = None if entry is None or entry.is_dir else bytes(self.fs.read(entry))
+        return self._read[path]
+
+    def exists(self, path: str) -> bool:
+        return self.fs.lookup(path) is not None
 
 
 def _gpt_event(disk: Disk) -> Event:
@@ -224,16 +242,16 @@ def _gpt_event(disk: Disk) -> Event:
     )
 
 
-def _application(fs: FatFileSystem, path: str, by: str) -> Event:
+def _application(esp: _EspFiles, path: str, by: str) -> Event:
     what = f"Authenticode digest of {path}"
     where = Provenance(partition="esp", file=path)
     try:
-        entry = fs.lookup(path)
-        if entry is None or entry.is_dir:
+        data = esp.read(path)
+        if data is None:
             return Event(
                 4, "EV_EFI_BOOT_SERVICES_APPLICATION", what, by, Unknown(f"{path} is not on the ESP"), None, where
             )
-        return Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", what, by, _authenticode(fs.read(entry), path), None, where)
+        return Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", what, by, _authenticode(data, path), None, where)
     except CvmlintError as err:
         return Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", what, by, Unknown(str(err)), None, where)
 
@@ -245,14 +263,13 @@ SHIM_LOCK = uuid.UUID("605dab50-e046-4300-abb6-3dd810dd8b23").bytes_le
 _SHIM_VERSION = re.compile(rb"\$Version: ([0-9.]+) \$")
 
 
-def _shim_mok(fs: FatFileSystem, path: str, prediction: Prediction) -> list[Event]:
+def _shim_mok(esp: _EspFiles, path: str, prediction: Prediction) -> list[Event]:
     """shim's PCR 14 events with no MOK enrolled: MokList = its vendor certificate as an EFI signature
     list (owner: shim's GUID), MokListX = its vendor dbx, MokListTrusted = the byte 1."""
     where = Provenance(partition="esp", file=path)
     labels = (b"MokList\0", b"MokListX\0", b"MokListTrusted\0")
     try:
-        entry = fs.lookup(path)
-        data = fs.read(entry) if entry is not None and not entry.is_dir else b""
+        data = esp.read(path) or b""
         pe = parse_pe(data, f"esp:{path}")
         version = _SHIM_VERSION.search(_section(data, pe, ".data.ident")) if ".data.ident" in pe.sections else None
         if version and tuple(int(x) for x in version.group(1).decode().split(".")[:2]) >= CC_FROM["shim"]:
@@ -279,13 +296,12 @@ def _shim_mok(fs: FatFileSystem, path: str, prediction: Prediction) -> list[Even
     ]
 
 
-def _uki(prediction: Prediction, fs: FatFileSystem, ref: bootscan.KernelRef, loader: str, secure_boot: bool) -> None:
+def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader: str, secure_boot: bool) -> None:
     """A UKI started by systemd-boot (or directly by shim): the loader's, the stub's and the kernel's events."""
     events = prediction.events
     where = Provenance(partition="esp", file=ref.path)
     try:
-        entry = fs.lookup(ref.path)
-        data = fs.read(entry) if entry is not None and not entry.is_dir else None
+        data = esp.read(ref.path)
         pe = parse_pe(data, f"esp:{ref.path}") if data is not None else None
     except CvmlintError as err:
         events.append(Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", ref.path, loader, Unknown(str(err)), None, where))
@@ -411,26 +427,20 @@ def _uki(prediction: Prediction, fs: FatFileSystem, ref: bootscan.KernelRef, loa
         )
 
 
-def _grub(fs: FatFileSystem, path: str, partition: int, entry: str | None) -> list[Event]:
+def _grub(esp: _EspFiles, path: str, partition: int, entry: str | None) -> list[Event]:
     """Debian's signed GRUB 2.06: the commands it runs (PCR 8) and the files it reads (PCR 9)."""
     from cvmlint.measure import grub
 
     where = Provenance(partition="esp", file=path)
     try:
-        binary = fs.lookup(path)
-        data = fs.read(binary) if binary is not None and not binary.is_dir else b""
+        data = esp.read(path) or b""
         pe = parse_pe(data, f"esp:{path}")
         sbat = _section(data, pe, ".sbat").decode("utf-8", "replace") if ".sbat" in pe.sections else ""
         found = re.search(r"^grub\.debian,\d+,Debian,grub2,([0-9.]+)", sbat, re.M)
         if found is None or not found.group(1).startswith(grub.KNOWN):
             raise grub.NotPredicted(f"GRUB at {path} is not Debian's signed {' or '.join(grub.KNOWN)} (its SBAT)")
 
-        def read(name: str) -> bytes | None:
-            node = fs.lookup(name)
-            return None if node is None or node.is_dir else bytes(fs.read(node))
-
-        exists = lambda name: fs.lookup(name) is not None  # noqa: E731
-        measured = grub.measurements(f"hd0,gpt{partition}", read, exists, entry)
+        measured = grub.measurements(f"hd0,gpt{partition}", esp.read, esp.exists, entry)
     except CvmlintError as err:
         reason = Unknown(f"GRUB's measurements: {err}")
         return [
