@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests import images
-from tests.build.boot import OVMF_CODE, OVMF_VARS
+from tests.build.boot import OVMF_VARS, qemu_argv
 from tests.tools import CACHE, require, run
 
 KEY = hashlib.sha256(Path(__file__).read_bytes() + images.BUILDER_KEY.encode()).hexdigest()[:12]
@@ -182,31 +182,9 @@ def _boot_with_tpm(disk: Path, state: Path, timeout: float) -> str:
         vars_copy = state / "vars.fd"
         shutil.copyfile(OVMF_VARS, vars_copy)
         argv = [
-            "qemu-system-x86_64",
-            "-machine",
-            "q35,accel=tcg",
-            "-cpu",
-            "max",
-            "-m",
-            "1024",
-            "-nographic",
-            "-no-reboot",
-            "-nic",
-            "none",
-            "-drive",
-            f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-            "-drive",
-            f"if=pflash,format=raw,file={vars_copy}",
-            "-drive",
-            f"file={disk},format=raw,if=none,id=disk0,snapshot=on",
-            "-device",
-            "virtio-blk-pci,drive=disk0,bootindex=0",
-            "-chardev",
-            f"socket,id=chrtpm,path={sock}",
-            "-tpmdev",
-            "emulator,id=tpm0,chardev=chrtpm",
-            "-device",
-            "tpm-tis,tpmdev=tpm0",
+            *qemu_argv(disk, vars_copy, "1024", cpus=1, first_boot_option=True),
+            *("-chardev", f"socket,id=chrtpm,path={sock}"),
+            *("-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"),
         ]
         done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
         return done.stdout.decode("utf-8", "replace").replace("\r", "")

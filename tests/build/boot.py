@@ -18,33 +18,36 @@ ANSI = re.compile(r"\x1b(\[[0-9;:?]*[A-Za-z]|c)")
 """Terminal control sequences systemd and the firmware write to the console."""
 
 
+def qemu_argv(image: Path, vars_copy: Path, memory: str, cpus: int = 2, first_boot_option: bool = False) -> list[str]:
+    """QEMU (TCG, q35, OVMF) booting `image` as a snapshot; with `first_boot_option` the disk is the firmware's
+    first boot option (no other option is tried first, which would add events to PCR 4)."""
+    disk = (
+        [
+            "-drive",
+            f"file={image},format=raw,if=none,id=disk0,snapshot=on",
+            "-device",
+            "virtio-blk-pci,drive=disk0,bootindex=0",
+        ]
+        if first_boot_option
+        else ["-drive", f"file={image},format=raw,if=virtio,snapshot=on"]
+    )
+    return [
+        "qemu-system-x86_64",
+        *("-machine", "q35,accel=tcg", "-cpu", "max", "-smp", str(cpus), "-m", memory),
+        *("-nographic", "-no-reboot", "-nic", "none"),
+        *("-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+        *("-drive", f"if=pflash,format=raw,file={vars_copy}"),
+        *disk,
+    ]
+
+
 def boot(image: Path, log: Path, until: list[str], timeout: float = 900, memory: str = "1536") -> str:
     """Boot `image` (a snapshot: the file is never written) until every regex of `until` has matched a
     line of the serial console, or `timeout` seconds; the console is kept in `log`; returns it."""
     require("qemu-system-x86_64")
     vars_copy = log.with_suffix(".ovmf-vars.fd")
     shutil.copyfile(OVMF_VARS, vars_copy)
-    argv = [
-        "qemu-system-x86_64",
-        "-machine",
-        "q35,accel=tcg",
-        "-cpu",
-        "max",
-        "-smp",
-        "2",
-        "-m",
-        memory,
-        "-nographic",
-        "-no-reboot",
-        "-nic",
-        "none",
-        "-drive",
-        f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-        "-drive",
-        f"if=pflash,format=raw,file={vars_copy}",
-        "-drive",
-        f"file={image},format=raw,if=virtio,snapshot=on",
-    ]
+    argv = qemu_argv(image, vars_copy, memory)
     wanted = [re.compile(p) for p in until]
     deadline = time.monotonic() + timeout
     lines: list[str] = []
