@@ -4,9 +4,10 @@
 >>> with scan_image("image.raw") as facts:           # doctest: +SKIP
 ...     print(facts.rootfs.format, facts.verity.root_hash)
 
-The slow facts are computed beside the rest: the root hash by hashing workers, the kernel (decompressed
-and searched) by a forked child. `open_scan` hands them over still pending, so a policy can judge every
-rule that does not read them first (`evaluate(..., later=scanned.later)`).
+The slow facts are computed beside the rest: the root hash by hashing workers, the boot chain and the
+kernel (decompressed and searched) by a forked child, the measurements only when asked for. `open_scan`
+hands them over still pending, so a policy judges every rule that does not read them first
+(`evaluate(..., later=scanned.later)`).
 """
 
 from __future__ import annotations
