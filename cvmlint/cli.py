@@ -761,6 +761,13 @@ def _step_display() -> Iterator[Callable[[str], None]]:
         "Make the build tool root (Debian trixie with mkosi 25; needs root and the apt mirror) and exit.",
         switch=True,
     ),
+    Opt(
+        ("--check-reproducible",),
+        "check_reproducible",
+        "Then build it again from the recorded inputs (fresh work directory, the same package versions) and "
+        "compare the images (exit 1 when they differ, with where and why).",
+        switch=True,
+    ),
     EVIDENCE,
     SIGN_KEY,
 )
@@ -783,6 +790,7 @@ def build_cmd(
     output_dir: Path | None,
     mkosi_arg: list[str] | None,
     setup: bool,
+    check_reproducible: bool,
     evidence: Path | None,
     sign_key: Path | None,
 ) -> None:
@@ -829,11 +837,23 @@ def build_cmd(
         warnings: list[str] = []
         with _step_display() as progress:
             outcome = build_recipe(plan, project, progress, warnings)
+            if check_reproducible and outcome.image is not None:
+                outcome.rebuild = _rebuild_of(outcome, plan, project, progress)
         _print_warnings(warnings, shown)
         code = max(code, outcome.exit_code(fail_on.value, unknown.value))
         outcomes.append((outcome, plan))
     _emit_builds(outcomes, fmt or [OutputFormat.text], output or [], verbose)
     raise SystemExit(code)
+
+
+def _rebuild_of(outcome: Any, plan: Any, project: Any, progress: Any) -> Any:
+    from cvmlint.build.rebuild import FirstBuild, RebuildOptions, rebuild
+
+    first = FirstBuild(
+        outcome.inputs, outcome.image, outcome.sha256, outcome.root_hash, outcome.outputs.get("build summary")
+    )
+    options = RebuildOptions(None, plan.policy_path, plan.profiles, plan.fail_on, plan.unknown)
+    return rebuild(first, project, options, progress)
 
 
 def _emit_builds(
@@ -874,6 +894,10 @@ def _build_document(outcome: Any, plan: Any) -> dict[str, Any]:
     doc["lint"] = report_to_json(outcome.lint, outcome.lint.exit_code(plan.fail_on, plan.unknown))
     if outcome.scan is not None:
         doc["scan"] = report_to_json(outcome.scan, outcome.scan.exit_code(plan.fail_on, plan.unknown))
+    if outcome.rebuild is not None:
+        from cvmlint.build.rebuild import rebuild_json
+
+        doc["rebuild"] = rebuild_json(outcome.rebuild, build_json(outcome.rebuild.second, plan))
     return doc
 
 
@@ -909,6 +933,10 @@ def _build_text(outcome: Any, plan: Any, table: Reporter) -> str:
         f"{outcome.exit_code(plan.fail_on, plan.unknown)}\n"
     )
     out += [f"  {name}: {path}\n" for name, path in outcome.outputs.items()]
+    if outcome.rebuild is not None:
+        from cvmlint.build.rebuild import render_text
+
+        out.append("\n" + render_text(outcome.rebuild))
     return "".join(out)
 
 
@@ -1002,6 +1030,59 @@ def measure_cmd(
         _write(render.as_json(prediction, image.name), output)
     else:
         _write(render.text(prediction, image.name, transcript), output)
+
+
+@command(
+    "rebuild",
+    Opt(("record",), "record", "The first build's .build.json, or its evidence bundle.", kind=Path),
+    Opt(("--image",), "image", "The first build's image, when the record does not say where it is.", kind=Path),
+    Opt(
+        ("--output-dir",),
+        "output_dir",
+        "Where the second build goes (default: a rebuild/ directory beside the first image).",
+        kind=Path,
+    ),
+    POLICY,
+    PROFILE,
+    Opt(("--format", "-f"), "fmt", "Output format.", kind=MeasureFormat, default=MeasureFormat.text),
+    FILE_OUTPUT,
+)
+def rebuild_cmd(
+    record: Path,
+    image: Path | None,
+    output_dir: Path | None,
+    policy_path: Path | None,
+    profile: list[str] | None,
+    fmt: MeasureFormat,
+    output: Path | None,
+) -> None:
+    """Build a recipe again from what its first build recorded and compare the two images.
+
+    The recipe files must read as recorded and mkosi is offered only the recorded package versions
+    (each .deb's digest checked). Exit 0: bit for bit the same; 1: different, narrowed to the
+    partition, file and bytes with the likely cause; 2: it could not be rebuilt (the input named).
+    """
+    import json
+
+    from cvmlint.build import build_json
+    from cvmlint.build.rebuild import RebuildOptions, load_record, rebuild, rebuild_json, render_text
+    from cvmlint.project import find_project
+
+    if not record.exists():
+        fail(f"{record}: no such build record")
+    first = load_record(record, image)
+    options = RebuildOptions(output_dir, policy_path, profile or [])
+    with _step_display() as progress:
+        outcome = rebuild(first, find_project(Path.cwd()), options, progress)
+    if fmt is MeasureFormat.json:
+        from cvmlint.build import BuildPlan
+
+        plan = BuildPlan(Path(first.inputs["recipe"]))
+        text = json.dumps(rebuild_json(outcome, build_json(outcome.second, plan)), indent=2) + "\n"
+    else:
+        text = render_text(outcome)
+    _write(text, output)
+    raise SystemExit(outcome.exit_code())
 
 
 # ---- evidence -----------------------------------------------------------------------------

@@ -47,6 +47,8 @@ class BuildPlan:
     """Write the scan's evidence bundle there (a directory or FILE.tar)."""
     sign_key: Any = None
     """The SigningKey that signs it, or None (unsigned)."""
+    pinned: Path | None = None
+    """A rebuild: the directory of the recorded packages, the only ones mkosi is offered."""
 
 
 @dataclass
@@ -67,6 +69,10 @@ class BuildOutcome:
     root_hash: str = ""
     mkosi: str = ""
     outputs: dict[str, Path] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """What the build was made from (see `record_inputs`): what a rebuild needs."""
+    rebuild: Any = None
+    """The RebuildOutcome of `--check-reproducible`."""
 
     def exit_code(self, fail_on: str = "low", unknown: str = "fail") -> int:
         codes = [self.lint.exit_code(fail_on, unknown) if self.gated else 0]
@@ -74,16 +80,21 @@ class BuildOutcome:
             codes.append(self.scan.exit_code(fail_on, unknown))
         if self.drift:
             codes.append(1)
+        if self.rebuild is not None:
+            codes.append(self.rebuild.exit_code())
         return max(codes)
 
 
-def lint_recipe(plan: BuildPlan, project: Project, warnings: list[str]) -> tuple[Report, Facts, Policy]:
-    """The lint half: the recipe's facts, its policy (profiles as `lint` adds them) and the report."""
+def lint_recipe(
+    plan: BuildPlan, project: Project, warnings: list[str], read: list[Path] | None = None
+) -> tuple[Report, Facts, Policy]:
+    """The lint half: the recipe's facts, its policy (profiles as `lint` adds them) and the report;
+    `read` receives every recipe file read."""
     from cvmlint._resources import default_policy_path
     from cvmlint.policy import apply_waivers, evaluate, load_policy, load_waivers
     from cvmlint.recipe.facts import recipe_facts
 
-    facts, found = recipe_facts(plan.directory, plan.entry, plan.cli, Path.cwd())
+    facts, found = recipe_facts(plan.directory, plan.entry, plan.cli, Path.cwd(), read)
     warnings += found
     policy = load_policy(
         plan.policy_path or project.policy or default_policy_path(),
@@ -100,7 +111,8 @@ def build_recipe(
 ) -> BuildOutcome:
     """Lint, then (unless the gate holds) build with mkosi, scan and compare."""
     warnings = warnings if warnings is not None else []
-    lint, recipe_facts, policy = lint_recipe(plan, project, warnings)
+    read: list[Path] = []
+    lint, recipe_facts, policy = lint_recipe(plan, project, warnings, read)
     outcome = BuildOutcome(lint=lint, policy=policy)
     if lint.exit_code(plan.fail_on, plan.unknown) != 0:
         if plan.gate:
@@ -122,9 +134,16 @@ def build_recipe(
             Path(tmp) / "sandbox",
             _text(system.distribution if system else None),
             _text(system.release if system else None),
+            pinned=plan.pinned is not None,
         )
-        args = mkosi_args(plan.directory.resolve(), plan.cli, output_dir, sandbox, plan.mkosi_args)
+        # A package cache of the build's own: what apt downloads for it is what it installed.
+        cache = Path(tmp) / "packages"
+        own = [f"--package-cache-directory={cache}"]
+        if plan.pinned is not None:
+            own.append(f"--package-directory={plan.pinned.resolve()}")
+        args = mkosi_args(plan.directory.resolve(), plan.cli, output_dir, sandbox, [*own, *plan.mkosi_args])
         binds = [_recipe_root(plan.directory, project), output_dir, Path(tmp)]
+        binds += [plan.pinned.resolve()] if plan.pinned is not None else []
         about = summary(mkosi, args, binds)
         if about.get("CompressOutput") not in (None, "none"):
             raise BuildError(
@@ -136,6 +155,8 @@ def build_recipe(
         log = output_dir / f"build-{about['Output']}.mkosi.log"
         outcome.outputs["mkosi log"] = log
         outcome.seconds = build(mkosi, args, binds, log, progress)
+        progress("recording the packages the build used")
+        outcome.inputs = record_inputs(plan, recipe_facts, read, cache, about, outcome.mkosi)
     if not image.is_file():
         raise BuildError(
             f"mkosi finished, but the image it names ({image}) is not there; its log: {outcome.outputs['mkosi log']}"
@@ -144,6 +165,37 @@ def build_recipe(
     _scan(outcome, plan, recipe_facts, progress)
     _write_outputs(outcome, plan)
     return outcome
+
+
+def record_inputs(
+    plan: BuildPlan, facts: Facts, read: list[Path], cache: Path, about: dict[str, Any], mkosi: str
+) -> dict[str, Any]:
+    """What a rebuild needs: the recipe and how mkosi was run, every recipe file read with its digest,
+    and every package with its version and digest (see cvmlint.build.pinned)."""
+    from cvmlint.build.pinned import as_json, record
+    from cvmlint.evidence.inputs import recipe_inputs
+
+    dirs = [Path(str(d)) for d in about.get("PackageDirectories") or [] if Path(str(d)).is_dir()]
+    recipe_dirs = [d for d in dirs if plan.pinned is None or d.resolve() != plan.pinned.resolve()]
+    system = facts.os if isinstance(facts.os, System) else None
+    return {
+        "schema": "cvmlint.build-inputs/1",
+        "recipe": str(plan.directory),
+        "gate": plan.gate,
+        "release": _text(system.release if system else None),
+        "command_line": {
+            "distribution": plan.cli.distribution,
+            "release": plan.cli.release,
+            "architecture": plan.cli.architecture,
+            "profiles": list(plan.cli.profiles),
+            "mkosi_args": list(plan.mkosi_args),
+        },
+        "mkosi": mkosi,
+        "seed": str(about.get("Seed") or ""),
+        "source_date_epoch": about.get("SourceDateEpoch"),
+        "files": recipe_inputs(str(plan.directory), read, Path.cwd())["files"],
+        "packages": as_json(record(cache, recipe_dirs, Path.cwd())),
+    }
 
 
 def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress: Progress) -> None:
@@ -186,7 +238,7 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
                     scan,
                     image_facts,
                     outcome.policy,
-                    add_verity(inputs, image_facts),
+                    add_verity(inputs, image_facts) | ({"build": outcome.inputs} if outcome.inputs else {}),
                     scan.exit_code(plan.fail_on, plan.unknown),
                     plan.waivers,
                     started,
@@ -255,6 +307,7 @@ def build_json(outcome: BuildOutcome, plan: BuildPlan) -> dict[str, Any]:
         "packages": packages,
         "exit_code": outcome.exit_code(plan.fail_on, plan.unknown),
         "outputs": {k: str(v) for k, v in outcome.outputs.items()},
+        "inputs": outcome.inputs or None,
     }
 
 

@@ -176,23 +176,31 @@ def build(mkosi: Mkosi, args: Sequence[str], binds: Sequence[Path], log: Path, p
     return time.monotonic() - start
 
 
-def sandbox_tree(directory: Path, distribution: str | None, release: str | None) -> Path | None:
-    """apt sources for a Debian build, pointing at this machine's mirror; None for other distributions."""
-    if distribution != "debian" or not release:
-        return None
+def debian_sources(release: str) -> list[tuple[str, str]]:
+    """(URI, suite) of a Debian release on this machine's mirror: the release, its updates and, when apt
+    has a security source, its security suite."""
     from cvmlint.apt import apt_sources, debian_mirror
 
     mirror = debian_mirror()
     security = next((s.uri for s in apt_sources() if any(x.endswith("-security") for x in s.suites)), None)
+    out = [(mirror, release), (mirror, f"{release}-updates")]
+    return out + ([(security, f"{release}-security")] if security else [])
+
+
+def sandbox_tree(directory: Path, distribution: str | None, release: str | None, pinned: bool = False) -> Path | None:
+    """apt sources for a Debian build, pointing at this machine's mirror; None for other distributions.
+    `pinned`: no source at all, so apt sees only mkosi's local repository (the recipe's package directories
+    and the rebuild's pinned packages)."""
+    if distribution != "debian" or not release:
+        return None
+    by_uri: dict[str, list[str]] = {}
+    for uri, suite in [] if pinned else debian_sources(release):
+        by_uri.setdefault(uri, []).append(suite)
     stanzas = [
-        f"Types: deb\nURIs: {mirror}\nSuites: {release} {release}-updates\nComponents: main\n"
+        f"Types: deb\nURIs: {uri}\nSuites: {' '.join(suites)}\nComponents: main\n"
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        for uri, suites in by_uri.items()
     ]
-    if security:
-        stanzas.append(
-            f"Types: deb\nURIs: {security}\nSuites: {release}-security\nComponents: main\n"
-            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
-        )
     target = directory / "etc/apt/sources.list.d"
     target.mkdir(parents=True, exist_ok=True)
     (target / "mkosi.sources").write_text("\n".join(stanzas))

@@ -369,6 +369,16 @@ class Build(Record):
         "Build scripts (sync, prepare, build, postinst, finalize, postoutput), in the order mkosi runs them.",
         default=(),
     )
+    seed: str = doc(
+        "`Seed=` (or `mkosi.seed`): what systemd-repart derives UUIDs and the verity salt from; empty when "
+        "unset or `random` (a new random seed per build).",
+        default="",
+    )
+    source_date_epoch: str = doc(
+        "`SourceDateEpoch=` (or `SOURCE_DATE_EPOCH` in `Environment=`): the time every modification time is "
+        "clamped to; empty when unset (the build's clock).",
+        default="",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -254,8 +254,29 @@ def _build(recipe: Recipe) -> Build:
         skeleton_trees=trees("SkeletonTrees"),
         repart_directories=paths("RepartDirectories"),
         scripts=scripts,
+        seed=_pinned_seed(cfg.scalar("Seed")),
+        source_date_epoch=_source_date_epoch(cfg),
         where=fmt.where if fmt else Provenance(file=recipe.display(recipe.directory / "mkosi.conf")),
+        field_where=_places(cfg, {"seed": "Seed", "source_date_epoch": "SourceDateEpoch"}),
     )
+
+
+def _pinned_seed(value: str | None) -> str:
+    """`Seed=` unless unset or `random` (mkosi then draws a new one per build)."""
+    return "" if not value or value.lower() == "random" else value
+
+
+def _source_date_epoch(cfg: MkosiConfig) -> str:
+    """`SourceDateEpoch=`, else `SOURCE_DATE_EPOCH` in `Environment=` (mkosi's own default)."""
+    value = cfg.scalar("SourceDateEpoch")
+    if value:
+        return value
+    env = cfg.dicts.get("Environment", {}).get("SOURCE_DATE_EPOCH")
+    return env.text if env is not None and env.text else ""
+
+
+def _places(cfg: MkosiConfig, fields: dict[str, str]) -> dict[str, Provenance]:
+    return {name: cfg.scalars[setting].where for name, setting in fields.items() if setting in cfg.scalars}
 
 
 def _feature(value: str | None) -> str:

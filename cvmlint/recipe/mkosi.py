@@ -8,7 +8,7 @@ otherwise (see VERSION_NOTES). Per directory parsed as a configuration directory
        then `[Assert]`/`[TriggerAssert]` (false: mkosi refuses the recipe)
     2. at the top only: `mkosi.local/` and `mkosi.local.conf`, whose values then beat the recipe's
        (as the command line's do)
-    3. implicit files: mkosi.extra/ (ExtraTrees), mkosi.skeleton/, mkosi.repart/, mkosi.version,
+    3. implicit files: mkosi.extra/ (ExtraTrees), mkosi.skeleton/, mkosi.repart/, mkosi.version, mkosi.seed,
        the scripts mkosi.{sync,prepare,build,postinst,finalize,postoutput}[.chroot] and mkosi.<name>.d/*
     4. the body of mkosi.conf (an `Include=` is read right after its line, once per path)
     5. mkosi.conf.d/ in sorted order: directories as configuration directories (no profiles),
@@ -303,6 +303,10 @@ class Reader:
         version = directory / "mkosi.version"
         if present(version):
             self.config.scalars["ImageVersion"] = self.version_file(version, directory)
+        seed = directory / "mkosi.seed"
+        if seed.is_file():
+            text = seed.read_text(encoding="utf-8", errors="replace").strip()
+            self.config.scalars["Seed"] = Value(text, self.where(seed, 1), directory)
         for stem, setting in SCRIPTS.items():
             for suffix in ("", ".chroot") if stem in CHROOT_SCRIPTS else ("",):
                 script = directory / f"mkosi.{stem}{suffix}"

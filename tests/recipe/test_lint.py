@@ -213,3 +213,34 @@ def test_warnings_of_a_shared_file_print_once(tmp_path: Path) -> None:
     conf.write_text(conf.read_text() + "\n[Notes]\nfree text\n")
     _, _, err = lint(cwd=tmp_path)
     assert err.count("unknown section [Notes]") == 1
+
+
+def test_an_unpinned_seed_or_source_date_epoch_fails_the_reproducibility_rule(project: Path) -> None:
+    conf = project / "recipes/common/mkosi.conf"
+    seed = next(line for line in conf.read_text().splitlines() if line.startswith("Seed="))
+    edit(conf, seed + "\n", "")
+    code, report, _ = lint(cwd=project)
+    result = by_rule(report)["CVM-BUILD-002"]
+    assert code == 1 and result["status"] == "fail"
+    assert [loc.split(" @ ")[0] for loc in locations(result)] == [
+        "Seed= is not set: mkosi draws a random seed for every build, so UUIDs, the verity salt and the root hash "
+        "change"
+    ]
+    # mkosi.seed pins it again, as mkosi reads it; Seed=random does not
+    (project / "recipes/tdx-base/mkosi.seed").write_text("0e3c1b2a-1111-4222-8333-444455556666\n")
+    assert by_rule(lint(cwd=project)[1])["CVM-BUILD-002"]["status"] == "pass"
+    (project / "recipes/tdx-base/mkosi.conf").write_text(
+        (project / "recipes/tdx-base/mkosi.conf").read_text() + "Seed=random\n"
+    )
+    assert by_rule(lint(cwd=project)[1])["CVM-BUILD-002"]["status"] == "fail"
+
+
+def test_source_date_epoch_may_come_from_the_recipes_environment(project: Path) -> None:
+    conf = project / "recipes/common/mkosi.conf"
+    epoch = next(line for line in conf.read_text().splitlines() if line.startswith("SourceDateEpoch="))
+    edit(conf, epoch + "\n", "")
+    results = by_rule(lint(cwd=project)[1])
+    assert results["CVM-BUILD-002"]["status"] == "fail"
+    assert "SourceDateEpoch= is not set" in locations(results["CVM-BUILD-002"])[0]
+    edit(conf, "[Content]\n", "[Build]\nEnvironment=SOURCE_DATE_EPOCH=1767225600\n\n[Content]\n")
+    assert by_rule(lint(cwd=project)[1])["CVM-BUILD-002"]["status"] == "pass"

@@ -1,0 +1,264 @@
+"""`cvmlint rebuild RECORD` and `cvmlint build --check-reproducible`: build a recipe a second time from
+what its first build recorded, and compare the two images.
+
+    outcome = rebuild(load_record(Path("out/cvm-tdx-base.build.json")), project, RebuildOptions())
+    outcome.exit_code()     # 0 bit for bit the same, 1 different (outcome.comparison says where)
+
+The second build gets a fresh work directory and package cache, the recipe files must read as
+recorded, and mkosi is offered exactly the recorded packages (cvmlint.build.pinned): a version the
+mirror no longer serves, a changed recipe file or a failed build raises (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cvmlint.build import BuildError, BuildOutcome, BuildPlan, build_recipe
+from cvmlint.build.compare import Comparison, compare_images
+from cvmlint.build.mkosi import Progress
+from cvmlint.build.pinned import PinError, fetch, from_json, mirror_index
+from cvmlint.project import Project
+from cvmlint.recipe.mkosi import CommandLine
+
+
+class RebuildError(BuildError):
+    """The rebuild could not be made from the record (the message says which input)."""
+
+
+@dataclass
+class FirstBuild:
+    """What the first build recorded and produced."""
+
+    inputs: dict[str, Any]
+    image: Path | None
+    sha256: str
+    root_hash: str
+    source: Path | None = None
+    """The record it was read from (a build summary or an evidence bundle)."""
+
+
+@dataclass
+class RebuildOptions:
+    output_dir: Path | None = None
+    policy_path: Path | None = None
+    profiles: list[str] = field(default_factory=list)
+    fail_on: str = "low"
+    unknown: str = "fail"
+
+
+@dataclass
+class RebuildOutcome:
+    first: FirstBuild
+    second: BuildOutcome
+    fetched: int = 0
+    """Packages fetched from the mirror at their recorded versions."""
+    local: list[str] = field(default_factory=list)
+    """Packages the recipe itself holds (its package directories), by path."""
+    files: int = 0
+    comparison: Comparison | None = None
+
+    @property
+    def reproducible(self) -> bool:
+        return self.comparison is not None and self.comparison.identical
+
+    def exit_code(self) -> int:
+        return 0 if self.reproducible else 1
+
+
+def load_record(path: Path, image: Path | None = None) -> FirstBuild:
+    """The first build's record: its `.build.json`, or its evidence bundle (a directory or `.tar`)."""
+    if path.is_file() and path.suffix == ".json":
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise RebuildError(f"{path}: not a readable build summary ({err})") from err
+        found = doc.get("image") or {}
+        inputs = doc.get("inputs")
+        first = FirstBuild(inputs or {}, _path(found.get("path")), found.get("sha256", ""), found.get("root_hash", ""))
+    else:
+        from cvmlint.errors import CvmlintError
+        from cvmlint.evidence.bundle import read_bundle
+
+        try:
+            recorded = json.loads(read_bundle(path)["inputs.json"])
+        except (CvmlintError, KeyError, ValueError) as err:
+            raise RebuildError(f"{path}: not a build summary or an evidence bundle with inputs.json ({err})") from err
+        inputs = recorded.get("build")
+        verity = recorded.get("verity") or {}
+        first = FirstBuild(inputs or {}, None, recorded.get("sha256", ""), verity.get("root_hash") or "")
+    if not first.inputs or first.inputs.get("schema") != "cvmlint.build-inputs/1":
+        raise RebuildError(
+            f"{path}: records no build inputs (made by an older cvmlint, or not by `cvmlint build`): nothing "
+            "to rebuild from"
+        )
+    first.source = path
+    if image is not None:
+        first.image = image
+    return first
+
+
+def _path(text: object) -> Path | None:
+    return Path(text) if isinstance(text, str) and text else None
+
+
+def rebuild(
+    first: FirstBuild, project: Project, options: RebuildOptions, progress: Progress = lambda s: None
+) -> RebuildOutcome:
+    """Build again from `first`'s inputs and compare; RebuildError when it cannot be built from them."""
+    inputs = first.inputs
+    directory = Path(inputs["recipe"])
+    files = _check_recipe_files(inputs.get("files") or [])
+    pins = from_json(inputs.get("packages") or [])
+    if not pins:
+        raise RebuildError("the record lists no packages: the rebuild cannot pin what the first build installed")
+    release = inputs.get("release")
+    if not release:
+        raise RebuildError("the record has no release: only Debian recipes are rebuilt from pinned packages")
+    from cvmlint.build.mkosi import debian_sources
+
+    with tempfile.TemporaryDirectory(prefix="cvmlint-rebuild-") as tmp:
+        pinned = Path(tmp) / "pinned"
+        progress(f"fetching {sum(p.origin == 'mirror' for p in pins)} packages at their recorded versions")
+        arch = next((p.architecture for p in pins if p.architecture != "all"), "amd64")
+        try:
+            fetched = fetch(pins, mirror_index(debian_sources(release), arch), pinned, Path.cwd())
+        except PinError as err:
+            raise RebuildError(f"cannot rebuild from the record: {err}") from err
+        cli = inputs.get("command_line") or {}
+        plan = BuildPlan(
+            directory,
+            project.entry_for(directory),
+            CommandLine(
+                tuple(cli.get("profiles") or ()), cli.get("distribution"), cli.get("release"), cli.get("architecture")
+            ),
+            options.policy_path,
+            list(options.profiles),
+            bool(inputs.get("gate", True)),
+            options.output_dir or _second_output(first, directory),
+            list(cli.get("mkosi_args") or []),
+            fail_on=options.fail_on,
+            unknown=options.unknown,
+            pinned=pinned,
+        )
+        second = build_recipe(plan, project, progress)
+    if second.gated or second.image is None:
+        raise RebuildError(f"the second build did not build: lint of {directory} failed and the first build gated")
+    second.inputs["packages"] = inputs["packages"]
+    outcome = RebuildOutcome(first, second, len(fetched), [p.origin for p in pins if p.origin != "mirror"], files)
+    progress("comparing the two images")
+    outcome.comparison = _compare(first, second)
+    return outcome
+
+
+def _check_recipe_files(files: list[dict[str, str]]) -> int:
+    from cvmlint.evidence.inputs import file_sha256
+
+    for item in files:
+        path = Path(item["path"])
+        now = file_sha256(path) if path.is_file() else "missing"
+        if now != item["sha256"]:
+            raise RebuildError(
+                f"cannot rebuild from the record: the recipe file {path} changed since the first build "
+                f"(recorded sha256 {item['sha256']}, now {now})"
+            )
+    return len(files)
+
+
+def _second_output(first: FirstBuild, directory: Path) -> Path:
+    base = first.image.parent if first.image is not None else directory / "mkosi.output"
+    return base / "rebuild"
+
+
+def _compare(first: FirstBuild, second: BuildOutcome) -> Comparison:
+    assert second.image is not None
+    from cvmlint.evidence.inputs import file_sha256
+
+    usable = first.image is not None and first.image.is_file() and file_sha256(first.image) == first.sha256
+    if usable:
+        assert first.image is not None
+        return compare_images(first.image, second.image, (first.root_hash, second.root_hash))
+    result = Comparison(first.image or Path("(first image)"), second.image)
+    result.check("image sha256", first.sha256, second.sha256)
+    result.check("verity root hash", first.root_hash, second.root_hash)
+    result.identical = first.sha256 == second.sha256
+    if not result.identical:
+        from cvmlint.build.compare import Difference
+
+        result.differences.append(
+            Difference(
+                "image",
+                "the digests differ; the first image is not at hand with its recorded digest, so the difference "
+                "is not narrowed (give it with --image)",
+            )
+        )
+    return result
+
+
+def rebuild_json(outcome: RebuildOutcome, build_doc: dict[str, Any]) -> dict[str, Any]:
+    comparison = outcome.comparison
+    return {
+        "schema": "cvmlint.rebuild/1",
+        "record": str(outcome.first.source) if outcome.first.source else None,
+        "recipe": outcome.first.inputs.get("recipe"),
+        "first": {
+            "image": str(outcome.first.image) if outcome.first.image else None,
+            "sha256": outcome.first.sha256,
+            "root_hash": outcome.first.root_hash,
+        },
+        "second": build_doc,
+        "inputs": {"recipe_files": outcome.files, "fetched": outcome.fetched, "from_recipe": outcome.local},
+        "checked": [
+            {"what": what, "first": a, "second": b, "same": a == b}
+            for what, a, b in (comparison.checked if comparison else [])
+        ],
+        "differences": [d.__dict__ for d in (comparison.differences if comparison else [])],
+        "reproducible": outcome.reproducible,
+        "exit_code": outcome.exit_code(),
+    }
+
+
+def render_text(outcome: RebuildOutcome, width: int = 80) -> str:
+    """The rebuild for a terminal: inputs, each comparison, each difference with its likely cause."""
+    import textwrap
+
+    comparison = outcome.comparison
+    assert comparison is not None
+    first, second = outcome.first, outcome.second
+    local = f"; {len(outcome.local)} from the recipe ({', '.join(outcome.local)})" if outcome.local else ""
+    out = [
+        f"rebuild of {first.inputs.get('recipe')} from {first.source or 'the first build'}",
+        f"inputs: {outcome.files} recipe files as recorded; {outcome.fetched} packages fetched from the mirror at "
+        f"their recorded versions, every digest as recorded{local}",
+        f"second build: {second.image} ({second.seconds:.0f} s)",
+        "",
+    ]
+    out = [line for text in out for line in (textwrap.wrap(text, width, subsequent_indent="  ") or [""])]
+    for what, a, b in comparison.checked:
+        if a == b:
+            out.append(f"  same       {what}: {_short(a)}")
+        else:
+            out.append(f"  DIFFERENT  {what}: {_short(a)} vs {_short(b)}")
+    if comparison.differences:
+        out += ["", "where the two builds differ:"]
+        for d in comparison.differences:
+            out += textwrap.wrap(f"{d.where}: {d.what}", width, initial_indent="  ", subsequent_indent="      ")
+            if d.cause:
+                out += textwrap.wrap(
+                    f"likely cause: {d.cause}", width, initial_indent="    ", subsequent_indent="      "
+                )
+    verdict = (
+        "REPRODUCIBLE: the second build is bit for bit the first"
+        if outcome.reproducible
+        else f"NOT REPRODUCIBLE: {sum(1 for c in comparison.checked if c[1] != c[2])} of "
+        f"{len(comparison.checked)} checks differ"
+    )
+    out += ["", f"verdict: {verdict}; exit {outcome.exit_code()}"]
+    return "\n".join(out) + "\n"
+
+
+def _short(value: str) -> str:
+    return value[:16] + "…" if len(value) > 20 and all(c in "0123456789abcdef" for c in value) else value
