@@ -193,9 +193,22 @@ def record_inputs(
         "mkosi": mkosi,
         "seed": str(about.get("Seed") or ""),
         "source_date_epoch": about.get("SourceDateEpoch"),
-        "files": recipe_inputs(str(plan.directory), read, Path.cwd())["files"],
+        "files": recipe_inputs(str(plan.directory), read + _tree_files(facts), Path.cwd())["files"],
         "packages": as_json(record(cache, recipe_dirs, Path.cwd())),
     }
+
+
+def _tree_files(facts: Facts) -> list[Path]:
+    """The files of the recipe's extra and skeleton trees, repart directories and scripts (paths as shown,
+    relative to the working directory), sorted: inputs the recipe reader need not read."""
+    if not isinstance(facts.build, Build):
+        return []
+    b = facts.build
+    roots = [Path(t.split(":")[0]) for t in (*b.extra_trees, *b.skeleton_trees)] + [
+        Path(d) for d in b.repart_directories
+    ]
+    files = [p for root in roots if root.is_dir() for p in sorted(root.rglob("*")) if p.is_file()]
+    return files + [Path(s) for s in b.scripts if Path(s).is_file()]
 
 
 def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress: Progress) -> None:

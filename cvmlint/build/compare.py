@@ -135,7 +135,7 @@ def _check_measurements(result: Comparison, a: Disk, b: Disk) -> None:
 
 
 def _register(value: object) -> str:
-    return value.hex() if isinstance(value, bytes) else f"unknown ({value})"
+    return value.hex() if isinstance(value, bytes) else str(value)
 
 
 # ---- narrowing --------------------------------------------------------------------------------------
@@ -342,10 +342,15 @@ def _file_differences(
     if mtimes_only:
         shown = ", ".join(mtimes_only[:5]) + (f" and {len(mtimes_only) - 5} more" if len(mtimes_only) > 5 else "")
         out.append(
-            Difference(f"{partition}:", f"{_files_differ(len(mtimes_only))} only in modification time: {shown}", EPOCH)
+            Difference(
+                f"partition {partition}", f"{_files_differ(len(mtimes_only))} only in modification time: {shown}", EPOCH
+            )
         )
     if len(out) > MAX_FILES:
-        out = [*out[:MAX_FILES], Difference(f"{partition}:", f"{len(out) - MAX_FILES} more differing files not shown")]
+        out = [
+            *out[:MAX_FILES],
+            Difference(f"partition {partition}", f"{len(out) - MAX_FILES} more differing files not shown"),
+        ]
     return out
 
 

@@ -13,6 +13,7 @@ import hashlib
 import lzma
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -95,54 +96,56 @@ class IndexEntry:
     size: int
 
 
-def mirror_index(sources: list[tuple[str, str]], architecture: str) -> dict[tuple[str, str, str], IndexEntry]:
-    """(name, version, architecture) -> where each package of these (URI, suite) sources is, from their
-    `main` Packages indexes (binary-ARCH holds the `all` packages too)."""
+def mirror_index(
+    sources: list[tuple[str, str]], architecture: str, wanted: set[str]
+) -> dict[tuple[str, str, str], IndexEntry]:
+    """(name, version, architecture) -> where it is, for the `wanted` package names in these (URI, suite)
+    sources' `main` Packages indexes (binary-ARCH holds the `all` packages too)."""
     out: dict[tuple[str, str, str], IndexEntry] = {}
     for uri, suite in sources:
-        url = f"{uri.rstrip('/')}/dists/{suite}/main/binary-{architecture}/Packages.xz"
-        for stanza in _stanzas(_fetch_index(url)):
+        base = uri.rstrip("/")
+        for stanza in _stanzas(f"{base}/dists/{suite}/main/binary-{architecture}/Packages.xz", wanted):
             key = (stanza.get("Package", ""), stanza.get("Version", ""), stanza.get("Architecture", ""))
             if all(key) and "Filename" in stanza:
-                out.setdefault(
-                    key,
-                    IndexEntry(
-                        f"{uri.rstrip('/')}/{stanza['Filename']}",
-                        stanza.get("SHA256", ""),
-                        int(stanza.get("Size", "0") or 0),
-                    ),
-                )
+                size = int(stanza.get("Size", "0") or 0)
+                out.setdefault(key, IndexEntry(f"{base}/{stanza['Filename']}", stanza.get("SHA256", ""), size))
     return out
 
 
-def _fetch_index(url: str) -> str:
+def _stanzas(url: str, wanted: set[str]) -> Iterator[dict[str, str]]:
+    """The single-line fields of each stanza of an xz-compressed index naming a wanted package, read and
+    decompressed a piece at a time (a whole index is ~100 MB of text)."""
+    decompressor, tail, total = lzma.LZMADecompressor(), "", 0
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
-            packed = response.read(INDEX_BYTES)
+            while not decompressor.eof:
+                packed = response.read(1 << 20) if decompressor.needs_input else b""
+                if decompressor.needs_input and not packed:
+                    raise PinError(f"{url}: the index is cut short")
+                text = decompressor.decompress(packed, max_length=4 << 20)
+                total += len(text)
+                if total > INDEX_BYTES:
+                    raise PinError(f"{url}: larger than {INDEX_BYTES >> 20} MiB decompressed")
+                blocks = (tail + text.decode("utf-8", errors="replace")).split("\n\n")
+                tail = blocks.pop()
+                yield from _wanted(blocks, wanted)
     except (urllib.error.URLError, OSError) as err:
         raise PinError(f"the mirror's package index {url} could not be read: {err}") from err
-    decompressor = lzma.LZMADecompressor()
-    try:
-        text = decompressor.decompress(packed, max_length=INDEX_BYTES)
     except lzma.LZMAError as err:
         raise PinError(f"{url}: not an xz-compressed Packages index ({err})") from err
-    if not decompressor.eof:
-        raise PinError(f"{url}: larger than {INDEX_BYTES >> 20} MiB decompressed, or cut short")
-    return text.decode("utf-8", errors="replace")
+    yield from _wanted([tail], wanted)
 
 
-def _stanzas(text: str) -> list[dict[str, str]]:
-    """The single-line fields of each stanza (all a package's identity and location need)."""
-    out = []
-    for block in text.split("\n\n"):
+def _wanted(blocks: list[str], wanted: set[str]) -> Iterator[dict[str, str]]:
+    for block in blocks:
+        if not block.startswith("Package: ") or block[9:].split("\n", 1)[0].strip() not in wanted:
+            continue
         fields = {}
         for line in block.splitlines():
             if line[:1] not in (" ", "\t", "") and ":" in line:
                 key, _, value = line.partition(":")
                 fields[key] = value.strip()
-        if fields:
-            out.append(fields)
-    return out
+        yield fields
 
 
 def fetch(

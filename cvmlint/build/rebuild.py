@@ -125,7 +125,8 @@ def rebuild(
         progress(f"fetching {sum(p.origin == 'mirror' for p in pins)} packages at their recorded versions")
         arch = next((p.architecture for p in pins if p.architecture != "all"), "amd64")
         try:
-            fetched = fetch(pins, mirror_index(debian_sources(release), arch), pinned, Path.cwd())
+            index = mirror_index(debian_sources(release), arch, {p.name for p in pins})
+            fetched = fetch(pins, index, pinned, Path.cwd())
         except PinError as err:
             raise RebuildError(f"cannot rebuild from the record: {err}") from err
         cli = inputs.get("command_line") or {}
@@ -212,7 +213,7 @@ def rebuild_json(outcome: RebuildOutcome, build_doc: dict[str, Any]) -> dict[str
         "second": build_doc,
         "inputs": {"recipe_files": outcome.files, "fetched": outcome.fetched, "from_recipe": outcome.local},
         "checked": [
-            {"what": what, "first": a, "second": b, "same": a == b}
+            {"what": what, "first": a, "second": b, "same": same(a, b)}
             for what, a, b in (comparison.checked if comparison else [])
         ],
         "differences": [d.__dict__ for d in (comparison.differences if comparison else [])],
@@ -236,12 +237,15 @@ def render_text(outcome: RebuildOutcome, width: int = 80) -> str:
         f"second build: {second.image} ({second.seconds:.0f} s)",
         "",
     ]
-    out = [line for text in out for line in (textwrap.wrap(text, width, subsequent_indent="  ") or [""])]
+    out = [
+        line
+        for text in out
+        for line in (textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False) or [""])
+    ]
     for what, a, b in comparison.checked:
-        if a == b:
-            out.append(f"  same       {what}: {_short(a)}")
-        else:
-            out.append(f"  DIFFERENT  {what}: {_short(a)} vs {_short(b)}")
+        state = {True: "same", False: "DIFFERENT", None: "unknown"}[same(a, b)]
+        line = f"{state:9}  {what}: {_short(a)}" + ("" if a == b else f" vs {_short(b)}")
+        out += textwrap.wrap(line, width, initial_indent="  ", subsequent_indent=" " * 13, break_on_hyphens=False)
     if comparison.differences:
         out += ["", "where the two builds differ:"]
         for d in comparison.differences:
@@ -258,6 +262,13 @@ def render_text(outcome: RebuildOutcome, width: int = 80) -> str:
     )
     out += ["", f"verdict: {verdict}; exit {outcome.exit_code()}"]
     return "\n".join(out) + "\n"
+
+
+def same(first: str, second: str) -> bool | None:
+    """Whether a checked value is the same in both builds; None when it is unknown in either."""
+    if first.startswith("unknown (") or second.startswith("unknown ("):
+        return None
+    return first == second
 
 
 def _short(value: str) -> str:

@@ -102,6 +102,64 @@ def test_the_debian_tdx_base_image_boots_with_verity_lockdown_and_tmpfs(tdx_debi
 
 
 @pytest.mark.heavy
+def test_a_rebuild_from_the_record_is_bit_for_bit_the_first(tdx_debian: Any) -> None:
+    """The issue's check: a second build from a cold work directory, offered only the recorded package
+    versions, has the same bytes, root hash and predicted PCR 11 and RTMRs."""
+    code, doc, _, project = tdx_debian
+    assert code == 0
+    inputs = doc["inputs"]
+    mirror = [p for p in inputs["packages"] if p["origin"] == "mirror"]
+    assert len(mirror) > 100 and all(len(p["sha256"]) == 64 and p["version"] for p in mirror)
+    assert {p["name"] for p in inputs["packages"] if p["origin"] != "mirror"} == {"linux-image-6.1.0-cvm"}
+    assert "recipes/common/mkosi.repart/10-root.conf" in {f["path"] for f in inputs["files"]}
+    bundle = json.loads((Path(doc["outputs"]["evidence"]) / "inputs.json").read_text())
+    assert bundle["build"]["packages"] == inputs["packages"]  # the evidence pins the inputs too
+    record = Path(doc["outputs"]["build summary"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvmlint", "rebuild", "--format", "json", str(record)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    again = json.loads(proc.stdout)
+    checked = {c["what"]: c for c in again["checked"]}
+    assert checked["verity root hash"]["same"] and checked["verity root hash"]["first"] == doc["image"]["root_hash"]
+    for register in (
+        "predicted PCR 11 (sha256)",
+        "predicted PCR 11 (sha384)",
+        "predicted RTMR[1]",
+        "predicted RTMR[2]",
+    ):
+        assert checked[register]["same"], checked[register]
+    assert again["inputs"]["fetched"] == len(mirror)
+    different = [c for c in again["checked"] if c["same"] is False]
+    assert proc.returncode == 0 and again["reproducible"], (different, again["differences"])
+    assert Path(again["second"]["image"]["path"]).parent.name == "rebuild"
+
+
+@pytest.mark.heavy
+def test_an_unpinned_seed_fails_lint_and_the_rebuild_shows_where_and_why(project: Path) -> None:
+    conf = project / "recipes/common/mkosi.conf"
+    conf.write_text("".join(line for line in conf.read_text().splitlines(True) if not line.startswith("Seed=")))
+    code, doc, err = cvmlint_build(project, "-d", "debian", "--no-gate", "--check-reproducible", "recipes/tdx-base")
+    assert "Traceback" not in err
+    assert statuses(doc["lint"])["CVM-BUILD-002"] == "fail"
+    rebuild = doc["rebuild"]
+    assert code == 1 and not rebuild["reproducible"] and rebuild["exit_code"] == 1
+    checked = {c["what"]: c for c in rebuild["checked"]}
+    assert checked["verity root hash"]["same"] is False and checked["image sha256"]["same"] is False
+    assert checked["predicted PCR 5 (sha256)"]["same"] is False  # the GPT, with its GUIDs, is measured
+    causes = {(d["where"], d["what"].split(" ")[0]): d["cause"] for d in rebuild["differences"]}
+    assert causes[("gpt", "disk")].startswith("Seed=")
+    assert causes[("root-x86-64:superblock", "uuid:")].startswith("Seed=")
+    assert any(w == "root-x86-64-verity:superblock" and c.startswith("Seed=") for (w, _), c in causes.items())
+    assert any(w == "esp:/grub/grub.cfg" and "roothash=" in c for (w, _), c in causes.items())
+    # nothing but what the seed explains: every file of the root is the same
+    assert not [w for w, _ in causes if w.startswith("root-x86-64:/")], causes
+
+
+@pytest.mark.heavy
 def test_a_build_script_that_installs_a_forbidden_package_is_drift(project: Path) -> None:
     """Lint cannot see through `xargs`: the recipe passes, the image holds lua, the build says where both are."""
     script = project / "recipes/tdx-base/mkosi.postinst"
@@ -159,6 +217,7 @@ def test_mkosi_defaults_scan_with_every_finding_explained(tmp_path: Path, build_
         "CVM-KERN-004": "fail",  # CONFIG_KEXEC=y
         "CVM-KERN-005": "pass",
         "CVM-BUILD-001": "skipped",
+        "CVM-BUILD-002": "fail",  # /var/cache/ldconfig/aux-cache: mkosi leaves it
     }
     fs003 = [f["message"] for r in doc["scan"]["results"] if r["rule"] == "CVM-FS-003" for f in r["findings"]]
     assert not any("fuse" in m for m in fs003)

@@ -128,7 +128,7 @@ def test_a_difference_is_narrowed_to_partition_file_bytes_and_likely_cause(tmp_p
     assert "ldconfig" in found[("root-x86-64:/var/cache/ldconfig/aux-cache", "content differs")].cause
     salt = found[("root-x86-64-verity:superblock", f"verity salt {BASE['salt']} vs {'6e2c1b8f' * 8}")]
     assert salt.cause == SEED
-    mtimes = next(d for d in result.differences if d.where == "esp:")
+    mtimes = next(d for d in result.differences if d.where == "partition esp" and "modification" in d.what)
     assert (
         mtimes.what.endswith("1 file differs only in modification time: /EFI/BOOT/BOOTX64.EFI")
         and mtimes.cause == EPOCH
