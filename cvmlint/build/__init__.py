@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from cvmlint.build.drift import Drift, PackageDelta, drift, package_delta
-from cvmlint.build.mkosi import BuildError, Progress, build, find_mkosi, mkosi_args, sandbox_tree, summary
+from cvmlint.build.mkosi import (
+    BuildError,
+    Progress,
+    build,
+    find_mkosi,
+    mkosi_args,
+    sandbox_tree,
+    summary,
+    tool_versions,
+)
 from cvmlint.facts.model import Build, Facts, System, Verity
 from cvmlint.policy.loader import Policy
 from cvmlint.policy.results import Report
@@ -157,6 +166,7 @@ def build_recipe(
         outcome.seconds = build(mkosi, args, binds, log, progress)
         progress("recording the packages the build used")
         outcome.inputs = record_inputs(plan, recipe_facts, read, cache, about, outcome.mkosi)
+        outcome.inputs["tools"] = tool_versions(mkosi)
     if not image.is_file():
         raise BuildError(
             f"mkosi finished, but the image it names ({image}) is not there; its log: {outcome.outputs['mkosi log']}"
@@ -182,6 +192,7 @@ def record_inputs(
         "schema": "cvmlint.build-inputs/1",
         "recipe": str(plan.directory),
         "gate": plan.gate,
+        "distribution": _text(system.distribution if system else None),
         "release": _text(system.release if system else None),
         "command_line": {
             "distribution": plan.cli.distribution,

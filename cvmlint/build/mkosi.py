@@ -83,6 +83,42 @@ class Mkosi:
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", script], dict(CLEAN_ENV)
 
 
+BUILD_TOOLS = (
+    "mkosi",
+    "systemd-repart",
+    "systemd-ukify",
+    "erofs-utils",
+    "cryptsetup-bin",
+    "dosfstools",
+    "mtools",
+    "fdisk",
+    "cpio",
+    "zstd",
+    "kmod",
+    "sbsigntool",
+    "apt",
+    "dpkg",
+    "reprepro",
+)
+"""The packages whose versions decide an image's bytes besides its own packages: recorded with each build."""
+
+
+def tool_versions(mkosi: Mkosi) -> dict[str, str]:
+    """The installed version of each of BUILD_TOOLS where mkosi runs (its tool root, else this host)."""
+    status = (mkosi.root or Path("/")) / "var/lib/dpkg/status"
+    try:
+        text = status.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    found = {}
+    for block in text.split("\n\n"):
+        name = re.search(r"^Package: (\S+)$", block, re.M)
+        version = re.search(r"^Version: (\S+)$", block, re.M)
+        if name and version and name.group(1) in BUILD_TOOLS and "install ok installed" in block:
+            found[name.group(1)] = version.group(1)
+    return dict(sorted(found.items()))
+
+
 def find_mkosi(cache: Path | None = None) -> Mkosi:
     """The host's mkosi if it is 25 or newer, else the build tool root (made by `cvmlint build --setup`)."""
     host = shutil.which("mkosi")

@@ -60,6 +60,8 @@ class RebuildOutcome:
     """Packages the recipe itself holds (its package directories), by path."""
     files: int = 0
     comparison: Comparison | None = None
+    tools: list[str] = field(default_factory=list)
+    """Build tools whose version differs from the first build's: `name first -> second`."""
 
     @property
     def reproducible(self) -> bool:
@@ -111,13 +113,16 @@ def rebuild(
     """Build again from `first`'s inputs and compare; RebuildError when it cannot be built from them."""
     inputs = first.inputs
     directory = Path(inputs["recipe"])
+    release, distribution = inputs.get("release"), inputs.get("distribution", "debian")
+    if distribution != "debian" or not release:
+        raise RebuildError(
+            f"the first build was of {distribution or 'an unknown distribution'} {release or '(no release)'}: "
+            "only Debian images are rebuilt from pinned packages (from the Debian mirror apt names)"
+        )
     files = _check_recipe_files(inputs.get("files") or [])
     pins = from_json(inputs.get("packages") or [])
     if not pins:
         raise RebuildError("the record lists no packages: the rebuild cannot pin what the first build installed")
-    release = inputs.get("release")
-    if not release:
-        raise RebuildError("the record has no release: only Debian recipes are rebuilt from pinned packages")
     from cvmlint.build.mkosi import debian_sources
 
     with tempfile.TemporaryDirectory(prefix="cvmlint-rebuild-") as tmp:
@@ -150,9 +155,29 @@ def rebuild(
         raise RebuildError(f"the second build did not build: lint of {directory} failed and the first build gated")
     second.inputs["packages"] = inputs["packages"]
     outcome = RebuildOutcome(first, second, len(fetched), [p.origin for p in pins if p.origin != "mirror"], files)
+    outcome.tools = _tool_changes(inputs.get("tools") or {}, second.inputs.get("tools") or {})
     progress("comparing the two images")
     outcome.comparison = _compare(first, second)
+    if outcome.tools and not outcome.comparison.identical:
+        from cvmlint.build.compare import Difference
+
+        outcome.comparison.differences.append(
+            Difference(
+                "build tools",
+                "not the versions of the first build: " + ", ".join(outcome.tools),
+                "a different mkosi, systemd-repart or mkfs lays out or stamps the bytes differently: rebuild "
+                "with the recorded versions",
+            )
+        )
     return outcome
+
+
+def _tool_changes(first: dict[str, str], second: dict[str, str]) -> list[str]:
+    return [
+        f"{name} {first.get(name, 'absent')} -> {second.get(name, 'absent')}"
+        for name in sorted(set(first) | set(second))
+        if first.get(name) != second.get(name)
+    ]
 
 
 def _check_recipe_files(files: list[dict[str, str]]) -> int:
@@ -211,7 +236,12 @@ def rebuild_json(outcome: RebuildOutcome, build_doc: dict[str, Any]) -> dict[str
             "root_hash": outcome.first.root_hash,
         },
         "second": build_doc,
-        "inputs": {"recipe_files": outcome.files, "fetched": outcome.fetched, "from_recipe": outcome.local},
+        "inputs": {
+            "recipe_files": outcome.files,
+            "fetched": outcome.fetched,
+            "from_recipe": outcome.local,
+            "tools_changed": outcome.tools,
+        },
         "checked": [
             {"what": what, "first": a, "second": b, "same": same(a, b)}
             for what, a, b in (comparison.checked if comparison else [])
@@ -234,6 +264,8 @@ def render_text(outcome: RebuildOutcome, width: int = 80) -> str:
         f"rebuild of {first.inputs.get('recipe')} from {first.source or 'the first build'}",
         f"inputs: {outcome.files} recipe files as recorded; {outcome.fetched} packages fetched from the mirror at "
         f"their recorded versions, every digest as recorded{local}",
+        f"build tools: {'as recorded' if not outcome.tools else 'DIFFERENT: ' + ', '.join(outcome.tools)} "
+        f"({second.mkosi})",
         f"second build: {second.image} ({second.seconds:.0f} s)",
         "",
     ]

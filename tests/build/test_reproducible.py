@@ -181,6 +181,7 @@ def recorded(tmp_path: Path, packages: list[dict[str, object]]) -> Path:
         "schema": "cvmlint.build-inputs/1",
         "recipe": "recipe",
         "gate": True,
+        "distribution": "debian",
         "release": "trixie",
         "command_line": {"distribution": None, "release": None, "architecture": None, "profiles": [], "mkosi_args": []},
         "files": [{"path": "recipe/mkosi.conf", "sha256": hashlib.sha256(conf.read_bytes()).hexdigest()}],
@@ -214,3 +215,12 @@ def test_a_version_the_mirror_no_longer_serves_stops_the_rebuild_naming_it(tmp_p
     proc = rebuild(recorded(tmp_path, [pin]), tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "busybox-static 1:0.0-gone (amd64): the mirror no longer serves this version" in proc.stderr
+
+
+def test_only_debian_images_are_rebuilt_from_pinned_packages(tmp_path: Path) -> None:
+    record = recorded(tmp_path, [])
+    doc = json.loads(record.read_text())
+    doc["inputs"]["distribution"] = "ubuntu"
+    record.write_text(json.dumps(doc))
+    proc = rebuild(record, tmp_path)
+    assert proc.returncode == 2 and "only Debian images are rebuilt" in proc.stderr, proc.stderr
