@@ -307,15 +307,49 @@ def _fat_files(fs: Any) -> dict[str, _Node]:
 
 def _fat_bytes(fa: Any, fb: Any, path: str) -> str:
     ea, eb = fa.lookup(path), fb.lookup(path)
-    return _first_difference(bytes(fa.read(ea)), bytes(fb.read(eb)))
+    return _stream_difference(iter([bytes(fa.read(ea))]), iter([bytes(fb.read(eb))]))
 
 
 def _bytes_of(ta: Any, tb: Any, path: str) -> str:
-    return _first_difference(_whole(ta, ta.lookup(path, follow=False)), _whole(tb, tb.lookup(path, follow=False)))
+    ia, ib = ta.lookup(path, follow=False), tb.lookup(path, follow=False)
+    return _stream_difference(ta.iter_data(ia), tb.iter_data(ib))
 
 
-def _whole(tree: Any, ino: Any) -> bytes:
-    return b"".join(tree.iter_data(ino))
+def _windows(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """The stream cut into windows of `size` bytes (the last shorter)."""
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
+
+
+def _stream_difference(a: Iterator[bytes], b: Iterator[bytes], window: int = 1 << 20) -> str:
+    """Sizes, how many bytes differ and the first of them, reading both files a window at a time."""
+    import itertools
+
+    size_a = size_b = count = 0
+    first: tuple[int, bytes, bytes] | None = None
+    for xa, xb in itertools.zip_longest(_windows(a, window), _windows(b, window), fillvalue=b""):
+        n = min(len(xa), len(xb))
+        if xa[:n] != xb[:n]:
+            xor = (int.from_bytes(xa[:n], "big") ^ int.from_bytes(xb[:n], "big")).to_bytes(n, "big")
+            count += n - xor.count(0)
+            if first is None:
+                at = n - len(xor.lstrip(b"\0"))
+                first = (size_a + at, xa[at : at + SHOWN_BYTES], xb[at : at + SHOWN_BYTES])
+        count += abs(len(xa) - len(xb))
+        if first is None and len(xa) != len(xb):
+            first = (size_a + n, xa[n : n + SHOWN_BYTES], xb[n : n + SHOWN_BYTES])
+        size_a, size_b = size_a + len(xa), size_b + len(xb)
+    size = f"{size_a} vs {size_b} bytes" if size_a != size_b else f"{size_a} bytes"
+    if first is None:
+        return f"{size}, the same bytes"
+    at, show_a, show_b = first
+    return f"{size}, {count} differ, the first at byte {at}: {show_a.hex(' ')} vs {show_b.hex(' ')}"
 
 
 def _file_differences(
@@ -373,16 +407,6 @@ def _cause(path: str) -> str:
     if path.endswith(".pyc"):
         return "Python byte code compiled during the build (it records source times)"
     return ""
-
-
-def _first_difference(a: bytes, b: bytes) -> str:
-    size = f"{len(a)} vs {len(b)} bytes" if len(a) != len(b) else f"{len(a)} bytes"
-    at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-    count = sum(1 for x, y in zip(a, b, strict=False) if x != y) + abs(len(a) - len(b))
-    return (
-        f"{size}, {count} differ, the first at byte {at}: "
-        f"{a[at : at + SHOWN_BYTES].hex(' ')} vs {b[at : at + SHOWN_BYTES].hex(' ')}"
-    )
 
 
 def _first_bytes(a: Any, b: Any, start: int, length: int, piece: int = 1 << 20) -> str:

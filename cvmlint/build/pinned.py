@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import lzma
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -81,11 +82,28 @@ def as_json(pins: list[Pinned]) -> list[dict[str, Any]]:
     return [asdict(p) for p in pins]
 
 
-def from_json(items: list[dict[str, Any]]) -> list[Pinned]:
-    try:
-        return [Pinned(**item) for item in items]
-    except TypeError as err:
-        raise PinError(f"the recorded package list is malformed ({err})") from err
+NAME = re.compile(r"[a-z0-9][a-z0-9+.-]*")
+VERSION = re.compile(r"(?:[0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*")
+ARCH = re.compile(r"[a-z0-9][a-z0-9-]*")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def from_json(items: object) -> list[Pinned]:
+    """The recorded packages, each field checked (a record is input: a name could otherwise be a path)."""
+    if not isinstance(items, list):
+        raise PinError("the recorded package list is not a list")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            pin = Pinned(**item)
+        except TypeError as err:
+            raise PinError(f"recorded package {i} is malformed ({err})") from err
+        checks = ((NAME, pin.name), (VERSION, pin.version), (ARCH, pin.architecture), (SHA256, pin.sha256))
+        if not all(isinstance(v, str) and rx.fullmatch(v) for rx, v in checks) or not isinstance(pin.origin, str):
+            shown = str(pin.name)[:60]
+            raise PinError(f"recorded package {i} ({shown!r}) is not a Debian package name, version, arch and SHA-256")
+        out.append(pin)
+    return out
 
 
 # ---- fetching the recorded versions -------------------------------------------------------------

@@ -78,9 +78,12 @@ def load_record(path: Path, image: Path | None = None) -> FirstBuild:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise RebuildError(f"{path}: not a readable build summary ({err})") from err
-        found = doc.get("image") or {}
-        inputs = doc.get("inputs")
-        first = FirstBuild(inputs or {}, _path(found.get("path")), found.get("sha256", ""), found.get("root_hash", ""))
+        if not isinstance(doc, dict):
+            raise RebuildError(f"{path}: not a build summary (not a JSON object)")
+        found = _member(doc, "image")
+        first = FirstBuild(
+            _member(doc, "inputs"), _path(found.get("path")), _text(found.get("sha256")), _text(found.get("root_hash"))
+        )
     else:
         from cvmlint.errors import CvmlintError
         from cvmlint.evidence.bundle import read_bundle
@@ -89,18 +92,52 @@ def load_record(path: Path, image: Path | None = None) -> FirstBuild:
             recorded = json.loads(read_bundle(path)["inputs.json"])
         except (CvmlintError, KeyError, ValueError) as err:
             raise RebuildError(f"{path}: not a build summary or an evidence bundle with inputs.json ({err})") from err
-        inputs = recorded.get("build")
-        verity = recorded.get("verity") or {}
-        first = FirstBuild(inputs or {}, None, recorded.get("sha256", ""), verity.get("root_hash") or "")
-    if not first.inputs or first.inputs.get("schema") != "cvmlint.build-inputs/1":
+        if not isinstance(recorded, dict):
+            raise RebuildError(f"{path}: inputs.json is not an object")
+        verity = _member(recorded, "verity")
+        first = FirstBuild(
+            _member(recorded, "build"), None, _text(recorded.get("sha256")), _text(verity.get("root_hash"))
+        )
+    if not isinstance(first.inputs, dict) or first.inputs.get("schema") != "cvmlint.build-inputs/1":
         raise RebuildError(
             f"{path}: records no build inputs (made by an older cvmlint, or not by `cvmlint build`): nothing "
             "to rebuild from"
         )
+    _check_shape(first.inputs, path)
     first.source = path
     if image is not None:
         first.image = image
     return first
+
+
+def _check_shape(inputs: dict[str, Any], path: Path) -> None:
+    """The record's members a rebuild reads have the types it expects."""
+    files = inputs.get("files")
+    problems = [
+        name
+        for name, ok in (
+            ("recipe", isinstance(inputs.get("recipe"), str) and inputs["recipe"]),
+            ("files", isinstance(files, list) and all(_is_file_entry(f) for f in files)),
+            ("command_line", isinstance(inputs.get("command_line", {}), dict)),
+            ("tools", isinstance(inputs.get("tools", {}), dict)),
+        )
+        if not ok
+    ]
+    if problems:
+        raise RebuildError(f"{path}: a malformed build record ({', '.join(problems)})")
+
+
+def _is_file_entry(item: object) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("path"), str) and isinstance(item.get("sha256"), str)
+
+
+def _member(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _path(text: object) -> Path | None:

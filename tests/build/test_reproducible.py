@@ -224,3 +224,43 @@ def test_only_debian_images_are_rebuilt_from_pinned_packages(tmp_path: Path) -> 
     record.write_text(json.dumps(doc))
     proc = rebuild(record, tmp_path)
     assert proc.returncode == 2 and "only Debian images are rebuilt" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {
+                "packages": [
+                    {
+                        "name": "../../etc/cron.d/x",
+                        "version": "1",
+                        "architecture": "amd64",
+                        "sha256": "1" * 64,
+                        "size": 1,
+                        "origin": "mirror",
+                    }
+                ]
+            },
+            "is not a Debian package name",
+        ),
+        ({"packages": [{"name": "busybox"}]}, "recorded package 0 is malformed"),
+        ({"files": "recipe/mkosi.conf"}, "a malformed build record (files)"),
+        ({"recipe": 7}, "a malformed build record (recipe)"),
+    ],
+)
+def test_a_malformed_record_is_refused_before_anything_is_fetched(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    record = recorded(tmp_path, [])
+    doc = json.loads(record.read_text())
+    doc["inputs"] |= change
+    record.write_text(json.dumps(doc))
+    proc = rebuild(record, tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
+
+
+def test_a_record_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "x.build.json").write_text("[1, 2]")
+    proc = rebuild(tmp_path / "x.build.json", tmp_path)
+    assert proc.returncode == 2 and "not a build summary" in proc.stderr
