@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,8 @@ class RebuildOutcome:
     comparison: Comparison | None = None
     tools: list[str] = field(default_factory=list)
     """Build tools whose version differs from the first build's: `name first -> second`."""
+    fetch_seconds: float = 0.0
+    compare_seconds: float = 0.0
 
     @property
     def reproducible(self) -> bool:
@@ -166,11 +169,13 @@ def rebuild(
         pinned = Path(tmp) / "pinned"
         progress(f"fetching {sum(p.origin == 'mirror' for p in pins)} packages at their recorded versions")
         arch = next((p.architecture for p in pins if p.architecture != "all"), "amd64")
+        started = time.monotonic()
         try:
             index = mirror_index(debian_sources(release), arch, {p.name for p in pins})
             fetched = fetch(pins, index, pinned, Path.cwd())
         except PinError as err:
             raise RebuildError(f"cannot rebuild from the record: {err}") from err
+        fetch_seconds = time.monotonic() - started
         cli = inputs.get("command_line") or {}
         plan = BuildPlan(
             directory,
@@ -192,9 +197,12 @@ def rebuild(
         raise RebuildError(f"the second build did not build: lint of {directory} failed and the first build gated")
     second.inputs["packages"] = inputs["packages"]
     outcome = RebuildOutcome(first, second, len(fetched), [p.origin for p in pins if p.origin != "mirror"], files)
+    outcome.fetch_seconds = fetch_seconds
     outcome.tools = _tool_changes(inputs.get("tools") or {}, second.inputs.get("tools") or {})
     progress("comparing the two images")
+    started = time.monotonic()
     outcome.comparison = _compare(first, second)
+    outcome.compare_seconds = time.monotonic() - started
     if outcome.tools and not outcome.comparison.identical:
         from cvmlint.build.compare import Difference
 
@@ -284,6 +292,11 @@ def rebuild_json(outcome: RebuildOutcome, build_doc: dict[str, Any]) -> dict[str
             for what, a, b in (comparison.checked if comparison else [])
         ],
         "differences": [d.__dict__ for d in (comparison.differences if comparison else [])],
+        "seconds": {
+            "fetch": round(outcome.fetch_seconds, 1),
+            "build": round(outcome.second.seconds, 1),
+            "compare": round(outcome.compare_seconds, 1),
+        },
         "reproducible": outcome.reproducible,
         "exit_code": outcome.exit_code(),
     }
@@ -303,7 +316,8 @@ def render_text(outcome: RebuildOutcome, width: int = 80) -> str:
         f"their recorded versions, every digest as recorded{local}",
         f"build tools: {'as recorded' if not outcome.tools else 'DIFFERENT: ' + ', '.join(outcome.tools)} "
         f"({second.mkosi})",
-        f"second build: {second.image} ({second.seconds:.0f} s)",
+        f"second build: {second.image} (mkosi {second.seconds:.0f} s; the packages fetched in "
+        f"{outcome.fetch_seconds:.0f} s, the images compared in {outcome.compare_seconds:.0f} s)",
         "",
     ]
     out = [
