@@ -205,7 +205,7 @@ def record_inputs(
         "seed": str(about.get("Seed") or ""),
         "source_date_epoch": about.get("SourceDateEpoch"),
         "files": recipe_inputs(str(plan.directory), read + _tree_files(facts), Path.cwd())["files"],
-        "packages": as_json(record(cache, recipe_dirs, Path.cwd())),
+        "packages": as_json(record([cache, *([plan.pinned] if plan.pinned else [])], recipe_dirs, Path.cwd())),
     }
 
 

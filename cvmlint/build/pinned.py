@@ -64,12 +64,13 @@ def sha256_file(path: Path) -> str:
     return file_sha256(path)
 
 
-def record(package_cache: Path, package_dirs: list[Path], display_base: Path) -> list[Pinned]:
-    """Every `.deb` apt left in `package_cache` (from the mirror) and in the recipe's package directories."""
+def record(from_mirror: list[Path], package_dirs: list[Path], display_base: Path) -> list[Pinned]:
+    """Every `.deb` below `from_mirror` (apt's package cache; a rebuild's pinned packages) and in the
+    recipe's package directories."""
     import os
 
     found: dict[tuple[str, str, str], Pinned] = {}
-    sources = [(p, "mirror") for p in sorted(package_cache.rglob("*.deb"))]
+    sources = [(p, "mirror") for d in from_mirror for p in sorted(d.rglob("*.deb"))]
     for directory in package_dirs:
         sources += [(p, os.path.relpath(p, display_base)) for p in sorted(directory.glob("*.deb"))]
     for path, origin in sources:

@@ -195,7 +195,6 @@ def rebuild(
         second = build_recipe(plan, project, progress)
     if second.gated or second.image is None:
         raise RebuildError(f"the second build did not build: lint of {directory} failed and the first build gated")
-    second.inputs["packages"] = inputs["packages"]
     outcome = RebuildOutcome(first, second, len(fetched), [p.origin for p in pins if p.origin != "mirror"], files)
     outcome.fetch_seconds = fetch_seconds
     outcome.tools = _tool_changes(inputs.get("tools") or {}, second.inputs.get("tools") or {})

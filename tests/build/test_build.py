@@ -136,6 +136,7 @@ def test_a_rebuild_from_the_record_is_bit_for_bit_the_first(tdx_debian: Any) -> 
     ):
         assert checked[register]["same"], checked[register]
     assert again["inputs"]["fetched"] == len(mirror) and again["inputs"]["tools_changed"] == []
+    assert again["second"]["inputs"]["packages"] == inputs["packages"]  # the rebuild's own record: the same
     different = [c for c in again["checked"] if c["same"] is False]
     assert proc.returncode == 0 and again["reproducible"], (different, again["differences"])
     assert Path(again["second"]["image"]["path"]).parent.name == "rebuild"

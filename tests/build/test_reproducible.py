@@ -154,14 +154,14 @@ def test_the_package_record_reads_real_debs(tmp_path: Path) -> None:
     shutil.copy(deb, cache / deb.name)
     name, version, arch = deb_identity(deb)
     assert name == "busybox-static" and version and arch == "amd64"
-    pins = record(tmp_path / "cache", [recipe], tmp_path)
+    pins = record([tmp_path / "cache"], [recipe], tmp_path)
     assert [(p.name, p.version, p.architecture, p.origin) for p in pins] == [(name, version, arch, "mirror")]
     import hashlib
 
     assert pins[0].sha256 == hashlib.sha256(deb.read_bytes()).hexdigest()
     (cache / "broken.deb").write_bytes(b"!<arch>\nnot a package")
     with pytest.raises(PinError, match=r"broken\.deb: not a readable \.deb"):
-        record(tmp_path / "cache", [recipe], tmp_path)
+        record([tmp_path / "cache"], [recipe], tmp_path)
 
 
 def rebuild(record: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
