@@ -27,7 +27,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "filesystems": ("erofs", "ext4", "fat", "squashfs"),
     "containers": ("gpt", "disk", "qcow2", "vhd", "tar", "luks", "verity"),
     "boot": ("bzimage", "module", "pe", "cpio", "grub"),
-    "text": ("dpkg", "recipe", "policy"),
+    "text": ("dpkg", "recipe", "policy", "record"),
 }
 
 _STATUS = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)")

@@ -90,6 +90,8 @@ def main() -> None:
 
 def _import_readers() -> None:
     """Load every module the targets reach, inside the instrumentation (targets import lazily)."""
+    import cvmlint.build.pinned
+    import cvmlint.build.rebuild
     import cvmlint.image.container
     import cvmlint.image.erofs
     import cvmlint.image.ext4

@@ -10,6 +10,7 @@ repository. Small on purpose: a fuzzer mutates small inputs faster.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -174,6 +175,15 @@ def _text(work: Path) -> None:
     repart = (ROOT / "recipes/common/mkosi.repart/10-root.conf").read_bytes()
     _write("recipe", "tdx-base", conf + b"\n---\n" + repart)
     _write("policy", "site.cvmp", ROOT / "examples/policies/site.cvmp")  # includes the shipped baseline
+    pin = {"name": "libc6", "version": "2.41-12", "architecture": "amd64", "sha256": "ab" * 32, "size": 1,
+           "origin": "mirror"}  # fmt: skip
+    inputs = {"schema": "cvmlint.build-inputs/1", "recipe": "recipes/tdx-base", "release": "trixie",
+              "files": [{"path": "recipes/common/mkosi.conf", "sha256": "cd" * 32}], "packages": [pin]}  # fmt: skip
+    _write(
+        "record", "build.json", json.dumps({"image": {"path": "x.raw", "sha256": "ef" * 32}, "inputs": inputs}).encode()
+    )
+    _write("record", "packages", b"Package: libc6\nVersion: 2.41-12\nArchitecture: amd64\nFilename: pool/x.deb\n"
+           b"SHA256: " + b"ab" * 32 + b"\n Continued: line\n\nPackage: other\n")  # fmt: skip
 
 
 def make_all() -> None:

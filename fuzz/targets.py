@@ -213,6 +213,21 @@ def policy(data: bytes) -> None:
         load_policy(Path(tmp, "p.cvmp"))
 
 
+def record(data: bytes) -> None:
+    """A build record as `cvmlint rebuild` reads it (a JSON file), then its packages; and the same bytes as a
+    Packages index the rebuild searches."""
+    from cvmlint.build.pinned import _wanted, from_json
+    from cvmlint.build.rebuild import load_record
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fuzz.build.json"
+        path.write_bytes(data)
+        first = load_record(path)
+        from_json(first.inputs.get("packages"))
+    text = data.decode("utf-8", "replace")
+    list(_wanted(text.split("\n\n"), {"libc6", "busybox-static"}))
+
+
 TARGETS: dict[str, Target] = {
     f.__name__: f
     for f in (
@@ -236,6 +251,7 @@ TARGETS: dict[str, Target] = {
         dpkg,
         recipe,
         policy,
+        record,
     )
 }
 """Every target by name; the reader family each belongs to is its name."""
