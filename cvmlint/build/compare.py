@@ -177,6 +177,10 @@ def _gpt(a: Disk, b: Disk) -> list[Difference]:
                 if name == "guid" and pa.type_name.startswith(("root", "usr")):
                     cause = "the root hash (systemd-repart names a verity pair's partitions after it): see below"
                 out.append(Difference("gpt", f"partition {pa.number} ({pa.type_name}) {name}: {va} vs {vb}", cause))
+    numbers_a = {p.number for p in a.table.partitions}
+    for pb in b.table.partitions:
+        if pb.number not in numbers_a:
+            out.append(Difference("gpt", f"partition {pb.number} ({pb.type_name}) only in the second image"))
     return out
 
 
