@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from cvmlint.build import BuildError, BuildOutcome, BuildPlan, build_recipe
-from cvmlint.build.compare import Comparison, compare_images
+from cvmlint.build.compare import Comparison, Difference, compare_images
 from cvmlint.build.mkosi import Progress
-from cvmlint.build.pinned import PinError, fetch, from_json, mirror_index
+from cvmlint.build.pinned import PinError, Pinned, fetch, from_json, mirror_index
 from cvmlint.project import Project
 from cvmlint.recipe.mkosi import CommandLine
 
@@ -152,49 +152,23 @@ def rebuild(
 ) -> RebuildOutcome:
     """Build again from `first`'s inputs and compare; RebuildError when it cannot be built from them."""
     inputs = first.inputs
-    directory = Path(inputs["recipe"])
-    release, distribution = inputs.get("release"), inputs.get("distribution", "debian")
-    if distribution != "debian" or not release:
-        raise RebuildError(
-            f"the first build was of {distribution or 'an unknown distribution'} {release or '(no release)'}: "
-            "only Debian images are rebuilt from pinned packages (from the Debian mirror apt names)"
-        )
+    release = _debian_release(inputs)
     files = _check_recipe_files(inputs.get("files") or [])
     pins = from_json(inputs.get("packages") or [])
     if not pins:
         raise RebuildError("the record lists no packages: the rebuild cannot pin what the first build installed")
-    from cvmlint.build.mkosi import debian_sources
-
     with tempfile.TemporaryDirectory(prefix="cvmlint-rebuild-") as tmp:
         pinned = Path(tmp) / "pinned"
         progress(f"fetching {sum(p.origin == 'mirror' for p in pins)} packages at their recorded versions")
-        arch = next((p.architecture for p in pins if p.architecture != "all"), "amd64")
         started = time.monotonic()
-        try:
-            index = mirror_index(debian_sources(release), arch, {p.name for p in pins})
-            fetched = fetch(pins, index, pinned, Path.cwd())
-        except PinError as err:
-            raise RebuildError(f"cannot rebuild from the record: {err}") from err
+        fetched = _fetch(pins, release, pinned)
         fetch_seconds = time.monotonic() - started
-        cli = inputs.get("command_line") or {}
-        plan = BuildPlan(
-            directory,
-            project.entry_for(directory),
-            CommandLine(
-                tuple(cli.get("profiles") or ()), cli.get("distribution"), cli.get("release"), cli.get("architecture")
-            ),
-            options.policy_path,
-            list(options.profiles),
-            bool(inputs.get("gate", True)),
-            options.output_dir or _second_output(first, directory),
-            list(cli.get("mkosi_args") or []),
-            fail_on=options.fail_on,
-            unknown=options.unknown,
-            pinned=pinned,
-        )
-        second = build_recipe(plan, project, progress)
+        second = build_recipe(_second_plan(first, options, pinned, project), project, progress)
     if second.gated or second.image is None:
-        raise RebuildError(f"the second build did not build: lint of {directory} failed and the first build gated")
+        raise RebuildError(
+            f"the second build was not made: lint of {inputs['recipe']} fails now, and the first build was made "
+            "with the lint gate on (rebuild with the first build's policy)"
+        )
     outcome = RebuildOutcome(first, second, len(fetched), [p.origin for p in pins if p.origin != "mirror"], files)
     outcome.fetch_seconds = fetch_seconds
     outcome.tools = _tool_changes(inputs.get("tools") or {}, second.inputs.get("tools") or {})
@@ -203,8 +177,6 @@ def rebuild(
     outcome.comparison = _compare(first, second)
     outcome.compare_seconds = time.monotonic() - started
     if outcome.tools and not outcome.comparison.identical:
-        from cvmlint.build.compare import Difference
-
         outcome.comparison.differences.append(
             Difference(
                 "build tools",
@@ -214,6 +186,49 @@ def rebuild(
             )
         )
     return outcome
+
+
+def _debian_release(inputs: dict[str, Any]) -> str:
+    release, distribution = inputs.get("release"), inputs.get("distribution", "debian")
+    if distribution != "debian" or not isinstance(release, str) or not release:
+        raise RebuildError(
+            f"the first build was of {distribution or 'an unknown distribution'} {release or '(no release)'}: "
+            "only Debian images are rebuilt from pinned packages (from the Debian mirror apt names)"
+        )
+    return release
+
+
+def _fetch(pins: list[Pinned], release: str, dest: Path) -> list[Path]:
+    """The recorded mirror packages from this machine's mirror into `dest`, each digest checked."""
+    from cvmlint.build.mkosi import debian_sources
+
+    arch = next((p.architecture for p in pins if p.architecture != "all"), "amd64")
+    try:
+        index = mirror_index(debian_sources(release), arch, {p.name for p in pins})
+        return fetch(pins, index, dest, Path.cwd())
+    except PinError as err:
+        raise RebuildError(f"cannot rebuild from the record: {err}") from err
+
+
+def _second_plan(first: FirstBuild, options: RebuildOptions, pinned: Path, project: Project) -> BuildPlan:
+    """The first build's recipe and mkosi command line, offered only the `pinned` packages."""
+    inputs, cli = first.inputs, first.inputs.get("command_line") or {}
+    directory = Path(inputs["recipe"])
+    return BuildPlan(
+        directory,
+        project.entry_for(directory),
+        CommandLine(
+            tuple(cli.get("profiles") or ()), cli.get("distribution"), cli.get("release"), cli.get("architecture")
+        ),
+        options.policy_path,
+        list(options.profiles),
+        bool(inputs.get("gate", True)),
+        options.output_dir or _second_output(first, directory),
+        list(cli.get("mkosi_args") or []),
+        fail_on=options.fail_on,
+        unknown=options.unknown,
+        pinned=pinned,
+    )
 
 
 def _tool_changes(first: dict[str, str], second: dict[str, str]) -> list[str]:
@@ -256,8 +271,6 @@ def _compare(first: FirstBuild, second: BuildOutcome) -> Comparison:
     result.check("verity root hash", first.root_hash, second.root_hash)
     result.identical = first.sha256 == second.sha256
     if not result.identical:
-        from cvmlint.build.compare import Difference
-
         result.differences.append(
             Difference(
                 "image",
