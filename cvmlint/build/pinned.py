@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import lzma
+import os
 import re
 import urllib.error
 import urllib.request
@@ -49,11 +50,12 @@ class Pinned:
 
 def deb_identity(path: Path) -> tuple[str, str, str]:
     """(Package, Version, Architecture) from a `.deb`'s control file."""
-    from debian.debfile import DebError, DebFile
+    from debian.arfile import ArError
+    from debian.debfile import DebFile
 
     try:
         control = DebFile(str(path)).debcontrol()
-    except (DebError, OSError, ValueError, KeyError) as err:
+    except (ArError, OSError, ValueError, KeyError) as err:  # ArError: DebError's base, for a broken ar
         raise PinError(f"{path}: not a readable .deb ({err})") from err
     return control.get("Package", ""), control.get("Version", ""), control.get("Architecture", "")
 
@@ -67,8 +69,6 @@ def sha256_file(path: Path) -> str:
 def record(from_mirror: list[Path], package_dirs: list[Path], display_base: Path) -> list[Pinned]:
     """Every `.deb` below `from_mirror` (apt's package cache; a rebuild's pinned packages) and in the
     recipe's package directories."""
-    import os
-
     found: dict[tuple[str, str, str], Pinned] = {}
     sources = [(p, "mirror") for d in from_mirror for p in sorted(d.rglob("*.deb"))]
     for directory in package_dirs:
