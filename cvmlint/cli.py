@@ -974,17 +974,20 @@ def check_cmd(
     finish(evaluate(policy, facts), fmt, fail_on, unknown, waivers, output, policy, verbose=verbose)
 
 
-class MeasureFormat(enum.StrEnum):
-    """Output formats of `cvmlint measure`."""
+class TextOrJson(enum.StrEnum):
+    """Output formats of `cvmlint measure` and `cvmlint rebuild`."""
 
     text = "text"
     json = "json"
 
 
+TEXT_OR_JSON = Opt(("--format", "-f"), "fmt", "Output format.", kind=TextOrJson, default=TextOrJson.text)
+
+
 @command(
     "measure",
     Opt(("image",), "image", "Disk image: raw, qcow2, vhd, or a tar(.gz) holding disk.raw.", kind=Path),
-    Opt(("--format", "-f"), "fmt", "Output format.", kind=MeasureFormat, default=MeasureFormat.text),
+    TEXT_OR_JSON,
     Opt(("--transcript",), "transcript", "List every event (the text format), to read or diff.", switch=True),
     Opt(
         ("--secure-boot",),
@@ -998,7 +1001,7 @@ class MeasureFormat(enum.StrEnum):
 )
 def measure_cmd(
     image: Path,
-    fmt: MeasureFormat,
+    fmt: TextOrJson,
     transcript: bool,
     secure_boot: bool,
     entry: str | None,
@@ -1026,7 +1029,7 @@ def measure_cmd(
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
         _write(render.reference(prediction, image.name, digest.hexdigest()), reference)
-    if fmt is MeasureFormat.json:
+    if fmt is TextOrJson.json:
         _write(render.as_json(prediction, image.name), output)
     else:
         _write(render.text(prediction, image.name, transcript), output)
@@ -1044,7 +1047,7 @@ def measure_cmd(
     ),
     POLICY,
     PROFILE,
-    Opt(("--format", "-f"), "fmt", "Output format.", kind=MeasureFormat, default=MeasureFormat.text),
+    TEXT_OR_JSON,
     FILE_OUTPUT,
 )
 def rebuild_cmd(
@@ -1053,7 +1056,7 @@ def rebuild_cmd(
     output_dir: Path | None,
     policy_path: Path | None,
     profile: list[str] | None,
-    fmt: MeasureFormat,
+    fmt: TextOrJson,
     output: Path | None,
 ) -> None:
     """Build a recipe again from what its first build recorded and compare the two images.
@@ -1074,7 +1077,7 @@ def rebuild_cmd(
     options = RebuildOptions(output_dir, policy_path, profile or [])
     with _step_display() as progress:
         outcome = rebuild(first, find_project(Path.cwd()), options, progress)
-    if fmt is MeasureFormat.json:
+    if fmt is TextOrJson.json:
         from cvmlint.build import BuildPlan
 
         plan = BuildPlan(Path(first.inputs["recipe"]))
