@@ -12,15 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, assert_never
 
 from cvmlint import __version__
-from cvmlint.cliargs import GROUPS, Opt, build_parser, command
+from cvmlint.cliargs import GROUPS, FormatAction, Opt, OutputAction, build_parser, command
 from cvmlint.errors import CvmlintError
 
 if TYPE_CHECKING:
     from cvmlint.facts.model import Facts
     from cvmlint.policy.loader import Policy
     from cvmlint.policy.results import Report
-    from cvmlint.project import RecipeEntry
-    from cvmlint.recipe.mkosi import CommandLine
     from cvmlint.report.interface import Reporter
 
 GROUPS["policy"] = "Check, explain and test policies."
@@ -57,8 +55,8 @@ class UnknownMode(enum.StrEnum):
     warn = "warn"
 
 
-def reporter_for(fmt: OutputFormat, color: bool, policy: Policy | None = None, verbose: bool = False) -> Reporter:
-    """The reporter of one output format (html and sarif need the policy: the rules' text)."""
+def reporter_for(fmt: OutputFormat, color: bool, verbose: bool = False) -> Reporter:
+    """The reporter of one output format."""
     from cvmlint.report import JsonReporter, TableReporter
 
     if fmt is OutputFormat.text:
@@ -81,16 +79,14 @@ def reporter_for(fmt: OutputFormat, color: bool, policy: Policy | None = None, v
         from cvmlint.report.gitlab import GitlabReporter
 
         return GitlabReporter()
-    if policy is None:
-        fail(f"--format {fmt.value} needs the policy")
     if fmt is OutputFormat.html:
         from cvmlint.report.html import HtmlReporter
 
-        return HtmlReporter(policy)
+        return HtmlReporter()
     if fmt is OutputFormat.sarif:
         from cvmlint.report.sarif import SarifReporter
 
-        return SarifReporter(policy)
+        return SarifReporter()
     assert_never(fmt)
 
 
@@ -149,10 +145,11 @@ PROFILE = Opt(("--profile",), "profile", "Policy profile to apply; repeat to com
 FORMAT = Opt(
     ("--format", "-f"),
     "fmt",
-    "Result format (default text); repeat it, each with its own --output, to write several: "
+    "Result format (default text); repeat it, each followed by its own --output, to write several: "
     "-f sarif -o cvmlint.sarif -f text.",
     kind=OutputFormat,
     many=True,
+    action=FormatAction,
 )
 FILE_OUTPUT = Opt(("--output", "-o"), "output", "Write to this file instead of standard output.", kind=Path)
 VERBOSE = Opt(
@@ -161,24 +158,25 @@ VERBOSE = Opt(
 FAIL_ON = Opt(
     ("--fail-on",),
     "fail_on",
-    "Lowest severity whose failure makes the exit code 1 (default low).",
+    "Lowest severity whose failure makes the exit code 1 (default: cvmlint.toml's fail-on for lint and build, "
+    "else low).",
     kind=Severity,
-    default=Severity.low,
 )
 UNKNOWN = Opt(
     ("--unknown",),
     "unknown",
-    "Whether unknown results fail the run (fail, the default) or only show (warn).",
+    "Whether unknown results fail the run (fail, the default; for lint and build cvmlint.toml's unknown) or "
+    "only show (warn).",
     kind=UnknownMode,
-    default=UnknownMode.fail,
 )
 WAIVERS = Opt(("--waivers",), "waivers", "TOML file of approved, expiring waivers.", kind=Path)
 OUTPUT = Opt(
     ("--output", "-o"),
     "output",
-    "Write the report of the --format in the same position to this file instead of standard output.",
+    "Write the report of the --format just before it to this file instead of standard output.",
     kind=Path,
     many=True,
+    action=OutputAction,
 )
 MKOSI_PROFILE = Opt(
     ("--mkosi-profile",),
@@ -221,26 +219,6 @@ RECIPES = Opt(
 )
 
 
-def _command_line(
-    entry: RecipeEntry | None,
-    mkosi_profile: list[str] | None,
-    distribution: str | None,
-    release: str | None,
-    architecture: str | None,
-    host_architecture: str | None,
-) -> CommandLine:
-    from cvmlint.recipe.mkosi import CommandLine
-
-    profiles = (*(entry.mkosi_profiles if entry else ()), *(mkosi_profile or ()))
-    return CommandLine(
-        profiles=tuple(dict.fromkeys(profiles)),
-        distribution=distribution,
-        release=release,
-        architecture=architecture,
-        host_architecture=host_architecture,
-    )
-
-
 def _print_warnings(warnings: list[str], shown: set[str]) -> None:
     for warning in warnings:
         if warning not in shown:
@@ -270,32 +248,34 @@ def _write(text: str, output: Path | None) -> None:
 def emit(
     scored: list[tuple[Report, int]],
     formats: list[OutputFormat] | None,
-    outputs: list[Path] | None,
-    policy: Policy | None,
+    outputs: list[Path | None] | None,
     verbose: bool = False,
 ) -> None:
-    """Write every report in each asked format: the n-th --output takes the n-th --format, the others go
+    """Write every report in each asked format: each --output takes the --format before it, the others go
     to standard output (so one run can write SARIF for the machine and the text view for a person)."""
     from cvmlint.report.interface import render_all
 
+    for fmt, target in _pairs(formats, outputs):
+        color = target is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        _write(render_all(reporter_for(fmt, color, verbose), scored), target)
+
+
+def _pairs(
+    formats: list[OutputFormat] | None, outputs: list[Path | None] | None
+) -> list[tuple[OutputFormat, Path | None]]:
+    """Each asked format with its file (None: standard output); text alone when none was asked."""
     formats = formats or [OutputFormat.text]
     outputs = outputs or []
-    if len(outputs) > len(formats):
-        fail("more --output than --format", "give each --output its --format: -f sarif -o cvmlint.sarif")
-    for i, fmt in enumerate(formats):
-        target = outputs[i] if i < len(outputs) else None
-        color = target is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        _write(render_all(reporter_for(fmt, color, policy, verbose), scored), target)
+    return [(fmt, outputs[i] if i < len(outputs) else None) for i, fmt in enumerate(formats)]
 
 
 def finish(
     report: Report,
     formats: list[OutputFormat] | None,
-    fail_on: Severity,
-    unknown: UnknownMode,
+    fail_on: Severity | None,
+    unknown: UnknownMode | None,
     waivers: Path | None,
-    outputs: list[Path] | None,
-    policy: Policy | None = None,
+    outputs: list[Path | None] | None,
     waived: bool = False,
     verbose: bool = False,
 ) -> NoReturn:
@@ -304,8 +284,8 @@ def finish(
 
     if waivers is not None and not waived:
         apply_waivers(report, load_waivers(waivers))
-    code = report.exit_code(fail_on.value, unknown.value)
-    emit([(report, code)], formats, outputs, policy, verbose)
+    code = report.exit_code(*_gate(fail_on, unknown, None))
+    emit([(report, code)], formats, outputs, verbose)
     raise SystemExit(code)
 
 
@@ -533,13 +513,15 @@ def facts_cmd(
         _write(dump_facts(facts) if as_json else summarise(facts), output)
         return
     if target.is_dir():
+        from cvmlint.pipeline import command_line
         from cvmlint.project import find_project
         from cvmlint.recipe.facts import recipe_facts
 
-        entry = find_project(Path.cwd()).entry_for(target)
-        cli = _command_line(entry, mkosi_profile, distribution, release, architecture, host_architecture)
-        facts, warnings = recipe_facts(target, entry, cli, Path.cwd())
-        _print_warnings(warnings, set())
+        project = find_project(Path.cwd(), target)
+        entry = project.entry_for(target)
+        cli = command_line(entry, mkosi_profile, distribution, release, architecture, host_architecture)
+        facts, warnings = recipe_facts(target, entry, cli, Path.cwd(), implies=project.implies)
+        _print_warnings(project.warnings + warnings, set())
         _write(dump_facts(facts) if as_json else summarise(facts), output)
         return
     from cvmlint.policy.probes import kernel_needles
@@ -577,10 +559,10 @@ def scan_cmd(
     profile: list[str] | None,
     fmt: list[OutputFormat] | None,
     verbose: bool,
-    fail_on: Severity,
-    unknown: UnknownMode,
+    fail_on: Severity | None,
+    unknown: UnknownMode | None,
     waivers: Path | None,
-    output: list[Path] | None,
+    output: list[Path | None] | None,
     no_verity: bool,
     digest: bool,
     evidence: Path | None,
@@ -607,6 +589,7 @@ def scan_cmd(
         options.progress = progress
         with open_scan(image, options) as scanned:
             report = evaluate(policy, scanned.facts, later=scanned.later)  # the slow facts last
+            report.profile_sources = dict.fromkeys(policy.profiles, "--profile")
             if waivers is not None:
                 from cvmlint.policy import apply_waivers, load_waivers
 
@@ -621,15 +604,24 @@ def scan_cmd(
                     facts,
                     policy,
                     add_verity(inputs, facts),
-                    report.exit_code(fail_on.value, unknown.value),
+                    report.exit_code(*_gate(fail_on, unknown, None)),
                     waivers,
                     key,
                     started,
                 )
-    finish(report, fmt, fail_on, unknown, waivers, output, policy, waived=True, verbose=verbose)
+    finish(report, fmt, fail_on, unknown, waivers, output, waived=True, verbose=verbose)
 
 
-@command("lint", RECIPES, POLICY, PROFILE, *MKOSI_OPTIONS, *REPORT_OPTIONS, EVIDENCE, SIGN_KEY)
+TRUSTED_REF = Opt(
+    ("--trusted-ref",),
+    "trusted_ref",
+    "Read the policy, its data files, the waivers and cvmlint.toml as this git ref has them (a pull "
+    "request's base, e.g. origin/main); the recipes from the working tree.",
+    metavar="REF",
+)
+
+
+@command("lint", RECIPES, POLICY, PROFILE, *MKOSI_OPTIONS, *REPORT_OPTIONS, TRUSTED_REF, EVIDENCE, SIGN_KEY)
 def lint_cmd(
     recipes: list[Path] | None,
     policy_path: Path | None,
@@ -641,73 +633,72 @@ def lint_cmd(
     host_architecture: str | None,
     fmt: list[OutputFormat] | None,
     verbose: bool,
-    fail_on: Severity,
-    unknown: UnknownMode,
+    fail_on: Severity | None,
+    unknown: UnknownMode | None,
     waivers: Path | None,
-    output: list[Path] | None,
+    output: list[Path | None] | None,
+    trusted_ref: str | None,
     evidence: Path | None,
     sign_key: Path | None,
 ) -> None:
     """Check mkosi recipes against the policy, before anything is built: findings at file:line.
 
-    Policy profiles: those cvmlint.toml names for the recipe, those its selected mkosi profiles imply
-    ([mkosi-profile-implies] in cvmlint.toml), and --profile. Recipes are read as mkosi 26 and later read
-    them (tested against mkosi 25.3 and 27.1); a warning marks what mkosi 25 reads otherwise.
+    Policy profiles are the operator's choice: those cvmlint.toml names for the recipe, those the mkosi
+    profiles it or --mkosi-profile selects imply ([mkosi-profile-implies]), and --profile; never what the
+    recipe selects by itself. cvmlint.toml is the one at the top of the recipe's git repository (else the
+    nearest above it); with --trusted-ref, it, the policy and the waivers are read as that ref has them.
+    Recipes are read as mkosi 26 and later read them (tested against mkosi 25.3 and 27.1); a warning marks
+    what mkosi 25 reads otherwise.
     """
-    from cvmlint.policy import apply_waivers, evaluate, load_waivers
-    from cvmlint.project import find_project
-    from cvmlint.recipe.facts import recipe_facts
+    from cvmlint.pipeline import command_line, lint_recipe, recipe_targets
+    from cvmlint.pipeline import trusted_ref as trusted_tree
+    from cvmlint.policy import load_waivers
 
-    project = find_project(Path.cwd())
-    if recipes:
-        targets = [(r, project.entry_for(r)) for r in recipes]
-    elif project.recipes:
-        targets = [(e.path, e) for e in project.recipes]
-    else:
-        fail(
-            "no recipe given and no cvmlint.toml listing recipes here or above",
-            "run `cvmlint lint path/to/recipe`, or list recipes in cvmlint.toml ([[recipe]] path = …)",
-        )
-    if len(targets) > 1 and (OutputFormat.html in (fmt or []) or (evidence is not None and evidence.suffix == ".tar")):
-        fail(
-            "one recipe at a time with --format html or --evidence FILE.tar",
-            "give a recipe, or a directory for --evidence (one bundle per recipe)",
-        )
-    reports, code = [], 0
-    shown: set[str] = set()
-    key = _signing_key(sign_key)
-    waiver_list = load_waivers(waivers) if waivers is not None else None  # read once for every recipe
-    for directory, entry in targets:
-        if not directory.is_dir():
-            fail(f"{directory}: no such recipe directory")
-        started, read = datetime.now(UTC), list[Path]()
-        cli = _command_line(entry, mkosi_profile, distribution, release, architecture, host_architecture)
-        facts, warnings = recipe_facts(directory, entry, cli, Path.cwd(), read)
-        _print_warnings(warnings, shown)
-        profiles = project.policy_profiles(entry, facts, profile or [])
-        policy = _load_policy(policy_path or project.policy, profiles)
-        report = evaluate(policy, facts)
-        if waiver_list is not None:
-            apply_waivers(report, waiver_list)
-        code = max(code, report.exit_code(fail_on.value, unknown.value))
-        reports.append(report)
-        if evidence is not None:
-            from cvmlint.evidence.inputs import recipe_inputs
-
-            dest = evidence / directory.name if len(targets) > 1 else evidence
-            _write_evidence(
-                dest,
-                report,
-                facts,
-                policy,
-                recipe_inputs(report.target.name, read, Path.cwd()),
-                report.exit_code(fail_on.value, unknown.value),
-                waivers,
-                key,
-                started,
+    with trusted_tree(trusted_ref) as trusted:
+        jobs = recipe_targets(recipes, trusted)
+        if len(jobs) > 1 and evidence is not None and evidence.suffix == ".tar":
+            fail(
+                "one recipe at a time with --evidence FILE.tar",
+                "give a recipe, or a directory for --evidence (one bundle per recipe)",
             )
-    emit([(r, r.exit_code(fail_on.value, unknown.value)) for r in reports], fmt, output, policy, verbose)
-    raise SystemExit(code)
+        given_policy = trusted.path(policy_path) if trusted and policy_path else policy_path
+        given_waivers = trusted.path(waivers) if trusted and waivers else waivers
+        if given_waivers is not None and not given_waivers.is_file():
+            fail(f"{waivers}: no such waivers file" + (f" at {trusted_ref}" if trusted else ""))
+        scored: list[tuple[Report, int]] = []
+        shown: set[str] = set()
+        key = _signing_key(sign_key)
+        read_waivers: dict[Path, Any] = {}  # each waivers file read once for every recipe
+        for job in jobs:
+            _print_warnings(job.project.warnings, shown)
+            job.cli = command_line(job.entry, mkosi_profile, distribution, release, architecture, host_architecture)
+            job.policy_path, job.profiles = given_policy, profile or []
+            job.waivers = given_waivers or job.project.waivers
+            if job.waivers is not None and job.waivers not in read_waivers:
+                read_waivers[job.waivers] = load_waivers(job.waivers)
+            started, read, warnings = datetime.now(UTC), list[Path](), list[str]()
+            try:
+                report, facts, policy = lint_recipe(job, warnings, read, read_waivers.get(job.waivers or Path()))
+            finally:  # what reading the recipe found is said even when its policy cannot be loaded
+                _print_warnings(warnings, shown)
+            code = report.exit_code(*_gate(fail_on, unknown, job.project))
+            scored.append((report, code))
+            if evidence is not None:
+                from cvmlint.evidence.inputs import recipe_inputs
+
+                dest = evidence / job.directory.name if len(jobs) > 1 else evidence
+                inputs = recipe_inputs(report.target.name, read, Path.cwd())
+                _write_evidence(dest, report, facts, policy, inputs, code, job.waivers, key, started)
+    emit(scored, fmt, output, verbose)
+    raise SystemExit(max(code for _, code in scored))
+
+
+def _gate(fail_on: Severity | None, unknown: UnknownMode | None, project: Any) -> tuple[str, str]:
+    """--fail-on and --unknown: the command line's, else cvmlint.toml's, else low and fail."""
+    return (
+        fail_on.value if fail_on else getattr(project, "fail_on", None) or Severity.low.value,
+        unknown.value if unknown else getattr(project, "unknown", None) or UnknownMode.fail.value,
+    )
 
 
 @contextmanager
@@ -782,10 +773,10 @@ def build_cmd(
     host_architecture: str | None,
     fmt: list[OutputFormat] | None,
     verbose: bool,
-    fail_on: Severity,
-    unknown: UnknownMode,
+    fail_on: Severity | None,
+    unknown: UnknownMode | None,
     waivers: Path | None,
-    output: list[Path] | None,
+    output: list[Path | None] | None,
     no_gate: bool,
     output_dir: Path | None,
     mkosi_arg: list[str] | None,
@@ -802,47 +793,45 @@ def build_cmd(
     """
     from cvmlint.build import BuildPlan, build_recipe
     from cvmlint.build.mkosi import setup as setup_root
-    from cvmlint.project import find_project
+    from cvmlint.pipeline import command_line, recipe_targets
 
     if setup:
         print(f"build tool root: {setup_root()}")
         raise SystemExit(0)
-    project = find_project(Path.cwd())
-    targets = [(r, project.entry_for(r)) for r in recipes] if recipes else [(e.path, e) for e in project.recipes]
-    if not targets:
-        fail("no recipe given and no cvmlint.toml listing recipes here or above")
-    if len(targets) > 1 and evidence is not None and evidence.suffix == ".tar":
+    jobs = recipe_targets(recipes)
+    if len(jobs) > 1 and evidence is not None and evidence.suffix == ".tar":
         fail("one recipe at a time with --evidence FILE.tar", "give a directory: one bundle per recipe")
     code, outcomes, shown = 0, [], set[str]()
     key = _signing_key(sign_key)
-    for directory, entry in targets:
-        if not directory.is_dir():
-            fail(f"{directory}: no such recipe directory")
-        dest = (evidence / directory.name if len(targets) > 1 else evidence) if evidence is not None else None
+    for job in jobs:
+        _print_warnings(job.project.warnings, shown)
+        directory, entry = job.directory, job.entry
+        dest = (evidence / directory.name if len(jobs) > 1 else evidence) if evidence is not None else None
+        gate_fail_on, gate_unknown = _gate(fail_on, unknown, job.project)
         plan = BuildPlan(
             directory,
             entry,
-            _command_line(entry, mkosi_profile, distribution, release, architecture, host_architecture),
+            command_line(entry, mkosi_profile, distribution, release, architecture, host_architecture),
             policy_path,
             profile or [],
             not no_gate,
             output_dir,
             mkosi_arg or [],
-            waivers,
-            fail_on.value,
-            unknown.value,
+            waivers or job.project.waivers,
+            gate_fail_on,
+            gate_unknown,
             dest,
             key,
         )
         warnings: list[str] = []
         with _step_display() as progress:
-            outcome = build_recipe(plan, project, progress, warnings)
+            outcome = build_recipe(plan, job.project, progress, warnings)
             if check_reproducible and outcome.image is not None:
-                outcome.rebuild = _rebuild_of(outcome, plan, project, progress)
+                outcome.rebuild = _rebuild_of(outcome, plan, job.project, progress)
         _print_warnings(warnings, shown)
-        code = max(code, outcome.exit_code(fail_on.value, unknown.value))
+        code = max(code, outcome.exit_code(gate_fail_on, gate_unknown))
         outcomes.append((outcome, plan))
-    _emit_builds(outcomes, fmt or [OutputFormat.text], output or [], verbose)
+    _emit_builds(outcomes, fmt, output, verbose)
     raise SystemExit(code)
 
 
@@ -857,18 +846,18 @@ def _rebuild_of(outcome: Any, plan: Any, project: Any, progress: Any) -> Any:
 
 
 def _emit_builds(
-    outcomes: list[tuple[Any, Any]], formats: list[OutputFormat], outputs: list[Path], verbose: bool
+    outcomes: list[tuple[Any, Any]],
+    formats: list[OutputFormat] | None,
+    outputs: list[Path | None] | None,
+    verbose: bool,
 ) -> None:
     """Each asked format: json the build records, text/table the build view, the CI formats and html the
-    reports themselves (the recipe's and, once built, the image's)."""
+    reports themselves (the recipe's and, once built, the image's; one page for every build)."""
     import json
 
     from cvmlint.report.interface import render_all
 
-    if len(outputs) > len(formats):
-        fail("more --output than --format", "give each --output its --format: -f sarif -o cvmlint.sarif")
-    for i, fmt in enumerate(formats):
-        target = outputs[i] if i < len(outputs) else None
+    for fmt, target in _pairs(formats, outputs):
         color = target is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
         if fmt is OutputFormat.json:
             docs = [_build_document(o, p) for o, p in outcomes]
@@ -882,7 +871,7 @@ def _emit_builds(
                 for r in (o.lint, o.scan)
                 if r is not None and (fmt is not OutputFormat.html or r is (o.scan or o.lint))
             ]
-            text = render_all(reporter_for(fmt, False, outcomes[0][0].policy, verbose), reports)
+            text = render_all(reporter_for(fmt, False, verbose), reports)
         _write(text, target)
 
 
@@ -961,17 +950,18 @@ def check_cmd(
     profile: list[str] | None,
     fmt: list[OutputFormat] | None,
     verbose: bool,
-    fail_on: Severity,
-    unknown: UnknownMode,
+    fail_on: Severity | None,
+    unknown: UnknownMode | None,
     waivers: Path | None,
-    output: list[Path] | None,
+    output: list[Path | None] | None,
 ) -> None:
     """Evaluate a policy over saved facts."""
     from cvmlint.policy import evaluate
 
     policy = _load_policy(policy_path, profile)
-    facts = load_target(facts_file)
-    finish(evaluate(policy, facts), fmt, fail_on, unknown, waivers, output, policy, verbose=verbose)
+    report = evaluate(policy, load_target(facts_file))
+    report.profile_sources = dict.fromkeys(policy.profiles, "--profile")
+    finish(report, fmt, fail_on, unknown, waivers, output, verbose=verbose)
 
 
 class TextOrJson(enum.StrEnum):

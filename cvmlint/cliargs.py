@@ -27,6 +27,8 @@ class Opt:
     metavar: str | None = None
     optional: bool = False
     """A positional that may be left out."""
+    action: type[argparse.Action] | None = None
+    """A repeatable option's own action (instead of appending)."""
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
         kind: Callable[[str], Any] = self.kind
@@ -47,11 +49,49 @@ class Opt:
                 *self.flags,
                 dest=self.dest,
                 type=kind,
-                action="append" if self.many else "store",
+                action=self.action or ("append" if self.many else "store"),
                 default=self.default,
                 metavar=metavar,
                 help=help_text,
             )
+
+
+class FormatAction(argparse.Action):
+    """`--format`: appends, keeping `--output` (dest `output`) aligned with it (see OutputAction)."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, _: Any = None
+    ) -> None:
+        formats = list(getattr(namespace, self.dest) or [])
+        outputs = list(getattr(namespace, "output", None) or [])
+        if outputs and not formats:
+            parser.error(
+                f"--output {outputs[0]} comes before any --format: put each --output after the --format it "
+                f"writes (-f {value} -o {outputs[0]})"
+            )
+        formats.append(value)
+        setattr(namespace, self.dest, formats)
+        namespace.output = outputs + [None] * (len(formats) - 1 - len(outputs))
+
+
+class OutputAction(argparse.Action):
+    """`--output` binds to the `--format` before it (`-f sarif -o x.sarif -f text`); without any
+    `--format` it takes the default format. A second `--output` for one format is refused."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, _: Any = None
+    ) -> None:
+        formats = list(getattr(namespace, "fmt", None) or [])
+        outputs = list(getattr(namespace, self.dest) or [])
+        outputs += [None] * (max(len(formats) - 1, 0) - len(outputs))
+        if len(outputs) >= max(len(formats), 1):
+            after = f"-f {formats[-1]}" if formats else "the default format"
+            parser.error(
+                f"--output {value}: {after} already writes to {outputs[-1]}; give each --output right after "
+                f"its --format: -f sarif -o cvmlint.sarif -f json -o cvmlint.json"
+            )
+        outputs.append(value)
+        setattr(namespace, self.dest, outputs)
 
 
 def _choice(kind: type[enum.Enum]) -> Callable[[str], Any]:

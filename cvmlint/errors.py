@@ -14,11 +14,15 @@ from typing import Any, TypeVar
 
 
 class CvmlintError(Exception):
-    """Root of every error cvmlint reports to a user (exit code 2, no traceback)."""
+    """Root of every error cvmlint reports to a user (exit code 2, no traceback); `hint` says what to do."""
+
+    def __init__(self, *args: object, hint: str = "") -> None:
+        super().__init__(*args)
+        self.hint = hint
 
     def diagnostics(self) -> str:
-        """The text shown to the user."""
-        return str(self)
+        """The text shown to the user, with the fix on a `Tip:` line when there is one."""
+        return str(self) + (f"\nTip: {self.hint}" if self.hint else "")
 
 
 class InputError(CvmlintError):

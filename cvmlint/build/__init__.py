@@ -97,22 +97,12 @@ class BuildOutcome:
 def lint_recipe(
     plan: BuildPlan, project: Project, warnings: list[str], read: list[Path] | None = None
 ) -> tuple[Report, Facts, Policy]:
-    """The lint half: the recipe's facts, its policy (profiles as `lint` adds them) and the report;
-    `read` receives every recipe file read."""
-    from cvmlint._resources import default_policy_path
-    from cvmlint.policy import apply_waivers, evaluate, load_policy, load_waivers
-    from cvmlint.recipe.facts import recipe_facts
+    """The lint half, as `cvmlint lint` judges the recipe; `read` receives every recipe file read."""
+    from cvmlint.pipeline import RecipeJob
+    from cvmlint.pipeline import lint_recipe as judge
 
-    facts, found = recipe_facts(plan.directory, plan.entry, plan.cli, Path.cwd(), read)
-    warnings += found
-    policy = load_policy(
-        plan.policy_path or project.policy or default_policy_path(),
-        project.policy_profiles(plan.entry, facts, plan.profiles),
-    )
-    report = evaluate(policy, facts)
-    if plan.waivers is not None:
-        apply_waivers(report, load_waivers(plan.waivers))
-    return report, facts, policy
+    job = RecipeJob(plan.directory, plan.entry, plan.cli, plan.policy_path, plan.profiles, plan.waivers, project)
+    return judge(job, warnings, read)
 
 
 def build_recipe(
@@ -241,6 +231,7 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
         options.digest, options.known_digest = False, inputs["sha256"]
     with scan_image(outcome.image, options) as image_facts:
         scan = evaluate(outcome.policy, image_facts)
+        scan.profile_sources, scan.config = outcome.lint.profile_sources, outcome.lint.config
         if plan.waivers is not None:
             apply_waivers(scan, load_waivers(plan.waivers))
         if outcome.lint.notes:

@@ -128,7 +128,7 @@ def bundle_files(ev: Evidence, signed_by: str | None) -> dict[str, bytes]:
     )
     files["oscal.json"] = _json(assessment_results(ev))
     files["report.html"] = render_html(
-        ev.report, ev.exit_code, ev.inputs, ev.policy, signed_by, _time(ev.finished), os.environ.get("USER") or None
+        ev.report, ev.exit_code, ev.inputs, signed_by, _time(ev.finished), os.environ.get("USER") or None
     ).encode()
     return files
 

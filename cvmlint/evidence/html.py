@@ -8,12 +8,12 @@ rule with its rationale, remediation, references, findings, unknowns and waivers
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
 from cvmlint import __version__
-from cvmlint.policy.loader import Policy
-from cvmlint.policy.results import SEVERITY_RANK, Report, RuleResult, Status
+from cvmlint.policy.results import SEVERITY_RANK, Report, RuleInfo, RuleResult, Status
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1c1e21;background:#f6f7f9}
@@ -39,24 +39,53 @@ def render_html(
     report: Report,
     exit_code: int,
     inputs: dict[str, Any],
-    policy: Policy,
     signed_by: str | None,
     when: str | None = None,
     by: str | None = None,
 ) -> str:
-    """The whole page."""
-    rules = {r.id: r for r in policy.rules}
-    failing = [r for r in report.results if r.status in (Status.FAIL, Status.ERROR, Status.UNKNOWN)]
-    failing.sort(key=lambda r: (ORDER[r.status], -SEVERITY_RANK.get(r.severity, 0), r.rule_id))
+    """The whole page for one target."""
+    return render_page([(report, exit_code, inputs)], signed_by, when, by)
+
+
+def render_page(
+    targets: Sequence[tuple[Report, int, dict[str, Any]]],
+    signed_by: str | None,
+    when: str | None = None,
+    by: str | None = None,
+) -> str:
+    """One page for one or several targets (a lint of several recipes): a section per target."""
+    if len(targets) == 1:
+        title = f"{targets[0][0].target.kind} <code>{escape(targets[0][0].target.name)}</code>"
+        page_title = targets[0][0].target.name
+    else:
+        title = f"{len(targets)} targets"
+        page_title = ", ".join(r.target.name for r, _, _ in targets)
     parts = [
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>cvmlint: "
-        f"{escape(report.target.name)}</title><style>{CSS}</style></head><body><main>",
-        f"<h1>cvmlint report: {escape(report.target.kind)} <code>{escape(report.target.name)}</code></h1>",
-        _verdict(report, exit_code),
-        *[f"<p class=warn>{escape(n)}</p>" for n in report.notes],
+        f"{escape(page_title)}</title><style>{CSS}</style></head><body><main>",
+        f"<h1>cvmlint report: {title}</h1>",
     ]
     if signed_by is None:
         parts.append("<p class=warn>This report is UNSIGNED: nothing ties it to who made it.</p>")
+    for report, code, inputs in targets:
+        if len(targets) > 1:
+            parts.append(
+                f"<h1 id='{escape(report.target.name)}'>{escape(report.target.kind)} "
+                f"<code>{escape(report.target.name)}</code></h1>"
+            )
+        parts.append(_section(report, code, inputs, signed_by, when, by))
+    parts.append(f"<p class=muted>Made by cvmlint {escape(__version__)}.</p></main></body></html>\n")
+    return "".join(parts)
+
+
+def _section(
+    report: Report, exit_code: int, inputs: dict[str, Any], signed_by: str | None, when: str | None, by: str | None
+) -> str:
+    """One target: its verdict, what failed, what was checked, every rule."""
+    rules = {r.id: r for r in report.rules}
+    failing = [r for r in report.results if r.status in (Status.FAIL, Status.ERROR, Status.UNKNOWN)]
+    failing.sort(key=lambda r: (ORDER[r.status], -SEVERITY_RANK.get(r.severity, 0), r.rule_id))
+    parts = [_verdict(report, exit_code), *[f"<p class=warn>{escape(n)}</p>" for n in report.notes]]
     if failing:
         parts.append(
             "<h2>What failed, and why</h2><table><tr><th>rule</th><th>severity</th><th>result</th>"
@@ -64,11 +93,10 @@ def render_html(
         )
         parts += [_failing_row(r) for r in failing]
         parts.append("</table>")
-    parts.append(_checked(report, inputs, policy, signed_by, when, by))
+    parts.append(_checked(report, inputs, signed_by, when, by))
     parts.append("<h2>Every rule</h2>")
     ordered = sorted(report.results, key=lambda r: (ORDER[r.status], -SEVERITY_RANK.get(r.severity, 0), r.rule_id))
     parts += [_rule(r, rules.get(r.rule_id)) for r in ordered]
-    parts.append(f"<p class=muted>Made by cvmlint {escape(__version__)}.</p></main></body></html>\n")
     return "".join(parts)
 
 
@@ -100,9 +128,7 @@ def _status(status: Status) -> str:
     return f"<span class='st {status.value}'>{status.value}</span>"
 
 
-def _checked(
-    report: Report, inputs: dict[str, Any], policy: Policy, signed_by: str | None, when: str | None, by: str | None
-) -> str:
+def _checked(report: Report, inputs: dict[str, Any], signed_by: str | None, when: str | None, by: str | None) -> str:
     rows = [("target", f"{report.target.kind} <code>{escape(report.target.name)}</code>")]
     if inputs.get("sha256"):
         rows.append(("SHA-256", f"<code>{escape(inputs['sha256'])}</code>"))
@@ -112,9 +138,15 @@ def _checked(
     if verity.get("root_hash"):
         rows.append(("dm-verity root hash", f"<code>{escape(verity['root_hash'])}</code>"))
     rows.append(
-        ("policy", f"{escape(policy.name)} {escape(policy.version)}, sha256 <code>{escape(policy.sha256)}</code>")
+        (
+            "policy",
+            f"{escape(report.policy_name)} {escape(report.policy_version)}, sha256 "
+            f"<code>{escape(report.policy_sha256)}</code>",
+        )
     )
-    rows.append(("profiles", escape(", ".join(policy.profiles) or "none")))
+    rows.append(("profiles", escape(report.profiles_text() or "none")))
+    if report.config:
+        rows.append(("configuration", escape(report.config)))
     rows.append(("signed", f"by key <code>{escape(signed_by)}</code>" if signed_by else "<b>no: unsigned</b>"))
     rows.append(("checked", escape(f"{when or 'now'} by cvmlint {__version__}" + (f", run by {by}" if by else ""))))
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
@@ -137,7 +169,7 @@ def _checked(
     return f"<h2>What was checked</h2><table>{table}</table>"
 
 
-def _rule(r: RuleResult, rule: Any) -> str:
+def _rule(r: RuleResult, rule: RuleInfo | None) -> str:
     body = [f"<p>{_status(r.status)} <span class=sev-{escape(r.severity)}>{escape(r.severity)}</span></p>"]
     if rule is not None and rule.rationale:
         body.append(f"<p><b>Why it matters.</b> {escape(rule.rationale)}</p>")

@@ -343,6 +343,23 @@ class Measurements(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ProfileChoice(Record):
+    """An mkosi profile selected for the build, and by whom."""
+
+    KEY = "name"
+    name: str = doc("The mkosi profile.")
+    chosen_by: str = doc(
+        "`recipe` (`Profiles=` in one of the recipe's files: mkosi selects it on every build) or "
+        "`operator` (cvmlint.toml's `mkosi-profiles`, or `--mkosi-profile`)."
+    )
+    implies: tuple[str, ...] = doc(
+        "The policy profiles cvmlint.toml's [mkosi-profile-implies] maps it to (applied only when the "
+        "operator chooses it).",
+        default=(),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Build(Record):
     """How a recipe has its image built: the mkosi settings no image records."""
 
@@ -350,6 +367,9 @@ class Build(Record):
     bootable: str = doc("`Bootable=`: `yes`, `no` or `auto`.", default="auto")
     image_id: str = doc("`ImageId=`; empty when unset.", default="")
     profiles: tuple[str, ...] = doc("mkosi profiles selected (`Profiles=` and `--mkosi-profile`).", default=())
+    profile_choices: Items[ProfileChoice] = doc(
+        "Each selection of an mkosi profile, where it is made and by whom.", default_factory=Items
+    )
     remove_packages: tuple[str, ...] = doc("`RemovePackages=`: purged after installation.", default=())
     unified_kernel_images: str = doc(
         "`UnifiedKernelImages=` as mkosi 26+ reads it: `auto`, `signed` (also "
@@ -420,6 +440,7 @@ RECORD_TYPES: tuple[type[Record], ...] = (
     Mount,
     Partition,
     System,
+    ProfileChoice,
     Build,
     MeasuredEvent,
     Measurements,

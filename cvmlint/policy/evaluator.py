@@ -23,7 +23,7 @@ from cvmlint.policy import ast, regex
 from cvmlint.policy.allowlist import Allowlist, version_compare
 from cvmlint.policy.checker import describe, walk_expr
 from cvmlint.policy.loader import Policy
-from cvmlint.policy.results import Finding, Report, RuleResult, Status
+from cvmlint.policy.results import Finding, Report, RuleInfo, RuleResult, Status
 
 MAX_REASONS = 12
 
@@ -804,7 +804,13 @@ def evaluate(
         ev.define(name, pending.pop(name)())
     report = Report(policy.name, policy.version, policy.sha256, policy.profiles, facts.target)
     report.results.extend(verdicts[id(rule)] for rule in selected)
+    report.rules = tuple(rule_info(rule) for rule in selected)
     return report
+
+
+def rule_info(rule: ast.Rule) -> RuleInfo:
+    """A rule's text and severity, as a report carries them."""
+    return RuleInfo(rule.id, rule.title, rule.severity, rule.rationale, rule.remediation, tuple(rule.references))
 
 
 def _pending_reads(rule: ast.Rule, pending: Mapping[str, object]) -> set[str]:

@@ -81,6 +81,19 @@ class RuleResult:
     references: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class RuleInfo:
+    """What a report says about a rule it judged with: its text and its severity under the report's
+    profiles (so each report renders its own rules, whichever other reports share its output)."""
+
+    id: str
+    title: str
+    severity: str
+    rationale: str = ""
+    remediation: str = ""
+    references: tuple[str, ...] = ()
+
+
 @dataclass
 class Report:
     """Every rule's result for one target under one policy."""
@@ -93,6 +106,17 @@ class Report:
     results: list[RuleResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Things every rendering of the report must say (e.g. that a build was not gated)."""
+    rules: tuple[RuleInfo, ...] = ()
+    """The rules judged with, in the policy's order."""
+    profile_sources: dict[str, str] = field(default_factory=dict)
+    """Policy profile -> why it was applied (`cvmlint.toml`, `--profile`, `--mkosi-profile dev`)."""
+    config: str = ""
+    """The project configuration used (a cvmlint.toml path, or why there is none); empty where a command
+    reads none."""
+
+    def profiles_text(self) -> str:
+        """The profiles applied, each with why: `tdx-base (cvmlint.toml), dev (--mkosi-profile dev)`."""
+        return ", ".join(f"{p} ({self.profile_sources[p]})" if p in self.profile_sources else p for p in self.profiles)
 
     def summary(self) -> dict[str, int]:
         """How many rules ended in each status."""

@@ -8,7 +8,7 @@ import hashlib
 import os
 import posixpath
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,6 +28,7 @@ from cvmlint.facts.model import (
     Param,
     Partition,
     Patch,
+    ProfileChoice,
     RootFs,
     System,
     Target,
@@ -79,9 +80,18 @@ T = TypeVar("T")
 class Recipe:
     """A read recipe and where its parts are on disk."""
 
-    def __init__(self, directory: Path, entry: RecipeEntry | None, cli: CommandLine, display_base: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        entry: RecipeEntry | None,
+        cli: CommandLine,
+        display_base: Path,
+        implies: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self.directory = directory
         self.entry = entry
+        self.implies = implies or {}
+        """cvmlint.toml's [mkosi-profile-implies]: mkosi profile -> policy profiles."""
         self.display_base = display_base
         self.cli = cli
         self.config: MkosiConfig = read_recipe(directory, cli, display_base)
@@ -118,12 +128,14 @@ def recipe_facts(
     cli: CommandLine | None = None,
     display_base: Path | None = None,
     read_files: list[Path] | None = None,
+    implies: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[Facts, list[str]]:
     """The facts of a recipe read as `mkosi` with `cli` reads it, and the warnings reading it produced;
-    `read_files` receives every file read (for evidence)."""
+    `read_files` receives every file read (for evidence); `implies` is cvmlint.toml's
+    [mkosi-profile-implies] (what each selected mkosi profile would relax)."""
     if cli is None:
         cli = CommandLine(profiles=entry.mkosi_profiles if entry else ())
-    recipe = Recipe(directory, entry, cli, display_base or Path.cwd())
+    recipe = Recipe(directory, entry, cli, display_base or Path.cwd(), implies)
     try:
         files, capped = _files(recipe), None
     except InputError as err:  # the trees are over a limit: what they hold is not known
@@ -248,6 +260,7 @@ def _build(recipe: Recipe) -> Build:
         bootable=_feature(cfg.scalar("Bootable")),
         image_id=cfg.scalar("ImageId") or "",
         profiles=tuple(dict.fromkeys(texts("Profiles"))),
+        profile_choices=_profile_choices(recipe),
         remove_packages=texts("RemovePackages"),
         unified_kernel_images=_uki_setting(cfg.scalar("UnifiedKernelImages")),
         extra_trees=trees("ExtraTrees"),
@@ -259,6 +272,21 @@ def _build(recipe: Recipe) -> Build:
         where=fmt.where if fmt else Provenance(file=recipe.display(recipe.directory / "mkosi.conf")),
         field_where=_places(cfg, {"seed": "Seed", "source_date_epoch": "SourceDateEpoch"}),
     )
+
+
+def _profile_choices(recipe: Recipe) -> Items[ProfileChoice]:
+    """Each `Profiles=` value with its place: the command line's (and cvmlint.toml's) are the operator's,
+    every other one the recipe's own."""
+    choices = [
+        ProfileChoice(
+            name=v.text,
+            chosen_by="operator" if v.where.file is None else "recipe",
+            implies=recipe.implies.get(v.text, ()),
+            where=v.where,
+        )
+        for v in recipe.config.items("Profiles")
+    ]
+    return Items(choices, Provenance(file=recipe.display(recipe.directory)))
 
 
 def _pinned_seed(value: str | None) -> str:

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cvmlint import __version__
-from cvmlint.policy.loader import Policy
-from cvmlint.policy.results import Finding, Report, RuleResult, Status
+from cvmlint.policy.results import Finding, Report, RuleInfo, RuleResult, Status
 from cvmlint.report.places import Place, fingerprint, place_of, repository_root
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -31,8 +30,7 @@ MAX_RUNS, MAX_RESULTS, MAX_TAGS = 20, 25_000, 20
 class SarifReporter:
     """One SARIF log for one or several targets."""
 
-    def __init__(self, policy: Policy, root: Path | None = None) -> None:
-        self.policy = policy
+    def __init__(self, root: Path | None = None) -> None:
         self.root = root or repository_root()
 
     def render(self, report: Report, exit_code: int) -> str:
@@ -45,7 +43,7 @@ class SarifReporter:
         return json.dumps(log, indent=2) + "\n"
 
     def run(self, report: Report) -> dict[str, Any]:
-        rules = [rule_descriptor(r) for r in self.policy.rules]
+        rules = [rule_descriptor(r) for r in report.rules]
         index = {r["id"]: i for i, r in enumerate(rules)}
         results = [res for r in report.results for res in self.results(r, index, report)][:MAX_RESULTS]
         target = report.target
@@ -73,7 +71,9 @@ class SarifReporter:
                     "version": report.policy_version,
                     "sha256": report.policy_sha256,
                     "profiles": list(report.profiles),
+                    "profile_sources": dict(report.profile_sources),
                 },
+                "config": report.config,
                 "summary": report.summary(),
                 "notes": list(report.notes),
             },
@@ -141,8 +141,8 @@ def _result(
     return result
 
 
-def rule_descriptor(rule: Any) -> dict[str, Any]:
-    """A policy rule as a SARIF reportingDescriptor."""
+def rule_descriptor(rule: RuleInfo) -> dict[str, Any]:
+    """A rule, as the report judged with it, as a SARIF reportingDescriptor."""
     rationale = " ".join((rule.rationale or rule.title).split())
     remediation = " ".join((rule.remediation or "").split()) or "See the rule's rationale."
     tags = ["security", *rule.references][:MAX_TAGS]

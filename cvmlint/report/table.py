@@ -22,7 +22,17 @@ def _rows(r: RuleResult) -> list[tuple[str, str]]:
         return [(f.message + (" [waived]" if f.waived_by else ""), f.location) for f in r.findings]
     if r.reasons:
         return [(reason, "") for reason in r.reasons]
-    return [(r.note or r.title, "")]
+    return [(r.title, "")]
+
+
+def columns(color: bool) -> int | None:
+    """The width: $COLUMNS when it is set (piped output too), else the terminal's, else 160."""
+    import os
+
+    text = os.environ.get("COLUMNS", "")
+    if text.isdigit() and 40 <= int(text) <= 1000:
+        return int(text)
+    return None if color else 160
 
 
 class TableReporter:
@@ -47,16 +57,19 @@ class TableReporter:
             no_color=not self.color,
             markup=False,
             emoji=False,
-            width=self.width or (None if self.color else 160),
+            width=self.width or columns(self.color),
             highlight=False,
         )
+        # A location is never split inside a word: its column is as wide as the longest one (up to half
+        # the width; only longer ones fold), and the message wraps at spaces instead.
+        longest = max((len(where) for r in report.results for _, where in _rows(r)), default=5)
         table = Table(show_lines=False, expand=False)
         for col, kw in (
             ("rule", {"no_wrap": True}),
-            ("severity", {}),
-            ("result", {}),
-            ("message", {"ratio": 3}),
-            ("where", {"ratio": 2, "overflow": "fold"}),
+            ("severity", {"no_wrap": True}),
+            ("result", {"no_wrap": True}),
+            ("message", {"ratio": 1, "min_width": 20}),
+            ("where", {"min_width": min(longest, max(20, console.width // 2)), "overflow": "fold"}),
         ):
             table.add_column(col, **kw)
         for r in report.results:
@@ -73,10 +86,11 @@ class TableReporter:
                 table.add_row(Text(""), Text(""), Text(""), Text(r.note, "dim"), Text(""))
         console.print(table)
         counts = ", ".join(f"{n} {s}" for s, n in report.summary().items() if n)
-        profiles = f" (profiles: {', '.join(report.profiles)})" if report.profiles else ""
+        profiles = f", profiles: {report.profiles_text()}" if report.profiles else ""
+        config = f"; config {report.config}" if report.config else ""
         console.print(
             f"{report.target.kind} {report.target.name}: policy {report.policy_name} "
-            f"{report.policy_version}{profiles}: {counts}; exit {exit_code}"
+            f"{report.policy_version}{profiles}{config}: {counts}; exit {exit_code}"
         )
         for note in report.notes:
             console.print(f"note: {note}")

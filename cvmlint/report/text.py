@@ -1,6 +1,6 @@
 """The default terminal view: what needs attention, then one summary line per target.
 
-    recipe recipes/tdx-base: FAIL  (policy cvm-baseline 1.0, profiles: tdx-base)
+    recipe recipes/tdx-base: FAIL  (policy cvm-baseline 1.0, profiles: tdx-base (cvmlint.toml); config cvmlint.toml)
       FAIL    CVM-PKG-004  critical  No SSH server in production images
               SSH server package openssh-server is installed
                 at recipes/common/mkosi.profiles/dev.conf:5
@@ -46,7 +46,8 @@ class TextReporter:
         return "".join(self.target(report, code) for report, code in reports)
 
     def target(self, report: Report, code: int) -> str:
-        profiles = f", profiles: {', '.join(report.profiles)}" if report.profiles else ""
+        profiles = f", profiles: {report.profiles_text()}" if report.profiles else ""
+        profiles += f"; config {report.config}" if report.config else ""
         verdict = self.paint("PASS", Status.PASS) if code == 0 else self.paint("FAIL", Status.FAIL)
         head = (
             f"{report.target.kind} {report.target.name}: {verdict}  (policy {report.policy_name} "
