@@ -384,6 +384,52 @@ def policy_explain(rule_id: str, policy_path: Path | None, profile: list[str] | 
     print(text)
 
 
+@command(
+    "policy diff",
+    Opt(("base",), "base", "The git ref the change starts from (a pull request's base, e.g. origin/main)."),
+    Opt(("head",), "head", "The git ref it ends at (default: the working tree).", optional=True),
+    Opt(("--policy", "-p"), "policy_path", "The policy file, if cvmlint.toml names none.", kind=Path),
+    Opt(("--waivers",), "waivers", "The waivers file, if cvmlint.toml names none.", kind=Path),
+    FORMAT,
+    VERBOSE,
+    OUTPUT,
+)
+def policy_diff(
+    base: str,
+    head: str | None,
+    policy_path: Path | None,
+    waivers: Path | None,
+    fmt: list[OutputFormat] | None,
+    verbose: bool,
+    output: list[Path | None] | None,
+) -> None:
+    """What a change does to the gate: the policy, its allowlists, the waivers and cvmlint.toml at BASE
+    and at HEAD. Every change that can weaken the gate is a finding at its file and line on the new side
+    (exit 1: a deliberate policy change then needs a reviewer); a change that only tightens is a note."""
+    import os
+    import tempfile
+
+    from cvmlint import git
+    from cvmlint.gatediff import diff_gate, load_side, report_of
+
+    top = git.require_repository(Path.cwd(), f"policy diff {base}")
+    given = [os.path.relpath(p.resolve(), top) if p else None for p in (policy_path, waivers)]
+    with tempfile.TemporaryDirectory(prefix="cvmlint-diff-") as tmp:
+        sides = []
+        for ref in (base, head):
+            if ref is None:
+                sides.append(load_side(top, "working tree", *given))
+                continue
+            commit = git.commit_of(top, ref)
+            tree = Path(tmp) / str(len(sides))
+            git.export_tree(top, commit, tree)
+            sides.append(load_side(tree, f"{ref} ({commit[:12]})", *given))
+        report = report_of(diff_gate(sides[0], sides[1]), sides[0], sides[1], top)
+    code = 1 if any(r.findings for r in report.results) else 0
+    emit([(report, code)], fmt, output, verbose)
+    raise SystemExit(code)
+
+
 @command("policy rules", POLICY)
 def policy_rules(policy_path: Path | None) -> None:
     """Every rule of the policy as Markdown (docs/rules.md; SARIF's helpUri points into it)."""

@@ -115,7 +115,7 @@ def trusted_ref(ref: str | None) -> Iterator[Trusted | None]:
 
     from cvmlint import git
 
-    top = git.require_repository(Path.cwd(), ref)
+    top = git.require_repository(Path.cwd(), f"--trusted-ref {ref}")
     commit = git.commit_of(top, ref)
     with tempfile.TemporaryDirectory(prefix="cvmlint-trusted-") as tmp:
         git.export_tree(top, commit, Path(tmp))

@@ -154,8 +154,11 @@ def find_project(start: Path, judged: Path | None = None, trusted: Trusted | Non
             project = load_project(candidate)
             project.warnings = warnings + project.warnings
             return project
-    where = f"the git top level ({top})" if top is not None else "the working directory"
-    return Project(above, warnings=warnings, why_none=f"no {NAME} at {where} or above")
+    if top is not None:
+        where = f"at the git top level ({top}) or above"
+    else:
+        where = "above the recipe" if judged is not None else "here or above"
+    return Project(above, warnings=warnings, why_none=f"no {NAME} {where}")
 
 
 def load_project(path: Path, recipes_root: Path | None = None, trusted: Trusted | None = None) -> Project:

@@ -134,6 +134,11 @@ def _parse_tree(root: Path, sources: _Sources) -> list[tuple[Path, ast.PolicyFil
     return order
 
 
+def parsed_files(root: Path) -> list[tuple[Path, ast.PolicyFile]]:
+    """A policy file and everything it includes, parsed (not checked), each with its path."""
+    return _parse_tree(root, _Sources(root.parent))
+
+
 def _parse_cached(key: tuple[str, str, str]) -> ast.PolicyFile:
     """Parse a file, or take its parse from the user's cache (no grammar, no lark: a lint starts faster)."""
     from cvmlint import cache

@@ -114,6 +114,13 @@ class Report:
     """The project configuration used (a cvmlint.toml path, or why there is none); empty where a command
     reads none."""
 
+    def judged_by(self) -> str:
+        """`policy cvm-baseline 1.0, profiles: tdx-base (cvmlint.toml); config cvmlint.toml`: what judged
+        the target, for a report's header."""
+        text = f"policy {self.policy_name} {self.policy_version}".rstrip()
+        text += f", profiles: {self.profiles_text()}" if self.profiles else ""
+        return text + (f"; config {self.config}" if self.config else "")
+
     def profiles_text(self) -> str:
         """The profiles applied, each with why: `tdx-base (cvmlint.toml), dev (--mkosi-profile dev)`."""
         return ", ".join(f"{p} ({self.profile_sources[p]})" if p in self.profile_sources else p for p in self.profiles)

@@ -86,12 +86,7 @@ class TableReporter:
                 table.add_row(Text(""), Text(""), Text(""), Text(r.note, "dim"), Text(""))
         console.print(table)
         counts = ", ".join(f"{n} {s}" for s, n in report.summary().items() if n)
-        profiles = f", profiles: {report.profiles_text()}" if report.profiles else ""
-        config = f"; config {report.config}" if report.config else ""
-        console.print(
-            f"{report.target.kind} {report.target.name}: policy {report.policy_name} "
-            f"{report.policy_version}{profiles}{config}: {counts}; exit {exit_code}"
-        )
+        console.print(f"{report.target.kind} {report.target.name}: {report.judged_by()}: {counts}; exit {exit_code}")
         for note in report.notes:
             console.print(f"note: {note}")
         return out.getvalue()

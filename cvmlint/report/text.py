@@ -46,13 +46,8 @@ class TextReporter:
         return "".join(self.target(report, code) for report, code in reports)
 
     def target(self, report: Report, code: int) -> str:
-        profiles = f", profiles: {report.profiles_text()}" if report.profiles else ""
-        profiles += f"; config {report.config}" if report.config else ""
         verdict = self.paint("PASS", Status.PASS) if code == 0 else self.paint("FAIL", Status.FAIL)
-        head = (
-            f"{report.target.kind} {report.target.name}: {verdict}  (policy {report.policy_name} "
-            f"{report.policy_version}{profiles})"
-        )
+        head = f"{report.target.kind} {report.target.name}: {verdict}  ({report.judged_by()})"
         shown = report.results if self.verbose else [r for r in report.results if r.status in ATTENTION]
         shown = sorted(shown, key=lambda r: (ORDER[r.status], -SEVERITY_RANK.get(r.severity, 0), r.rule_id))
         lines = [head] if shown or report.notes else []
