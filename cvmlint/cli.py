@@ -376,7 +376,8 @@ def policy_explain(rule_id: str, policy_path: Path | None, profile: list[str] | 
     if text is None:
         import difflib
 
-        close = difflib.get_close_matches(rule_id, [r.id for r in policy.rules], n=1)
+        ids = {r.id.upper(): r.id for r in policy.rules}
+        close = [ids[c] for c in difflib.get_close_matches(rule_id.upper(), list(ids), n=1)]
         fail(
             f"policy {policy.name} has no rule {rule_id}",
             f"did you mean {close[0]}?" if close else "`cvmlint policy explain --help`",

@@ -173,9 +173,8 @@ def build_parser(
                 continue
             where = found
         doc = (cmd.run.__doc__ or "").strip()
-        sub = where.add_parser(
-            cmd.words[-1], help=doc.splitlines()[0] if doc else "", description=doc, formatter_class=_Formatter
-        )
+        summary = " ".join(doc.split("\n\n", 1)[0].split())  # the first paragraph, whole
+        sub = where.add_parser(cmd.words[-1], help=summary, description=doc, formatter_class=_Formatter)
         if _named(cmd.words, argv):
             for opt in cmd.opts:
                 opt.add_to(sub)

@@ -41,6 +41,10 @@ class FormatError(InputError):
         super().__init__(f"{fmt}: {structure}{place}: {problem}")
 
 
+SHOWN_LINE = 160
+"""The most of a source line a diagnostic shows."""
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One compiler-style message about a policy or data file."""
@@ -60,8 +64,14 @@ class Diagnostic:
         if not self.source_line:
             return head + (f"\n  hint: {self.hint}" if self.hint else "")
         gutter = f"{self.line:5d} | "
-        caret = " " * (len(gutter) - 2) + "| " + " " * (self.column - 1) + "^" * max(1, self.width)
-        text = f"{head}\n{gutter}{self.source_line.rstrip()}\n{caret}"
+        source, column = self.source_line.rstrip(), self.column
+        if len(source) > SHOWN_LINE:  # a window around the culprit, not a policy's megabyte line
+            start = max(0, column - 1 - SHOWN_LINE // 3)
+            source = ("…" if start else "") + source[start : start + SHOWN_LINE] + "…"
+            column = column - start + (1 if start else 0)
+        width = max(1, min(self.width, SHOWN_LINE - column + 1))
+        caret = " " * (len(gutter) - 2) + "| " + " " * (column - 1) + "^" * width
+        text = f"{head}\n{gutter}{source}\n{caret}"
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text

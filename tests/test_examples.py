@@ -23,14 +23,24 @@ EXAMPLES = ROOT / "examples"
 CVMLINT = Path(sys.executable).parent / "cvmlint"
 
 
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+
+
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    """What a workflow's checkout step gives: the repository's files, in a git repository."""
+    """What a workflow's checkout step gives: the repository's files, committed, with the base branch
+    fetched as origin/main (a pull request's checkout with fetch-depth 0)."""
+    work = tmp_path / "checkout"
     for name in ("recipes", "patches", "policies", "examples"):
-        shutil.copytree(ROOT / name, tmp_path / name, symlinks=True, ignore=shutil.ignore_patterns("mkosi.output"))
-    shutil.copy(ROOT / "cvmlint.toml", tmp_path)
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    return tmp_path
+        shutil.copytree(ROOT / name, work / name, symlinks=True, ignore=shutil.ignore_patterns("mkosi.output"))
+    shutil.copy(ROOT / "cvmlint.toml", work)
+    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-qm", "base")):
+        subprocess.run(["git", *args], cwd=work, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
+    subprocess.run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=work, check=True)
+    return work
+
+
+RECIPES = ["tdx-base", "tdx-gpu", "sev-snp-base", "sev-snp-gpu"]
 
 
 def run_commands(workflow: Path) -> list[tuple[str, str]]:
@@ -46,9 +56,25 @@ def run_commands(workflow: Path) -> list[tuple[str, str]]:
 
 
 def cvmlint_argv(command: str) -> list[str]:
-    argv = shlex.split(command.replace("$RUNNER_TEMP", "/tmp"))
+    """The command as the runner runs it: $RUNNER_TEMP, and the base branch of a pull request (main)."""
+    for variable, value in (
+        ("$RUNNER_TEMP", "/tmp"),
+        ("$GITHUB_BASE_REF", "main"),
+        ("$CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "main"),
+    ):
+        command = command.replace(variable, value)
+    argv = shlex.split(command)
     argv = argv[1:] if argv[0] == "sudo" else argv
     return [str(CVMLINT), *argv[1:]]
+
+
+def run_job(
+    commands: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> list[subprocess.CompletedProcess[str]]:
+    return [
+        subprocess.run(cvmlint_argv(c), cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+        for c in commands
+    ]
 
 
 @pytest.mark.parametrize(
@@ -64,30 +90,59 @@ def test_the_workflows_validate(workflow: str, schema: str) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+GITHUB_PR = [
+    'cvmlint lint --trusted-ref "origin/$GITHUB_BASE_REF" -f sarif -o cvmlint.sarif -f github',
+    'cvmlint policy diff "origin/$GITHUB_BASE_REF" -f sarif -o policy-diff.sarif -f github',
+]
+
+
 def test_the_github_lint_job_runs_here(checkout: Path, tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
-    commands = run_commands(EXAMPLES / "github/cvmlint.yml")
-    lint = [c for job, c in commands if job == "lint"]
-    assert lint == ["cvmlint lint -f sarif -o cvmlint.sarif -f github"]
-    proc = subprocess.run(
-        cvmlint_argv(lint[0]),
-        cwd=checkout,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
-    )
-    assert proc.returncode == 0, proc.stderr
+    lint = [c for job, c in run_commands(EXAMPLES / "github/cvmlint.yml") if job == "lint"]
+    assert lint == [GITHUB_PR[0], "cvmlint lint -f sarif -o cvmlint.sarif -f github", GITHUB_PR[1]]
+    for proc in run_job(lint, checkout, {"GITHUB_STEP_SUMMARY": str(summary)}):
+        assert proc.returncode == 0, proc.stderr
+        assert "::notice title=cvmlint PASS::" in proc.stdout
     validate_sarif(json.loads((checkout / "cvmlint.sarif").read_text()))
+    validate_sarif(json.loads((checkout / "policy-diff.sarif").read_text()))
     assert "recipe `recipes/tdx-base`" in summary.read_text()
+
+
+def test_a_pull_request_that_weakens_the_gate_fails_both_steps(checkout: Path) -> None:
+    """The pull request adds an SSH server to a recipe and, to let it through, applies the dev policy
+    profile to the recipe in cvmlint.toml: the lint against main fails on the package, and the gate's
+    diff fails on the profile, at its line."""
+    conf = checkout / "recipes/tdx-base/mkosi.conf"
+    conf.write_text(conf.read_text() + "\n[Content]\nPackages=openssh-server\n")
+    toml = checkout / "cvmlint.toml"
+    toml.write_text(toml.read_text().replace('profiles = ["tdx-base"]', 'profiles = ["tdx-base", "dev"]', 1))
+    lint, diff = run_job(GITHUB_PR, checkout)
+    assert lint.returncode == 1, lint.stderr
+    assert "::error file=recipes/tdx-base/mkosi.conf,line=" in lint.stdout and "CVM-PKG-004" in lint.stdout
+    assert diff.returncode == 1, diff.stderr
+    assert (
+        "::error file=cvmlint.toml,line=6,title=GATE-CONFIG-CHANGED (medium)::recipe recipes/tdx-base: profiles"
+        in diff.stdout
+    )
+    sarif = json.loads((checkout / "policy-diff.sarif").read_text())
+    validate_sarif(sarif)
+    assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["GATE-CONFIG-CHANGED"]
 
 
 def test_the_gitlab_lint_job_runs_here(checkout: Path) -> None:
     lint = [c for job, c in run_commands(EXAMPLES / "gitlab/.gitlab-ci.yml") if job == "cvmlint-lint"]
-    proc = subprocess.run(cvmlint_argv(lint[0]), cwd=checkout, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    assert len(lint) == 2 and "--trusted-ref" in lint[0] and lint[1].startswith("cvmlint policy diff")
+    for proc in run_job(lint, checkout):
+        assert proc.returncode == 0, proc.stderr
     assert json.loads((checkout / "gl-code-quality-report.json").read_text()) == []
+    assert json.loads((checkout / "gl-policy-diff.json").read_text()) == []
     suites = ET.parse(checkout / "cvmlint-junit.xml").getroot()
     assert len(suites) == 4 and all(s.get("failures") == "0" for s in suites)
+
+
+def test_codeowners_covers_the_gate() -> None:
+    owned = [line.split()[0] for line in (EXAMPLES / "CODEOWNERS").read_text().splitlines() if line.startswith("/")]
+    assert {"/policies/", "/cvmlint.toml", "/waivers.toml", "/.github/workflows/"} <= set(owned)
 
 
 def test_the_build_jobs_commands_are_valid(checkout: Path) -> None:
@@ -128,15 +183,18 @@ def test_the_site_policy_checks_and_passes_its_tests() -> None:
             "examples/waivers.toml",
             "-f",
             "json",
-            "recipes/tdx-base",
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 0, proc.stderr
-    results = {r["rule"]: r for r in json.loads(proc.stdout)["results"]}
-    assert results["SITE-001"]["status"] == "pass" and results["CVM-FS-002"]["severity"] == "high"
+    assert proc.returncode == 0, proc.stderr  # the documented command, on every shipped recipe
+    reports = json.loads(proc.stdout)
+    assert [r["target"]["name"] for r in reports] == [f"recipes/{n}" for n in RECIPES]
+    for report in reports:
+        results = {r["rule"]: r for r in report["results"]}
+        assert results["SITE-001"]["status"] == "pass" and results["CVM-FS-002"]["severity"] == "high"
+        assert report["policy"]["profiles"][-1] == "site-prod"
 
 
 def hooks_repository(where: Path, env: dict[str, str]) -> Path:
@@ -162,9 +220,7 @@ def test_the_pre_commit_hook_stops_ssh_in_production(checkout: Path, tmp_path: P
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@example.com",
     }
-    git = ["git", "-C", str(checkout)]
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "recipes"], check=True, env=env)
+    git = ["git", "-C", str(checkout)]  # the checkout is committed already
 
     hooks = hooks_repository(tmp_path / "hooks", env)
 

@@ -8,8 +8,9 @@ from cvmlint.policy.types import Ty, fact_roots, record_fields
 
 
 def explain_rule(policy: Policy, rule_id: str) -> str | None:
-    """Metadata, rationale, remediation and the facts a rule reads; None if there is no such rule."""
-    rule = policy.rule(rule_id)
+    """Metadata, rationale, remediation and the facts a rule reads; None if there is no such rule (ids
+    are matched without regard to case: `cvm-pkg-004` is CVM-PKG-004)."""
+    rule = policy.rule(rule_id) or next((r for r in policy.rules if r.id.upper() == rule_id.upper()), None)
     if rule is None:
         return None
     lines = [

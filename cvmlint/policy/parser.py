@@ -97,6 +97,11 @@ def _pos_of(b: _Builder, children: list[Any]) -> ast.Pos:
     return ast.Pos(b.path, 1, 1)
 
 
+MAX_INT = 2**64 - 1
+MAX_INT_CHARS = 70
+"""The longest integer literal read: 64 bits in binary digits with a prefix fit; anything longer is refused."""
+
+
 @cache
 def _transformer_class() -> Any:
     from lark import Transformer
@@ -114,7 +119,24 @@ def _transformer_class() -> Any:
             return ast.Literal(self.b.tok_pos(c[0]), unquote(str(c[0])))
 
         def int(self, c: list[Token]) -> ast.Literal:
-            return ast.Literal(self.b.tok_pos(c[0]), int(str(c[0]), 0))
+            text, pos = str(c[0]), self.b.tok_pos(c[0])
+            # NOTE: the length is checked before conversion: int() of thousands of digits is refused by
+            # Python (and quadratic before that); no fact a policy compares with needs more than 64 bits.
+            value = int(text, 0) if len(text) <= MAX_INT_CHARS else None
+            if value is None or value > MAX_INT:
+                raise PolicyError(
+                    [
+                        Diagnostic(
+                            pos.path,
+                            pos.line,
+                            pos.column,
+                            f"integer literal too large ({len(text)} characters; at most {MAX_INT})",
+                            _line(self.b, pos.line),
+                            min(len(text), 40),
+                        )
+                    ]
+                )
+            return ast.Literal(pos, value)
 
         def true(self, c: list[Token]) -> ast.Literal:
             return ast.Literal(self.b.tok_pos(c[0]), True)

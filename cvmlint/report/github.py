@@ -1,7 +1,8 @@
 """GitHub Actions workflow commands: `::error file=…,line=…,title=…::…` for failing findings and
-`::warning` for unknown rules. GitHub shows 10 errors and 10 warnings per step: the rest are not
-annotated but listed, with everything else, in the step summary ($GITHUB_STEP_SUMMARY) as a Markdown
-table when that variable is set (and counted in a notice either way)."""
+`::warning` for unknown rules, and a `::notice` with each target's verdict and summary (also when every
+rule passes). GitHub shows 10 errors and 10 warnings per step: the rest are not annotated but listed,
+with everything else, in the step summary ($GITHUB_STEP_SUMMARY) as a Markdown table when that variable
+is set (and counted in a notice either way)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,11 @@ class GithubReporter:
                 continue
             shown[row[0]] += 1
             lines.append(self.command(row))
+        for report, code in reports:  # a line for every target, also when nothing needs attention
+            counts = ", ".join(f"{n} {s}" for s, n in report.summary().items() if n)
+            verdict = "PASS" if code == 0 else "FAIL"
+            said = f"{report.target.kind} {report.target.name}: {verdict} ({report.judged_by()}): {counts}; exit {code}"
+            lines.append(f"::notice title={_property('cvmlint ' + verdict)}::{_data(said)}")
         hidden = len(rows) - sum(shown.values())
         if hidden:
             lines.append(

@@ -25,6 +25,23 @@ def _rows(r: RuleResult) -> list[tuple[str, str]]:
     return [(r.title, "")]
 
 
+FIXED = 15 + 10 + 9 + 16
+"""The rule, severity and result columns, and the borders and padding of five columns."""
+
+
+def break_path(text: str, width: int) -> str:
+    """`text` in lines of at most `width`, broken after a `/` (a name longer than a line is folded)."""
+    import re
+
+    lines, line = [], ""
+    for part in re.split(r"(?<=/)", text):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    return "\n".join([*lines, line])
+
+
 def columns(color: bool) -> int | None:
     """The width: $COLUMNS when it is set (piped output too), else the terminal's, else 160."""
     import os
@@ -60,16 +77,18 @@ class TableReporter:
             width=self.width or columns(self.color),
             highlight=False,
         )
-        # A location is never split inside a word: its column is as wide as the longest one (up to half
-        # the width; only longer ones fold), and the message wraps at spaces instead.
+        # A location is never split inside a name: its column is as wide as the longest one (up to half
+        # of what the fixed columns leave), a longer one is broken after a `/`, and the message wraps at
+        # spaces instead.
         longest = max((len(where) for r in report.results for _, where in _rows(r)), default=5)
+        where_width = max(5, min(longest, (console.width - FIXED) // 2))
         table = Table(show_lines=False, expand=False)
         for col, kw in (
             ("rule", {"no_wrap": True}),
             ("severity", {"no_wrap": True}),
             ("result", {"no_wrap": True}),
-            ("message", {"ratio": 1, "min_width": 20}),
-            ("where", {"min_width": min(longest, max(20, console.width // 2)), "overflow": "fold"}),
+            ("message", {"ratio": 1, "min_width": 16}),
+            ("where", {"width": where_width, "overflow": "fold"}),
         ):
             table.add_column(col, **kw)
         for r in report.results:
@@ -80,7 +99,7 @@ class TableReporter:
                     Text(r.severity if first else ""),
                     Text(r.status.value, _STYLE[r.status]) if first else Text(""),
                     Text(message),
-                    Text(where),
+                    Text(break_path(where, where_width)),
                 )
             if r.note and r.findings:
                 table.add_row(Text(""), Text(""), Text(""), Text(r.note, "dim"), Text(""))
