@@ -173,3 +173,19 @@ def test_trusted_ref_errors_name_the_fix(clone: Path, tmp_path_factory: Any) -> 
     shutil.copytree(clone / "recipes", bare / "recipes", symlinks=True)
     code, _, err = lint("--trusted-ref", "main", "recipes/tdx-base", cwd=bare)
     assert code == 2 and "is not inside a git repository" in err
+
+
+def test_a_build_with_the_dev_mkosi_profile_is_judged_with_tdx_base_and_dev(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cvmlint build --mkosi-profile dev recipes/tdx-base` lints (its gate) exactly as `lint` does."""
+    from cvmlint.build import BuildPlan, lint_recipe
+    from cvmlint.pipeline import command_line
+    from cvmlint.project import find_project
+
+    monkeypatch.chdir(ROOT)
+    project = find_project(ROOT, ROOT / "recipes/tdx-base")
+    entry = project.entry_for(ROOT / "recipes/tdx-base")
+    plan = BuildPlan(Path("recipes/tdx-base"), entry, command_line(entry, ["dev"], "debian"))
+    report, _, _ = lint_recipe(plan, project, [])
+    assert report.profiles == ("tdx-base", "dev")
+    assert report.profile_sources == {"tdx-base": "cvmlint.toml", "dev": "--mkosi-profile dev"}
+    assert report.exit_code() == 0
