@@ -13,11 +13,10 @@ import pytest
 from cvmlint.policy import load_policy
 from cvmlint.policy.probes import kernel_needles
 from tests.conftest import ROOT
-from tests.tools import CACHE, require, run
+from tests.tools import kernel_source, require
 
 PATCH = ROOT / "patches/0001-acpi-deny-aml-access-to-cvm-private-memory.patch"
 UPSTREAM = sorted((ROOT / "patches/upstream").glob("*.patch"))
-TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 NEEDED = [
     "drivers/acpi/acpica/exregion.c",
     "scripts/checkpatch.pl",
@@ -31,16 +30,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def linux_61() -> Path:
     """The files of Debian's linux-source-6.1 the checks need, extracted once."""
-    if not TARBALL.exists():
-        require("linux-source-6.1-tarball")  # not a command: skips here, fails in CI (test-setup installs it)
-    stamp = f"{TARBALL.stat().st_size}-{TARBALL.stat().st_mtime_ns}"
-    target = CACHE / f"linux-source-6.1-{stamp}"
-    if not (target / "done").exists():
-        require("tar", "xz")
-        target.mkdir(parents=True, exist_ok=True)
-        run("tar", "-xJf", TARBALL, "-C", target, *[f"linux-source-6.1/{n}" for n in NEEDED])
-        (target / "done").write_text("ok")
-    return target / "linux-source-6.1"
+    return kernel_source(*NEEDED)
 
 
 def test_the_patch_applies_to_debian_linux_source_6_1(linux_61: Path) -> None:

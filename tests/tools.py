@@ -87,6 +87,26 @@ def _need_root(what: str) -> None:
         pytest.skip(f"{what} needs root")
 
 
+KERNEL_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+
+
+def kernel_source(*files: str) -> Path:
+    """Files of Debian's linux-source-6.1 (paths below linux-source-6.1/), extracted once into the cache."""
+    import hashlib
+
+    if not KERNEL_TARBALL.exists():
+        require("linux-source-6.1-tarball")  # not a command: skips here, fails in CI (test-setup installs it)
+    stamp = f"{KERNEL_TARBALL.stat().st_size}-{KERNEL_TARBALL.stat().st_mtime_ns}"
+    key = hashlib.sha256("\0".join(sorted(files)).encode()).hexdigest()[:8]
+    target = CACHE / f"linux-source-6.1-{stamp}-{key}"
+    if not (target / "done").exists():
+        require("tar", "xz")
+        target.mkdir(parents=True, exist_ok=True)
+        run("tar", "-xJf", KERNEL_TARBALL, "-C", target, *[f"linux-source-6.1/{n}" for n in files])
+        (target / "done").write_text("ok")
+    return target / "linux-source-6.1"
+
+
 def minbase_tree() -> Path:
     """A debootstrap'd Debian bookworm minbase tree, built once and cached by the recipe's hash."""
     key = hashlib.sha256(MINBASE_RECIPE.encode()).hexdigest()[:12]

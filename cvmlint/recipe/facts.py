@@ -14,11 +14,12 @@ from typing import TypeVar
 
 from cvmlint import limits
 from cvmlint.errors import InputError
-from cvmlint.facts.layout import AUTO_MOUNTS, UNIT_DIRS, file_kind
+from cvmlint.facts.layout import AUTO_MOUNTS, UNIT_DIRS
 from cvmlint.facts.model import (
     Boot,
     Build,
     ConfigOption,
+    DebVersion,
     Facts,
     File,
     Kernel,
@@ -37,8 +38,10 @@ from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_installed, u
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.files import present, read_bounded
 from cvmlint.project import RecipeEntry
+from cvmlint.recipe.aptspec import parse_spec
 from cvmlint.recipe.mkosi import SCRIPTS, CommandLine, MkosiConfig, Value, read_recipe
 from cvmlint.recipe.repart import PartitionDef, read_definitions, verity_pairs
+from cvmlint.recipe.trees import Trees
 
 BUILD = "decided at build time: checked at scan time"
 ARCHES = {
@@ -100,6 +103,9 @@ class Recipe:
         self.repart = read_definitions(dirs, display_base, self.warnings)
         self.pairs = verity_pairs(self.repart, self.warnings)
         self.trees = list(self._trees())
+        removed = [v.text for v in self.config.items("RemoveFiles")]
+        self.files = Trees([(p, t, v.text) for p, t, v in self.trees], removed, self.display)
+        """What the trees put into the image (after RemoveFiles=)."""
 
     def display(self, path: Path) -> str:
         return os.path.relpath(path, self.display_base)
@@ -136,10 +142,7 @@ def recipe_facts(
     if cli is None:
         cli = CommandLine(profiles=entry.mkosi_profiles if entry else ())
     recipe = Recipe(directory, entry, cli, display_base or Path.cwd(), implies)
-    try:
-        files, capped = _files(recipe), None
-    except InputError as err:  # the trees are over a limit: what they hold is not known
-        files, capped = [], Unknown(f"the recipe's trees cannot be listed: {err}")
+    files, capped = _files(recipe), recipe.files.unknown
 
     def from_trees(fact: str, make: Callable[[], T]) -> T | Unknown:
         return capped if capped is not None else _decided(recipe, fact, make)
@@ -354,12 +357,19 @@ def _packages(recipe: Recipe) -> Items[Package] | Unknown:
         return unknown
     removed = {v.text for v in recipe.config.items("RemovePackages")}
     arch = _arch(recipe)
-    out = [
-        Package(name=v.text, version=Unknown(BUILD), arch=arch, origin="declared", where=v.where)
-        for setting in ("Packages", "VolatilePackages")
-        for v in recipe.config.items(setting)
-        if v.text not in removed
-    ]
+    out = []
+    for setting in ("Packages", "VolatilePackages"):
+        for v in recipe.config.items(setting):
+            spec = parse_spec(v.text)
+            if spec.unknown:
+                return Unknown(spec.unknown, v.where)
+            if spec.removed or spec.name in removed:
+                continue
+            version: DebVersion | Unknown = DebVersion(spec.version) if spec.version else Unknown(BUILD)
+            for name in (spec.name, spec.also) if spec.also else (spec.name,):
+                out.append(
+                    Package(name=name, version=version, arch=spec.arch or arch, origin="declared", where=v.where)
+                )
     for setting in SCRIPT_SETTINGS:
         for v in recipe.config.items(setting):
             script = recipe.config.path(v)
@@ -367,15 +377,14 @@ def _packages(recipe: Recipe) -> Items[Package] | Unknown:
                 recipe.warnings.append(f"{v.where}: warning: {setting}: {recipe.display(script)} does not exist")
                 continue
             for pkg in installed_packages(read_text(script, "build script", recipe.display(script))):
-                out.append(
-                    Package(
-                        name=pkg.name,
-                        version=Unknown(BUILD),
-                        arch=arch,
-                        origin="script",
-                        where=Provenance(file=recipe.display(script), line=pkg.line),
-                    )
-                )
+                at = Provenance(file=recipe.display(script), line=pkg.line)
+                names = [pkg.name]
+                if pkg.tool in ("apt-get", "apt", "aptitude", "mkosi-install"):
+                    spec = parse_spec(pkg.name)
+                    if spec.unknown:
+                        return Unknown(spec.unknown.replace("Packages=", f"{pkg.tool} install "), at)
+                    names = [] if spec.removed else [n for n in (spec.name, spec.also) if n]
+                out += [Package(name=n, version=Unknown(BUILD), arch=arch, origin="script", where=at) for n in names]
     where = (
         recipe.config.items("Packages")[0].where
         if recipe.config.items("Packages")
@@ -395,82 +404,48 @@ def _packages(recipe: Recipe) -> Items[Package] | Unknown:
 def _files(recipe: Recipe) -> list[File]:
     from cvmlint.facts.elf import elf_info
 
-    removed = [v.text for v in recipe.config.items("RemoveFiles")]
-    found: dict[str, File] = {}
-    for source, target, _value in recipe.trees:
-        for path, host in _walk(source, target):
-            if any(_glob(path, pattern) for pattern in removed):
-                continue
-            try:
-                found[path] = _tree_entry(recipe, path, host, elf_info)
-            except OSError as err:  # a tree outside the recipe (ExtraTrees=/proc): what it holds is not known
-                raise InputError(f"{recipe.display(host)}: cannot be read ({err.strerror or err})") from None
-    return list(found.values())
+    out = []
+    for entry in recipe.files.entries.values():
+        elf: tuple[bool, str, str] = (False, "", "")
+        if entry.kind == "file" and entry.size >= 52:
+            head = entry.data[:8192] if entry.data is not None else _head(entry.host)
+            elf = elf_info(head) if head is not None else (Unknown(f"{entry.shown} was not read"), "", "")  # type: ignore[assignment]
+        out.append(
+            File(
+                path=entry.path,
+                name=posixpath.basename(entry.path),
+                type=entry.kind,
+                mode=entry.mode,
+                uid=entry.uid,
+                gid=entry.gid,
+                size=entry.size,
+                target=entry.target,
+                executable=entry.kind == "file" and bool(entry.mode & 0o111),
+                setuid=entry.kind == "file" and bool(entry.mode & 0o6000),
+                is_elf=elf[0],
+                elf_machine=elf[1],
+                elf_interpreter=elf[2],
+                where=Provenance(file=entry.shown),
+            )
+        )
+    return out
 
 
-def _tree_entry(recipe: Recipe, path: str, host: Path, elf_info: Callable[[bytes], tuple[bool, str, str]]) -> File:
-    st = host.lstat()
-    kind = file_kind(st.st_mode)
-    mode = stat.S_IMODE(st.st_mode)
-    elf: tuple[bool, str, str] = (False, "", "")
-    if kind == "file" and st.st_size >= 52 and stat.S_ISREG(host.stat().st_mode):
+def _head(host: Path | None) -> bytes | None:
+    """The first bytes of a tree's regular file (None for anything else)."""
+    if host is None or not stat.S_ISREG(host.stat().st_mode):
+        return None
+    try:
         with open(host, "rb") as fh:
-            elf = elf_info(fh.read(8192))
-    return File(
-        path=path,
-        name=posixpath.basename(path),
-        type=kind,
-        mode=mode,
-        uid=0,
-        gid=0,
-        size=st.st_size,
-        target=os.readlink(host) if kind == "symlink" else "",
-        executable=kind == "file" and bool(mode & 0o111),
-        setuid=kind == "file" and bool(mode & 0o6000),
-        is_elf=elf[0],
-        elf_machine=elf[1],
-        elf_interpreter=elf[2],
-        where=Provenance(file=recipe.display(host)),
-    )
+            return fh.read(8192)
+    except OSError as err:
+        raise InputError(f"{host}: cannot be read ({err.strerror or err})") from None
 
 
-def _walk(source: Path, target: str) -> Iterator[tuple[str, Path]]:
-    """(path in the image, host path) of every entry of a tree directory, bounded."""
-    if not source.is_dir():
-        return
-    count, most = 0, limits.get("recipe-tree-files")
-    for dirpath, dirnames, filenames in os.walk(source):
-        dirnames.sort()
-        rel = os.path.relpath(dirpath, source)
-        for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            count += 1
-            if count > most:
-                raise InputError(
-                    f"{source}: more than {most} files (limit recipe-tree-files; raise it with "
-                    "--limit recipe-tree-files=N)"
-                )
-            inner = posixpath.normpath(posixpath.join("/", target.lstrip("/"), rel, name))
-            yield inner, Path(dirpath) / name
-
-
-def _glob(path: str, pattern: str) -> bool:
-    import fnmatch
-
-    return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.rstrip("/") + "/*")
-
-
-def _tree_file(recipe: Recipe, path: str) -> tuple[str, Path] | None:
-    """The text of a file the trees put at `path` (the last tree wins), and its host path."""
-    for source, target, _ in reversed(recipe.trees):
-        rel = posixpath.relpath(path, posixpath.join("/", target.lstrip("/")))
-        if rel.startswith(".."):
-            continue
-        host = source / rel
-        if present(host):
-            from cvmlint.recipe.ini import read_text
-
-            return read_text(host, "file", recipe.display(host)), host
-    return None
+def _tree_file(recipe: Recipe, path: str) -> tuple[str, str] | Unknown | None:
+    """The text a tree puts at `path` (the last tree wins, RemoveFiles= applied) and where it is
+    written; None when none does; unknown when the build host decides what mkosi reads there."""
+    return recipe.files.read(path)
 
 
 # ---- partitions, root, verity ------------------------------------------------------------------
@@ -578,25 +553,79 @@ def _partitions(recipe: Recipe) -> Items[Partition] | Unknown:
 
 
 # ---- command line, boot, kernel, patches --------------------------------------------------------
-def _cmdline(recipe: Recipe, files: list[File]) -> Items[Param]:
-    from cvmlint.facts.cmdline import parse_cmdline
+GRUB_SPECIAL = set("\"'\\$;|&<>{}#`\n\r")
+"""What GRUB's script reader treats otherwise than as plain text in the `linux` line mkosi writes."""
+ROOTHASH_TEXT = "roothash=" + "0" * 64
+"""The parameter mkosi adds for a verity root (a SHA-256 root hash): its length counts for the kernel."""
 
-    out: list[Param] = []
+
+def _cmdline(recipe: Recipe, files: list[File]) -> Items[Param] | Unknown:
+    """The parameters the kernel takes from what mkosi writes: /etc/kernel/cmdline (else
+    /usr/lib/kernel/cmdline), the root hash, KernelCommandLine= — joined with spaces into one line, then
+    split by the kernel (facts/cmdline.py). A boot entry written as a line (a type-1 `options` line, a
+    GRUB `linux` line) ends at the file's first line break; GRUB reads its line with its own rules first."""
+    from cvmlint.facts.cmdline import parse_joined
+
+    boot = _boot(recipe)
+    grub = boot.loader == "grub" and not boot.uki
+    line_based = not boot.uki and boot.loader in ("grub", "systemd-boot")
+    content: list[tuple[str, Provenance]] = []
     for path in ("/etc/kernel/cmdline", "/usr/lib/kernel/cmdline"):
         found = _tree_file(recipe, path)
+        if isinstance(found, Unknown):
+            return Unknown(f"{path}: {found.reason}")
         if found is not None:
-            text, host = found
-            for number, line in enumerate(text.splitlines(), start=1):
-                out += parse_cmdline(line, Provenance(file=recipe.display(host), line=number))
+            content = _file_lines(*found)
             break
+    if (script := _script_writing(recipe, "kernel/cmdline")) is not None:
+        return Unknown(f"{script} names kernel/cmdline: what a build script writes there is decided at build time")
+    roothash: list[tuple[str, Provenance]] = []
     root = _root_def(recipe)
     if root is not None and _paired(recipe, root) is not None:
-        out.append(Param(name="roothash", value=Unknown("computed at build time"), where=root.where("Verity")))
-    values = recipe.config.items("KernelCommandLine")
-    for v in values:
-        out += parse_cmdline(v.text, v.where)
-    where = values[-1].where if values else Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
-    return Items(out, where)
+        roothash = [(ROOTHASH_TEXT, root.where("Verity"))]
+    values = [(v.text, v.where) for v in recipe.config.items("KernelCommandLine")]
+    parts = [*(roothash if grub else []), *content, *roothash, *values]
+    if line_based and len(content) > 1:  # the rest of the file, the root hash and KernelCommandLine= are lost
+        parts = [*(roothash if grub else []), content[0]]
+    if grub:
+        odd = sorted({c for text, _ in parts for c in text if c in GRUB_SPECIAL})
+        if odd:
+            where = next(w for text, w in parts if any(c in GRUB_SPECIAL for c in text))
+            return Unknown(
+                f"{where}: {' '.join(repr(c) for c in odd)} in the kernel command line: GRUB reads the `linux` line "
+                "mkosi writes into grub.cfg with its own quoting and expansion, so what reaches the kernel is "
+                "decided there"
+            )
+    params = [
+        Param(name=p.name, value=Unknown("computed at build time"), where=p.where)
+        if p.name == "roothash" and roothash and p.where == roothash[0][1] and p.value == "0" * 64
+        else p
+        for p in parse_joined(parts)
+    ]
+    where = values[-1][1] if values else Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
+    return Items(params, where)
+
+
+def _file_lines(text: str, shown: str) -> list[tuple[str, Provenance]]:
+    """A cmdline file's lines as mkosi takes the file (stripped as a whole), each with its line number."""
+    content = text.strip()
+    first = text[: text.index(content)].count("\n") + 1 if content else 1
+    lines = content.replace("\r\n", "\n").replace("\r", "\n").split("\n") if content else []
+    return [(line, Provenance(file=shown, line=first + n)) for n, line in enumerate(lines)]
+
+
+def _script_writing(recipe: Recipe, needle: str) -> str | None:
+    """The first build script whose text names `needle` (a path it may write), as shown."""
+    from cvmlint.recipe.ini import read_text
+
+    for path in _script_paths(recipe):
+        try:
+            text = read_text(path, "build script", recipe.display(path))
+        except InputError:
+            return recipe.display(path)  # unreadable: it may write anything
+        if needle in text:
+            return recipe.display(path)
+    return None
 
 
 def _flag(value: str | None) -> bool:
@@ -704,21 +733,27 @@ def _mounts(recipe: Recipe, files: list[File]) -> Items[Mount] | Unknown:
             )
         )
     crypt_found = _tree_file(recipe, "/etc/crypttab")
-    crypt = crypttab_names(crypt_found[0]) if crypt_found else set()
     fstab = _tree_file(recipe, "/etc/fstab")
+    for path, found in (("/etc/crypttab", crypt_found), ("/etc/fstab", fstab)):
+        if isinstance(found, Unknown):
+            return Unknown(f"{path}: {found.reason}")
+    assert not isinstance(crypt_found, Unknown) and not isinstance(fstab, Unknown)
+    crypt = crypttab_names(crypt_found[0]) if crypt_found else set()
     if fstab is not None:
-        out += fstab_mounts(fstab[0], crypt, _locator(recipe, fstab[1]))
+        out += fstab_mounts(fstab[0], crypt, _locator(fstab[1]))
     names = {f.path for f in files}
     for f in files:
         directory, name = posixpath.split(f.path)
         if not name.endswith(".mount") or directory not in UNIT_DIRS or f.type != "file":
             continue
         found = _tree_file(recipe, f.path)
+        if isinstance(found, Unknown):
+            return Unknown(f"{f.path}: {found.reason}")
         if found is None:
             continue
-        text, host = found
+        text, shown = found
         enabled = unit_installed(text) or any(p.endswith(f"/{name}") and ".wants/" in p for p in names)
-        mount = unit_mount(text, crypt, _locator(recipe, host))
+        mount = unit_mount(text, crypt, _locator(shown))
         if enabled and mount is not None:
             out.append(mount)
     for p in recipe.repart:
@@ -750,6 +785,5 @@ def _mounts(recipe: Recipe, files: list[File]) -> Items[Mount] | Unknown:
     return Items(out, base)
 
 
-def _locator(recipe: Recipe, host: Path) -> Callable[[int], Provenance]:
-    shown = recipe.display(host)
+def _locator(shown: str) -> Callable[[int], Provenance]:
     return lambda line: Provenance(file=shown, line=line)

@@ -54,6 +54,11 @@ def read_text(path: Path, what: str = "configuration file", display: str | None 
 
     shown = display or str(path)
     data = read_bounded(path, "script-bytes" if "script" in what else "recipe-file-bytes", what, shown)
+    return decode_text(data, what, shown)
+
+
+def decode_text(data: bytes, what: str, shown: str) -> str:
+    """A file's bytes as text, refused when binary or not UTF-8 (the error names it as `shown`)."""
     nul = data.find(b"\0")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
@@ -83,6 +88,9 @@ def parse(
             out.append(Setting(section, key, tuple(lines)))
         key, lines = None, []
 
+    # NOTE: as mkosi reads the file (Path.read_text: universal newlines, then textwrap.dedent and
+    # str.splitlines, which also ends a line at \f, \v, \x1c-\x1e, \x85, \u2028 and \u2029).
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     for number, raw in enumerate(textwrap.dedent(text).splitlines(), start=1):
         line = raw.split("#", 1)[0]
         if not line.strip():

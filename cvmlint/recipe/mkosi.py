@@ -307,6 +307,11 @@ class Reader:
         if seed.is_file():
             text = seed.read_text(encoding="utf-8", errors="replace").strip()
             self.config.scalars["Seed"] = Value(text, self.where(seed, 1), directory)
+        configure = directory / "mkosi.configure"
+        if present(configure):
+            self.config.lists.setdefault("ConfigureScripts", []).append(
+                Value(configure.name, self.where(configure), directory)
+            )
         for stem, setting in SCRIPTS.items():
             for suffix in ("", ".chroot") if stem in CHROOT_SCRIPTS else ("",):
                 script = directory / f"mkosi.{stem}{suffix}"
@@ -380,15 +385,20 @@ class Reader:
             profiles = self.profiles()
             return not profiles if not value else value in profiles
         if key == "PathExists":
-            target = workdir / value
-            if Path(value).is_absolute() and not str(target).startswith(str(self.config.directory)):
-                return self.undecided_because(path, s, f"{value} is a path on the build host")
-            return bool(value) and target.exists()
+            if not value:
+                return False
+            target = Path(os.path.realpath(workdir / value))
+            if Path(value).is_absolute() or not any(target.is_relative_to(d) for d in self.recipe_directories()):
+                return self.undecided_because(path, s, f"{value} is a path on the build host, outside the recipe")
+            return target.exists()
         if key == "Image":
             return value == "main"
         if key == "Environment":
             env = self.config.dicts.get("Environment", {})
             name, eq, wanted = value.partition("=")
+            unknown = env[name].unknown if name in env else None
+            if eq and unknown:
+                return self.undecided_because(path, s, unknown)
             return name in env if not eq else name in env and env[name].text == wanted
         if key in ("Repositories", "BuildSources"):
             values = [v.text for v in self.current_list(key)]
@@ -407,6 +417,12 @@ class Reader:
         if key == "ImageVersion":
             return compare_versions(value, current)
         return current == value
+
+    def recipe_directories(self) -> set[Path]:
+        """The directories the recipe is made of: its own and those of every configuration file read."""
+        return {Path(os.path.realpath(self.config.directory))} | {
+            Path(os.path.realpath(f.parent)) for f in self.config.files
+        }
 
     def check_enum(self, key: str, value: str, path: Path, s: ini.Setting) -> None:
         allowed = set(ARCHITECTURES) | {"uefi"} if key in ("Architecture", "HostArchitecture") else ENUMS.get(key)
@@ -639,4 +655,10 @@ def read_recipe(
         config.scalars[key] = value
     for key, values in reader.cli_lists.items():
         config.lists[key] = config.items(key) + values
+    for script in config.items("ConfigureScripts"):  # the first one names the reason
+        config.undecided.setdefault(
+            EVERYTHING,
+            f"{script.where}: {script.text}: mkosi runs this configure script at build time and builds with the "
+            "configuration it returns (it can drop lockdown= or add packages); cvmlint never runs it",
+        )
     return config

@@ -17,14 +17,17 @@ Which files count, as systemd-repart decides (mkosi passes RepartDirectories= in
     Encrypt=off|key-file|tpm2|key-file+tpm2 (yes = key-file)     LUKS2
     MountPoint=/var[:opts]  (fstab at build)      ReadOnly=, CopyFiles=
 
-systemd syntax: `#` and `;` start comment lines, a trailing backslash continues a line. Unknown
-keys are warnings (as repart itself warns), with their file and line.
+systemd syntax (`logical_lines`): lines end at \n or \r only; `#` and `;` start comment lines, which
+never continue; an unescaped trailing backslash continues a line; only space, tab, CR and LF are
+blanks. Unknown keys are warnings (as repart itself warns), with their file and line.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,22 +177,49 @@ def masked(path: Path) -> bool:
     )
 
 
-def _read(part: PartitionDef, path: Path, display_base: Path, warnings: list[str]) -> int:
-    """Read one definition or drop-in file into `part`; the number of its last line."""
-    display = os.path.relpath(path, display_base)
-    section = ""
-    lines = read_text(path, "repart definition", display).splitlines()
-    number, pending, start = 0, "", 0
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
+WHITESPACE = " \t\n\r"
+"""systemd's WHITESPACE: what its parser strips (not a form feed or a vertical tab, as Python's strip() does)."""
+EOL = re.compile(r"\r\n|\n\r|\n|\r")
+"""systemd's read_line(): a line ends at \n or \r, a pair of different ones being one end."""
+
+
+def logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(first line number, text) of each line systemd's configuration parser reads from `text`: a line
+    whose first non-blank character is `#` or `;` is a comment, skipped even inside a continuation (so
+    it never continues); a line ending in an unescaped backslash continues on the next, the backslash
+    read as a space."""
+    pending, start = "", 0
+    for number, line in enumerate(EOL.split(text.removeprefix("\ufeff")), start=1):
+        stripped = line.lstrip(WHITESPACE)
+        if stripped and stripped[0] in "#;":
+            continue
         if not pending:
             start = number
-        if line.endswith("\\"):
-            pending += line[:-1].rstrip() + " "
+        joined = pending + line
+        escaped = False
+        for ch in joined:
+            escaped = not escaped if ch == "\\" else False
+        if escaped:
+            pending = joined[:-1] + " "
             continue
-        line, pending = (pending + line).strip(), ""
-        if not line or line.startswith(("#", ";")):
+        pending = ""
+        yield start, joined
+    if pending:
+        yield start, pending
+
+
+def _read(part: PartitionDef, path: Path, display_base: Path, warnings: list[str]) -> int:
+    """Read one definition or drop-in file into `part` as systemd's parser reads it; the number of its
+    last line."""
+    display = os.path.relpath(path, display_base)
+    section = ""
+    text = read_text(path, "repart definition", display)
+    last = 1
+    for start, raw in logical_lines(text):
+        line = raw.strip(WHITESPACE)
+        if not line or line[0] in "#;":
             continue
+        last = start
         if line.startswith("["):
             if not line.endswith("]"):
                 raise InputError(f"{display}:{start}: {line!r} is not a valid section header")
@@ -200,13 +230,14 @@ def _read(part: PartitionDef, path: Path, display_base: Path, warnings: list[str
         key, eq, value = line.partition("=")
         if not eq:
             raise InputError(f"{display}:{start}: {line!r} is not a `Key=value` setting")
-        key, value = key.strip(), value.strip()
+        key, value = key.strip(WHITESPACE), value.strip(WHITESPACE)
         if section != "Partition":
             if not section:
                 raise InputError(f"{display}:{start}: setting {key}= is outside of any section")
             continue
         if key not in KEYS:
-            warnings.append(f"{display}:{start}: warning: unknown repart setting {key}=: systemd-repart ignores it")
+            shown = f"{key}=" if key.isprintable() else repr(key)
+            warnings.append(f"{display}:{start}: warning: unknown repart setting {shown}: systemd-repart ignores it")
             continue
         if not value:  # an empty assignment resets the setting (and a list of CopyFiles=, MountPoint=, …)
             part.values.pop(key, None)
@@ -215,7 +246,7 @@ def _read(part: PartitionDef, path: Path, display_base: Path, warnings: list[str
         part.values[key] = (value, start)
         part.sources[key] = display
         part.lists.setdefault(key, []).append((value, start, display))
-    return max(number, 1)
+    return last
 
 
 def verity_pairs(parts: list[PartitionDef], warnings: list[str]) -> dict[str, tuple[PartitionDef, PartitionDef]]:

@@ -42,7 +42,8 @@ def test_repart_verity_pairs_and_implied_values(make_tree: Maker) -> None:
     root, hashes, var, _ = parts
     assert (root.type, root.format, root.read_only) == ("root", "erofs", True)
     assert str(root.where("Verity")) == "d/10-root.conf:6"
-    assert root.lists["CopyFiles"] == [("/usr:/usr /etc:/etc", 8, "d/10-root.conf")]
+    [(value, line, shown)] = root.lists["CopyFiles"]  # systemd keeps the continued line's indentation
+    assert (value.split(), line, shown) == (["/usr:/usr", "/etc:/etc"], 8, "d/10-root.conf")
     assert (var.format, var.encrypt, var.read_only) == ("ext4", "key-file", False)  # implied by CopyFiles/Encrypt
     pairs = verity_pairs(parts, warnings)
     assert pairs == {"root": (root, hashes)}
