@@ -559,16 +559,17 @@ ROOTHASH_TEXT = "roothash=" + "0" * 64
 """The parameter mkosi adds for a verity root (a SHA-256 root hash): its length counts for the kernel."""
 
 
+GRUB_PREFIX = 128
+"""Room for GRUB's `BOOT_IMAGE=/path ` before the line (it counts in the kernel's 2047 bytes)."""
+
+
 def _cmdline(recipe: Recipe, files: list[File]) -> Items[Param] | Unknown:
     """The parameters the kernel takes from what mkosi writes: /etc/kernel/cmdline (else
     /usr/lib/kernel/cmdline), the root hash, KernelCommandLine= — joined with spaces into one line, then
-    split by the kernel (facts/cmdline.py). A boot entry written as a line (a type-1 `options` line, a
-    GRUB `linux` line) ends at the file's first line break; GRUB reads its line with its own rules first."""
-    from cvmlint.facts.cmdline import parse_joined
-
-    boot = _boot(recipe)
-    grub = boot.loader == "grub" and not boot.uki
-    line_based = not boot.uki and boot.loader in ("grub", "systemd-boot")
+    split by the kernel (facts/cmdline.py). A UKI carries the whole line; a boot entry written as a line of
+    a file (a type-1 `options` line, a GRUB `linux` line) ends at the first line break, and GRUB reads its
+    line with its own rules first. When mkosi decides at build time which (UnifiedKernelImages=auto
+    builds a UKI when systemd-stub is in the image), both must give the same parameters."""
     content: list[tuple[str, Provenance]] = []
     for path in ("/etc/kernel/cmdline", "/usr/lib/kernel/cmdline"):
         found = _tree_file(recipe, path)
@@ -584,8 +585,44 @@ def _cmdline(recipe: Recipe, files: list[File]) -> Items[Param] | Unknown:
     if root is not None and _paired(recipe, root) is not None:
         roothash = [(ROOTHASH_TEXT, root.where("Verity"))]
     values = [(v.text, v.where) for v in recipe.config.items("KernelCommandLine")]
+    readings = [_entry_params(way, content, roothash, values) for way in _entry_kinds(recipe)]
+    for reading in readings:
+        if isinstance(reading, Unknown):
+            return reading
+    first = readings[0]
+    assert not isinstance(first, Unknown)
+    if any(_shape(r) != _shape(first) for r in readings[1:] if not isinstance(r, Unknown)):
+        return Unknown(
+            "UnifiedKernelImages=auto: whether mkosi builds a UKI (when systemd-stub is in the image) is decided at "
+            "build time, and the kernel takes other parameters from the UKI than from the boot loader's line"
+        )
+    where = values[-1][1] if values else Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
+    return Items(first, where)
+
+
+def _entry_kinds(recipe: Recipe) -> list[str]:
+    """How the command line reaches the kernel: `uki`, `grub` (a grub.cfg `linux` line) or `bls` (a
+    type-1 entry's `options` line); both a UKI and the loader's line when mkosi decides at build time."""
+    boot = _boot(recipe)
+    line = {"grub": "grub", "systemd-boot": "bls"}.get(str(boot.loader), "uki")
+    uki = _uki_setting(recipe.config.scalar("UnifiedKernelImages"))
+    if uki in ("signed", "unsigned") or boot.loader == "uki":
+        return ["uki"]
+    return [line] if uki == "none" else list(dict.fromkeys(["uki", line]))
+
+
+def _entry_params(
+    way: str,
+    content: list[tuple[str, Provenance]],
+    roothash: list[tuple[str, Provenance]],
+    values: list[tuple[str, Provenance]],
+) -> list[Param] | Unknown:
+    """The kernel's parameters when the line reaches it `way` (see _entry_kinds)."""
+    from cvmlint.facts.cmdline import COMMAND_LINE_SIZE, parse_joined
+
+    grub = way == "grub"
     parts = [*(roothash if grub else []), *content, *roothash, *values]
-    if line_based and len(content) > 1:  # the rest of the file, the root hash and KernelCommandLine= are lost
+    if way != "uki" and len(content) > 1:  # the file's other lines, the root hash and KernelCommandLine= are lost
         parts = [*(roothash if grub else []), content[0]]
     if grub:
         odd = sorted({c for text, _ in parts for c in text if c in GRUB_SPECIAL})
@@ -596,14 +633,25 @@ def _cmdline(recipe: Recipe, files: list[File]) -> Items[Param] | Unknown:
                 "mkosi writes into grub.cfg with its own quoting and expansion, so what reaches the kernel is "
                 "decided there"
             )
-    params = [
+        length = sum(len(text.encode()) + 1 for text, _ in parts)
+        if length > COMMAND_LINE_SIZE - 1 - GRUB_PREFIX:
+            return Unknown(
+                f"the kernel command line is {length} bytes: GRUB puts BOOT_IMAGE=<path> before it, and the kernel "
+                f"keeps {COMMAND_LINE_SIZE - 1} bytes: which parameters are cut off depends on that path"
+            )
+    return [
         Param(name=p.name, value=Unknown("computed at build time"), where=p.where)
         if p.name == "roothash" and roothash and p.where == roothash[0][1] and p.value == "0" * 64
         else p
         for p in parse_joined(parts)
     ]
-    where = values[-1][1] if values else Provenance(file=recipe.display(recipe.directory / "mkosi.conf"))
-    return Items(params, where)
+
+
+def _shape(params: list[Param]) -> tuple[bool, list[tuple[str, object]]]:
+    """What the kernel gets from a reading: whether the root hash is there (GRUB's line has it twice, the
+    same value), and every other parameter in order."""
+    rest: list[tuple[str, object]] = [(p.name, p.value) for p in params if p.name != "roothash"]
+    return any(p.name == "roothash" for p in params), rest
 
 
 def _file_lines(text: str, shown: str) -> list[tuple[str, Provenance]]:

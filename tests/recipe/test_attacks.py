@@ -240,3 +240,14 @@ def test_a_qualified_package_name_is_the_package(make_tree: Maker, spec: str) ->
 def test_a_pattern_apt_resolves_is_unknown(make_tree: Maker, spec: str) -> None:
     make_tree({"r/mkosi.conf": BASE.replace("Packages=systemd", f"Packages=systemd {spec}"), **ROOT_VERITY})
     assert lint(Path("r"))["CVM-PKG-004"] == "unknown"
+
+
+def test_uki_auto_is_unknown_when_the_uki_and_the_entry_line_differ(make_tree: Maker) -> None:
+    """UnifiedKernelImages=auto: mkosi builds a UKI only when systemd-stub is in the image; the UKI carries
+    the whole line, a type-1 entry only its first line: the kernel's parameters are not known."""
+    conf = BASE + "Bootloader=systemd-boot\nKernelCommandLine=lockdown=integrity\n"
+    make_tree({"r/mkosi.conf": conf, **ROOT_VERITY, "r/mkosi.extra/etc/kernel/cmdline": "console=ttyS0\nquiet\n"})
+    cmdline = facts_of(Path("r")).cmdline
+    assert isinstance(cmdline, Unknown) and "UnifiedKernelImages=auto" in cmdline.reason
+    make_tree({"r/mkosi.extra/etc/kernel/cmdline": "console=ttyS0 quiet\n"})  # one line: both readings agree
+    assert [p.name for p in facts_of(Path("r")).cmdline] == ["console", "quiet", "roothash", "lockdown"]
