@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+NAME = re.compile(r"[a-z0-9][a-z0-9+.-]*")
 
 
 @dataclass(frozen=True)

@@ -126,9 +126,13 @@ class PartitionDef:
 
     @property
     def read_only(self) -> bool:
+        """Read-only by its file system (erofs and squashfs cannot be written, whatever the GPT flag says),
+        by ReadOnly=, or by systemd-repart's default for verity partitions."""
+        if self.format in ("erofs", "squashfs"):
+            return True
         value = self.get("ReadOnly")
         if value:
-            return value in TRUE
+            return value.lower() in TRUE
         return (
             self.verity in ("data", "hash", "signature")
             or self.type.endswith(("-verity", "-verity-sig"))
@@ -254,6 +258,11 @@ def verity_pairs(parts: list[PartitionDef], warnings: list[str]) -> dict[str, tu
     groups: dict[str, dict[str, list[PartitionDef]]] = {}
     for p in parts:
         if p.verity == "off":
+            if p.get("VerityMatchKey"):
+                warnings.append(
+                    f"{p.where('VerityMatchKey')}: warning: VerityMatchKey= with Verity=off: systemd-repart "
+                    "refuses the layout"
+                )
             continue
         key = p.get("VerityMatchKey")
         if not key:
@@ -263,6 +272,14 @@ def verity_pairs(parts: list[PartitionDef], warnings: list[str]) -> dict[str, tu
             )
             continue
         groups.setdefault(key, {}).setdefault(p.verity, []).append(p)
+    for p in parts:
+        minimize = p.get("Minimize", "off").lower()
+        if minimize in ("best", *TRUE) and p.format not in ("erofs", "squashfs") and p.verity != "hash":
+            warnings.append(
+                f"{p.where('Minimize')}: warning: Minimize={p.get('Minimize')} on a {p.format or 'unformatted'} "
+                "partition: systemd-repart refuses the layout (only read-only file systems or verity hash "
+                "partitions can be minimized best)"
+            )
     pairs = {}
     for key, roles in groups.items():
         data, hashes = roles.get("data", []), roles.get("hash", [])

@@ -1,92 +1,27 @@
-"""The kernel command line as the kernel itself splits it: `next_arg` (lib/cmdline.c), the ctype table
-(lib/ctype.c) and `skip_spaces` (lib/string_helpers.c) of Debian's linux-source-6.1, compiled here into a small
-program that runs `parse_args`'s loop, against `cvmlint.facts.cmdline` on corner cases and random lines."""
+"""The kernel command line as the kernel itself splits it (its own code, compiled: tests/kernel_cmdline.py)
+against `cvmlint.facts.cmdline`, on corner cases and random lines."""
 
 from __future__ import annotations
 
 import random
-import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from cvmlint.facts.cmdline import COMMAND_LINE_SIZE, parse_joined, split_bytes
 from cvmlint.facts.provenance import Provenance
-from tests.tools import CACHE, kernel_source, require
+from tests.kernel_cmdline import kernel_params, kernel_splitter
 
 pytestmark = pytest.mark.slow  # extracts three files from the kernel tarball (once) and compiles them
-
-HARNESS = r"""
-#include <stdio.h>
-#include <string.h>
-#define EXPORT_SYMBOL(x)
-#define __init
-#define _U 0x01
-#define _L 0x02
-#define _D 0x04
-#define _C 0x08
-#define _P 0x10
-#define _S 0x20
-#define _X 0x40
-#define _SP 0x80
-%(ctype)s
-#define isspace(c) ((_ctype[(int)(unsigned char)(c)] & (_S)) != 0)
-%(skip_spaces)s
-%(next_arg)s
-static void hex(const char *s) { for (; *s; s++) printf("%%02x", (unsigned char)*s); }
-int main(void) {
-    static char buf[%(size)d];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, stdin);
-    buf[n] = 0;
-    char *args = skip_spaces(buf), *param, *val;
-    while (*args) {
-        args = next_arg(args, &param, &val);
-        if (!val && strcmp(param, "--") == 0)
-            break;
-        hex(param); printf(" "); if (val) hex(val); else printf("-"); printf("\n");
-    }
-    return 0;
-}
-"""
-
-
-def _function(source: str, signature: str) -> str:
-    start = source.index(signature)
-    body = source.index("\n}\n", start) + 3
-    return source[start:body]
 
 
 @pytest.fixture(scope="module")
 def kernel_split() -> Path:
-    """The kernel's own splitter, compiled (cached by the kernel source)."""
-    require("gcc")
-    src = kernel_source("lib/cmdline.c", "lib/ctype.c", "lib/string_helpers.c")
-    ctype = re.search(r"const unsigned char _ctype\[\] = \{.*?\};", (src / "lib/ctype.c").read_text(), re.S)
-    assert ctype is not None
-    program = HARNESS % {
-        "ctype": ctype.group(0),
-        "skip_spaces": _function((src / "lib/string_helpers.c").read_text(), "char *skip_spaces(const char *str)"),
-        "next_arg": _function(
-            (src / "lib/cmdline.c").read_text(), "char *next_arg(char *args, char **param, char **val)"
-        ),
-        "size": COMMAND_LINE_SIZE,
-    }
-    out = CACHE / "kernel-cmdline-split"
-    source = out.with_suffix(".c")
-    if not out.exists() or not source.exists() or source.read_text() != program:
-        source.write_text(program)
-        subprocess.run(["gcc", "-O1", "-w", "-o", str(out), str(source)], check=True)
-    return out
+    return kernel_splitter()
 
 
 def kernel(split: Path, line: bytes) -> list[tuple[bytes, bytes | None]]:
-    done = subprocess.run([str(split)], input=line, capture_output=True, check=True)
-    out = []
-    for row in done.stdout.decode().splitlines():
-        name, value = row.split(" ")
-        out.append((bytes.fromhex(name), None if value == "-" else bytes.fromhex(value)))
-    return out
+    return kernel_params(split, line)
 
 
 def ours(line: bytes) -> list[tuple[bytes, bytes | None]]:
@@ -124,7 +59,7 @@ def test_corners_split_as_the_kernel_splits_them(kernel_split: Path, line: bytes
 def test_random_lines_split_as_the_kernel_splits_them(kernel_split: Path) -> None:
     rng = random.Random(24)
     alphabet = [b"a", b"b", b"=", b'"', b" ", b"-", b"--", b"\t", b"\n", b"\xa0", b"\xc2", b".", b"lockdown", b"x"]
-    for _ in range(400):
+    for _ in range(2000):
         line = b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
         assert ours(line) == kernel(kernel_split, line), line
 

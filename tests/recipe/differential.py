@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -105,13 +106,7 @@ def cvmlint_view(case: Case) -> tuple[View, list[str]]:
     )
     cmdline = doc["cmdline"]
     view["cmdline"] = (
-        "unknown"
-        if "unknown" in cmdline
-        else [
-            _param(p)
-            for p in cmdline["items"]
-            if not isinstance(p.get("value"), dict) and not p["where"]["file"].endswith("/kernel/cmdline")
-        ]
+        "unknown" if "unknown" in cmdline else [_param(p) for p in cmdline["items"] if p["name"] != "roothash"]
     )
     return view, warnings
 
@@ -137,8 +132,10 @@ def mkosi_summary(root: Path, case: Case) -> dict[str, Any]:
     return summary
 
 
-def mkosi_view(summary: dict[str, Any], case: Case) -> View:
-    """The same view, from mkosi's summary."""
+def mkosi_view(summary: dict[str, Any], case: Case, work: Path) -> View:
+    """The same view, from mkosi's summary (the command line as the kernel reads the line mkosi writes
+    from it and the recipe's trees: tests/recipe/truth.py; unknown when the ways it can reach the kernel
+    give different parameters)."""
     base = case.inside.parent if case.inside else case.base
 
     def rel(path: str) -> str:
@@ -177,12 +174,27 @@ def mkosi_view(summary: dict[str, Any], case: Case) -> View:
         "bootloader": summary["Bootloader"].removesuffix("-signed"),
         "shim": summary["ShimBootloader"] in ("signed", "unsigned"),
         "secure_boot": summary["SecureBoot"],
-        "packages": sorted(p for p in summary["Packages"] + summary["VolatilePackages"] if p not in removed),
-        "cmdline": [
-            _param({"name": p.name, "value": p.value})
-            for p in parse_cmdline(" ".join(summary["KernelCommandLine"]), Provenance())
-        ],
+        "packages": sorted(
+            re.split(r"[:=/]", p)[0]
+            for p in summary["Packages"] + summary["VolatilePackages"]
+            if p not in removed and not p.endswith("-")
+        ),  # the package each name is, as apt reads it (openssh-server:amd64 is openssh-server; x- removes x)
+        "cmdline": _kernel_view(summary, work),
     }
+
+
+def _kernel_view(summary: dict[str, Any], work: Path) -> Any:
+    from tests.recipe.truth import image_tree, mkosi_lines
+
+    lines = mkosi_lines(summary, image_tree(summary, work), roothash=True)
+    if isinstance(lines, str):
+        return "unknown"
+    readings = [
+        [_param({"name": p.name, "value": p.value}) for p in parse_cmdline(line.decode(), Provenance())]
+        for way, line in lines.items()
+    ]
+    readings = [[p for p in r if not p.startswith(("roothash=", "BOOT_IMAGE="))] for r in readings]
+    return readings[0] if all(r == readings[0] for r in readings) else "unknown"
 
 
 def _feature(value: Any) -> str:
@@ -292,8 +304,9 @@ def repart_view(layout: Layout, case: Case, root: Path) -> View:
     roots = [p for p in layout.partitions if p["type"].startswith("root") and "-verity" not in p["type"]]
     root_view: Any = "none"
     if roots:
-        r = roots[0]
-        root_view = {"format": r["content"], "verity": r["verity"], "read_only": r["read_only"]}
+        r = roots[0]  # read-only by its file system (erofs, squashfs cannot be written) or by its GPT flag
+        read_only = r["read_only"] or r["content"] in ("erofs", "squashfs")
+        root_view = {"format": r["content"], "verity": r["verity"], "read_only": read_only}
     return {"partitions": parts, "root": root_view}
 
 
