@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.recipe.differential import Case, fresh_work, mkosi_summary, repart_layout
-from tests.recipe.test_differential import RESOURCES, VERSIONS, corpus_cases, our_cases
+from tests.recipe.differential import RESOURCES, Case, fresh_work, mkosi_summary, repart_layout
+from tests.recipe.test_differential import VERSIONS, corpus_cases, our_cases
 from tests.recipe.truth import apt_installs, image_tree, kernel_params, kernel_splitter, last_value, mkosi_lines
 from tests.tools import tool_root
 
