@@ -76,7 +76,7 @@ def test_policy_facts_lists_the_catalogue(capsys) -> None:  # type: ignore[no-un
 
 def test_policy_test(capsys) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli(capsys, "policy", "test", "--strict")
-    assert code == 0 and "74 of 74 cases passed" in out
+    assert code == 0 and "75 of 75 cases passed" in out
 
 
 def test_policy_test_reports_a_failing_case(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -64,6 +64,12 @@ class Package(Record):
     origin: str = doc(
         "How it is known: `dpkg`, `rpm`, `declared` (Packages=), `script` (a build script).", default="declared"
     )
+    regex: str = doc(
+        "A recipe's name that apt may read as a regular expression (RE2 syntax, case-insensitive, matched "
+        "anywhere in a package name: `openssh.server` installs openssh-server when no package has that exact "
+        "name); empty for a plain name and in images.",
+        default="",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

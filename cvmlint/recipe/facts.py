@@ -38,7 +38,7 @@ from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_installed, u
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.files import present, read_bounded
 from cvmlint.project import RecipeEntry
-from cvmlint.recipe.aptspec import parse_spec
+from cvmlint.recipe.aptspec import AptSpec, parse_spec
 from cvmlint.recipe.mkosi import SCRIPTS, CommandLine, MkosiConfig, Value, read_recipe
 from cvmlint.recipe.repart import PartitionDef, read_definitions, verity_pairs
 from cvmlint.recipe.trees import Trees
@@ -357,10 +357,11 @@ def _packages(recipe: Recipe) -> Items[Package] | Unknown:
         return unknown
     removed = {v.text for v in recipe.config.items("RemovePackages")}
     arch = _arch(recipe)
+    apt = recipe.config.scalar("Distribution") in (None, "debian", "ubuntu", "kali")
     out = []
     for setting in ("Packages", "VolatilePackages"):
         for v in recipe.config.items(setting):
-            spec = parse_spec(v.text)
+            spec = parse_spec(v.text) if apt else AptSpec(name=v.text)
             if spec.unknown:
                 return Unknown(spec.unknown, v.where)
             if spec.removed or spec.name in removed:
@@ -368,7 +369,14 @@ def _packages(recipe: Recipe) -> Items[Package] | Unknown:
             version: DebVersion | Unknown = DebVersion(spec.version) if spec.version else Unknown(BUILD)
             for name in (spec.name, spec.also) if spec.also else (spec.name,):
                 out.append(
-                    Package(name=name, version=version, arch=spec.arch or arch, origin="declared", where=v.where)
+                    Package(
+                        name=name,
+                        version=version,
+                        arch=spec.arch or arch,
+                        origin="declared",
+                        regex=spec.regex,
+                        where=v.where,
+                    )
                 )
     for setting in SCRIPT_SETTINGS:
         for v in recipe.config.items(setting):
@@ -378,13 +386,17 @@ def _packages(recipe: Recipe) -> Items[Package] | Unknown:
                 continue
             for pkg in installed_packages(read_text(script, "build script", recipe.display(script))):
                 at = Provenance(file=recipe.display(script), line=pkg.line)
-                names = [pkg.name]
+                names, regex = [pkg.name], ""
                 if pkg.tool in ("apt-get", "apt", "aptitude", "mkosi-install"):
                     spec = parse_spec(pkg.name)
                     if spec.unknown:
                         return Unknown(spec.unknown.replace("Packages=", f"{pkg.tool} install "), at)
                     names = [] if spec.removed else [n for n in (spec.name, spec.also) if n]
-                out += [Package(name=n, version=Unknown(BUILD), arch=arch, origin="script", where=at) for n in names]
+                    regex = spec.regex
+                out += [
+                    Package(name=n, version=Unknown(BUILD), arch=arch, origin="script", regex=regex, where=at)
+                    for n in names
+                ]
     where = (
         recipe.config.items("Packages")[0].where
         if recipe.config.items("Packages")

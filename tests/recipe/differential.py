@@ -175,10 +175,10 @@ def mkosi_view(summary: dict[str, Any], case: Case, work: Path) -> View:
         "shim": summary["ShimBootloader"] in ("signed", "unsigned"),
         "secure_boot": summary["SecureBoot"],
         "packages": sorted(
-            re.split(r"[:=/]", p)[0]
+            _apt_name(p)
             for p in summary["Packages"] + summary["VolatilePackages"]
-            if p not in removed and not p.endswith("-")
-        ),  # the package each name is, as apt reads it (openssh-server:amd64 is openssh-server; x- removes x)
+            if p not in removed and not (p.endswith("-") and not p.startswith(("?", "~")))
+        ),
         "cmdline": _kernel_view(summary, work),
     }
 
@@ -195,6 +195,13 @@ def _kernel_view(summary: dict[str, Any], work: Path) -> Any:
     ]
     readings = [[p for p in r if not p.startswith(("roothash=", "BOOT_IMAGE="))] for r in readings]
     return readings[0] if all(r == readings[0] for r in readings) else "unknown"
+
+
+def _apt_name(item: str) -> str:
+    """The package an item names as apt reads it: openssh-server:amd64 (=version, /release) is
+    openssh-server, ?exact-name(x) is x (x- removes x: kept as written, cvmlint leaves it out)."""
+    exact = re.fullmatch(r"\?exact-name\((.*)\)", item)
+    return exact.group(1) if exact else item if item.startswith(("?", "~")) else re.split(r"[:=/]", item)[0]
 
 
 def _feature(value: Any) -> str:

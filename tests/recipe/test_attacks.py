@@ -236,9 +236,24 @@ def test_a_qualified_package_name_is_the_package(make_tree: Maker, spec: str) ->
     assert lint(Path("r"))["CVM-PKG-004"] == "fail"
 
 
-@pytest.mark.parametrize("spec", ["openssh-*", "?name(openssh-server)", "./openssh-server.deb"])
-def test_a_pattern_apt_resolves_is_unknown(make_tree: Maker, spec: str) -> None:
+@pytest.mark.parametrize("spec", ["openssh.server", "OPENSSH-SERVE.", "openssh-*", "?name(openssh-s)", "~nssh-server"])
+def test_a_name_apt_reads_as_a_pattern_matching_an_ssh_server_fails(make_tree: Maker, spec: str) -> None:
+    """apt-get install openssh.server installs openssh-server: no package has that name, so apt matches it
+    as a regular expression (case-insensitive, anywhere in the name)."""
     make_tree({"r/mkosi.conf": BASE.replace("Packages=systemd", f"Packages=systemd {spec}"), **ROOT_VERITY})
+    assert lint(Path("r"))["CVM-PKG-004"] == "fail"
+
+
+def test_a_pattern_matching_nothing_forbidden_passes_the_ssh_rule(make_tree: Maker) -> None:
+    make_tree(
+        {"r/mkosi.conf": BASE.replace("Packages=systemd", "Packages=systemd libstdc++6 python3.13"), **ROOT_VERITY}
+    )
+    assert lint(Path("r"))["CVM-PKG-004"] == "pass"
+
+
+@pytest.mark.parametrize("spec", ["./openssh-server.deb", "?and(?name(a),?essential)", "ssh-server^"])
+def test_an_apt_pattern_task_or_file_is_unknown(make_tree: Maker, spec: str) -> None:
+    make_tree({"r/mkosi.conf": BASE.replace("Packages=systemd", f"Packages=systemd\n         {spec}"), **ROOT_VERITY})
     assert lint(Path("r"))["CVM-PKG-004"] == "unknown"
 
 

@@ -45,7 +45,10 @@ def lint_statuses(case: Case) -> tuple[dict[str, str], Any]:
 
 def truth(case: Case, root: Path, tmp: Path, splitter: Path) -> dict[str, str | None]:
     """Rule -> why the real programs say it fails (None: they agree it passes)."""
-    summary = mkosi_summary(root, case)
+    try:
+        summary = mkosi_summary(root, case)
+    except AssertionError:  # this mkosi refuses the recipe: nothing is built, nothing passes into production
+        return dict.fromkeys(RULES)
     layout_root: dict[str, Any] = {"content": "ext4", "verity": False, "read_only": False}  # mkosi's default
     if summary["Format"] == "disk" and summary["RepartDirectories"]:
         layout = repart_layout(root, summary["RepartDirectories"], fresh_work(tmp))
