@@ -963,7 +963,7 @@ def _build_text(outcome: Any, plan: Any, table: Reporter) -> str:
     elif outcome.packages is not None:
         out.append(f"package comparison: unknown ({outcome.packages.reason})\n")
     out.append(
-        f"summary: lint {_verdict(outcome.lint, plan)}; built {outcome.image} ({outcome.size / 2**20:.0f} MiB, "
+        f"summary: lint {_verdict(outcome.lint, plan)}; built {_relative(outcome.image)} ({outcome.size / 2**20:.0f} MiB, "
         f"sha256 {outcome.sha256[:16]}…, {outcome.seconds:.0f} s, {outcome.mkosi}); scan "
         f"{_verdict(outcome.scan, plan)}; drift {len(outcome.drift)}; exit "
         f"{outcome.exit_code(plan.fail_on, plan.unknown)}\n"
@@ -974,6 +974,12 @@ def _build_text(outcome: Any, plan: Any, table: Reporter) -> str:
 
         out.append("\n" + render_text(outcome.rebuild))
     return "".join(out)
+
+
+def _relative(path: Path) -> str:
+    """A path as shown: relative to the working directory when below it."""
+    absolute = path.resolve()
+    return os.path.relpath(absolute) if absolute.is_relative_to(Path.cwd().resolve()) else str(path)
 
 
 def _verdict(report: Report, plan: Any) -> str:
