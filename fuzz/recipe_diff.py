@@ -12,7 +12,7 @@ them. For each tree and each mkosi (25.3, 27.1):
     invariant  every pass of CVM-VER-001/002, CVM-FS-001, CVM-BOOT-001/002, CVM-PKG-004 against the
                real programs' reading (tests/recipe/truth.py)
 
-    python3 fuzz/recipes.py --seconds 3600 [--seed N] [--keep DIR]
+    python3 fuzz/recipe_diff.py --seconds 3600 [--seed N] [--keep DIR]
 
 A tree with a difference is kept in DIR (default fuzz/recipe-finds/) with what differed; a summary (trees,
 trees per minute, differences by class) is printed as JSON at the end.
