@@ -14,6 +14,17 @@ ROOT = Path(__file__).resolve().parent.parent
 HEADER = 'policy "t" version "1"\n'
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`cvmlint ARGS` in-process: exit code, standard output, standard error."""
+    from cvmlint.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 0), out.out, out.err
+
+
 @pytest.fixture
 def write_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """Write `text` (and extra files) into a temp dir and return the policy path."""

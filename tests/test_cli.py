@@ -9,21 +9,16 @@ from pathlib import Path
 import pytest
 
 from cvmlint import __version__
-from cvmlint.cli import OutputFormat, main, reporter_for
+from cvmlint.cli import OutputFormat, reporter_for
 from cvmlint.facts import Items, Package, Provenance, load_facts_file
 from cvmlint.facts.model import DebVersion
 from cvmlint.policy import evaluate, load_policy
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 IMAGE = ROOT / "policies/tests/facts/hardened-image.json"
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 0), out.out, out.err
+cli = run_cli
 
 
 def variant(tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]

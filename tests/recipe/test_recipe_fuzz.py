@@ -22,6 +22,7 @@ SEED = 20261207
 
 def test_random_recipes_agree_with_the_real_programs(tmp_path: Path) -> None:
     from recipe_diff import Tree, check
+
     from tests.recipe.test_differential import VERSIONS
     from tests.recipe.truth import kernel_splitter
     from tests.tools import tool_root

@@ -13,16 +13,9 @@ from typing import Any
 
 import pytest
 
-from cvmlint.cli import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 0), out.out, out.err
+cli = run_cli
 
 
 @pytest.fixture
