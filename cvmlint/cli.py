@@ -963,9 +963,9 @@ def _build_text(outcome: Any, plan: Any, table: Reporter) -> str:
     elif outcome.packages is not None:
         out.append(f"package comparison: unknown ({outcome.packages.reason})\n")
     out.append(
-        f"summary: lint {_verdict(outcome.lint, plan)}; built {_relative(outcome.image)} ({outcome.size / 2**20:.0f} MiB, "
-        f"sha256 {outcome.sha256[:16]}…, {outcome.seconds:.0f} s, {outcome.mkosi}); scan "
-        f"{_verdict(outcome.scan, plan)}; drift {len(outcome.drift)}; exit "
+        f"summary: lint {_verdict(outcome.lint, plan)}; built {_relative(outcome.image)} "
+        f"({outcome.size / 2**20:.0f} MiB, sha256 {outcome.sha256[:16]}…, {outcome.seconds:.0f} s, "
+        f"{outcome.mkosi}); scan {_verdict(outcome.scan, plan)}; drift {len(outcome.drift)}; exit "
         f"{outcome.exit_code(plan.fail_on, plan.unknown)}\n"
     )
     out += [f"  {name}: {path}\n" for name, path in outcome.outputs.items()]

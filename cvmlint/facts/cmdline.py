@@ -33,12 +33,13 @@ def parse_cmdline(text: str, where: Provenance) -> list[Param]:
     return parse_joined([(text, where)])
 
 
-def parse_joined(parts: Sequence[tuple[str, Provenance]]) -> list[Param]:
-    """The parameters of the line made by joining `parts` with spaces (as mkosi joins /etc/kernel/cmdline,
-    the root hash and KernelCommandLine=), each placed where its first byte was written."""
+def parse_joined(parts: Sequence[tuple[str, Provenance]], glue: Sequence[str] = ()) -> list[Param]:
+    """The parameters of the line made by joining `parts` (as mkosi joins /etc/kernel/cmdline, the root
+    hash and KernelCommandLine=), each placed where its first byte was written. `glue[k]` is what joins
+    part k to the one before (a space when not given; a file's own line break between its lines)."""
     data, starts = b"", list[tuple[int, Provenance]]()
-    for text, where in parts:
-        data += b" " if starts else b""
+    for k, (text, where) in enumerate(parts):
+        data += (glue[k] if k < len(glue) else " ").encode() if starts else b""
         starts.append((len(data), where))
         data += text.encode("utf-8", "surrogateescape")
     data = data[: COMMAND_LINE_SIZE - 1]

@@ -633,9 +633,11 @@ def _entry_params(
     from cvmlint.facts.cmdline import COMMAND_LINE_SIZE, parse_joined
 
     grub = way == "grub"
-    parts = [*(roothash if grub else []), *content, *roothash, *values]
+    head = roothash if grub else []
+    parts = [*head, *content, *roothash, *values]
+    glue = [" "] * len(head) + [" "] + ["\n"] * (len(content) - 1)  # a file's lines keep their line breaks
     if way != "uki" and len(content) > 1:  # the file's other lines, the root hash and KernelCommandLine= are lost
-        parts = [*(roothash if grub else []), content[0]]
+        parts = [*head, content[0]]
     if grub:
         odd = sorted({c for text, _ in parts for c in text if c in GRUB_SPECIAL})
         if odd:
@@ -655,7 +657,7 @@ def _entry_params(
         Param(name=p.name, value=Unknown("computed at build time"), where=p.where)
         if p.name == "roothash" and roothash and p.where == roothash[0][1] and p.value == "0" * 64
         else p
-        for p in parse_joined(parts)
+        for p in parse_joined(parts, glue)
     ]
 
 
