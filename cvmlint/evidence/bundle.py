@@ -47,7 +47,6 @@ LIBRARIES = (
     "google-re2",
     "rich",
 )
-MAX_MEMBER = 1 << 30
 
 
 @dataclass
@@ -118,6 +117,7 @@ def bundle_files(ev: Evidence, signed_by: str | None) -> dict[str, bytes]:
     files["policy/policy.json"] = _json(
         {
             "main": main,
+            "shipped": _shipped(ev.policy, root),
             "profiles": list(ev.policy.profiles),
             "files": names,
             "waivers": waivers,
@@ -188,29 +188,120 @@ def _write_tar(dest: Path, files: dict[str, bytes], when: datetime) -> None:
 
 
 def read_bundle(path: Path) -> dict[str, bytes]:
-    """Name -> bytes of every file of a bundle directory or tar (bounded, no path escapes)."""
-    files: dict[str, bytes] = {}
+    """Name -> bytes of every file of a bundle directory or tar: regular files only, each name a plain
+    relative path, sizes, counts and depth within the bundle-* limits. Anything else is an InputError
+    naming the bundle and the member."""
+    from cvmlint.files import is_regular
+
     if path.is_dir():
-        for item in sorted(path.rglob("*")):
-            if item.is_file() and not item.is_symlink():
-                files[item.relative_to(path).as_posix()] = item.read_bytes()
-        return files
+        files = _read_directory(path)
+    elif is_regular(path):
+        files = _read_tar(path)
+    else:
+        raise InputError(f"{path}: not an evidence bundle (a directory or a tar file)")
+    _no_conflicts(path, files)
+    return files
+
+
+def member_name(name: str, bundle: Path) -> str:
+    """`name` when it is a plain relative path inside a bundle; else an InputError."""
+    parts = name.split("/")
+    problem = (
+        "is absolute"
+        if name.startswith("/")
+        else "leaves the bundle (..)"
+        if ".." in parts
+        else "has an empty or . component"
+        if any(p in ("", ".") for p in parts)
+        else "holds a NUL or a backslash"
+        if "\0" in name or "\\" in name
+        else "has a component longer than 255 bytes"
+        if any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts)
+        else "is longer than 1024 bytes"
+        if len(name.encode("utf-8", "surrogateescape")) > 1024
+        else ""
+    )
+    if problem:
+        raise InputError(f"{bundle}: member {name[:120]!r} {problem}")
+    return name
+
+
+def _read_directory(root: Path) -> dict[str, bytes]:
+    from cvmlint import limits
+    from cvmlint.files import read_bounded
+
+    files: dict[str, bytes] = {}
+    total = 0
+    stack = [(root, 0)]
+    while stack:  # iterative: a bundle of thousands of nested directories is refused, not a RecursionError
+        directory, depth = stack.pop()
+        limits.check("bundle-depth", depth, "evidence bundle", str(directory.relative_to(root)))
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            item = Path(entry.path)
+            rel = member_name(item.relative_to(root).as_posix(), root)
+            if entry.is_symlink():
+                raise InputError(f"{root}: member {rel} is a symbolic link (a bundle holds regular files only)")
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((item, depth + 1))
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                raise InputError(f"{root}: member {rel} is not a regular file")
+            limits.check("bundle-files", len(files) + 1, "evidence bundle", rel)
+            data = read_bounded(item, "bundle-file-bytes", "bundle member", f"{root}/{rel}")
+            total += len(data)
+            limits.check("bundle-bytes", total, "evidence bundle", rel)
+            files[rel] = data
+    return dict(sorted(files.items()))
+
+
+def _read_tar(path: Path) -> dict[str, bytes]:
+    from cvmlint import limits
+
+    limits.check("bundle-bytes", path.stat().st_size, "evidence bundle", "tar file")  # bounds headers too
+    files: dict[str, bytes] = {}
+    total = 0
     try:
-        with tarfile.open(path, "r:") as tar:
+        with open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r:") as tar:
             for member in tar:
-                if not member.isfile() or member.name.startswith("/") or ".." in member.name.split("/"):
+                name = member_name(member.name.removeprefix("./").rstrip("/") if member.isdir() else member.name, path)
+                if member.isdir():
                     continue
-                if member.size > MAX_MEMBER:
-                    raise InputError(f"{path}: member {member.name} is larger than {MAX_MEMBER} bytes")
+                if not member.isreg() or member.issparse():
+                    raise InputError(f"{path}: member {name} is not a regular file (a bundle holds regular files only)")
+                limits.check("bundle-files", len(files) + 1, "evidence bundle", name)
+                limits.check("bundle-file-bytes", member.size, "evidence bundle", name)
+                total += member.size
+                limits.check("bundle-bytes", total, "evidence bundle", name)
+                if name in files:
+                    raise InputError(f"{path}: member {name} appears twice")
                 handle = tar.extractfile(member)
-                files[member.name] = handle.read() if handle else b""
-    except (OSError, tarfile.TarError) as err:
+                files[name] = handle.read() if handle else b""
+    except (OSError, tarfile.TarError, UnicodeError) as err:
         raise InputError(f"{path}: not an evidence bundle (a directory or a tar file): {err}") from None
     return files
 
 
+def _no_conflicts(bundle: Path, files: dict[str, bytes]) -> None:
+    """No name is both a file and a directory (`policy/a` and `policy/a/b`)."""
+    directories = {"/".join(name.split("/")[:k]) for name in files for k in range(1, name.count("/") + 1)}
+    clash = sorted(directories & files.keys())
+    if clash:
+        raise InputError(f"{bundle}: member {clash[0]} is both a file and a directory")
+
+
 def _json(value: Any) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _shipped(policy: Policy, root: Path) -> str | None:
+    """Where the bundle holds the policies shipped with cvmlint (what `include "cvmlint:…"` read), relative
+    to policy/; None when the policy read none of them."""
+    from cvmlint._resources import policies_dir
+
+    shipped = policies_dir().resolve()
+    if not any(Path(p).resolve().is_relative_to(shipped) for p in policy.files):
+        return None
+    return shipped.relative_to(root).as_posix() if shipped.is_relative_to(root) else None
 
 
 def _policy_root(policy: Policy) -> Path:

@@ -19,7 +19,6 @@ from typing import Any
 from cvmlint.errors import CvmlintError
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
-MAX_KEY_BYTES = 64 << 10
 
 
 class SignatureError(CvmlintError):
@@ -88,13 +87,13 @@ def load_public_key(path: Path) -> Any:
 
 
 def _read_key(path: Path) -> bytes:
+    """A key file: a regular file within the key-bytes limit (never /dev/zero, a FIFO, a sparse giant)."""
+    from cvmlint.files import Refused, read_bounded
+
     try:
-        data = path.read_bytes()[: MAX_KEY_BYTES + 1]
-    except OSError as err:
-        raise SignatureError(f"{path}: cannot read the key: {err.strerror}") from None
-    if len(data) > MAX_KEY_BYTES:
-        raise SignatureError(f"{path}: larger than {MAX_KEY_BYTES} bytes: not a key")
-    return data
+        return read_bounded(path, "key-bytes", "key")
+    except Refused as err:
+        raise SignatureError(str(err)) from None
 
 
 def sign(statement: bytes, key: SigningKey) -> dict[str, Any]:
@@ -135,7 +134,10 @@ def verify(envelope: Any, public_key: Any) -> bytes:
 
     body = payload(envelope)
     keyid = keyid_of(public_key)
-    signatures = [s for s in envelope.get("signatures", []) if isinstance(s, dict) and s.get("keyid") == keyid]
+    listed = envelope.get("signatures", [])
+    if not isinstance(listed, list):
+        raise SignatureError("the envelope's signatures are not a list")
+    signatures = [s for s in listed if isinstance(s, dict) and s.get("keyid") == keyid]
     if not signatures:
         raise SignatureError(f"no signature by key {keyid[:16]}… in the envelope")
     message = pae(PAYLOAD_TYPE, body)

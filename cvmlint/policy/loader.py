@@ -20,6 +20,15 @@ from cvmlint.policy.types import ALLOWLIST, ANY, Ty, comparable
 DATA_KINDS = ("list",)
 
 
+@dataclass(frozen=True)
+class Confine:
+    """A policy that must be read from one directory only (an evidence bundle's copy): an include or a
+    data file outside `root` is an error, and `cvmlint:NAME` is the bundled copy in `shipped`."""
+
+    root: Path
+    shipped: Path | None = None
+
+
 @dataclass
 class Policy:
     """A loaded, checked policy with the selected profiles applied."""
@@ -56,7 +65,8 @@ def display_path(path: Path) -> str:
 class _Sources:
     """Reads policy and data files once, keeping their text for diagnostics and the digest."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, confine: Confine | None = None) -> None:
+        self.confine = confine
         self.lines: dict[str, list[str]] = {}
         self.digest = hashlib.sha256()
         self.order: list[str] = []
@@ -69,6 +79,8 @@ class _Sources:
         from cvmlint.files import Refused, read_bounded
 
         try:
+            if self.confine is not None and not path.resolve().is_relative_to(self.confine.root.resolve()):
+                raise Refused(shown, what, "it is outside the evidence bundle, whose own copy must be read")
             data = read_bounded(path, "policy-file-bytes", what, shown)
         except Refused as err:
             message = f"cannot read {what} {shown}: {err.reason}"
@@ -126,7 +138,7 @@ def _parse_tree(root: Path, sources: _Sources) -> list[tuple[Path, ast.PolicyFil
         key = (str(real), shown, text)
         parsed = _PARSED.get(key) or _parse_cached(key)
         for inc in parsed.includes:
-            visit(_include_path(path, inc.path), [*stack, real], inc.pos)
+            visit(_include_path(path, inc.path, sources.confine), [*stack, real], inc.pos)
         done[real] = parsed
         order.append((path, parsed))
 
@@ -152,13 +164,15 @@ def _parse_cached(key: tuple[str, str, str]) -> ast.PolicyFile:
     return parsed
 
 
-def _include_path(including: Path, name: str) -> Path:
+def _include_path(including: Path, name: str, confine: Confine | None = None) -> Path:
     """`include "x.cvmp"` is relative to the including file; `include "cvmlint:cvm-baseline.cvmp"` names
-    a policy shipped with cvmlint (a site policy builds on the baseline wherever cvmlint is installed)."""
+    a policy shipped with cvmlint (a site policy builds on the baseline wherever cvmlint is installed), or
+    its copy in an evidence bundle."""
     if name.startswith("cvmlint:"):
         from cvmlint._resources import policies_dir
 
-        return policies_dir() / name.removeprefix("cvmlint:")
+        shipped = policies_dir() if confine is None else confine.shipped or confine.root / "(no shipped policies)"
+        return shipped / name.removeprefix("cvmlint:")
     return including.parent / name
 
 
@@ -217,12 +231,13 @@ def _check_let(checker: Checker, let: ast.Let, scope: dict[str, Binding]) -> Ty:
     return checker.expr(let.expr, scope)
 
 
-def load_policy(path: str | Path, profiles: Sequence[str] = ()) -> Policy:
-    """Load and check a policy file with its includes and data files, then apply `profiles` in order."""
+def load_policy(path: str | Path, profiles: Sequence[str] = (), confine: Confine | None = None) -> Policy:
+    """Load and check a policy file with its includes and data files, then apply `profiles` in order;
+    with `confine`, every file must be below its root (see Confine)."""
     root = Path(path)
     if root.is_dir():
         raise InputError(f"{path}: is a directory; give a policy file (*.cvmp)")
-    checked = _CHECKED.get(root.resolve())
+    checked = _check(root, confine) if confine is not None else _CHECKED.get(root.resolve())
     if checked is None or not checked.unchanged():
         checked = _CHECKED[root.resolve()] = _cached_check(root)
     base = checked.policy
@@ -266,8 +281,8 @@ _CHECKED: dict[Path, _Checked] = {}
 profiles to a copy."""
 
 
-def _check(root: Path) -> _Checked:
-    sources = _Sources(root.parent)
+def _check(root: Path, confine: Confine | None = None) -> _Checked:
+    sources = _Sources(root.parent, confine)
     tree = _parse_tree(root, sources)
     files = [pf for _, pf in tree]
     main = files[-1]
