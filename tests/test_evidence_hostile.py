@@ -10,7 +10,9 @@ import os
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,7 +46,7 @@ def copy(bundle: Path, dest: Path) -> Path:
     return dest
 
 
-def edit_json(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+def edit_json(path: Path, change: Callable[[Any], object]) -> None:
     doc = json.loads(path.read_text())
     change(doc)
     path.write_text(json.dumps(doc))
@@ -120,8 +122,8 @@ def test_malformed_documents_are_named_with_their_path(
     ],
 )
 def test_malformed_envelopes_are_problems_not_crashes(
-    bundles: dict[str, Path], tmp_path: Path, change, message: str
-) -> None:  # type: ignore[no-untyped-def]
+    bundles: dict[str, Path], tmp_path: Path, change: Callable[[dict[str, object]], None], message: str
+) -> None:
     bundle = copy(bundles["baseline"], tmp_path / "b")
     edit_json(bundle / "statement.json", change)
     proc = cvmlint("evidence", "verify", "--allow-unsigned", bundle)
