@@ -240,7 +240,7 @@ def _write(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        output.write_text(text, encoding="utf-8", errors="backslashreplace")  # a name an image chose may not be UTF-8
     except OSError as err:
         fail(f"cannot write {output}: {err.strerror}")
 

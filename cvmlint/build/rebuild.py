@@ -11,7 +11,7 @@ mirror no longer serves, a changed recipe file or a failed build raises (exit 2)
 
 from __future__ import annotations
 
-import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ from cvmlint.build import BuildError, BuildOutcome, BuildPlan, build_recipe
 from cvmlint.build.compare import Comparison, Difference, compare_images
 from cvmlint.build.mkosi import Progress
 from cvmlint.build.pinned import PinError, Pinned, fetch, from_json, mirror_index
+from cvmlint.errors import InputError
 from cvmlint.project import Project
 from cvmlint.recipe.mkosi import CommandLine
 
@@ -77,10 +78,13 @@ class RebuildOutcome:
 def load_record(path: Path, image: Path | None = None) -> FirstBuild:
     """The first build's record: its `.build.json`, or its evidence bundle (a directory or `.tar`)."""
     if path.is_file() and path.suffix == ".json":
+        from cvmlint.files import Refused, read_bounded
+        from cvmlint.jsonin import load_json
+
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise RebuildError(f"{path}: not a readable build summary ({err})") from err
+            doc = load_json(read_bounded(path, "record-bytes", "build record"), str(path))
+        except (Refused, InputError) as err:
+            raise RebuildError(f"not a readable build summary: {err}") from err
         if not isinstance(doc, dict):
             raise RebuildError(f"{path}: not a build summary (not a JSON object)")
         found = _member(doc, "image")
@@ -90,10 +94,11 @@ def load_record(path: Path, image: Path | None = None) -> FirstBuild:
     else:
         from cvmlint.errors import CvmlintError
         from cvmlint.evidence.bundle import read_bundle
+        from cvmlint.jsonin import load_json
 
         try:
-            recorded = json.loads(read_bundle(path)["inputs.json"])
-        except (CvmlintError, KeyError, ValueError) as err:
+            recorded = load_json(read_bundle(path)["inputs.json"], f"{path}/inputs.json")
+        except (CvmlintError, KeyError) as err:
             raise RebuildError(f"{path}: not a build summary or an evidence bundle with inputs.json ({err})") from err
         if not isinstance(recorded, dict):
             raise RebuildError(f"{path}: inputs.json is not an object")
@@ -131,7 +136,18 @@ def _check_shape(inputs: dict[str, Any], path: Path) -> None:
 
 
 def _is_file_entry(item: object) -> bool:
-    return isinstance(item, dict) and isinstance(item.get("path"), str) and isinstance(item.get("sha256"), str)
+    """A recipe file as a record names it: a path (no NUL, at most 4096 bytes) and a SHA-256 in hex."""
+    if not isinstance(item, dict):
+        return False
+    path, digest = item.get("path"), item.get("sha256")
+    return (
+        isinstance(path, str)
+        and 0 < len(path.encode("utf-8", "surrogateescape")) <= 4096
+        and "\0" not in path
+        and isinstance(digest, str)
+        and len(digest) == 64
+        and all(c in "0123456789abcdef" for c in digest)
+    )
 
 
 def _member(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -240,11 +256,16 @@ def _tool_changes(first: dict[str, str], second: dict[str, str]) -> list[str]:
 
 
 def _check_recipe_files(files: list[dict[str, str]]) -> int:
-    from cvmlint.evidence.inputs import file_sha256
+    import hashlib
+
+    from cvmlint.files import Refused, read_bounded
 
     for item in files:
         path = Path(item["path"])
-        now = file_sha256(path) if path.is_file() else "missing"
+        try:  # a recipe file: a regular file within record-bytes (never /proc/self/mem or a 64 GiB sparse file)
+            now = hashlib.sha256(read_bounded(path, "record-bytes", "recipe file")).hexdigest()
+        except Refused as err:
+            now = "missing" if not os.path.lexists(path) else f"unreadable ({err.reason})"
         if now != item["sha256"]:
             raise RebuildError(
                 f"cannot rebuild from the record: the recipe file {path} changed since the first build "

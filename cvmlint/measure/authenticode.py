@@ -59,7 +59,12 @@ def authenticode(data: Buffer, algorithm: str, name: str) -> bytes:
         h.update(view[:checksum])
         h.update(view[checksum + 4 : headers_size])
     hashed = headers_size
-    for pointer, raw in _sections(data, opt + opt_size, min(nsections, MAX_SECTIONS), name):
+    sections = _sections(data, opt + opt_size, min(nsections, MAX_SECTIONS), name)
+    if sum(raw for _, raw in sections) > size:  # each byte would be hashed again for every section over it
+        raise FormatError(
+            FMT, f"{name} section table", opt + opt_size, "sections overlap (more raw data than the file)"
+        )
+    for pointer, raw in sections:
         h.update(view[pointer : pointer + raw])
         hashed += raw
     end = size - cert_size

@@ -69,7 +69,8 @@ def measurements(device: str, read: Reader, exists: Exists, entry: str | None = 
         _command(out, f"[ -e ({device}){candidate} ]")
         if exists(candidate):
             text = read(candidate)
-            assert text is not None
+            if text is None:
+                raise NotPredicted(f"{candidate} is not a file GRUB can read (a directory?)")
             _command(out, f"source ({device}){candidate}")
             out.append(Measured(9, f"({device}){candidate}", text))
             script = _Script(out, read, candidate, entry)
@@ -83,13 +84,53 @@ def _command(out: list[Measured], text: str) -> None:
     out.append(Measured(8, f"grub_cmd: {text}", text.encode()))
 
 
-_WORD = re.compile(r"""'[^']*'|"(?:[^"\\]|\\.)*"|[^\s'"]+""")
 _VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+MAX_VALUE = 64 * 1024
+"""The longest value a variable or a word may take (`set a=$a$a` doubles it on every line)."""
+MAX_READS = 64
+"""Files one boot reads through GRUB (kernel, initrds, configurations): each is measured and hashed."""
+
+
+def _split(line: str) -> list[tuple[str, str]] | None:
+    """(quote, text) of each word of `line` in one pass: quote is `'`, `"` or `` (bare); None when a
+    quote is left open."""
+    words: list[tuple[str, str]] = []
+    i, n = 0, len(line)
+    while i < n:
+        if line[i].isspace():
+            i += 1
+            continue
+        quote = line[i] if line[i] in "'\"" else ""
+        if quote:
+            j = i + 1
+            while j < n and line[j] != quote:
+                j += 2 if quote == '"' and line[j] == "\\" else 1
+            if j >= n:
+                return None
+            words.append((quote, line[i + 1 : j]))
+            i = j + 1
+            continue
+        j = i
+        while j < n and not line[j].isspace() and line[j] not in "'\"":
+            j += 1
+        words.append(("", line[i:j]))
+        i = j
+    return words
 
 
 class _Script:
-    def __init__(self, out: list[Measured], read: Reader, path: str, entry: str | None, depth: int = 0) -> None:
+    def __init__(
+        self,
+        out: list[Measured],
+        read: Reader,
+        path: str,
+        entry: str | None,
+        depth: int = 0,
+        reads: dict[str, bytes] | None = None,
+    ) -> None:
         self.out, self.read, self.path, self.entry, self.depth = out, read, path, entry, depth
+        self.reads: dict[str, bytes] = reads if reads is not None else {}
+        """Files read so far in this boot (each read once, at most MAX_READS)."""
         self.env: dict[str, str] = dict(PREDEFINED)
         self.entries: list[tuple[str, str, int]] = []  # title, block text, line
         self.handed_over = False
@@ -104,14 +145,18 @@ class _Script:
         if not self.handed_over:
             self._boot()
 
-    def _block(self, lines: list[str], n: int, end: int) -> None:
+    def _block(self, lines: list[str], n: int, end: int, depth: int = 0) -> None:
+        if depth > limits.get("grub-depth"):
+            raise NotPredicted(
+                f"{self.path}:{n}: blocks nest deeper than the limit grub-depth = {limits.get('grub-depth')}"
+            )
         while n < end and not self.handed_over:
             line = lines[n].strip()
             n += 1
             if not line or line.startswith("#"):
                 continue
             if line.startswith("if ") and line.endswith("; then"):
-                n = self._if(lines, n, end, line)
+                n = self._if(lines, n, end, line, depth)
                 continue
             words = self._words(line, n)
             if words[0] == "set" and len(words) == 2 and "=" in words[1]:
@@ -127,7 +172,7 @@ class _Script:
                     f"{self.path}:{n}: `{line}` is not followed (set, if [ … ], menuentry and configfile are)"
                 )
 
-    def _if(self, lines: list[str], n: int, end: int, line: str) -> int:
+    def _if(self, lines: list[str], n: int, end: int, line: str, nesting: int) -> int:
         """`if [ A == B ]; then … fi` (no elif/else): the test is a command; the body runs when it holds."""
         start, depth, close = n, 1, n
         while close < end:
@@ -148,7 +193,7 @@ class _Script:
             raise NotPredicted(f"{self.path}:{start}: the condition `{line}` is not followed")
         _command(self.out, " ".join(test))
         if (test[1] == test[3]) == (test[2] != "!="):
-            self._block(lines, n, close)
+            self._block(lines, n, close, nesting + 1)
         return close + 1
 
     def _configfile(self, path: str) -> None:
@@ -158,20 +203,23 @@ class _Script:
             raise NotPredicted(f"{self.path}: configfile nested more than {MAX_DEPTH} deep")
         text = self._file(path)
         self.out.append(Measured(9, path, text))
-        script = _Script(self.out, self.read, path, self.entry, self.depth + 1)
+        script = _Script(self.out, self.read, path, self.entry, self.depth + 1, self.reads)
         script.env |= {name: self.env[name] for name in EXPORTED if name in self.env}
         script.run(text.decode("utf-8", "replace"))
         self.handed_over = True
 
     def _words(self, line: str, number: int) -> list[str]:
+        split = _split(line)
+        if split is None:
+            raise NotPredicted(f"{self.path}:{number}: a quote is left open")
         words = []
-        for raw in _WORD.findall(line):
-            if raw.startswith("'"):
-                words.append(raw[1:-1])
-            elif raw.startswith('"'):
-                words.append(re.sub(r"\\(.)", r"\1", self._expand(raw[1:-1])))
+        for quote, text in split:
+            if quote == "'":
+                words.append(text)
+            elif quote == '"':
+                words.append(re.sub(r"\\(.)", r"\1", self._expand(text)))
             else:
-                words.append(self._expand(raw))
+                words.append(self._expand(text))
         if not words:
             raise NotPredicted(f"{self.path}:{number}: `{line}` cannot be split into words")
         return words
@@ -183,7 +231,10 @@ class _Script:
                 raise NotPredicted(f"{self.path}: ${name} is not a variable cvmlint knows the value of")
             return self.env[name]
 
-        return _VAR.sub(value, word)
+        expanded = _VAR.sub(value, word)
+        if len(expanded) > MAX_VALUE:
+            raise NotPredicted(f"{self.path}: a word expands to more than {MAX_VALUE} characters")
+        return expanded
 
     def _menuentry(self, lines: list[str], n: int, title_words: list[str]) -> int:
         """Record the entry (measured at its definition: the block's raw text between the braces)."""
@@ -208,7 +259,7 @@ class _Script:
         if not self.entries:
             raise NotPredicted(f"{self.path} defines no menu entry")
         chosen = next((e for e in self.entries if e[0] == default), None)
-        if chosen is None and default.isdigit() and int(default) < len(self.entries):
+        if chosen is None and default.isdigit() and len(default) < 10 and int(default) < len(self.entries):
             chosen = self.entries[int(default)]
         if chosen is None:
             raise NotPredicted(f"{self.path}: default={default!r} names no entry")
@@ -225,17 +276,25 @@ class _Script:
                 cmdline = " ".join(_quoted(w) for w in words[1:])
                 self.out.append(Measured(8, f"kernel_cmdline: {cmdline}", cmdline.encode()))
             elif words[0] == "initrd" and len(words) >= 2:
+                if len(words) - 1 > MAX_READS:
+                    raise NotPredicted(f"{self.path}:{start + offset + 1}: more than {MAX_READS} initrds")
                 _command(self.out, " ".join(words))
                 self.out += [Measured(9, path, self._file(path)) for path in words[1:]]
             else:
                 raise NotPredicted(f"{self.path}:{start + offset + 1}: `{line}` is not followed (linux and initrd are)")
 
     def _file(self, path: str) -> bytes:
+        """A file GRUB reads (each read once; at most MAX_READS in one boot)."""
         if not path.startswith("/"):
             raise NotPredicted(f"{path}: a file on another device than the ESP is not followed")
+        if path in self.reads:
+            return self.reads[path]
+        if len(self.reads) >= MAX_READS:
+            raise NotPredicted(f"{self.path}: the boot reads more than {MAX_READS} files")
         data = self.read(path)
         if data is None:
             raise NotPredicted(f"{path} is not on the ESP: GRUB would stop")
+        self.reads[path] = data
         return data
 
 

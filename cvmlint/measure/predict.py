@@ -260,7 +260,7 @@ KNOWN_SHIM = ("16.1",)
 """shim versions whose PCR 14 events (its MOK lists, seen with none enrolled) are predicted."""
 EFI_CERT_X509 = uuid.UUID("a5c059a1-94e4-4aa7-87b5-ab155c2bf072").bytes_le
 SHIM_LOCK = uuid.UUID("605dab50-e046-4300-abb6-3dd810dd8b23").bytes_le
-_SHIM_VERSION = re.compile(rb"\$Version: ([0-9.]+) \$")
+_SHIM_VERSION = re.compile(rb"\$Version: ([0-9]{1,6}(?:\.[0-9]{1,6}){0,3}) \$")
 
 
 def _shim_mok(esp: _EspFiles, path: str, prediction: Prediction) -> list[Event]:
@@ -330,7 +330,7 @@ def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader
             Event(
                 12,
                 "EV_IPL",
-                f"options systemd-boot passes: {cmdline!r}",
+                f"options systemd-boot passes: {_shown(cmdline)}",
                 "systemd-boot",
                 digests(options),
                 options,
@@ -373,7 +373,7 @@ def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader
             Event(
                 12,
                 "EV_IPL",
-                f"command line the stub takes: {cmdline!r}",
+                f"command line the stub takes: {_shown(cmdline)}",
                 "systemd-stub",
                 digests(options),
                 options,
@@ -462,7 +462,12 @@ def _section(data: Buffer, pe: PeImage, name: str) -> bytes:
     return bytes(data[offset : offset + size])
 
 
-_LOADER_INFO = re.compile(rb"#### LoaderInfo: systemd-stub (\d+)")
+_LOADER_INFO = re.compile(rb"#### LoaderInfo: systemd-stub (\d{1,6})")
+
+
+def _shown(text: str, most: int = 512) -> str:
+    """A command line in an event's description: quoted, and cut (the digest covers all of it)."""
+    return repr(text) if len(text) <= most else repr(text[:most]) + f" … ({len(text)} characters)"
 
 
 def _stub_version(data: Buffer, pe: PeImage) -> int | None:
@@ -478,7 +483,7 @@ def _kernel_version(kernel: bytes) -> tuple[int, int] | None:
     if len(kernel) < 0x210 or kernel[0x202:0x206] != b"HdrS":
         return None
     pointer = int.from_bytes(kernel[0x20E:0x210], "little") + 0x200
-    found = re.match(rb"(\d+)\.(\d+)", kernel[pointer : pointer + 16])
+    found = re.match(rb"(\d{1,4})\.(\d{1,4})", kernel[pointer : pointer + 16])
     return (int(found.group(1)), int(found.group(2))) if found else None
 
 

@@ -685,11 +685,24 @@ def compare(op: str, left: Any, right: Any) -> bool | Unknown:
             pattern = regex.regex(right) if op == "matches" else regex.glob(right)
         except regex.PatternError as err:
             return Unknown(f"'{right}' is not a usable pattern: {err}")
-        found = pattern.search(left) if op == "matches" else pattern.fullmatch(left)
+        text = _searchable(left)
+        found = pattern.search(text) if op == "matches" else pattern.fullmatch(text)
         return found is not None
     if op in ("==", "!=") and not (isinstance(left, VersionStr) or isinstance(right, VersionStr)):
         return bool(left == right) == (op == "==")
     return _ordered(op, left, right)
+
+
+def _searchable(text: Any) -> Any:
+    """Text RE2 can search: a name an image chose that is not UTF-8 (carried with surrogate escapes) has
+    each bad byte as U+FFFD, which no pattern's own characters match."""
+    if not isinstance(text, str):
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 def _primary(case: Case) -> tuple[Provenance | None, str | None]:

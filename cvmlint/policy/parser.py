@@ -270,6 +270,10 @@ def _transformer_class() -> Any:
     return ToAst
 
 
+MAX_INTERPOLATIONS = 64
+"""The most `{…}` one message holds (each is parsed and placed: thousands make checking slow)."""
+
+
 def _message(b: _Builder, tok: Token) -> ast.Message:
     """Split an `else` message into text and `{expr}` parts; `{{` and `}}` are literal braces."""
     raw = str(tok)
@@ -277,7 +281,7 @@ def _message(b: _Builder, tok: Token) -> ast.Message:
     body = raw[quote:-quote]
     parts: list[str | ast.Expr] = []
     text: list[str] = []
-    i = 0
+    i = interpolations = 0
     while i < len(body):
         ch = body[i]
         if ch in "{}" and body[i + 1 : i + 2] == ch:
@@ -296,6 +300,11 @@ def _message(b: _Builder, tok: Token) -> ast.Message:
         if text:
             parts.append(_unescape("".join(text)) if quote == 1 else "".join(text))
             text = []
+        interpolations += 1
+        if interpolations > MAX_INTERPOLATIONS:
+            raise _message_error(
+                b, tok, body, i, f"more than {MAX_INTERPOLATIONS} '{{…}}' in one message (a message names what failed)"
+            )
         parts.append(_interpolation(b, tok, body, i + 1, end))
         i = end + 1
     if text:

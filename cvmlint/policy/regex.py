@@ -15,6 +15,8 @@ from typing import Any
 
 MAX_PROGRAM = 8 << 20
 """RE2's memory budget for one compiled pattern (a pattern that needs more is refused)."""
+MAX_INSTRUCTIONS = 20_000
+"""The largest RE2 program a pattern may compile to (the baseline's largest: a few hundred)."""
 
 
 class PatternError(ValueError):
@@ -27,6 +29,10 @@ def _options() -> Any:
     options = re2.Options()
     options.log_errors = False
     options.max_mem = MAX_PROGRAM
+    # NOTE: a policy asks only whether a pattern matches: groups need not be captured, and capturing
+    # costs each search time in proportion to the number of groups (thousands of nested empty groups
+    # made every file name's search take milliseconds).
+    options.never_capture = True
     return options
 
 
@@ -36,10 +42,16 @@ def regex(pattern: str) -> Any:
     import re2
 
     try:
-        return re2.compile(pattern, options=_options())
+        compiled = re2.compile(pattern, options=_options())
     except re2.error as err:
         message = err.args[0].decode(errors="replace") if err.args and isinstance(err.args[0], bytes) else str(err)
         raise PatternError(f"{message} (patterns are RE2: no back-references or look-around)") from None
+    if compiled.programsize > MAX_INSTRUCTIONS:
+        raise PatternError(
+            f"the pattern compiles to {compiled.programsize} RE2 instructions, over {MAX_INSTRUCTIONS}: write it "
+            "simpler (every file name of an image is matched against it)"
+        )
+    return compiled
 
 
 def check(pattern: str) -> str | None:

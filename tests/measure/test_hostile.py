@@ -1,0 +1,102 @@
+"""The measurement engine on hostile ESPs: every bound ends in NotPredicted (the registers unknown with the
+reason) or one FormatError, never a recursion, a runaway variable, a parse of a huge number, a quadratic
+split, or the same file hashed thousands of times."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from cvmlint.errors import FormatError
+from cvmlint.measure.authenticode import authenticode
+from cvmlint.measure.grub import MAX_READS, NotPredicted, measurements
+
+KERNEL = b"\x4d\x5a" + bytes(100)
+
+
+def esp(config: str, files: dict[str, bytes] | None = None) -> tuple[object, object]:
+    found = {"/EFI/debian/grub.cfg": config.encode(), "/vmlinuz": KERNEL, "/initrd.img": b"initrd", **(files or {})}
+    directories = {"/EFI/debian"}
+
+    def read(path: str) -> bytes | None:
+        return found.get(path)
+
+    def exists(path: str) -> bool:
+        return path in found or path in directories
+
+    return read, exists
+
+
+def predict(config: str, files: dict[str, bytes] | None = None) -> str:
+    read, exists = esp(config, files)
+    try:
+        measurements("hd0,gpt1", read, exists)  # type: ignore[arg-type]
+    except NotPredicted as err:
+        return str(err)
+    return "predicted"
+
+
+ENTRY = "menuentry 'Debian' {\n  linux /vmlinuz root=/dev/sda\n  initrd /initrd.img\n}\n"
+
+
+def test_a_plain_config_is_predicted() -> None:
+    assert predict(ENTRY) == "predicted"
+
+
+def test_deep_if_nesting_meets_the_depth_limit() -> None:
+    config = 'if [ "a" == "a" ]; then\n' * 2000 + ENTRY + "fi\n" * 2000
+    assert "nest deeper than the limit grub-depth" in predict(config)
+
+
+def test_a_variable_that_doubles_stops_growing() -> None:
+    config = "set a=x\n" + "set a=$a$a\n" * 40 + ENTRY
+    assert "expands to more than" in predict(config)
+
+
+@pytest.mark.parametrize("default", ["x" * 10, "9" * 5000, "-1"])
+def test_a_default_that_is_no_entry_is_named(default: str) -> None:
+    assert "names no entry" in predict(f"set default={default}\n" + ENTRY)
+
+
+def test_a_long_line_of_escaped_quotes_is_split_in_one_pass() -> None:
+    assert "a quote is left open" in predict('echo "' + '\\"' * 200_000 + "\n" + ENTRY)
+
+
+def test_the_same_initrd_named_thousands_of_times_is_refused() -> None:
+    config = ENTRY.replace("initrd /initrd.img", "initrd " + " ".join(["/initrd.img"] * 20_000))
+    assert f"more than {MAX_READS} initrds" in predict(config)
+
+
+def test_grub_cfg_that_is_a_directory_is_not_an_assertion() -> None:
+    read, _ = esp(ENTRY)
+
+    def exists(path: str) -> bool:
+        return path in ("/EFI/debian", "/EFI/debian/x86_64-efi/grub.cfg")
+
+    with pytest.raises(NotPredicted, match="not a file GRUB can read"):
+        measurements("hd0,gpt1", lambda p: None if p.endswith("x86_64-efi/grub.cfg") else read(p), exists)  # type: ignore[operator]
+
+
+def pe_with_sections(sections: list[tuple[int, int]], size: int) -> bytes:
+    """A minimal PE32+ image whose section table holds (PointerToRawData, SizeOfRawData) pairs."""
+    data = bytearray(size)
+    data[:2] = b"MZ"
+    struct.pack_into("<I", data, 0x3C, 0x40)
+    data[0x40:0x44] = b"PE\0\0"
+    struct.pack_into("<H", data, 0x40 + 6, len(sections))
+    struct.pack_into("<H", data, 0x40 + 20, 240)
+    opt = 0x40 + 24
+    struct.pack_into("<H", data, opt, 0x20B)
+    struct.pack_into("<I", data, opt + 60, 0x400)
+    struct.pack_into("<I", data, opt + 108, 16)
+    for i, (pointer, raw) in enumerate(sections):
+        struct.pack_into("<II", data, opt + 240 + 40 * i + 16, raw, pointer)
+    return bytes(data)
+
+
+def test_overlapping_sections_are_refused_not_hashed_again_and_again() -> None:
+    size = 1 << 20
+    assert len(authenticode(pe_with_sections([(0x400, 0x1000)], size), "sha256", "x")) == 32
+    with pytest.raises(FormatError, match="sections overlap"):
+        authenticode(pe_with_sections([(0x400, size - 0x400)] * 83, size), "sha256", "uki")
