@@ -26,10 +26,12 @@ TIME_CAP_S = 20
 
 
 def main() -> None:
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ or "CVMLINT_STRICT" not in os.environ:
         # glibc raises its mmap threshold after large frees, so a long run of 50-250 MB kernels grows the heap
-        # without bound (one scan does not): pin it, so that the memory cap measures the readers
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"})
+        # without bound (one scan does not): pin it, so that the memory cap measures the readers. And strict
+        # mode: a bug of ours (TypeError, KeyError, IndexError in a reader) is a crash, not a refusal.
+        env = {"MALLOC_MMAP_THRESHOLD_": "131072", "CVMLINT_STRICT": "1", **os.environ}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("target", nargs="?")
     parser.add_argument("--seconds", type=int, default=60)

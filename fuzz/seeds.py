@@ -155,6 +155,8 @@ def _boot(work: Path) -> None:
             _write("pe", found.name, found)
     from tests import measure_images
 
+    initrd = images._initrd(work, pay)
+    _write("uki", "debian-uki", images._uki(work, pay, "console=ttyS0 lockdown=integrity", initrd))
     log = measure_images.boot(measure_images.image("uki")).eventlog  # OVMF's, from a real boot
     if log:
         _write("eventlog", "ovmf-uki", log)
@@ -175,6 +177,20 @@ def _text(work: Path) -> None:
     repart = (ROOT / "recipes/common/mkosi.repart/10-root.conf").read_bytes()
     _write("recipe", "tdx-base", conf + b"\n---\n" + repart)
     _write("policy", "site.cvmp", ROOT / "examples/policies/site.cvmp")  # includes the shipped baseline
+    _write(
+        "policy",
+        "interpolations.cvmp",
+        b'policy "t" version "1"\nlet xs = ["a", "b"]\nrule A-1 "x" {\n  severity high\n'
+        b'  require all p in packages: p.name in xs else "{p.name} {p.version} of {p.arch} at {xs} ({{literal}})"\n}\n',
+    )
+    bundle = work / "lint.tar"  # an evidence bundle of a lint of our recipe, as `cvmlint lint --evidence` writes it
+    subprocess.run(
+        [sys.executable, "-m", "cvmlint", "lint", "recipes/tdx-base", "--evidence", str(bundle)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    _write("bundle", "lint.tar", bundle)
     pin = {"name": "libc6", "version": "2.41-12", "architecture": "amd64", "sha256": "ab" * 32, "size": 1,
            "origin": "mirror"}  # fmt: skip
     inputs = {"schema": "cvmlint.build-inputs/1", "recipe": "recipes/tdx-base", "release": "trixie",

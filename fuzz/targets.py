@@ -224,8 +224,58 @@ def record(data: bytes) -> None:
         path.write_bytes(data)
         first = load_record(path)
         from_json(first.inputs.get("packages"))
+        from cvmlint.build.rebuild import _check_recipe_files
+
+        with contextlib.suppress(CvmlintError):  # the recipe files it names, hashed within record-bytes
+            _check_recipe_files(first.inputs.get("files") or [])
     text = data.decode("utf-8", "replace")
     list(_wanted(text.split("\n\n"), {"libc6", "busybox-static"}))
+
+
+def bundle(data: bytes) -> None:
+    """An evidence bundle (a tar file) as `evidence verify` and `evidence replay` read it; and the same
+    members as a directory bundle."""
+    from cvmlint.evidence.verify import replay_bundle, verify_bundle
+
+    with tempfile.TemporaryDirectory(prefix="cvmlint-fuzz-") as tmp:
+        path = Path(tmp) / "bundle.tar"
+        path.write_bytes(data)
+        verify_bundle(path, None, None, allow_unsigned=True)
+        with contextlib.suppress(CvmlintError):
+            replay_bundle(path)
+        from cvmlint.evidence.bundle import read_bundle
+
+        directory = Path(tmp) / "bundle"
+        for name, content in read_bundle(path).items():  # names checked by read_bundle: plain, relative
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            (directory / name).write_bytes(content)
+        verify_bundle(directory, None, None, allow_unsigned=True)
+        replay_bundle(directory)
+
+
+def uki(data: bytes) -> None:
+    """A UKI as `cvmlint measure` reads it: the PE, its Authenticode digest in both banks, the stub's version,
+    the sections systemd-stub measures, the command line and shim's version string."""
+    from cvmlint.measure import predict
+    from cvmlint.measure.authenticode import authenticode
+    from cvmlint.scan.pe import parse_pe
+
+    image = parse_pe(data, "fuzz.efi")
+    for bank in ("sha256", "sha384"):
+        authenticode(data, bank, "fuzz.efi")
+    predict._stub_version(data, image)
+    for name in (*predict.STUB_SECTIONS[252], ".cmdline", ".sdmagic", ".data.ident"):
+        if name in image.sections:
+            section = predict._section(data, image, name)
+            predict._SHIM_VERSION.search(section)
+    if ".cmdline" in image.sections:
+        from cvmlint.facts.cmdline import parse_cmdline
+        from cvmlint.facts.provenance import Provenance
+
+        text = predict._section(data, image, ".cmdline").decode("utf-8", "replace")
+        parse_cmdline(text, Provenance())
+        predict._utf16z(text)
+        predict._shown(text)
 
 
 TARGETS: dict[str, Target] = {
@@ -252,6 +302,8 @@ TARGETS: dict[str, Target] = {
         recipe,
         policy,
         record,
+        bundle,
+        uki,
     )
 }
 """Every target by name; the reader family each belongs to is its name."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from cvmlint.policy.loader import Policy
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = 'policy "t" version "1"\n'
+# The suite runs in strict mode (cvmlint/errors.py `strict`): a TypeError, KeyError or IndexError inside a
+# reader fails a test instead of passing as a refusal of malformed input. Subprocesses inherit it.
+os.environ.setdefault("CVMLINT_STRICT", "1")
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -97,6 +97,12 @@ def _pos_of(b: _Builder, children: list[Any]) -> ast.Pos:
     return ast.Pos(b.path, 1, 1)
 
 
+def _int_literal(text: str) -> int:
+    """`0x1f`, `0o755` or decimal, leading zeros allowed (`007` is 7; Python's int(text, 0) refuses it)."""
+    base = {"0x": 16, "0o": 8}.get(text[:2].lower(), 10)
+    return int(text[2:] if base != 10 else text, base)
+
+
 MAX_INT = 2**64 - 1
 MAX_INT_CHARS = 70
 """The longest integer literal read: 64 bits in binary digits with a prefix fit; anything longer is refused."""
@@ -122,7 +128,7 @@ def _transformer_class() -> Any:
             text, pos = str(c[0]), self.b.tok_pos(c[0])
             # NOTE: the length is checked before conversion: int() of thousands of digits is refused by
             # Python (and quadratic before that); no fact a policy compares with needs more than 64 bits.
-            value = int(text, 0) if len(text) <= MAX_INT_CHARS else None
+            value = _int_literal(text) if len(text) <= MAX_INT_CHARS else None
             if value is None or value > MAX_INT:
                 raise PolicyError(
                     [
