@@ -181,14 +181,21 @@ def mkosi_view(summary: dict[str, Any], case: Case, work: Path) -> View:
             for p in summary["Packages"] + summary["VolatilePackages"]
             if p not in removed and not (p.endswith("-") and not p.startswith(("?", "~")))
         ),
-        "cmdline": _kernel_view(summary, work),
+        "cmdline": _kernel_view(summary, work, _verity_root(case)),
     }
 
 
-def _kernel_view(summary: dict[str, Any], work: Path) -> Any:
+def _verity_root(case: Case) -> bool:
+    """Whether the root has a verity pair, so mkosi adds roothash= (cvmlint's reading of the layout, which
+    test_partition_layout_agrees_with_systemd_repart checks against systemd-repart)."""
+    root = cvmlint_layout(case)["root"]
+    return isinstance(root, dict) and bool(root.get("verity"))
+
+
+def _kernel_view(summary: dict[str, Any], work: Path, roothash: bool) -> Any:
     from tests.recipe.truth import ROOTHASH, image_tree, mkosi_lines
 
-    lines = mkosi_lines(summary, image_tree(summary, work), roothash=True)
+    lines = mkosi_lines(summary, image_tree(summary, work), roothash=roothash)
     if isinstance(lines, str):
         return "unknown"
     readings = [

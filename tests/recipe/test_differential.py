@@ -65,6 +65,8 @@ def corpus_cases() -> list[Case]:
         "attack-path-exists": {"known": {"25": HOST, "27": HOST}},
         "attack-environment": {"known": {"25": HOST, "27": HOST}},
         "attack-configure": {"known": {"25": CONFIGURE, "27": CONFIGURE}},
+        "fuzz-08fb92ede4": {"known": {"25": UKI_26}},
+        "fuzz-7cac7043dc": {"known": {"25": UKI_26}},
     }
     names = sorted(
         p.name
