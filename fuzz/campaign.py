@@ -26,8 +26,10 @@ HERE = Path(__file__).resolve().parent
 FAMILIES: dict[str, tuple[str, ...]] = {
     "filesystems": ("erofs", "ext4", "fat", "squashfs"),
     "containers": ("gpt", "disk", "qcow2", "vhd", "tar", "luks", "verity"),
-    "boot": ("bzimage", "module", "pe", "cpio", "grub"),
-    "text": ("dpkg", "recipe", "policy", "record"),
+    "boot": ("bzimage", "module", "pe", "cpio"),
+    "measure": ("grub", "uki", "eventlog"),
+    "text": ("dpkg", "recipe", "policy"),
+    "evidence": ("bundle", "record"),
 }
 
 _STATUS = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)")
