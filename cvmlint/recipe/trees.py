@@ -165,7 +165,11 @@ def _archive(source: Path, prefix: str, shown: Shown) -> Iterator[TreeEntry]:
     try:
         with libarchive.file_reader(str(source)) as archive:
             for member in archive:
-                name = member.pathname.lstrip("./") if member.pathname not in (".", "./") else ""
+                raw = member.pathname
+                text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+                name = posixpath.normpath(text.removeprefix("./").lstrip("/")) if text not in (".", "./") else ""
+                if name in (".", "") or name.startswith("../"):
+                    continue
                 if not name:
                     continue
                 kind = file_kind(member.mode) if member.mode else ("dir" if member.isdir else "file")

@@ -35,8 +35,11 @@ def list_initrd(data: Buffer, what: str) -> list[str]:
         try:
             with libarchive.memory_reader(bytes(data[pos:]), format_name="cpio") as archive:
                 for entry in archive:
-                    if entry.pathname != "TRAILER!!!":
-                        names.append(entry.pathname.removeprefix("./").lstrip("/"))
+                    name = entry.pathname
+                    if isinstance(name, bytes):  # libarchive-c gives bytes for a name it cannot decode
+                        name = name.decode("utf-8", "surrogateescape")
+                    if name != "TRAILER!!!":
+                        names.append(name.removeprefix("./").lstrip("/"))
                     limits.check("initrd-entries", len(names), FMT, what, pos)
                     limits.tick(FMT, what, pos)
                     limits.check("initrd-bytes", ffi.filter_bytes(archive._pointer, 0) + unpacked, FMT, what, pos)

@@ -122,8 +122,20 @@ def _param(p: dict[str, Any]) -> str:
 
 
 # ---- mkosi's view --------------------------------------------------------------------------------
+_SUMMARIES: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+
 def mkosi_summary(root: Path, case: Case) -> dict[str, Any]:
-    """`mkosi --json summary` of the case's recipe, run inside the tool root."""
+    """`mkosi --json summary` of the case's recipe, run inside the tool root (cached for the session by the
+    recipe's bytes)."""
+    directory = case.directory  # the host's view of it, also for a case inside the tool root
+    key = (str(root), repr(case), _definitions_digest(Path("/"), [str(directory.resolve())]))
+    if key not in _SUMMARIES:
+        _SUMMARIES[key] = _mkosi_summary(root, case)
+    return _SUMMARIES[key]
+
+
+def _mkosi_summary(root: Path, case: Case) -> dict[str, Any]:
     directory = case.inside or case.directory
     binds = () if case.inside else (case.base,)
     out = run_trixie(root, "mkosi", "-C", str(directory), *case.mkosi_args(), "--json", "summary", binds=binds)
@@ -235,9 +247,33 @@ class Layout:
     error: str = ""
 
 
+_LAYOUTS: dict[tuple[str, tuple[str, ...], str], Layout] = {}
+"""Layouts already made in this test session (the differential and the invariant test ask for the same;
+a LUKS partition's key derivation alone takes seconds): by tool root, directories and their contents."""
+
+
 def repart_layout(root: Path, directories: list[str], work: Path) -> Layout:
     """Run systemd-repart (in the tool root) on the definition directories, in order, and identify each
-    partition it wrote by its bytes (blkid on the host)."""
+    partition it wrote by its bytes (blkid on the host). Cached for the session by the definitions' bytes."""
+    key = (str(root), tuple(directories), _definitions_digest(root, directories))
+    if key not in _LAYOUTS:
+        _LAYOUTS[key] = _repart_layout(root, directories, work)
+    return _LAYOUTS[key]
+
+
+def _definitions_digest(root: Path, directories: list[str]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for d in directories:
+        base = root / d.lstrip("/") if _inside(root, d) else Path(d)
+        for path in sorted(base.rglob("*")) if base.is_dir() else []:
+            h.update(str(path.relative_to(base)).encode() + b"\0")
+            h.update(path.read_bytes() if path.is_file() else os.readlink(path).encode() if path.is_symlink() else b"")
+    return h.hexdigest()
+
+
+def _repart_layout(root: Path, directories: list[str], work: Path) -> Layout:
     tree = work / "copy-source"
     for sub in ("usr/bin", "etc", "boot", "efi", "var", "home", "srv"):
         (tree / sub).mkdir(parents=True, exist_ok=True)
