@@ -16,19 +16,19 @@ from typing import Any, TypeVar
 from cvmlint.errors import InputError
 
 T = TypeVar("T")
-MAX_INT_DIGITS = 40
-"""Integers in the documents cvmlint reads are sizes, counts and exit codes: 40 digits is plenty."""
 _NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "true or false"}
 
 
 def _int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError(f"an integer of {len(text)} digits")
+    from cvmlint import limits
+
+    if len(text.lstrip("-")) > limits.get("json-integer-digits"):
+        raise ValueError(f"an integer of {len(text)} digits (over the limit json-integer-digits)")
     return int(text)
 
 
 def load_json(data: bytes, name: str) -> Any:
-    """Parse `data`: nesting bounded by the interpreter's recursion limit, integers by MAX_INT_DIGITS;
+    """Parse `data`: nesting bounded by the interpreter's recursion limit, integers by json-integer-digits;
     anything else malformed is an InputError naming `name`."""
     try:
         return json.loads(data, parse_int=_int, parse_constant=_no_constant)

@@ -72,6 +72,53 @@ TABLE: dict[str, Limit] = {
         ),
         Limit("initrd-bytes", 1 * GiB, "an initrd, unpacked", "the UKI test image's initrd: 110 MiB unpacked", "bytes"),
         Limit("initrd-entries", 200_000, "entries in an initrd", "the Debian tdx-base build's initrd: 3,364"),
+        Limit("initrd-segments", 64, "concatenated cpio segments of an initrd", "2 (microcode and the main archive)"),
+        Limit(
+            "module-bytes",
+            256 * MiB,
+            "a kernel module, read whole or decompressed to find its signature trailer",
+            "the largest module of the Debian 6.1 cloud kernel: 4 MiB",
+            "bytes",
+        ),
+        Limit(
+            "package-database-bytes",
+            256 * MiB,
+            "the dpkg status database",
+            "the Debian cloud test image's: 1.2 MiB",
+            "bytes",
+        ),
+        Limit(
+            "config-file-bytes",
+            4 * MiB,
+            "a configuration file of an image read as text (os-release, fstab, crypttab, units, loader entries)",
+            "under 4 KiB in every test image",
+            "bytes",
+        ),
+        Limit("pe-sections", 96, "sections of a PE image read (EFI binaries, UKIs)", "a UKI: 9 (systemd 252)"),
+        Limit("pe-certificates", 16, "Authenticode certificates in a PE image", "1 (signed shim, GRUB, a UKI)"),
+        Limit(
+            "boot-reads",
+            64,
+            "files one boot reads through GRUB (kernel, initrds, configurations) for a measurement prediction",
+            "3 (a kernel, an initrd, grub.cfg)",
+        ),
+        Limit(
+            "grub-value-bytes",
+            64 * KiB,
+            "a GRUB variable or word after expansion (`set a=$a$a` doubles it)",
+            "a kernel command line: under 300 bytes",
+            "bytes",
+        ),
+        Limit("policy-interpolations", 64, "`{…}` in one policy message", "cvm-baseline: 3"),
+        Limit(
+            "pattern-instructions",
+            20_000,
+            "the RE2 program of one `matches` pattern of a policy (every file name is matched against it)",
+            "cvm-baseline: 177",
+        ),
+        Limit(
+            "json-integer-digits", 40, "digits of an integer in a bundle's or a record's JSON", "20 (a size in bytes)"
+        ),
         Limit(
             "boot-file-bytes",
             256 * MiB,

@@ -15,11 +15,11 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from cvmlint import limits
 from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import Buffer
 
 FMT = "pe"
-MAX_SECTIONS = 96
 
 
 @reader("pe", "Authenticode digest")
@@ -59,7 +59,7 @@ def authenticode(data: Buffer, algorithm: str, name: str) -> bytes:
         h.update(view[:checksum])
         h.update(view[checksum + 4 : headers_size])
     hashed = headers_size
-    sections = _sections(data, opt + opt_size, min(nsections, MAX_SECTIONS), name)
+    sections = _sections(data, opt + opt_size, min(nsections, limits.get("pe-sections")), name)
     if sum(raw for _, raw in sections) > size:  # each byte would be hashed again for every section over it
         raise FormatError(
             FMT, f"{name} section table", opt + opt_size, "sections overlap (more raw data than the file)"

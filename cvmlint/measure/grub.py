@@ -31,8 +31,6 @@ from cvmlint.errors import CvmlintError
 
 KNOWN = ("2.06",)
 """GRUB versions (Debian's signed build) whose measurements are predicted."""
-MAX_LINES = 10_000
-MAX_DEPTH = 8
 PREDEFINED = {"grub_platform": "efi", "grub_cpu": "x86_64"}
 """Variables GRUB sets itself, with their values on x86-64 UEFI."""
 EXPORTED = ("root", "prefix")
@@ -85,10 +83,6 @@ def _command(out: list[Measured], text: str) -> None:
 
 
 _VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
-MAX_VALUE = 64 * 1024
-"""The longest value a variable or a word may take (`set a=$a$a` doubles it on every line)."""
-MAX_READS = 64
-"""Files one boot reads through GRUB (kernel, initrds, configurations): each is measured and hashed."""
 
 
 def _split(line: str) -> list[tuple[str, str]] | None:
@@ -139,8 +133,6 @@ class _Script:
         """Run the file's statements, then boot the chosen entry (unless a `configfile` took over)."""
         lines = text.replace("\r", "").split("\n")
         limits.check("grub-config-bytes", len(text), "grub", self.path)
-        if len(lines) > MAX_LINES:
-            raise NotPredicted(f"{self.path} has more than {MAX_LINES} lines")
         self._block(lines, 0, len(lines))
         if not self.handed_over:
             self._boot()
@@ -199,8 +191,8 @@ class _Script:
     def _configfile(self, path: str) -> None:
         """A new menu from `path` (measured as a command and as a file); this file's menu is left."""
         _command(self.out, f"configfile {path}")
-        if self.depth >= MAX_DEPTH:
-            raise NotPredicted(f"{self.path}: configfile nested more than {MAX_DEPTH} deep")
+        if self.depth >= limits.get("grub-files"):
+            raise NotPredicted(f"{self.path}: configfile nested past the limit grub-files = {limits.get('grub-files')}")
         text = self._file(path)
         self.out.append(Measured(9, path, text))
         script = _Script(self.out, self.read, path, self.entry, self.depth + 1, self.reads)
@@ -232,8 +224,10 @@ class _Script:
             return self.env[name]
 
         expanded = _VAR.sub(value, word)
-        if len(expanded) > MAX_VALUE:
-            raise NotPredicted(f"{self.path}: a word expands to more than {MAX_VALUE} characters")
+        if len(expanded) > limits.get("grub-value-bytes"):
+            raise NotPredicted(
+                f"{self.path}: a word expands past the limit grub-value-bytes = {limits.get('grub-value-bytes')}"
+            )
         return expanded
 
     def _menuentry(self, lines: list[str], n: int, title_words: list[str]) -> int:
@@ -276,8 +270,11 @@ class _Script:
                 cmdline = " ".join(_quoted(w) for w in words[1:])
                 self.out.append(Measured(8, f"kernel_cmdline: {cmdline}", cmdline.encode()))
             elif words[0] == "initrd" and len(words) >= 2:
-                if len(words) - 1 > MAX_READS:
-                    raise NotPredicted(f"{self.path}:{start + offset + 1}: more than {MAX_READS} initrds")
+                if len(words) - 1 > limits.get("boot-reads"):
+                    raise NotPredicted(
+                        f"{self.path}:{start + offset + 1}: more initrds than the limit boot-reads = "
+                        f"{limits.get('boot-reads')}"
+                    )
                 _command(self.out, " ".join(words))
                 self.out += [Measured(9, path, self._file(path)) for path in words[1:]]
             else:
@@ -289,8 +286,8 @@ class _Script:
             raise NotPredicted(f"{path}: a file on another device than the ESP is not followed")
         if path in self.reads:
             return self.reads[path]
-        if len(self.reads) >= MAX_READS:
-            raise NotPredicted(f"{self.path}: the boot reads more than {MAX_READS} files")
+        if len(self.reads) >= limits.get("boot-reads"):
+            raise NotPredicted(f"{self.path}: the boot reads more files than the limit boot-reads")
         data = self.read(path)
         if data is None:
             raise NotPredicted(f"{path} is not on the ESP: GRUB would stop")

@@ -276,10 +276,6 @@ def _transformer_class() -> Any:
     return ToAst
 
 
-MAX_INTERPOLATIONS = 64
-"""The most `{…}` one message holds (each is parsed and placed: thousands make checking slow)."""
-
-
 def _message(b: _Builder, tok: Token) -> ast.Message:
     """Split an `else` message into text and `{expr}` parts; `{{` and `}}` are literal braces."""
     raw = str(tok)
@@ -307,9 +303,14 @@ def _message(b: _Builder, tok: Token) -> ast.Message:
             parts.append(_unescape("".join(text)) if quote == 1 else "".join(text))
             text = []
         interpolations += 1
-        if interpolations > MAX_INTERPOLATIONS:
+        if interpolations > limits.get("policy-interpolations"):
             raise _message_error(
-                b, tok, body, i, f"more than {MAX_INTERPOLATIONS} '{{…}}' in one message (a message names what failed)"
+                b,
+                tok,
+                body,
+                i,
+                f"more '{{…}}' in one message than the limit policy-interpolations = "
+                f"{limits.get('policy-interpolations')} (a message names what failed)",
             )
         parts.append(_interpolation(b, tok, body, i + 1, end))
         i = end + 1

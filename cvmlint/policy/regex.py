@@ -15,8 +15,6 @@ from typing import Any
 
 MAX_PROGRAM = 8 << 20
 """RE2's memory budget for one compiled pattern (a pattern that needs more is refused)."""
-MAX_INSTRUCTIONS = 20_000
-"""The largest RE2 program a pattern may compile to (the baseline's largest: a few hundred)."""
 
 
 class PatternError(ValueError):
@@ -46,10 +44,13 @@ def regex(pattern: str) -> Any:
     except re2.error as err:
         message = err.args[0].decode(errors="replace") if err.args and isinstance(err.args[0], bytes) else str(err)
         raise PatternError(f"{message} (patterns are RE2: no back-references or look-around)") from None
-    if compiled.programsize > MAX_INSTRUCTIONS:
+    from cvmlint import limits
+
+    most = limits.get("pattern-instructions")
+    if compiled.programsize > most:
         raise PatternError(
-            f"the pattern compiles to {compiled.programsize} RE2 instructions, over {MAX_INSTRUCTIONS}: write it "
-            "simpler (every file name of an image is matched against it)"
+            f"the pattern compiles to {compiled.programsize} RE2 instructions, over the limit pattern-instructions "
+            f"= {most}: write it simpler (every file name of an image is matched against it)"
         )
     return compiled
 

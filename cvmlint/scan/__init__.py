@@ -532,7 +532,7 @@ def _modules(root_tree: Tree | None, version: str) -> Items[Module] | Unknown:
                     if path.endswith(".ko"):  # the trailer is the file's last 28 bytes
                         data = tree.read_at(node, node.size - 28, 28)
                     else:
-                        data = tree.read(node, 256 << 20)
+                        data = tree.read(node, limits.get("module-bytes"))
                     signed: bool | Unknown = module_signed(data, path)
                 except (CvmlintError, OSError, ValueError) as err:
                     signed = Unknown(f"unreadable: {err}")

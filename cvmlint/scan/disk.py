@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cvmlint import limits
 from cvmlint.errors import CvmlintError, FormatError
 from cvmlint.facts.provenance import Provenance
 from cvmlint.image import fsid
@@ -245,9 +246,10 @@ def _has_os_release(disk: Disk, part: DiskPartition) -> bool:
         return False
 
 
-def read_text(tree: Tree, path: str, limit: int = 4 << 20) -> tuple[str, str] | None:
+def read_text(tree: Tree, path: str, limit: int | None = None) -> tuple[str, str] | None:
     """(text, resolved path) of a file in a tree, following symlinks; None when missing."""
     node = tree.lookup(path)
     if node is None or not node.is_reg:
         return None
-    return tree.read(node, limit).decode("utf-8", "replace"), posixpath.normpath(path)
+    most = limit if limit is not None else limits.get("config-file-bytes")
+    return tree.read(node, most).decode("utf-8", "replace"), posixpath.normpath(path)

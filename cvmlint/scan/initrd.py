@@ -15,8 +15,6 @@ from cvmlint.errors import FormatError, reader
 from cvmlint.image.source import Buffer
 
 FMT = "initrd"
-MAX_SEGMENTS = 64
-"""Decompressed bytes a listing may walk through, over all segments."""
 
 
 @reader("initrd", "archive")
@@ -28,7 +26,7 @@ def list_initrd(data: Buffer, what: str) -> list[str]:
 
     names: list[str] = []
     pos, unpacked = 0, 0
-    for _ in range(MAX_SEGMENTS):
+    for _ in range(limits.get("initrd-segments")):
         pos = _skip_zeros(data, pos)
         if pos >= len(data):
             return names
@@ -51,7 +49,7 @@ def list_initrd(data: Buffer, what: str) -> list[str]:
         if compressed or consumed <= 0:
             return names  # a compressed stream runs to the end of the file (its reader reads ahead)
         pos += consumed
-    raise FormatError(FMT, what, pos, f"more than {MAX_SEGMENTS} cpio segments")
+    raise limits.LimitExceeded(FMT, what, pos, "initrd-segments", limits.get("initrd-segments") + 1)
 
 
 def _skip_zeros(data: Buffer, pos: int) -> int:

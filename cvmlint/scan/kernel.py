@@ -413,7 +413,7 @@ def ikconfig(vmlinux: Blob) -> dict[str, str] | None:
 @reader("module", "signature trailer")
 def module_signed(data: Buffer, name: str) -> bool:
     """Whether a module file (.ko, .ko.xz, .ko.zst, .ko.gz) ends with the signature trailer."""
-    cap = 256 << 20
+    cap = limits.get("module-bytes")
     if name.endswith(".xz"):
         data = lzma.LZMADecompressor().decompress(data, max_length=cap)
     elif name.endswith(".gz"):

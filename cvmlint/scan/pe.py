@@ -11,13 +11,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from cvmlint import limits
 from cvmlint.errors import FormatError, reader
 from cvmlint.facts.provenance import Unknown
 from cvmlint.image.source import Buffer
 
 FMT = "pe"
 WIN_CERT_PKCS7 = 2
-MAX_CERTS = 16
 
 
 @dataclass
@@ -69,7 +69,7 @@ def parse_pe(data: Buffer, name: str) -> PeImage:
     dirs = opt + (112 if magic == 0x20B else 96)
     table = opt + opt_size
     strings = symtab + nsyms * 18 if symtab else 0
-    for i in range(min(nsections, 96)):
+    for i in range(min(nsections, limits.get("pe-sections"))):
         off = table + 40 * i
         if off + 40 > len(data):
             raise FormatError(FMT, f"{name} section table", off, "runs past the end of the file")
@@ -107,7 +107,7 @@ def _signatures(data: Buffer, offset: int, size: int, name: str, image: PeImage)
     if offset + size > len(data):
         raise FormatError(FMT, f"{name} certificate table", offset, f"{size} bytes run past the end of the file")
     pos, end = offset, offset + size
-    for _ in range(MAX_CERTS):
+    for _ in range(limits.get("pe-certificates")):
         if pos + 8 > end:
             break
         length, _rev, kind = struct.unpack_from("<IHH", data, pos)

@@ -7,6 +7,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from cvmlint import limits
 from cvmlint.errors import CvmlintError, reader
 from cvmlint.facts.elf import elf_info
 from cvmlint.facts.layout import AUTO_MOUNTS, UNIT_DIRS, file_kind
@@ -34,7 +35,7 @@ def packages(tree: Tree, part: DiskPartition) -> Items[Package] | Unknown:
         return Unknown(f"no package database in the image ({DPKG_STATUS} is missing)", part.where(DPKG_STATUS))
     import hashlib
 
-    raw = tree.read(node, 256 << 20)
+    raw = tree.read(node, limits.get("package-database-bytes"))
     digest = hashlib.sha256(raw).hexdigest()
     where = Provenance(file=DPKG_STATUS, partition=part.name, sha256=digest)
     return Items(list(_dpkg_paragraphs(raw.decode("utf-8", "replace"), part.name)), where)
@@ -270,7 +271,7 @@ def _read(tree: Tree, path: str) -> str:
     node = tree.lookup(path)
     if node is None or not node.is_reg:
         return ""
-    return tree.read(node, 1 << 20).decode("utf-8", "replace")
+    return tree.read(node, limits.get("config-file-bytes")).decode("utf-8", "replace")
 
 
 def system(tree: Tree, part: DiskPartition) -> System | Unknown:
