@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, assert_never
 from cvmlint import __version__
 from cvmlint.cliargs import GROUPS, FormatAction, Opt, OutputAction, build_parser, command
 from cvmlint.errors import CvmlintError
+from cvmlint.severity import Severity
 
 if TYPE_CHECKING:
     from cvmlint.facts.model import Facts
@@ -36,16 +37,6 @@ class OutputFormat(enum.StrEnum):
     junit = "junit"
     github = "github"
     gitlab = "gitlab"
-
-
-class Severity(enum.StrEnum):
-    """Severities, for --fail-on."""
-
-    critical = "critical"
-    high = "high"
-    medium = "medium"
-    low = "low"
-    info = "info"
 
 
 class UnknownMode(enum.StrEnum):

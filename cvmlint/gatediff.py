@@ -23,8 +23,9 @@ from cvmlint.facts.model import Target
 from cvmlint.facts.provenance import Provenance
 from cvmlint.policy import ast
 from cvmlint.policy.allowlist import Allowlist, version_compare
-from cvmlint.policy.results import SEVERITY_RANK, Finding, Report, RuleInfo, RuleResult, Status
+from cvmlint.policy.results import Finding, Report, RuleInfo, RuleResult, Status
 from cvmlint.project import NAME, Project, load_project
+from cvmlint.severity import SEVERITY_RANK
 
 REVIEW = (
     "A deliberate change to the gate needs a reviewer who owns it (CODEOWNERS for policies/, cvmlint.toml and "

@@ -33,7 +33,6 @@ from pathlib import Path
 from cvmlint.errors import InputError
 
 NAME = "cvmlint.toml"
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 UNKNOWN_MODES = ("fail", "warn")
 KEYS = {"policy", "waivers", "fail-on", "unknown", "recipe", "mkosi-profile-implies", "limits"}
 RECIPE_KEYS = {"path", "profiles", "mkosi-profiles", "patches", "kernel-config"}
@@ -173,6 +172,8 @@ def load_project(path: Path, recipes_root: Path | None = None, trusted: Trusted 
     root = recipes_root or base
     project = Project(root, path, _path(base, data.get("policy"), path, "policy"), trusted=trusted)
     project.waivers = _path(base, data.get("waivers"), path, "waivers")
+    from cvmlint.severity import SEVERITIES
+
     project.fail_on = _choice(data, "fail-on", SEVERITIES, path)
     project.unknown = _choice(data, "unknown", UNKNOWN_MODES, path)
     lines = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip() == "[[recipe]]"]

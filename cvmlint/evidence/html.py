@@ -13,7 +13,8 @@ from html import escape
 from typing import Any
 
 from cvmlint import __version__
-from cvmlint.policy.results import SEVERITY_RANK, Report, RuleInfo, RuleResult, Status
+from cvmlint.policy.results import Report, RuleInfo, RuleResult, Status
+from cvmlint.severity import SEVERITY_RANK
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1c1e21;background:#f6f7f9}

@@ -24,8 +24,8 @@ from cvmlint.policy.types import (
     record_fields,
     unify,
 )
+from cvmlint.severity import SEVERITIES
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 TARGETS = ("recipe", "image")
 STRING_METHODS: Mapping[str, tuple[tuple[Ty, ...], Ty]] = {
     "startswith": ((STR,), BOOL),

@@ -357,7 +357,7 @@ def _check_profile(
     sources: _Sources,
     data: dict[tuple[str, str], Allowlist],
 ) -> None:
-    from cvmlint.policy.checker import SEVERITIES
+    from cvmlint.severity import SEVERITIES
 
     for let in prof.lets:
         if let.name not in scope or scope[let.name].kind != "let":

@@ -9,8 +9,7 @@ from datetime import date
 
 from cvmlint.facts.model import Target
 from cvmlint.facts.provenance import Provenance
-
-SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+from cvmlint.severity import SEVERITY_RANK
 
 
 class Status(enum.StrEnum):

@@ -41,6 +41,7 @@ from cvmlint.project import RecipeEntry
 from cvmlint.recipe.aptspec import AptSpec, parse_spec
 from cvmlint.recipe.mkosi import SCRIPTS, CommandLine, MkosiConfig, Value, read_recipe
 from cvmlint.recipe.repart import PartitionDef, read_definitions, verity_pairs
+from cvmlint.recipe.settings import feature, is_true
 from cvmlint.recipe.trees import Trees
 
 BUILD = "decided at build time: checked at scan time"
@@ -260,7 +261,7 @@ def _build(recipe: Recipe) -> Build:
     fmt = cfg.scalars.get("Format")
     return Build(
         format=fmt.text if fmt else "disk",
-        bootable=_feature(cfg.scalar("Bootable")),
+        bootable=feature(cfg.scalar("Bootable")),
         image_id=cfg.scalar("ImageId") or "",
         profiles=tuple(dict.fromkeys(texts("Profiles"))),
         profile_choices=_profile_choices(recipe),
@@ -310,15 +311,6 @@ def _places(cfg: MkosiConfig, fields: dict[str, str]) -> dict[str, Provenance]:
     return {name: cfg.scalars[setting].where for name, setting in fields.items() if setting in cfg.scalars}
 
 
-def _feature(value: str | None) -> str:
-    """An mkosi feature value (`Bootable=`), normalised to yes, no or auto."""
-    from cvmlint.recipe.settings import BOOLEANS
-
-    if value is None or value.lower() == "auto":
-        return "auto"
-    return "yes" if value.lower() in BOOLEANS else "no"
-
-
 def _uki_setting(value: str | None) -> str:
     """`UnifiedKernelImages=` as mkosi 26+ reads it: auto, signed (also `yes`: copy a prebuilt UKI), unsigned
     (mkosi builds one) or none (also `no`)."""
@@ -327,7 +319,7 @@ def _uki_setting(value: str | None) -> str:
     lowered = value.lower()
     if lowered in ("auto", "signed", "unsigned", "none"):
         return lowered
-    return "signed" if _feature(lowered) == "yes" else "none"
+    return "signed" if feature(lowered) == "yes" else "none"
 
 
 # ---- packages ---------------------------------------------------------------------------------
@@ -690,10 +682,6 @@ def _script_writing(recipe: Recipe, needle: str) -> str | None:
     return None
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").lower() in ("1", "yes", "true", "y", "t", "on", "always")
-
-
 def _boot(recipe: Recipe) -> Boot:
     cfg = recipe.config
     loader_value = cfg.scalars.get("Bootloader")
@@ -707,7 +695,7 @@ def _boot(recipe: Recipe) -> Boot:
     return Boot(
         loader=loader,
         shim=(shim.text if shim else "none") in ("signed", "unsigned"),
-        secure_boot=_flag(secure.text if secure else None),
+        secure_boot=is_true(secure.text if secure else None),
         uki=uki,
         binaries=Unknown(BUILD),
         entries=Unknown(BUILD),

@@ -1,7 +1,9 @@
 """An mkosi recipe read as mkosi reads it, statically: every value keeps its file and line.
 
-cvmlint follows mkosi 26 and later, and warns where a recipe relies on behaviour mkosi 25 has
-otherwise (see VERSION_NOTES). Per directory parsed as a configuration directory (the recipe, an
+cvmlint follows mkosi 26 and later (checked against mkosi 25.3 and 27.1), and warns at the line where a
+recipe relies on what mkosi 25 reads otherwise: list items with spaces, unknown settings (errors in 25),
+UnifiedKernelImages=yes (25 builds a UKI, 26+ copies a prebuilt signed one), [Assert] (ignored by 25),
+%I (empty in 25, `main` in 26+). Per directory parsed as a configuration directory (the recipe, an
 `Include=`d directory, a directory in `mkosi.conf.d/`, a profile directory):
 
     1. `[Match]`/`[TriggerMatch]` of `mkosi.conf`: if false, the whole directory is skipped;
@@ -52,6 +54,7 @@ from cvmlint.recipe.settings import (
     SECTIONS,
     SETTINGS,
     SPACE_LIST,
+    feature,
 )
 from cvmlint.recipe.specifiers import HostValue, Place, expand
 
@@ -89,7 +92,6 @@ PATH_SETTINGS = {
     "Initrds",
 }
 DEFAULTS = {"Format": "disk", "Bootloader": "systemd-boot", "Bootable": "auto", "UnifiedKernelImages": "auto"}
-UKI_VALUES = {"auto", "signed", "unsigned", "none"}
 HOST = {
     "Distribution": "Distribution= is not set: mkosi uses the build host's distribution",
     "Release": "Release= is not set: mkosi uses the build host's release (or the distribution's default)",
@@ -103,12 +105,6 @@ HOST_MATCHES = {
 }
 EVERYTHING = "*"
 """The undecided key that stands for every setting (a whole directory may or may not apply)."""
-VERSION_NOTES = (
-    "cvmlint reads recipes as mkosi 26 and later do (checked against mkosi 25.3 and 27.1); where mkosi 25 "
-    "differs it warns: list items with spaces, unknown settings (errors in mkosi 25), UnifiedKernelImages=yes "
-    "(build a UKI in 25, copy a prebuilt signed one in 26+), [Assert] sections (ignored by 25), %I (empty in 25, "
-    "`main` in 26+)."
-)
 
 
 @dataclass(frozen=True)
@@ -407,7 +403,7 @@ class Reader:
         if isinstance(current, HostValue):
             return self.undecided_because(path, s, current)
         if key == "Bootable":
-            return _feature(current or "auto") == _feature(value)
+            return feature(current or "auto") == feature(value)
         if current is None:
             return False
         if key == "Architecture" and value == "uefi":
@@ -606,13 +602,6 @@ class Reader:
             self.undecide(EVERYTHING, reason)
             return
         self.include_path(self.resources / name, self.resources / name)
-
-
-def _feature(value: str) -> str:
-    lowered = value.lower()
-    if lowered == "auto":
-        return "auto"
-    return "yes" if lowered in BOOLEANS else "no"
 
 
 def find_resources() -> Path | None:

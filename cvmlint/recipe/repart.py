@@ -79,6 +79,8 @@ KEYS = {
     "FileSystemSectorSize",
 }
 TRUE = {"1", "yes", "true", "on", "y", "t"}
+"""systemd's `parse_boolean` (any case): unlike mkosi's vocabulary (settings.BOOLEANS), no `always` or
+`enabled`."""
 
 
 @dataclass

@@ -336,4 +336,17 @@ ARCHITECTURES: dict[str, bool] = {
 }
 """mkosi's architectures, and whether UEFI knows them (what `[Match] Architecture=uefi` tests)."""
 BOOLEANS = frozenset({"1", "true", "yes", "y", "t", "on", "always", "enabled"})
-"""Spellings mkosi reads as true."""
+"""Spellings mkosi reads as true (mkosi's `parse_boolean`, any case; systemd's own vocabulary, which
+repart definitions use, is `repart.TRUE`)."""
+
+
+def is_true(value: str | None) -> bool:
+    """An mkosi boolean setting's value read as mkosi reads it."""
+    return (value or "").lower() in BOOLEANS
+
+
+def feature(value: str | None) -> str:
+    """An mkosi feature value (`Bootable=`, `Verity=` …) as `yes`, `no` or `auto` (unset is auto)."""
+    if value is None or value.lower() == "auto":
+        return "auto"
+    return "yes" if is_true(value) else "no"

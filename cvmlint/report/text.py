@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from cvmlint.policy.results import SEVERITY_RANK, Report, RuleResult, Status
+from cvmlint.policy.results import Report, RuleResult, Status
+from cvmlint.severity import SEVERITY_RANK
 
 COLOURS = {
     Status.FAIL: "31;1",
