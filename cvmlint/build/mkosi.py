@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cvmlint import dpkg
 from cvmlint.cache import default_cache
 from cvmlint.errors import CvmlintError
 from cvmlint.recipe.mkosi import CommandLine
@@ -103,20 +104,20 @@ BUILD_TOOLS = (
 """The packages whose versions decide an image's bytes besides its own packages: recorded with each build."""
 
 
+UNKNOWN_TOOL = "unknown"
+"""A recorded tool version that could not be read starts with this word."""
+
+
 def tool_versions(mkosi: Mkosi) -> dict[str, str]:
-    """The installed version of each of BUILD_TOOLS where mkosi runs (its tool root, else this host)."""
+    """The installed version of each of BUILD_TOOLS where mkosi runs (its tool root, else this host).
+    Where no status database can be read (a host that is not Debian), each is recorded as unknown
+    with the reason, so that a rebuild cannot report the tools as unchanged."""
     status = (mkosi.root or Path("/")) / "var/lib/dpkg/status"
     try:
         text = status.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
-    found = {}
-    for block in text.split("\n\n"):
-        name = re.search(r"^Package: (\S+)$", block, re.M)
-        version = re.search(r"^Version: (\S+)$", block, re.M)
-        if name and version and name.group(1) in BUILD_TOOLS and "install ok installed" in block:
-            found[name.group(1)] = version.group(1)
-    return dict(sorted(found.items()))
+    except OSError as err:
+        return {name: f"{UNKNOWN_TOOL} ({status}: {err.strerror})" for name in BUILD_TOOLS}
+    return dpkg.installed_versions(text, BUILD_TOOLS)
 
 
 def find_mkosi(cache: Path | None = None) -> Mkosi:
@@ -149,11 +150,9 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def _root_version(root: Path) -> str:
-    version_file = root / "usr/lib/python3/dist-packages/mkosi/__init__.py"
     status = root / "var/lib/dpkg/status"
     text = status.read_text(errors="replace") if status.is_file() else ""
-    match = re.search(r"Package: mkosi\n(?:[^\n]+\n)*?Version: (\S+)", text)
-    return match.group(1) if match else ("unknown" if not version_file.exists() else "25")
+    return dpkg.installed_versions(text, ["mkosi"]).get("mkosi", "unknown")
 
 
 def mkosi_args(

@@ -15,11 +15,12 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cvmlint import dpkg
 from cvmlint.errors import CvmlintError
 
 INDEX_BYTES = 256 << 20
@@ -131,7 +132,7 @@ def mirror_index(
     return out
 
 
-def _stanzas(url: str, wanted: set[str]) -> Iterator[dict[str, str]]:
+def _stanzas(url: str, wanted: set[str]) -> Iterator[Mapping[str, str]]:
     """The single-line fields of each stanza of an xz-compressed index naming a wanted package, read and
     decompressed a piece at a time (a whole index is ~100 MB of text)."""
     decompressor, tail, total = lzma.LZMADecompressor(), "", 0
@@ -155,16 +156,10 @@ def _stanzas(url: str, wanted: set[str]) -> Iterator[dict[str, str]]:
     yield from _wanted([tail], wanted)
 
 
-def _wanted(blocks: list[str], wanted: set[str]) -> Iterator[dict[str, str]]:
+def _wanted(blocks: list[str], wanted: set[str]) -> Iterator[Mapping[str, str]]:
     for block in blocks:
-        if not block.startswith("Package: ") or block[9:].split("\n", 1)[0].strip() not in wanted:
-            continue
-        fields = {}
-        for line in block.splitlines():
-            if line[:1] not in (" ", "\t", "") and ":" in line:
-                key, _, value = line.partition(":")
-                fields[key] = value.strip()
-        yield fields
+        if block.startswith("Package: ") and block[9:].split("\n", 1)[0].strip() in wanted:
+            yield from (para for _, para in dpkg.paragraphs(block))
 
 
 def fetch(

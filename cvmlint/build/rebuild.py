@@ -20,7 +20,7 @@ from typing import Any
 
 from cvmlint.build import BuildError, BuildOutcome, BuildPlan, build_recipe
 from cvmlint.build.compare import Comparison, Difference, compare_images
-from cvmlint.build.mkosi import Progress
+from cvmlint.build.mkosi import UNKNOWN_TOOL, Progress
 from cvmlint.build.pinned import PinError, Pinned, fetch, from_json, mirror_index
 from cvmlint.errors import InputError
 from cvmlint.project import Project
@@ -252,6 +252,7 @@ def _tool_changes(first: dict[str, str], second: dict[str, str]) -> list[str]:
         f"{name} {first.get(name, 'absent')} -> {second.get(name, 'absent')}"
         for name in sorted(set(first) | set(second))
         if first.get(name) != second.get(name)
+        or any(versions.get(name, "").startswith(UNKNOWN_TOOL) for versions in (first, second))
     ]
 
 

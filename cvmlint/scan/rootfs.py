@@ -7,17 +7,17 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from cvmlint import limits
+from cvmlint import dpkg, limits
 from cvmlint.errors import CvmlintError, reader
 from cvmlint.facts.elf import elf_info
 from cvmlint.facts.layout import AUTO_MOUNTS, UNIT_DIRS, file_kind
-from cvmlint.facts.model import File, Mount, Package, System
+from cvmlint.facts.model import DebVersion, File, Mount, Package, System
 from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_mount
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.image.fsid import Content
 from cvmlint.scan.disk import Disk, DiskPartition, Tree
 
-DPKG_STATUS = "/var/lib/dpkg/status"
+DPKG_STATUS = dpkg.STATUS
 RPM_DATABASES = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite", "/var/lib/rpm/Packages")
 OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
 
@@ -43,27 +43,16 @@ def packages(tree: Tree, part: DiskPartition) -> Items[Package] | Unknown:
 
 @reader("dpkg", "status file")
 def _dpkg_paragraphs(text: str, partition: str) -> Iterator[Package]:
-    from debian.deb822 import Deb822
-
-    lines = text.splitlines(keepends=True)
-    start = 0
-    for number in range(len(lines) + 1):
-        if number < len(lines) and lines[number].strip():
-            continue
-        if number > start:
-            para = Deb822("".join(lines[start:number]))
-            status = para.get("Status", "").split()
-            if para.get("Package") and status[-1:] == ["installed"]:
-                source = para.get("Source", para["Package"]).split(" ", 1)[0]
-                yield Package(
-                    name=para["Package"],
-                    version=para.get("Version", ""),
-                    arch=para.get("Architecture", ""),
-                    source=source,
-                    origin="dpkg",
-                    where=Provenance(file=DPKG_STATUS, line=start + 1, partition=partition),
-                )
-        start = number + 1
+    for line, para in dpkg.paragraphs(text):
+        if dpkg.is_installed(para):
+            yield Package(
+                name=para["Package"],
+                version=DebVersion(para.get("Version", "")),
+                arch=para.get("Architecture", ""),
+                source=para.get("Source", para["Package"]).split(" ", 1)[0],
+                origin="dpkg",
+                where=Provenance(file=DPKG_STATUS, line=line, partition=partition),
+            )
 
 
 COLUMNS_LIMIT = 200_000
