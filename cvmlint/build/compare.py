@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cvmlint.errors import CvmlintError
-from cvmlint.image.fsid import Content
+from cvmlint.image.fsid import format_of
 from cvmlint.scan.disk import Disk, DiskPartition, open_disk
 
 MAX_FILES = 40
@@ -114,28 +114,29 @@ def compare_images(first: Path, second: Path, root_hashes: tuple[str, str] | Non
 def _check_boot_files(result: Comparison, a: Disk, b: Disk) -> None:
     """The digest of every EFI binary, kernel and initrd on the ESP."""
     esp_a, esp_b = _esp_files(a), _esp_files(b)
+    if isinstance(esp_a, str) or isinstance(esp_b, str):
+        # two ESPs that cannot be read are not two equal ESPs: the check is unknown
+        shown = [f"unknown ({esp})" if isinstance(esp, str) else "read" for esp in (esp_a, esp_b)]
+        result.check("ESP files", *shown)
+        return
     for path in sorted(set(esp_a) | set(esp_b)):
         if path.lower().endswith((".efi", ".cfg", ".conf")) or "vmlinuz" in path or "initrd" in path:
             result.check(f"esp:{path} sha256", esp_a.get(path, ("absent",))[0], esp_b.get(path, ("absent",))[0])
 
 
 def _check_measurements(result: Comparison, a: Disk, b: Disk) -> None:
-    from cvmlint.measure.predict import predict
+    from cvmlint.measure.predict import BANKS, predict
 
     try:
         pa, pb = predict(a), predict(b)
     except CvmlintError as err:
-        result.check("predicted measurements", f"not predicted: {err}", "")
+        result.check("predicted measurements", f"unknown (not predicted: {err})", "")
         return
-    for bank in ("sha256", "sha384"):
+    for bank in BANKS:
         for (pcr, va), vb in zip(pa.pcrs(bank).items(), pb.pcrs(bank).values(), strict=True):
-            result.check(f"predicted PCR {pcr} ({bank})", _register(va), _register(vb))
+            result.check(f"predicted PCR {pcr} ({bank})", _show(va), _show(vb))
     for (rtmr, va), vb in zip(pa.rtmrs().items(), pb.rtmrs().values(), strict=True):
-        result.check(f"predicted RTMR[{rtmr}]", _register(va), _register(vb))
-
-
-def _register(value: object) -> str:
-    return value.hex() if isinstance(value, bytes) else str(value)
+        result.check(f"predicted RTMR[{rtmr}]", _show(va), _show(vb))
 
 
 # ---- narrowing --------------------------------------------------------------------------------------
@@ -191,19 +192,16 @@ def _partition(pa: DiskPartition, pb: DiskPartition, a: Disk, b: Disk) -> list[D
         return [
             Difference(f"partition {pa.name}", f"holds {pa.content} in the first image, {pb.content} in the second")
         ]
+    narrow = {"verity": _verity, "fat": _fat, "files": _tree}.get(format_of(pa.content).comparison)
     try:
-        if pa.content is Content.VERITY:
-            return _verity(pa, pb)
-        if pa.content is Content.VFAT:
-            return _fat(pa, pb)
-        if pa.content in (Content.EROFS, Content.EXT4, Content.EXT3, Content.EXT2):
-            return _tree(pa, pb, a, b)
+        if narrow is not None:
+            return narrow(pa, pb, a, b)
     except CvmlintError as err:
         return [Difference(f"partition {pa.name}", f"could not be compared file by file: {err}")]
     return [Difference(f"partition {pa.name}", _first_bytes(pa.source, pb.source, 0, pa.source.size))]
 
 
-def _verity(pa: DiskPartition, pb: DiskPartition) -> list[Difference]:
+def _verity(pa: DiskPartition, pb: DiskPartition, a: Disk, b: Disk) -> list[Difference]:
     from cvmlint.image.verity import read_superblock
 
     assert pa.source is not None and pb.source is not None
@@ -274,7 +272,7 @@ def _files(tree: Any) -> dict[str, _Node]:
     return out
 
 
-def _fat(pa: DiskPartition, pb: DiskPartition) -> list[Difference]:
+def _fat(pa: DiskPartition, pb: DiskPartition, a: Disk, b: Disk) -> list[Difference]:
     from cvmlint.image.fat import FatFileSystem
 
     assert pa.source is not None and pb.source is not None
@@ -430,7 +428,8 @@ def _first_bytes(a: Any, b: Any, start: int, length: int, piece: int = 1 << 20) 
     return "the same bytes up to the shorter one's end; the sizes differ" if a.size != b.size else "no byte differs"
 
 
-def _esp_files(disk: Disk) -> dict[str, tuple[str]]:
+def _esp_files(disk: Disk) -> dict[str, tuple[str]] | str:
+    """The digest of each file on the ESP, or why they cannot be read."""
     esp = disk.by_name("esp")
     if esp is None or esp.source is None:
         return {}
@@ -439,8 +438,8 @@ def _esp_files(disk: Disk) -> dict[str, tuple[str]]:
     try:
         fs = FatFileSystem(esp.source)
         return {"/" + e.path.lstrip("/"): (hashlib.sha256(bytes(fs.read(e))).hexdigest(),) for e in _walk_files(fs)}
-    except CvmlintError:
-        return {}
+    except CvmlintError as err:
+        return f"the ESP cannot be read: {err}"
 
 
 def _walk_files(fs: Any) -> Iterator[Any]:

@@ -374,7 +374,7 @@ def render_text(outcome: RebuildOutcome, width: int = 80) -> str:
     verdict = (
         "REPRODUCIBLE: the second build is bit for bit the first"
         if outcome.reproducible
-        else f"NOT REPRODUCIBLE: {sum(1 for c in comparison.checked if c[1] != c[2])} of "
+        else f"NOT REPRODUCIBLE: {sum(1 for c in comparison.checked if same(c[1], c[2]) is False)} of "
         f"{len(comparison.checked)} checks differ"
     )
     out += ["", f"verdict: {verdict}; exit {outcome.exit_code()}"]

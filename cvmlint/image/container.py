@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 from cvmlint import limits
@@ -22,22 +23,43 @@ from cvmlint.image.vhd import VhdSource, has_footer
 CHUNK = 1 << 20
 
 
-def container_kind(src: FileSource) -> str:
-    """`qcow2`, `vhd`, `tar`, `tar.gz`, `tar.xz`, `tar.zst` or `raw`."""
+@dataclass(frozen=True)
+class Container:
+    """One container an image file can come in: how its first bytes say so, and how its disk is opened."""
+
+    kind: str
+    recognise: Callable[[bytes, FileSource], bool]
+    open: Callable[[FileSource, str | None], AbstractContextManager[ByteSource]]
+
+
+def _tar(head: bytes, src: FileSource) -> bool:
+    return head[257:262] == b"ustar"
+
+
+def _starts(magic: bytes) -> Callable[[bytes, FileSource], bool]:
+    return lambda head, src: head.startswith(magic)
+
+
+def _disk_in_archive(outer: FileSource, tmpdir: str | None) -> AbstractContextManager[ByteSource]:
+    return _extract_disk(Path(outer.name), tmpdir)
+
+
+CONTAINERS: tuple[Container, ...] = (
+    Container("qcow2", _starts(QCOW2_MAGIC), lambda outer, _: nullcontext(Qcow2Source(outer))),
+    Container("vhd", lambda head, src: has_footer(src), lambda outer, _: nullcontext(VhdSource(outer))),
+    Container("tar", _tar, _disk_in_archive),
+    Container("tar.gz", _starts(b"\x1f\x8b"), _disk_in_archive),
+    Container("tar.xz", _starts(b"\xfd7zXZ\x00"), _disk_in_archive),
+    Container("tar.zst", _starts(b"\x28\xb5\x2f\xfd"), _disk_in_archive),
+)
+"""Every container cvmlint opens, in the order they are recognised; anything else is a raw disk."""
+RAW = Container("raw", lambda head, src: True, lambda outer, _: nullcontext(outer))
+
+
+def container_of(src: FileSource) -> Container:
+    """The container an image file comes in (RAW when none)."""
     head = src.pread(0, 512)
-    if head[:4] == QCOW2_MAGIC:
-        return "qcow2"
-    if has_footer(src):
-        return "vhd"
-    if head[257:262] == b"ustar":
-        return "tar"
-    if head[:2] == b"\x1f\x8b":
-        return "tar.gz"
-    if head[:6] == b"\xfd7zXZ\x00":
-        return "tar.xz"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "tar.zst"
-    return "raw"
+    return next((c for c in CONTAINERS if c.recognise(head, src)), RAW)
 
 
 @contextmanager
@@ -45,16 +67,9 @@ def open_image(path: str | Path, tmpdir: str | None = None) -> Iterator[tuple[By
     """(the disk's bytes, the container kind); temporary files are removed on exit."""
     outer = FileSource(path)
     try:
-        kind = container_kind(outer)
-        if kind == "qcow2":
-            yield Qcow2Source(outer), kind
-        elif kind == "vhd":
-            yield VhdSource(outer), kind
-        elif kind.startswith("tar"):
-            with _extract_disk(Path(path), tmpdir) as inner:
-                yield inner, kind
-        else:
-            yield outer, kind
+        container = container_of(outer)
+        with container.open(outer, tmpdir) as disk:
+            yield disk, container.kind
     finally:
         outer.close()
 

@@ -47,11 +47,6 @@ class LuksHeader:
         return [str(t.get("type", "?")) for t in self.tokens]
 
 
-def is_luks(src: ByteSource) -> bool:
-    """Whether a LUKS header starts the source."""
-    return src.pread(0, 6) == MAGIC
-
-
 def _text(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 

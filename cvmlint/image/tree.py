@@ -6,12 +6,43 @@ from __future__ import annotations
 import posixpath
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from cvmlint import limits
 from cvmlint.errors import FormatError
 
 INDEX_ENTRIES = 1 << 20
+
+
+class Tree(Protocol):
+    """A read-only file tree (erofs or ext2/3/4) as scanning uses it."""
+
+    def lookup(self, path: str, follow: bool = True) -> Any:
+        """The node at an absolute path, or None."""
+
+    def walk(self, top: str = "/") -> Iterator[tuple[str, Any]]:
+        """(path, node) of every file below `top`."""
+
+    def inode(self, number: int) -> Any:
+        """The node with this inode number."""
+
+    def children(self, node: Any) -> Iterable[tuple[str, int]]:
+        """(name, inode number) of a directory's entries."""
+
+    def head(self, node: Any, length: int) -> bytes:
+        """A file's first bytes."""
+
+    def read_at(self, node: Any, offset: int, length: int) -> bytes:
+        """Bytes of a file at an offset."""
+
+    def read(self, node: Any, limit: int = ...) -> bytes:
+        """A file's whole content."""
+
+    def readlink(self, node: Any) -> str:
+        """A symlink's target."""
+
+    def iter_data(self, node: Any, limit: int | None = None) -> Iterator[bytes]:
+        """A file's content in pieces."""
 
 
 class InodeTree:

@@ -38,9 +38,10 @@ from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.forked import Forked
 from cvmlint.image.container import open_image
 from cvmlint.image.fsid import Content
+from cvmlint.image.tree import Tree
 from cvmlint.scan import boot as bootscan
 from cvmlint.scan import rootfs
-from cvmlint.scan.disk import Disk, RootChoice, Tree, find_root, open_disk
+from cvmlint.scan.disk import Disk, RootChoice, find_root, open_disk
 
 if TYPE_CHECKING:
     from cvmlint.image.verity import PendingVerity, Progress

@@ -16,8 +16,9 @@ from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.image.fat import FatEntry, FatFileSystem
 from cvmlint.image.fsid import Content
 from cvmlint.image.source import Buffer
+from cvmlint.image.tree import Tree
 from cvmlint.scan import grub
-from cvmlint.scan.disk import Disk, DiskPartition, Tree
+from cvmlint.scan.disk import Disk, DiskPartition
 from cvmlint.scan.pe import PeImage, is_pe, parse_pe
 
 FALLBACK = "/EFI/BOOT/BOOTX64.EFI"
@@ -308,34 +309,43 @@ def _grub_entries(
         start.append(("root", "/boot/grub/grub.cfg"))
 
     def load(device: str, path: str) -> grub.GrubFile | None:
-        try:
-            if device == "esp":
-                text = esp.read(path)
-                real = esp.files[path.lower()].path if text is not None else path
-                return grub.GrubFile("esp", real, text.decode("utf-8", "replace")) if text is not None else None
-            part = disk.by_name(device)
-            tree = root_tree if device == "root" and root_tree is not None else disk.tree(part) if part else None
-            if tree is None:
-                return None
-            node = tree.lookup(path)
-            if node is None or not node.is_reg:
-                return None
-            config = tree.read(node, limits.get("grub-config-bytes"))
-            return grub.GrubFile(device, path, config.decode("utf-8", "replace"))
-        except CvmlintError:
+        """The file, None when it does not exist; CvmlintError when it cannot be read."""
+        if device == "esp":
+            text = esp.read(path)
+            real = esp.files[path.lower()].path if text is not None else path
+            return grub.GrubFile("esp", real, text.decode("utf-8", "replace")) if text is not None else None
+        part = disk.by_name(device)
+        tree = root_tree if device == "root" and root_tree is not None else disk.tree(part) if part else None
+        if tree is None:
             return None
+        node = tree.lookup(path)
+        if node is None or not node.is_reg:
+            return None
+        config = tree.read(node, limits.get("grub-config-bytes"))
+        return grub.GrubFile(device, path, config.decode("utf-8", "replace"))
+
+    def holds(device: str, path: str) -> bool:
+        try:
+            return load(device, path) is not None
+        except CvmlintError:
+            return False  # GRUB's search skips a device whose files it cannot read
 
     def find(kind: str, value: str) -> str | None:
         for p in disk.partitions:
             if (kind == "fs-uuid" and p.fs_uuid.lower() == value.lower()) or (kind == "label" and p.fs_label == value):
                 return p.name
-            if kind == "file" and load(p.name, value) is not None:
+            if kind == "file" and holds(p.name, value):
                 return p.name
         return None
 
     menu = grub.read_menu(load, find, start, {"grub_platform": "efi", "cmdpath": "(esp)/EFI/BOOT"})
+    lost = disk.unidentified()
+    if lost and any(": no partition matches" in problem for problem in menu.problems):
+        menu.problems.append(f"a search may have meant a partition whose UUID and label are unknown ({lost})")
     default = menu.default_entry()
     out: list[Entry] = []
+    if menu.unread:  # a file GRUB reads may add entries or change the default and their command lines
+        return out, menu.problems
     for item in menu.entries:
         is_default = item is default
         if item.chainloader and item.chainloader.lower() in images:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from cvmlint import limits
 from cvmlint.errors import CvmlintError, FormatError
@@ -15,37 +13,7 @@ from cvmlint.image.fsid import Content
 from cvmlint.image.gpt import Partition as GptPartition
 from cvmlint.image.gpt import PartitionTable, read_partition_table
 from cvmlint.image.source import ByteSource, SliceSource
-
-
-class Tree(Protocol):
-    """A read-only file tree (erofs or ext2/3/4) as scanning uses it."""
-
-    def lookup(self, path: str, follow: bool = True) -> Any:
-        """The node at an absolute path, or None."""
-
-    def walk(self, top: str = "/") -> Iterator[tuple[str, Any]]:
-        """(path, node) of every file below `top`."""
-
-    def inode(self, number: int) -> Any:
-        """The node with this inode number."""
-
-    def children(self, node: Any) -> Iterable[tuple[str, int]]:
-        """(name, inode number) of a directory's entries."""
-
-    def head(self, node: Any, length: int) -> bytes:
-        """A file's first bytes."""
-
-    def read_at(self, node: Any, offset: int, length: int) -> bytes:
-        """Bytes of a file at an offset."""
-
-    def read(self, node: Any, limit: int = ...) -> bytes:
-        """A file's whole content."""
-
-    def readlink(self, node: Any) -> str:
-        """A symlink's target."""
-
-    def iter_data(self, node: Any, limit: int | None = None) -> Iterator[bytes]:
-        """A file's content in pieces."""
+from cvmlint.image.tree import Tree
 
 
 @dataclass
@@ -61,6 +29,9 @@ class DiskPartition:
     name: str = ""
     """How findings name it: `esp`, `root`, `root-verity`, or `p<N>`."""
     problem: str = ""
+    """Why the partition cannot be opened (its source is None)."""
+    identity_problem: str = ""
+    """Why its UUID and label are unknown (a lookup by them cannot say it is not this partition)."""
 
     def where(self, path: str | None = None, line: int | None = None) -> Provenance:
         """Provenance of something in this partition."""
@@ -77,6 +48,11 @@ class Disk:
     partitions: list[DiskPartition] = field(default_factory=list)
     trees: dict[str, Tree] = field(default_factory=dict)
 
+    def unidentified(self) -> str:
+        """The partitions whose UUID and label are unknown, for a message; empty when there are none."""
+        lost = [f"{p.name or p.entry.number}: {p.identity_problem}" for p in self.partitions if p.identity_problem]
+        return "; ".join(lost)
+
     def by_name(self, name: str) -> DiskPartition | None:
         """The partition findings call `name`."""
         return next((p for p in self.partitions if p.name == name), None)
@@ -86,62 +62,35 @@ class Disk:
         if part.name not in self.trees:
             if part.source is None:
                 raise FormatError("image", f"partition {part.name}", part.entry.start, part.problem)
-            tree = open_tree(part.content, part.source)
+            tree = fsid.format_of(part.content).open_tree(part.source)
             if tree is None and part.content is Content.UNKNOWN:
                 raise FormatError(
                     "image",
                     f"partition {part.name}",
                     part.entry.start,
-                    "holds no known file system (no erofs, ext4, squashfs, vfat, LUKS or verity magic)",
+                    f"holds no known file system (cvmlint reads the files of {fsid.readable_names()})",
                 )
             if tree is None:
                 raise FormatError(
                     "image",
                     f"partition {part.name}",
                     part.entry.start,
-                    f"holds {part.content}, whose files cvmlint does not read",
+                    f"holds {part.content}, whose files cvmlint does not read (it reads those of "
+                    f"{fsid.readable_names()})",
                 )
             self.trees[part.name] = tree
         return self.trees[part.name]
 
 
-TREE_READERS: dict[Content, tuple[str, str]] = {
-    Content.EROFS: ("cvmlint.image.erofs", "ErofsFileSystem"),
-    Content.EXT4: ("cvmlint.image.ext4", "Ext4FileSystem"),
-    Content.EXT3: ("cvmlint.image.ext4", "Ext4FileSystem"),
-    Content.EXT2: ("cvmlint.image.ext4", "Ext4FileSystem"),
-}
-"""The file systems whose files cvmlint reads: content -> (module, class), imported when first needed."""
-
-
-def open_tree(content: Content, src: SliceSource) -> Tree | None:
-    """The file tree of a partition holding `content`, or None when cvmlint does not read its files."""
-    found = TREE_READERS.get(content)
-    if found is None:
-        return None
-    import importlib
-
-    module, name = found
-    tree: Tree = getattr(importlib.import_module(module), name)(src)
-    return tree
-
-
-def _fs_identity(src: SliceSource, content: Content) -> tuple[str, str]:
-    """The file system's UUID and label, as `root=UUID=`/`LABEL=` name it."""
+def _fs_identity(src: SliceSource, content: Content) -> tuple[fsid.Identity, str]:
+    """The file system's UUID and label, and why they could not be read (empty when they could)."""
+    identity = fsid.format_of(content).identity
+    if identity is None:
+        return ("", ""), ""
     try:
-        tree = open_tree(content, src)
-        if tree is not None:
-            sb = tree.sb  # type: ignore[attr-defined]
-            return sb.uuid, sb.label if content.is_ext else sb.volume_name
-        if content is Content.VFAT:
-            boot = src.pread(0, 512)
-            fat32 = boot[22:24] == b"\0\0"
-            serial = boot[67:71] if fat32 else boot[39:43]
-            label = (boot[71:82] if fat32 else boot[43:54]).decode("ascii", "replace").strip()
-            return f"{int.from_bytes(serial[2:4], 'little'):04X}-{int.from_bytes(serial[0:2], 'little'):04X}", label
-    except CvmlintError:
-        pass
-    return "", ""
+        return identity(src), ""
+    except CvmlintError as err:
+        return ("", ""), f"its {content} header cannot be read, so its UUID and label are unknown: {err}"
 
 
 def open_disk(src: ByteSource) -> Disk:
@@ -157,8 +106,9 @@ def open_disk(src: ByteSource) -> Disk:
             problem = ""
         except FormatError as err:
             part_src, content, problem = None, Content.UNREADABLE, str(err)
-        uid, label = _fs_identity(part_src, content) if part_src else ("", "")
+        (uid, label), lost = _fs_identity(part_src, content) if part_src else (("", ""), "")
         disk.partitions.append(DiskPartition(entry, part_src, content, uid, label, problem=problem))
+        disk.partitions[-1].identity_problem = lost
         counts[entry.type_name] = counts.get(entry.type_name, 0) + 1
     for part in disk.partitions:
         kind = part.entry.type_name
@@ -194,9 +144,12 @@ def find_root(disk: Disk, cmdline_root: str | None, by_os_release: bool = True) 
         found = _by_spec(disk, cmdline_root)
         if found is not None:
             return _named(disk, RootChoice(found, f"cmdline root={cmdline_root}"))
+        lost = disk.unidentified()
+        if lost and cmdline_root.split("=", 1)[0] in ("UUID", "LABEL"):
+            return RootChoice(None, "", reason=f"no partition is known to match root={cmdline_root} ({lost})")
     if not by_os_release:
         return RootChoice(None, "", reason="no partition with a DPS root type")
-    candidates = [p for p in disk.partitions if p.content in TREE_READERS and _has_os_release(disk, p)]
+    candidates = [p for p in disk.partitions if fsid.format_of(p.content).reader and _has_os_release(disk, p)]
     if len(candidates) == 1:
         return _named(disk, RootChoice(candidates[0], "os-release"))
     if not candidates:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cvmlint import limits
-from cvmlint.errors import reader
+from cvmlint.errors import CvmlintError, reader
 
 GRUB_FEATURES = {
     name: "y"
@@ -75,6 +75,8 @@ class GrubMenu:
     default: str = "0"
     files: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
+    """Files GRUB reads that cvmlint could not: what they would add or change is unknown."""
 
     def default_entry(self) -> GrubEntry | None:
         """The entry `default` names, else the first: a position, title or --id per menu level,
@@ -215,7 +217,12 @@ class _Interp:
         if (device, path) in self.menu.files[-8:]:
             self.menu.problems.append(f"({device}){path} loads itself: loop not followed")
             return
-        file = self.load(device, path)
+        try:
+            file = self.load(device, path)
+        except CvmlintError as err:
+            self.menu.problems.append(f"({device}){path} cannot be read, so what GRUB would do is unknown: {err}")
+            self.menu.unread.append(f"({device}){path}")
+            return
         if file is None:
             self.menu.problems.append(f"({device}){path} does not exist")
             return
@@ -437,7 +444,14 @@ def read_menu(load: Loader, find: Finder, start: list[tuple[str, str]], env: dic
     interp = _Interp(load, find, menu)
     env = {**GRUB_FEATURES, **env}
     for device, path in start:
-        if load(device, path) is not None:
+        try:
+            found = load(device, path)
+        except CvmlintError as err:
+            # GRUB stops at the configuration it cannot read; the next candidate is not what it boots
+            menu.problems.append(f"({device}){path} cannot be read, so what GRUB would do is unknown: {err}")
+            menu.unread.append(f"({device}){path}")
+            break
+        if found is not None:
             interp.run_file(device, path, {**env, "root": device}, 0)
             break
     else:

@@ -15,7 +15,8 @@ from cvmlint.facts.model import DebVersion, File, Mount, Package, System
 from cvmlint.facts.mounts import crypttab_names, fstab_mounts, unit_mount
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.image.fsid import Content
-from cvmlint.scan.disk import Disk, DiskPartition, Tree
+from cvmlint.image.tree import Tree
+from cvmlint.scan.disk import Disk, DiskPartition
 
 DPKG_STATUS = dpkg.STATUS
 RPM_DATABASES = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite", "/var/lib/rpm/Packages")

@@ -102,6 +102,23 @@ def test_two_builds_of_the_same_inputs_compare_identical(tmp_path: Path) -> None
     assert all(a == b for _, a, b in result.checked)
 
 
+def test_two_unreadable_esps_are_not_two_equal_esps(tmp_path: Path) -> None:
+    from cvmlint.build.compare import compare_images
+    from cvmlint.build.rebuild import same
+
+    images = [make_disk(tmp_path / name) for name in "ab"]
+    for image in images:  # the same damage to both: the boot sector's bytes per sector, zeroed
+        with open(image, "r+b") as fh:
+            fh.seek(MIB + 11)
+            fh.write(b"\0\0")
+    result = compare_images(images[0], images[1])
+    assert result.identical  # the bytes are the same; what was compared says what was not
+    checked = {w: (a, b) for w, a, b in result.checked}
+    assert not any(w.startswith("esp:") for w in checked)
+    first, second = checked["ESP files"]
+    assert first.startswith("unknown (the ESP cannot be read: ") and same(first, second) is None
+
+
 def test_a_difference_is_narrowed_to_partition_file_bytes_and_likely_cause(tmp_path: Path) -> None:
     from cvmlint.build.compare import EPOCH, SEED, compare_images
 

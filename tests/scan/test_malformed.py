@@ -39,6 +39,16 @@ def esp_file_offset(image: Path, path: str) -> int:
     return start + fs.cluster_offset(entry.first_cluster)
 
 
+def mark_bad(image: Path, path: str) -> None:
+    """Mark the first cluster of a file on the ESP bad in the FAT: its content cannot be read."""
+    table = read_partition_table(FileSource(image))
+    esp = next(p for p in table.partitions if p.type_name == "esp")
+    fs = FatFileSystem(esp.open(FileSource(image)))
+    entry = next(e for e in fs.walk() if e.path == path)
+    assert fs.bits == 32
+    poke(image, esp.start + fs.fat_offset + 4 * entry.first_cluster, (0x0FFFFFF7).to_bytes(4, "little"))
+
+
 def poke(image: Path, offset: int, data: bytes) -> None:
     with open(image, "r+b") as fh:
         fh.seek(offset)
@@ -68,6 +78,7 @@ CASES: dict[str, tuple[Damage, str, str]] = {
         "CVM-KERN-001",
         "kernel",
     ),
+    "grub.cfg cluster chain bad": (lambda i: mark_bad(i, "/EFI/BOOT/grub.cfg"), "CVM-BOOT-001", "cannot be read"),
     "grub.cfg garbage": (
         lambda i: poke(i, esp_file_offset(i, "/EFI/BOOT/grub.cfg"), b"\x00{}\xff}" * 20),
         "CVM-BOOT-001",
