@@ -106,15 +106,39 @@ def _choice(kind: type[enum.Enum]) -> Callable[[str], Any]:
 
 
 @dataclass(frozen=True)
+class OptionGroup:
+    """Options several commands take together, parsed once into one frozen value (`make` takes each
+    option's `dest` as a keyword); the command's function receives it as the keyword `name`."""
+
+    name: str
+    opts: tuple[Opt, ...]
+    make: Callable[..., Any]
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        for opt in self.opts:
+            opt.add_to(parser)
+
+    def value(self, namespace: argparse.Namespace) -> Any:
+        return self.make(**{o.dest: getattr(namespace, o.dest) for o in self.opts})
+
+
+@dataclass(frozen=True)
 class Command:
     """A command: its words (`policy check`), its function and what it takes."""
 
     words: tuple[str, ...]
     run: Callable[..., None]
-    opts: tuple[Opt, ...]
+    opts: tuple[Opt | OptionGroup, ...]
 
     def call(self, namespace: argparse.Namespace) -> None:
-        self.run(**{o.dest: getattr(namespace, o.dest) for o in self.opts})
+        self.run(
+            **{
+                o.name if isinstance(o, OptionGroup) else o.dest: (
+                    o.value(namespace) if isinstance(o, OptionGroup) else getattr(namespace, o.dest)
+                )
+                for o in self.opts
+            }
+        )
 
 
 COMMANDS: list[Command] = []
@@ -122,8 +146,8 @@ GROUPS: dict[str, str] = {}
 """Command groups (`policy`, `evidence`) and their help."""
 
 
-def command(words: str, *opts: Opt) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Declare a command; its function takes each option's `dest` as a keyword argument."""
+def command(words: str, *opts: Opt | OptionGroup) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Declare a command; its function takes each option's `dest` (and each group's `name`) as a keyword."""
 
     def register(fn: Callable[..., None]) -> Callable[..., None]:
         COMMANDS.append(Command(tuple(words.split()), fn, opts))
@@ -176,8 +200,8 @@ def build_parser(
         summary = " ".join(doc.split("\n\n", 1)[0].split())  # the first paragraph, whole
         sub = where.add_parser(cmd.words[-1], help=summary, description=doc, formatter_class=_Formatter)
         if _named(cmd.words, argv):
-            for opt in cmd.opts:
-                opt.add_to(sub)
+            for item in cmd.opts:
+                item.add_to(sub)
         sub.set_defaults(_command=cmd)
     parser.set_defaults(_group=parser)
     return parser

@@ -1,11 +1,14 @@
-"""Lint and judge a recipe: the one pipeline `lint` and `build` share.
+"""The two pipelines every command shares: lint and judge a recipe (`lint`, `build`), scan and judge
+an image (`scan`, `build`, `evidence diff`).
 
-report, facts, policy = lint_recipe(RecipeJob(Path("recipes/tdx-base"), project=find_project(cwd)), [])
+    report, facts, policy = lint_recipe(RecipeJob(Path("recipes/tdx-base"), project=find_project(cwd)), [])
+    with judge_image(Path("image.raw"), policy, ScanOptions()) as judged:
+        judged.report, judged.facts()
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from cvmlint.facts.model import Facts
     from cvmlint.policy.loader import Policy
     from cvmlint.policy.results import Report, Waiver
+    from cvmlint.scan import Scanned, ScanOptions
 
 
 @dataclass
@@ -120,3 +124,47 @@ def trusted_ref(ref: str | None) -> Iterator[Trusted | None]:
     with tempfile.TemporaryDirectory(prefix="cvmlint-trusted-") as tmp:
         git.export_tree(top, commit, Path(tmp))
         yield Trusted(ref, commit, Path(tmp), top)
+
+
+@dataclass
+class JudgedImage:
+    """An image's report, and its facts: those the rules read already computed, the others on request."""
+
+    report: Report
+    scanned: Scanned
+    read: set[str]
+    """The slow facts (kernel, boot, verity, measurements) the rules read."""
+
+    def facts(self, *also: str, everything: bool = False) -> Facts:
+        """The facts the rules read, and `also` (or every fact: evidence records what no rule read too)."""
+        return self.scanned.complete(None if everything else self.read | set(also))
+
+
+@contextmanager
+def judge_image(
+    image: Path, policy: Policy, options: ScanOptions, waivers: list[Waiver] | None = None
+) -> Iterator[JudgedImage]:
+    """Scan an image and judge it: each slow fact is waited for only when a rule reads it (the measurement
+    prediction, which no baseline rule reads, is never made unless asked); waivers applied."""
+    from cvmlint.policy import apply_waivers, evaluate
+    from cvmlint.policy.probes import kernel_needles
+    from cvmlint.scan import open_scan
+
+    options.needles = kernel_needles(policy)
+    with open_scan(image, options) as scanned:
+        read: set[str] = set()
+
+        def noting(name: str) -> Callable[[], object]:
+            get = scanned.later[name]
+
+            def waited() -> object:
+                read.add(name)
+                return get()
+
+            return waited
+
+        report = evaluate(policy, scanned.facts, later={name: noting(name) for name in scanned.later})
+        report.profile_sources = dict.fromkeys(policy.profiles, "--profile")
+        if waivers is not None:
+            apply_waivers(report, waivers)
+        yield JudgedImage(report, scanned, read)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cvmlint import __version__
-from cvmlint.cli import OutputFormat, reporter_for
+from cvmlint.commands.common import OutputFormat, reporter_for
 from cvmlint.facts import Items, Package, Provenance, load_facts_file
 from cvmlint.facts.model import DebVersion
 from cvmlint.policy import evaluate, load_policy

@@ -213,29 +213,28 @@ def _tree_files(facts: Facts) -> list[Path]:
 
 
 def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress: Progress) -> None:
-    from cvmlint.policy import apply_waivers, evaluate, load_waivers
-    from cvmlint.policy.probes import kernel_needles
-    from cvmlint.scan import ScanOptions, scan_image
+    from cvmlint import limits
+    from cvmlint.pipeline import judge_image
+    from cvmlint.policy import load_waivers
+    from cvmlint.scan import ScanOptions
 
     assert outcome.image is not None
     progress("scanning the image (verity recomputed)")
-    from cvmlint import limits
-
     limits.start_clock()  # the budget is the scan's, not the build's
-    options = ScanOptions(verity=True, digest=True, needles=kernel_needles(outcome.policy))
+    options = ScanOptions(verity=True, digest=True)
     started, inputs = datetime.now(UTC), None
     if plan.evidence is not None:
         from cvmlint.evidence.inputs import image_inputs
 
         inputs = image_inputs(outcome.image)
         options.digest, options.known_digest = False, inputs["sha256"]
-    with scan_image(outcome.image, options) as image_facts:
-        scan = evaluate(outcome.policy, image_facts)
+    waivers = load_waivers(plan.waivers) if plan.waivers is not None else None
+    with judge_image(outcome.image, outcome.policy, options, waivers) as judged:
+        scan = judged.report
         scan.profile_sources, scan.config = outcome.lint.profile_sources, outcome.lint.config
-        if plan.waivers is not None:
-            apply_waivers(scan, load_waivers(plan.waivers))
         if outcome.lint.notes:
             scan.notes += outcome.lint.notes
+        image_facts = judged.facts("verity", everything=plan.evidence is not None)
         outcome.scan = scan
         outcome.drift = drift(outcome.policy, outcome.lint, scan, recipe_facts, image_facts)
         outcome.packages = package_delta(recipe_facts, image_facts)

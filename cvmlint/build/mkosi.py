@@ -134,8 +134,9 @@ def find_mkosi(cache: Path | None = None) -> Mkosi:
     found = f"the host has mkosi {result.stdout.strip()}" if host else "the host has no mkosi"
     raise BuildError(
         f"no usable mkosi: {found} (25 or newer is needed) and the build tool root "
-        f"{BUILD_ROOT.path(cache)} does not exist.\nTip: run `cvmlint build --setup` once, as root: it "
-        "makes a Debian trixie root with mkosi 25 (debootstrap from this machine's apt mirror)"
+        f"{BUILD_ROOT.path(cache)} does not exist",
+        hint="run `cvmlint build --setup` once, as root: it makes a Debian trixie root with mkosi 25 "
+        "(debootstrap from this machine's apt mirror)",
     )
 
 

@@ -8,6 +8,7 @@ changed, which is why it changed.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,31 +53,20 @@ def load_side(path: Path, policy: Policy) -> Side:
         files = read_bundle(path)
         return Side(path.name, json.loads(files["facts.json"]), json.loads(files["results.json"]))
     from cvmlint.facts.serialize import facts_to_json
-    from cvmlint.policy import evaluate
-    from cvmlint.policy.probes import kernel_needles
+    from cvmlint.pipeline import judge_image
     from cvmlint.report.json import report_to_json
-    from cvmlint.scan import ScanOptions, scan_image
+    from cvmlint.scan import ScanOptions
 
-    with scan_image(path, ScanOptions(needles=kernel_needles(policy))) as facts:
-        report = evaluate(policy, facts)
-        return Side(path.name, facts_to_json(facts), report_to_json(report, report.exit_code()))
+    with judge_image(path, policy, ScanOptions()) as judged:
+        facts = judged.facts(*COMPARED)  # not the measurement prediction: no change is listed from it
+        return Side(path.name, facts_to_json(facts), report_to_json(judged.report, judged.report.exit_code()))
 
 
 def diff(a: Side, b: Side, policy: Policy) -> Diff:
     out = Diff()
     fa, fb = a.facts["facts"], b.facts["facts"]
-    for name, compare in (
-        ("packages", _packages),
-        ("files", _files),
-        ("cmdline", _cmdline),
-        ("kernel", _kernel),
-        ("verity", _verity),
-        ("rootfs", _record),
-        ("boot", _boot),
-        ("mounts", _mounts),
-        ("os", _record),
-    ):
-        items = compare(fa.get(name), fb.get(name))
+    for name in COMPARED:
+        items = COMPARED[name](fa.get(name), fb.get(name))
         if items:
             out.changes[name] = items
     reads = _rule_reads(policy)
@@ -228,3 +218,17 @@ def _mounts(a: Any, b: Any) -> list[str]:
         if ma[p].get("fstype") != mb[p].get("fstype")
     ]
     return out
+
+
+COMPARED: dict[str, Callable[[Any, Any], list[str]]] = {
+    "packages": _packages,
+    "files": _files,
+    "cmdline": _cmdline,
+    "kernel": _kernel,
+    "verity": _verity,
+    "rootfs": _record,
+    "boot": _boot,
+    "mounts": _mounts,
+    "os": _record,
+}
+"""The facts compared, each with how its changes are listed."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -72,11 +72,11 @@ class Scanned:
     later: dict[str, Callable[[], Any]] = field(default_factory=dict)
     cancels: list[Callable[[], None]] = field(default_factory=list)
 
-    def complete(self) -> Facts:
-        """The facts with every pending one waited for."""
-        if self.later:
-            self.facts = replace(self.facts, **{name: get() for name, get in self.later.items()})
-            self.later = {}
+    def complete(self, names: Iterable[str] | None = None) -> Facts:
+        """The facts with every pending one (or those of `names`) waited for; the others stay pending."""
+        wanted = [n for n in self.later if names is None or n in names]
+        if wanted:
+            self.facts = replace(self.facts, **{name: self.later.pop(name)() for name in wanted})
         return self.facts
 
     def cancel(self) -> None:

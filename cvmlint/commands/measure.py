@@ -1,0 +1,70 @@
+"""`cvmlint measure`: predict what booting the image extends into the PCRs and RTMRs."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from cvmlint.cliargs import Opt, command
+from cvmlint.commands.common import FILE_OUTPUT, fail, write
+
+
+class TextOrJson(enum.StrEnum):
+    """Output formats of `cvmlint measure` and `cvmlint rebuild`."""
+
+    text = "text"
+    json = "json"
+
+
+TEXT_OR_JSON = Opt(("--format", "-f"), "fmt", "Output format.", kind=TextOrJson, default=TextOrJson.text)
+
+
+@command(
+    "measure",
+    Opt(("image",), "image", "Disk image: raw, qcow2, vhd, or a tar(.gz) holding disk.raw.", kind=Path),
+    TEXT_OR_JSON,
+    Opt(("--transcript",), "transcript", "List every event (the text format), to read or diff.", switch=True),
+    Opt(
+        ("--secure-boot",),
+        "secure_boot",
+        "Predict for firmware with Secure Boot on (systemd-stub then ignores the options it is given).",
+        switch=True,
+    ),
+    Opt(("--entry",), "entry", "The boot entry to predict, by title (default: the default entry)."),
+    Opt(("--reference",), "reference", "Also write reference values for a verifier to this file.", kind=Path),
+    FILE_OUTPUT,
+)
+def measure_cmd(
+    image: Path,
+    fmt: TextOrJson,
+    transcript: bool,
+    secure_boot: bool,
+    entry: str | None,
+    reference: Path | None,
+    output: Path | None,
+) -> None:
+    """Predict what booting the image extends into the TPM's PCRs and TDX RTMRs, event by event.
+
+    Registers cvmlint cannot predict from the image are shown unknown, with the reason.
+    """
+    import hashlib
+
+    from cvmlint.image.container import open_image
+    from cvmlint.measure import render
+    from cvmlint.measure.predict import predict
+    from cvmlint.scan.disk import open_disk
+
+    if not image.is_file():
+        fail(f"{image}: no such image file")
+    with open_image(image) as (src, _kind):
+        prediction = predict(open_disk(src), secure_boot=secure_boot, entry=entry)
+    if reference is not None:
+        digest = hashlib.sha256()
+        with open(image, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        write(render.reference(prediction, image.name, digest.hexdigest()), reference)
+    if fmt is TextOrJson.json:
+        write(render.as_json(prediction, image.name), output)
+    else:
+        write(render.text(prediction, image.name, transcript), output)
