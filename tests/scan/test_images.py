@@ -275,3 +275,22 @@ def test_qcow2_of_the_hardened_image_gives_the_same_verdicts(
     assert {r: again.status(r) for r in again.by_rule} == {
         r: hardened_grub_scan.status(r) for r in hardened_grub_scan.by_rule
     }
+
+
+def test_the_pipeline_waits_only_for_the_facts_rules_read(hardened_uki: Path) -> None:
+    """scan, build and evidence diff judge through one pipeline: no baseline rule reads the measurement
+    prediction, so it is not made unless evidence asks for every fact."""
+    from cvmlint._resources import default_policy_path
+    from cvmlint.pipeline import judge_image
+    from cvmlint.policy import load_policy
+    from cvmlint.scan import ScanOptions
+
+    policy = load_policy(default_policy_path())
+    with judge_image(hardened_uki, policy, ScanOptions(verity=False)) as judged:
+        assert {"kernel", "boot", "cmdline", "verity"} <= judged.read and "measurements" not in judged.read
+        judged.facts()
+        assert "measurements" in judged.scanned.later  # still pending
+        everything = judged.facts(everything=True)
+        from cvmlint.facts.model import Measurements
+
+        assert judged.scanned.later == {} and isinstance(everything.measurements, Measurements)
