@@ -169,16 +169,15 @@ def boot(disk: Path, timeout: float = 600) -> Observed:
 def _boot_with_tpm(disk: Path, state: Path, timeout: float) -> str:
     run("swtpm_setup", "--tpm2", "--tpmstate", state, "--pcr-banks", "sha256,sha384")
     sock = state / "swtpm.sock"
-    tpm = subprocess.Popen(
-        ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}", "--ctrl", f"type=unixio,path={sock}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    tpm_log = state / "swtpm.log"
+    with open(tpm_log, "wb") as log:
+        tpm = subprocess.Popen(
+            ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}", "--ctrl", f"type=unixio,path={sock}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        for _ in range(100):
-            if sock.exists():
-                break
-            time.sleep(0.05)
+        _wait_for_socket(tpm, sock, tpm_log, deadline=time.monotonic() + 10)
         vars_copy = state / "vars.fd"
         shutil.copyfile(OVMF_VARS, vars_copy)
         argv = [
@@ -187,10 +186,24 @@ def _boot_with_tpm(disk: Path, state: Path, timeout: float) -> str:
             *("-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"),
         ]
         done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
-        return done.stdout.decode("utf-8", "replace").replace("\r", "")
+        text = done.stdout.decode("utf-8", "replace").replace("\r", "")
+        if "measure-end" not in text:  # QEMU's own complaint is the first thing to read then
+            text += "\n--- qemu stderr ---\n" + done.stderr.decode("utf-8", "replace")[-3000:]
+        return text
     finally:
         tpm.kill()
         tpm.wait()
+
+
+def _wait_for_socket(tpm: subprocess.Popen[bytes], sock: Path, log: Path, deadline: float) -> None:
+    """swtpm's control socket, or a failure saying why it never came (swtpm's own output kept)."""
+    while not sock.exists():
+        if tpm.poll() is not None or time.monotonic() > deadline:
+            state = f"exited with {tpm.returncode}" if tpm.returncode is not None else "still running"
+            raise AssertionError(
+                f"swtpm made no socket at {sock} ({state}):\n{log.read_text(errors='replace')[-2000:]}"
+            )
+        time.sleep(0.05)
 
 
 _PCR = re.compile(r"^pcr (sha256|sha384) (\d+) ([0-9A-Fa-f]+)$")
