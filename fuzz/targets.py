@@ -73,9 +73,19 @@ def disk(data: bytes) -> None:
 
 
 def squashfs(data: bytes) -> None:
-    from cvmlint.image.squashfs import read_superblock
+    from cvmlint.image.squashfs import SquashfsFileSystem
 
-    read_superblock(BytesSource(data))
+    fs = SquashfsFileSystem(BytesSource(data))
+    for n, (path, node) in enumerate(fs.walk("/")):
+        if n > 2000:
+            break
+        if node.is_reg:
+            fs.read(node, 1 << 24)
+            fs.read_at(node, node.size // 2, 100)
+        elif node.is_symlink:
+            fs.readlink(node)
+            fs.lookup(path)
+        fs.xattrs(node)
 
 
 def verity(data: bytes) -> None:

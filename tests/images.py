@@ -477,3 +477,35 @@ def unreadable_root(name: str) -> Path:
     tmp.rename(image)
     shutil.rmtree(work)
     return image
+
+
+def squashfs_root(source: Path) -> Path:
+    """The hardened image with its root file system made again by mksquashfs (zstd) from the same tree:
+    the root hash no longer matches (scan it with --no-verity)."""
+    from cvmlint.image.gpt import read_partition_table
+    from cvmlint.image.source import FileSource
+
+    image = IMAGES / f"{source.stem}-squashfs.raw"
+    if image.exists():
+        return image
+    work = IMAGES / f"{source.stem}-squashfs.work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    tree = _hardened_root(work, payload(), {})
+    root = work / "root.squashfs"
+    run("mksquashfs", tree, root, "-comp", "zstd", "-quiet", "-no-progress", "-mkfs-time", "1700000000")
+    shutil.rmtree(tree)
+    table = read_partition_table(FileSource(source))
+    part = next(p for p in table.partitions if p.type_name == "root-x86-64")
+    if root.stat().st_size > part.size:
+        raise AssertionError(f"squashfs root {root.stat().st_size} bytes, the partition has {part.size}")
+    tmp = work / "disk.raw"
+    run("cp", "--sparse=always", source, tmp)
+    with open(tmp, "r+b") as fh:  # dd below skips zero blocks: clear what erofs left first
+        fh.seek(part.start)
+        for _ in range(part.size // MIB):
+            fh.write(bytes(MIB))
+    _place(tmp, root, part.start)
+    tmp.rename(image)
+    shutil.rmtree(work)
+    return image

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, assert_never
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from cvmlint.cliargs import FormatAction, Opt, OptionGroup, OutputAction
 from cvmlint.errors import CvmlintError
@@ -46,39 +46,31 @@ class UnknownMode(enum.StrEnum):
     warn = "warn"
 
 
+REPORTERS: dict[OutputFormat, tuple[str, str]] = {
+    OutputFormat.text: ("cvmlint.report.text", "TextReporter"),
+    OutputFormat.table: ("cvmlint.report.table", "TableReporter"),
+    OutputFormat.json: ("cvmlint.report.json", "JsonReporter"),
+    OutputFormat.html: ("cvmlint.report.html", "HtmlReporter"),
+    OutputFormat.sarif: ("cvmlint.report.sarif", "SarifReporter"),
+    OutputFormat.junit: ("cvmlint.report.junit", "JunitReporter"),
+    OutputFormat.github: ("cvmlint.report.github", "GithubReporter"),
+    OutputFormat.gitlab: ("cvmlint.report.gitlab", "GitlabReporter"),
+}
+"""Each format's reporter (module, class), imported when asked for."""
+COLORED = {OutputFormat.text, OutputFormat.table}
+VERBOSE_FORMATS = {OutputFormat.text}
+
+
 def reporter_for(fmt: OutputFormat, color: bool, verbose: bool = False) -> Reporter:
     """The reporter of one output format."""
-    from cvmlint.report import JsonReporter, TableReporter
+    import importlib
 
-    if fmt is OutputFormat.text:
-        from cvmlint.report.text import TextReporter
-
-        return TextReporter(color=color, verbose=verbose)
-    if fmt is OutputFormat.table:
-        return TableReporter(color=color)
-    if fmt is OutputFormat.json:
-        return JsonReporter()
-    if fmt is OutputFormat.junit:
-        from cvmlint.report.junit import JunitReporter
-
-        return JunitReporter()
-    if fmt is OutputFormat.github:
-        from cvmlint.report.github import GithubReporter
-
-        return GithubReporter()
-    if fmt is OutputFormat.gitlab:
-        from cvmlint.report.gitlab import GitlabReporter
-
-        return GitlabReporter()
-    if fmt is OutputFormat.html:
-        from cvmlint.report.html import HtmlReporter
-
-        return HtmlReporter()
-    if fmt is OutputFormat.sarif:
-        from cvmlint.report.sarif import SarifReporter
-
-        return SarifReporter()
-    assert_never(fmt)
+    module, name = REPORTERS[fmt]
+    options: dict[str, bool] = {"color": color} if fmt in COLORED else {}
+    if fmt in VERBOSE_FORMATS:
+        options["verbose"] = verbose
+    reporter: Reporter = getattr(importlib.import_module(module), name)(**options)
+    return reporter
 
 
 def err(text: str) -> None:

@@ -191,7 +191,9 @@ FORMATS: tuple[Format, ...] = (
     Format(
         (Content.SQUASHFS,),
         _magic(Content.SQUASHFS, 0, b"hsqs"),
+        reader=("cvmlint.image.squashfs", "SquashfsFileSystem"),
         identity=_squashfs_identity,
+        comparison="files",
     ),
     Format((Content.XFS,), _magic(Content.XFS, 0, b"XFSB")),
     Format((Content.NTFS,), _magic(Content.NTFS, 3, b"NTFS    ")),

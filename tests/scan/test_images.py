@@ -294,3 +294,27 @@ def test_the_pipeline_waits_only_for_the_facts_rules_read(hardened_uki: Path) ->
         from cvmlint.facts.model import Measurements
 
         assert judged.scanned.later == {} and isinstance(everything.measurements, Measurements)
+
+
+def test_a_squashfs_root_reads_as_its_erofs_twin(hardened_grub: Path, hardened_grub_scan: Run) -> None:
+    """The same tree made by mksquashfs instead of mkfs.erofs: the same packages and files, and the
+    rule that asks for erofs fails naming squashfs."""
+    import json
+
+    twin = images.squashfs_root(hardened_grub)
+    erofs, squashfs = (cvmlint("facts", image, "--json", "--no-verity").out["facts"] for image in (hardened_grub, twin))
+    assert squashfs["rootfs"]["format"] == "squashfs" and erofs["rootfs"]["format"] == "erofs"
+    assert squashfs["packages"]["items"] == erofs["packages"]["items"] and len(erofs["packages"]["items"]) > 50
+
+    def shape(files: dict[str, Any]) -> list[tuple[Any, ...]]:
+        # a directory's size is its format's own listing: only a file's size is the content's
+        return [
+            (f["path"], f["type"], f["mode"], f["uid"], f["size"] if f["type"] == "file" else 0, f["target"])
+            for f in files["items"]
+        ]
+
+    assert shape(squashfs["files"]) == shape(erofs["files"])
+    run = scan(twin, "--no-verity")
+    fs001 = run.by_rule["CVM-FS-001"]
+    assert fs001["status"] == "fail" and "squashfs" in json.dumps(fs001["findings"]), run.explain("CVM-FS-001")
+    assert run.status("CVM-PKG-002") == hardened_grub_scan.status("CVM-PKG-002") == "fail"
