@@ -156,6 +156,14 @@ TABLE: dict[str, Limit] = {
         Limit("path-depth", 256, "directory nesting", "11"),
         Limit("symlink-hops", 40, "symbolic links followed to resolve one path (the kernel's limit)", "1"),
         Limit(
+            "xattr-bytes",
+            1 * MiB,
+            "names and values of one file's extended attributes (squashfs values stored once may be named by "
+            "every attribute)",
+            "under 200 bytes (security.capability in the test images)",
+            "bytes",
+        ),
+        Limit(
             "fat-directory-entries",
             65_536,
             "entries of one FAT directory (FAT's own limit)",

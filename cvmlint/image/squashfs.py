@@ -55,8 +55,8 @@ NONE32 = 0xFFFFFFFF
 MAX_SYMLINK = 4096
 MAX_NAME = 256
 MAX_SIZE = 1 << 44
-MAX_XATTRS = 65536
-MAX_XATTR_BYTES = 1 << 20
+XATTR_MAX = 65536
+"""Attributes of one file, and bytes of one value: the kernel's XATTR_LIST_MAX and XATTR_SIZE_MAX."""
 DECODER_MEMORY = 64 << 20
 
 DIR, REG, SYMLINK, BLKDEV, CHRDEV, FIFO, SOCKET = range(1, 8)
@@ -505,8 +505,7 @@ class SquashfsFileSystem(InodeTree):
                 far = int.from_bytes(value, "little")
                 value = self._xattr_value(span, span[1] + (far >> 16), far & 0xFFFF, what)[0]
             total += size + len(value)
-            if total > MAX_XATTR_BYTES:  # out-of-line values may all name one large value
-                raise FormatError(FMT, what, node.at, f"names and values pass {MAX_XATTR_BYTES} bytes")
+            limits.check("xattr-bytes", total, FMT, what, node.at)  # out-of-line values may all name one
             out[XATTR_PREFIXES[kind & 0xFF] + name.decode("utf-8", "surrogateescape")] = value
         return out
 
@@ -519,13 +518,13 @@ class SquashfsFileSystem(InodeTree):
         if start >= table:
             raise FormatError(FMT, "xattr id table", table, f"the xattr table at byte {start} lies after it")
         ref, count, _size = _XATTR_ID.unpack(self._entry("xattr id table", table + 16, ids, node.xattr, 16))
-        if count > MAX_XATTRS:
+        if count > XATTR_MAX:
             raise FormatError(FMT, what, node.at, f"{count} xattrs")
         return ("xattr table", start, table), start + (ref >> 16), ref & 0xFFFF, count
 
     def _xattr_value(self, span: Span, pos: int, inner: int, what: str) -> tuple[bytes, int, int]:
         raw, pos, inner = self._meta(span, pos, inner, 4, what)
         size = int.from_bytes(raw, "little")
-        if size > 65536:
+        if size > XATTR_MAX:
             raise FormatError(FMT, what, pos, f"xattr value of {size} bytes")
         return self._meta(span, pos, inner, size, what)
