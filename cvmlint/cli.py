@@ -9,7 +9,7 @@ from contextlib import suppress
 
 from cvmlint import __version__
 from cvmlint.cliargs import Opt, build_parser
-from cvmlint.errors import CvmlintError
+from cvmlint.errors import SHOWN_BYTES, CvmlintError, register_output_errors
 
 
 def _err(text: str) -> None:
@@ -61,9 +61,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(argv: list[str] | None) -> int:
+    register_output_errors()
     for stream in (sys.stdout, sys.stderr):  # a file name an image or recipe chose may not be UTF-8
         if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+            stream.reconfigure(errors=SHOWN_BYTES)
     try:
         _dispatch(sys.argv[1:] if argv is None else argv)
     except SystemExit as done:

@@ -176,3 +176,26 @@ def reader(fmt: str, structure: str) -> Callable[[F], F]:
         return call  # type: ignore[return-value]
 
     return wrap
+
+
+SHOWN_BYTES = "cvmlint-bytes"
+"""The codec error handler output is written with: a byte a name carries that is not UTF-8 (read with
+surrogate escapes) is shown as `\\xff`, as the text view writes it, other unencodable text as `\\uXXXX`."""
+
+
+def _show_bytes(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    bad = error.object[error.start : error.end]
+    shown = "".join(
+        f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c.encode("ascii", "backslashreplace").decode()
+        for c in bad
+    )
+    return shown, error.end
+
+
+def register_output_errors() -> None:
+    """Make SHOWN_BYTES known to the codecs (once per process; registering again replaces it)."""
+    import codecs
+
+    codecs.register_error(SHOWN_BYTES, _show_bytes)

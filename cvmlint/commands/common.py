@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from cvmlint.cliargs import FormatAction, Opt, OptionGroup, OutputAction
-from cvmlint.errors import CvmlintError
+from cvmlint.errors import SHOWN_BYTES, CvmlintError
 from cvmlint.severity import Severity
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ def write(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         return
     try:
-        output.write_text(text, encoding="utf-8", errors="backslashreplace")  # a name an image chose may not be UTF-8
+        output.write_text(text, encoding="utf-8", errors=SHOWN_BYTES)  # a name an image chose may not be UTF-8
     except OSError as err:
         fail(f"cannot write {output}: {err.strerror}")
 

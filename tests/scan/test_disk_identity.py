@@ -4,7 +4,9 @@ Small disks made by sfdisk, mkfs.erofs, mkfs.ext4, mkfs.vfat and cryptsetup at t
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,34 @@ def test_a_header_behind_a_known_magic_that_cannot_be_read_is_said(tmp_path: Pat
     part.write_bytes(magic_only + bytes(MIB - len(magic_only)))
     found = open_disk(FileSource(disk(tmp_path, [(LINUX, part)])))
     assert "header cannot be read" in found.partitions[0].identity_problem
+
+
+def test_an_ext4_root_with_a_file_name_that_is_not_utf8_is_judged(tmp_path: Path) -> None:
+    """Names are bytes on Linux: one that is not UTF-8 is carried escaped, and every rule is judged
+    (no rule ends in ERROR, the run exits 1, not 2)."""
+    from tests.scan.conftest import scan
+
+    tree = tmp_path / "tree"
+    for rel in ("etc", "usr/bin", "var/lib/dpkg"):
+        (tree / rel).mkdir(parents=True)
+    (tree / "etc/os-release").write_text("ID=debian\n")
+    (tree / "var/lib/dpkg/status").write_text("Package: gcc-12\nStatus: install ok installed\nVersion: 12.2\n")
+    odd = bytes(tree / "usr/bin") + b"/gcc\xff\xfe"
+    with open(odd, "wb") as fh:
+        fh.write(b"#!/bin/sh\n")
+    os.chmod(odd, 0o4755)
+    root = blank(tmp_path / "root.ext4", 16)
+    run("mkfs.ext4", "-q", "-d", tree, root)
+    image = disk(tmp_path, [("4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", root)])
+    result = scan(image, "--no-verity")
+    assert result.code == 1, result.err
+    assert not [r for r in result.out["results"] if r["status"] == "error"]
+    for rule in ("CVM-PKG-002", "CVM-PKG-003", "CVM-PKG-006", "CVM-FS-004"):
+        assert result.status(rule) in ("pass", "fail"), result.explain(rule)
+    assert "gcc-12" in " ".join(result.findings("CVM-PKG-003"))
+    # JSON carries the name's bytes as surrogate escapes (they read back as the same bytes); text shows \\xff
+    assert result.locations("CVM-FS-004") == {"root:/usr/bin/gcc\udcff\udcfe"}, result.explain("CVM-FS-004")
+    text = subprocess.run(
+        [sys.executable, "-m", "cvmlint", "scan", "--no-verity", str(image)], capture_output=True, check=False
+    )
+    assert text.returncode == 1 and b"root:/usr/bin/gcc\\xff\\xfe" in text.stdout, text.stdout[-2000:]
