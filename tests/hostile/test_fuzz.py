@@ -9,6 +9,7 @@ import os
 import resource
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -83,10 +84,16 @@ def test_inputs_made_from_the_real_kernel_are_refused_cleanly(tmp_path: Path) ->
         assert proc.returncode == 0, f"{name}: {proc.stderr[-2000:]}"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("target", sorted(TARGETS))
-def test_the_fuzzer_finds_nothing_new(target: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def fuzz_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future[tuple[int, str, list[str]]]]:
+    """Every fuzzer started at once, one per core (each is one CPU-bound process): the tests wait for
+    their own."""
     pytest.importorskip("atheris")
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="fuzz")
+    return {target: pool.submit(_fuzz, target, tmp_path_factory.mktemp(f"fuzz-{target}")) for target in TARGETS}
+
+
+def _fuzz(target: str, artifacts: Path) -> tuple[int, str, list[str]]:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
         [
@@ -95,12 +102,18 @@ def test_the_fuzzer_finds_nothing_new(target: str, tmp_path: Path) -> None:
             target,
             "--seconds",
             str(CI_SECONDS),
-            f"-artifact_prefix={tmp_path}/",
+            f"-artifact_prefix={artifacts}/",
         ],
         capture_output=True,
         text=True,
         timeout=CI_SECONDS + 240,
         env=env,
     )
-    found = [p.name for p in tmp_path.iterdir()]
-    assert proc.returncode == 0 and not found, (found, proc.stderr[-3000:])
+    return proc.returncode, proc.stderr[-3000:], [p.name for p in artifacts.iterdir()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_the_fuzzer_finds_nothing_new(target: str, fuzz_runs: dict[str, Future[tuple[int, str, list[str]]]]) -> None:
+    code, stderr, found = fuzz_runs[target].result()
+    assert code == 0 and not found, (found, stderr)

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from cvmlint.facts.cmdline import parse_cmdline
 from cvmlint.facts.provenance import Provenance
 from cvmlint.recipe.facts import recipe_facts
 from cvmlint.recipe.mkosi import CommandLine
-from tests.tools import run, run_trixie
+from tests.tools import CACHE, run, run_trixie
 
 View = dict[str, Any]
 RESOURCES = Path("usr/lib/python3/dist-packages/mkosi/resources")
@@ -247,18 +248,30 @@ class Layout:
     error: str = ""
 
 
-_LAYOUTS: dict[tuple[str, tuple[str, ...], str], Layout] = {}
-"""Layouts already made in this test session (the differential and the invariant test ask for the same;
-a LUKS partition's key derivation alone takes seconds): by tool root, directories and their contents."""
+_LAYOUTS: dict[tuple[str, tuple[str, ...], str], Layout | Future[Layout]] = {}
+_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="repart")
 
 
 def repart_layout(root: Path, directories: list[str], work: Path) -> Layout:
     """Run systemd-repart (in the tool root) on the definition directories, in order, and identify each
     partition it wrote by its bytes (blkid on the host). Cached for the session by the definitions' bytes."""
-    key = (str(root), tuple(directories), _definitions_digest(root, directories))
-    if key not in _LAYOUTS:
-        _LAYOUTS[key] = _repart_layout(root, directories, work)
-    return _LAYOUTS[key]
+    found = _LAYOUTS.get(_layout_key(root, directories))
+    if found is None:
+        found = _LAYOUTS[_layout_key(root, directories)] = _repart_layout(root, directories, work)
+    return found.result() if isinstance(found, Future) else found
+
+
+def prefetch_layouts(root: Path, directory_lists: list[list[str]], work: Path) -> None:
+    """Start systemd-repart on each set of definition directories in the background, one per core (each
+    run waits on its own processes), so that the tests that need the layouts find them made."""
+    for directories in directory_lists:
+        key = _layout_key(root, directories)
+        if key not in _LAYOUTS:
+            _LAYOUTS[key] = _POOL.submit(_repart_layout, root, directories, fresh_work(work))
+
+
+def _layout_key(root: Path, directories: list[str]) -> tuple[str, tuple[str, ...], str]:
+    return (str(root), tuple(directories), _definitions_digest(root, directories))
 
 
 def _definitions_digest(root: Path, directories: list[str]) -> str:
@@ -273,7 +286,27 @@ def _definitions_digest(root: Path, directories: list[str]) -> str:
     return h.hexdigest()
 
 
+LAYOUT_CACHE = CACHE / "repart-layouts"
+"""Layouts kept across sessions, keyed by the tool root (its name carries its packages) and the
+definitions' paths and bytes: systemd-repart encrypting a 1 GiB data partition takes 20 s a case."""
+
+
 def _repart_layout(root: Path, directories: list[str], work: Path) -> Layout:
+    import hashlib
+
+    name = hashlib.sha256(repr(_layout_key(root, directories)).encode()).hexdigest()[:24]
+    kept = LAYOUT_CACHE / f"{name}.json"
+    if kept.is_file():
+        return Layout(**json.loads(kept.read_text()))
+    layout = _run_repart(root, directories, work)
+    LAYOUT_CACHE.mkdir(parents=True, exist_ok=True)
+    partial = kept.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps({"partitions": layout.partitions, "error": layout.error}))
+    partial.rename(kept)
+    return layout
+
+
+def _run_repart(root: Path, directories: list[str], work: Path) -> Layout:
     tree = work / "copy-source"
     for sub in ("usr/bin", "etc", "boot", "efi", "var", "home", "srv"):
         (tree / sub).mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from tests.recipe.differential import (
     fresh_work,
     mkosi_summary,
     mkosi_view,
+    prefetch_layouts,
     repart_layout,
     repart_view,
 )
@@ -143,8 +144,27 @@ def test_mkosi_own_configurations_agree(
     agree(mkosi_own_case(root, config, distribution, release), version, root, tmp_path)
 
 
-@pytest.mark.parametrize("case", [c for c in our_cases() + corpus_cases() if not c.profiles], ids=lambda c: c.name)
-def test_partition_layout_agrees_with_systemd_repart(case: Case, mkosi_root: tuple[str, Path], tmp_path: Path) -> None:
+LAYOUT_CASES = [c for c in our_cases() + corpus_cases() if not c.profiles]
+
+
+@pytest.fixture(scope="module")
+def layouts_started(mkosi_root: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """systemd-repart started on every case's definitions at once (it runs in the tool root, the
+    tests only wait for their own layout)."""
+    version, root = mkosi_root
+    lists = []
+    for case in LAYOUT_CASES:
+        if version not in case.known:
+            summary = mkosi_summary(root, case)
+            if summary["Format"] == "disk" and summary["RepartDirectories"]:
+                lists.append(summary["RepartDirectories"])
+    prefetch_layouts(root, lists, tmp_path_factory.mktemp(f"repart-{version}"))
+
+
+@pytest.mark.parametrize("case", LAYOUT_CASES, ids=lambda c: c.name)
+def test_partition_layout_agrees_with_systemd_repart(
+    case: Case, mkosi_root: tuple[str, Path], layouts_started: None, tmp_path: Path
+) -> None:
     version, root = mkosi_root
     if version in case.known:
         pytest.skip(f"documented version difference: {case.known[version]}")
