@@ -107,8 +107,11 @@ class _Sources:
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
 
+PARSED_KEPT = 64
 _PARSED: dict[tuple[str, str, str], ast.PolicyFile] = {}
-"""Parsed files by path and text: one process loading a policy under several profiles parses once."""
+"""Parsed files by path and text: one process loading a policy under several profiles parses once; the
+oldest are forgotten past PARSED_KEPT (a process that reads many policies, a replay of many bundles,
+stays bounded)."""
 
 
 def _parse_tree(root: Path, sources: _Sources) -> list[tuple[Path, ast.PolicyFile]]:
@@ -161,6 +164,8 @@ def _parse_cached(key: tuple[str, str, str]) -> ast.PolicyFile:
         parsed = parse_policy_text(key[2], key[1])
         cache.store_parsed(digest, parsed)
     _PARSED[key] = parsed
+    while len(_PARSED) > PARSED_KEPT:
+        del _PARSED[next(iter(_PARSED))]
     return parsed
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 MAX_PROGRAM = 8 << 20
@@ -34,7 +34,11 @@ def _options() -> Any:
     return options
 
 
-@cache
+PATTERNS_KEPT = 1024
+"""Compiled patterns kept (a policy has a few dozen; a process reading many policies stays bounded)."""
+
+
+@lru_cache(maxsize=PATTERNS_KEPT)
 def regex(pattern: str) -> Any:
     """The compiled pattern (`.search(text)` finds a match anywhere, like `re.search`)."""
     import re2
@@ -64,7 +68,7 @@ def check(pattern: str) -> str | None:
     return None
 
 
-@cache
+@lru_cache(maxsize=PATTERNS_KEPT)
 def glob(pattern: str) -> Any:
     """A path glob: `*` and `?` stay within one path component; `**` crosses `/`; `[...]` a class.
     Matched with `.fullmatch(text)`."""

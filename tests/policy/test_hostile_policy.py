@@ -72,3 +72,20 @@ def test_a_file_name_that_is_not_utf8_is_judged() -> None:
     statuses = {r.rule_id: r.status for r in report.results}
     assert Status.ERROR not in statuses.values()
     assert statuses["CVM-PKG-006"] is Status.FAIL  # /etc/apt/sources.list.d/<bad byte>.list is a source
+
+
+def test_a_process_that_reads_many_policies_stays_bounded(tmp_path: Path) -> None:
+    """A replay of many bundles, each with its own policy (found by the campaign: 80 MB to 1 GB over
+    15,000 bundles): parses and compiled patterns are kept for the last few, not for every one."""
+    from cvmlint.facts import load_facts_file
+    from cvmlint.policy import loader
+    from cvmlint.policy import regex as patterns
+
+    facts = load_facts_file(ROOT / "policies/tests/facts/hardened-image.json")
+    for n in range(loader.PARSED_KEPT + 40):
+        path = tmp_path / f"p{n}.cvmp"
+        rule = f'rule A-{n} "x" {{\n  require all f in files: not (f.path matches "^/x{n}$")\n}}\n'
+        path.write_text(f'policy "p{n}" version "1"\n{rule}')
+        assert evaluate(load_policy(path), facts).results[0].status is Status.PASS
+    assert len(loader._PARSED) <= loader.PARSED_KEPT
+    assert patterns.regex.cache_info().currsize <= patterns.PATTERNS_KEPT
