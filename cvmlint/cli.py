@@ -9,12 +9,8 @@ from contextlib import suppress
 
 from cvmlint import __version__
 from cvmlint.cliargs import Opt, build_parser
+from cvmlint.commands.common import err
 from cvmlint.errors import SHOWN_BYTES, CvmlintError, register_output_errors
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
-
 
 TOP_OPTIONS = (
     Opt(
@@ -69,17 +65,17 @@ def _run(argv: list[str] | None) -> int:
         _dispatch(sys.argv[1:] if argv is None else argv)
     except SystemExit as done:
         return _exit_code(done.code)
-    except CvmlintError as err:
-        _err(err.diagnostics())
+    except CvmlintError as error:
+        err(error.diagnostics())
         return 2
     except KeyboardInterrupt:
-        _err("cvmlint: interrupted")
+        err("cvmlint: interrupted")
         return 130
-    except Exception as err:  # pragma: no cover - a bug: say so briefly, show details on request
+    except Exception as error:  # pragma: no cover - a bug: say so briefly, show details on request
         if os.environ.get("CVMLINT_DEBUG"):
             raise
-        _err(f"cvmlint: internal error: {type(err).__name__}: {err}")
-        _err("Tip: rerun with CVMLINT_DEBUG=1 for the traceback, and report it.")
+        err(f"cvmlint: internal error: {type(error).__name__}: {error}")
+        err("Tip: rerun with CVMLINT_DEBUG=1 for the traceback, and report it.")
         return 2
     finally:
         if os.environ.get("CVMLINT_LIMIT_STATS"):
@@ -115,5 +111,5 @@ def _exit_code(code: object) -> int:
         return 0
     if isinstance(code, int):
         return code
-    _err(str(code))
+    err(str(code))
     return 1
