@@ -27,12 +27,11 @@ from typing import TYPE_CHECKING
 
 from cvmlint.errors import CvmlintError
 from cvmlint.facts.provenance import Items, Provenance, Unknown
-from cvmlint.image.fat import FatFileSystem
 from cvmlint.image.source import Buffer
 from cvmlint.measure.authenticode import authenticode
 from cvmlint.scan import boot as bootscan
 from cvmlint.scan.disk import Disk
-from cvmlint.scan.pe import PeImage, parse_pe
+from cvmlint.scan.pe import PeImage, parse_pe, section
 
 if TYPE_CHECKING:
     from cvmlint.facts.model import Measurements
@@ -142,11 +141,11 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> 
     """The measurements of booting the image's default entry, or the entry titled `entry` (`secure_boot`:
     the firmware's setting, which decides whether systemd-stub accepts and measures the options it is given)."""
     boot = bootscan.scan_boot(disk, None, None, entry)
-    esp_part = disk.by_name("esp")
-    if isinstance(boot.boot, Unknown) or esp_part is None or esp_part.source is None:
+    if isinstance(boot.boot, Unknown) or boot.esp is None:
         reason = boot.boot.reason if isinstance(boot.boot, Unknown) else "no readable ESP"
         return _nothing_known("", [], f"the boot chain cannot be read: {reason}")
-    esp = _EspFiles(FatFileSystem(esp_part.source))
+    esp_part = boot.esp.part
+    esp = _EspFiles(boot.esp)
     kernel = boot.kernel
     entries = [] if isinstance(boot.boot.entries, Unknown) else list(boot.boot.entries)
     title = entry if entry is not None else next((e.title for e in entries if e.default), "")
@@ -166,7 +165,7 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> 
     events.append(_application(esp, first, "firmware"))
     if boot.boot.shim is True:
         events.extend(_shim_mok(esp, first, prediction))
-        second = first.rsplit("/", 1)[0] + "/grubx64.efi"
+        second = bootscan.second_stage(first)
         chain.append(second)
         events.append(_application(esp, second, "shim"))
     if isinstance(kernel, Unknown):
@@ -205,21 +204,21 @@ def _nothing_known(title: str, chain: list[str], reason: str) -> Prediction:
 
 
 class _EspFiles:
-    """The ESP's files, each read once per prediction (shim and GRUB are read by several steps)."""
+    """The ESP the scan read, each file read once per prediction (shim and GRUB are read by several steps)."""
 
-    def __init__(self, fs: FatFileSystem) -> None:
-        self.fs = fs
+    def __init__(self, esp: bootscan.EspFiles) -> None:
+        self.esp = esp
         self._read: dict[str, bytes | None] = {}
 
     def read(self, path: str) -> bytes | None:
-        """A file's bytes, None when it is absent or a directory (limits as FatFileSystem.read)."""
+        """A file's bytes, None when it is absent or a directory."""
         if path not in self._read:
-            entry = self.fs.lookup(path)
-            self._read[path] = None if entry is None or entry.is_dir else bytes(self.fs.read(entry))
+            data = self.esp.read(path)
+            self._read[path] = None if data is None else bytes(data)
         return self._read[path]
 
     def exists(self, path: str) -> bool:
-        return self.fs.lookup(path) is not None
+        return self.esp.exists(path)
 
 
 def _gpt_event(disk: Disk) -> Event:
@@ -271,13 +270,13 @@ def _shim_mok(esp: _EspFiles, path: str, prediction: Prediction) -> list[Event]:
     try:
         data = esp.read(path) or b""
         pe = parse_pe(data, f"esp:{path}")
-        version = _SHIM_VERSION.search(_section(data, pe, ".data.ident")) if ".data.ident" in pe.sections else None
+        version = _SHIM_VERSION.search(section(data, pe, ".data.ident")) if ".data.ident" in pe.sections else None
         if version and tuple(int(x) for x in version.group(1).decode().split(".")[:2]) >= CC_FROM["shim"]:
             prediction.on_tdx.add("shim")
         if version is None or version.group(1).decode() not in KNOWN_SHIM or ".vendor_cert" not in pe.sections:
             shown = version.group(1).decode() if version else "(version not found)"
             raise CvmlintError(f"shim {shown}: its MOK measurements are known for {', '.join(KNOWN_SHIM)}")
-        table = _section(data, pe, ".vendor_cert")
+        table = section(data, pe, ".vendor_cert")
         cert_size, dbx_size, cert_at, dbx_at = struct.unpack_from("<IIII", table)
         cert, dbx = table[cert_at : cert_at + cert_size], table[dbx_at : dbx_at + dbx_size]
         if len(cert) != cert_size or len(dbx) != dbx_size:
@@ -323,7 +322,7 @@ def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader
                 where,
             )
         )
-    cmdline = _section(data, pe, ".cmdline").decode("utf-8", "replace") if ".cmdline" in pe.sections else ""
+    cmdline = section(data, pe, ".cmdline").decode("utf-8", "replace") if ".cmdline" in pe.sections else ""
     options = _utf16z(cmdline)
     if loader == "systemd-boot":
         events.append(
@@ -363,7 +362,7 @@ def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader
                     "EV_IPL",
                     f"section {name} contents",
                     "systemd-stub",
-                    digests(_section(data, pe, name)),
+                    digests(section(data, pe, name)),
                     label,
                     where,
                 )
@@ -380,7 +379,7 @@ def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader
                 where,
             )
         )
-    linux = _section(data, pe, ".linux")
+    linux = section(data, pe, ".linux")
     events.append(
         Event(
             4,
@@ -413,7 +412,7 @@ def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader
         )
     )
     if ".initrd" in pe.sections:
-        initrd = _section(data, pe, ".initrd")
+        initrd = section(data, pe, ".initrd")
         events.append(
             Event(
                 9,
@@ -435,9 +434,8 @@ def _grub(esp: _EspFiles, path: str, partition: int, entry: str | None) -> list[
     try:
         data = esp.read(path) or b""
         pe = parse_pe(data, f"esp:{path}")
-        sbat = _section(data, pe, ".sbat").decode("utf-8", "replace") if ".sbat" in pe.sections else ""
-        found = re.search(r"^grub\.debian,\d+,Debian,grub2,([0-9.]+)", sbat, re.M)
-        if found is None or not found.group(1).startswith(grub.KNOWN):
+        vendor, version = bootscan.grub_build(data, pe)
+        if vendor != "debian" or not version.startswith(grub.KNOWN):
             raise grub.NotPredicted(f"GRUB at {path} is not Debian's signed {' or '.join(grub.KNOWN)} (its SBAT)")
 
         measured = grub.measurements(f"hd0,gpt{partition}", esp.read, esp.exists, entry)
@@ -457,11 +455,6 @@ def _tagged(tag: int, text: bytes) -> bytes:
     return struct.pack("<II", tag, len(text)) + text
 
 
-def _section(data: Buffer, pe: PeImage, name: str) -> bytes:
-    offset, size = pe.sections[name]
-    return bytes(data[offset : offset + size])
-
-
 _LOADER_INFO = re.compile(rb"#### LoaderInfo: systemd-stub (\d{1,6})")
 
 
@@ -474,7 +467,7 @@ def _stub_version(data: Buffer, pe: PeImage) -> int | None:
     """The systemd-stub version from its `.sdmagic` section."""
     if ".sdmagic" not in pe.sections:
         return None
-    found = _LOADER_INFO.search(_section(data, pe, ".sdmagic"))
+    found = _LOADER_INFO.search(section(data, pe, ".sdmagic"))
     return int(found.group(1)) if found else None
 
 

@@ -19,7 +19,7 @@ from cvmlint.image.source import Buffer
 from cvmlint.image.tree import Tree
 from cvmlint.scan import grub
 from cvmlint.scan.disk import Disk, DiskPartition
-from cvmlint.scan.pe import PeImage, is_pe, parse_pe
+from cvmlint.scan.pe import PeImage, is_pe, parse_pe, section
 
 FALLBACK = "/EFI/BOOT/BOOTX64.EFI"
 
@@ -45,6 +45,8 @@ class BootScan:
     cmdline: Items[Param] | Unknown
     kernel: KernelRef | Unknown
     problems: list[str] = field(default_factory=list)
+    esp: EspFiles | None = None
+    """The ESP as read (measure reads its boot files from it)."""
 
 
 class EspImage(NamedTuple):
@@ -64,27 +66,35 @@ class Entry(NamedTuple):
 
 
 @dataclass
-class _Esp:
+class EspFiles:
+    """The ESP as read once: its files by lower-cased path (FAT names are case-insensitive)."""
+
     part: DiskPartition
     fs: FatFileSystem
     files: dict[str, FatEntry]
 
     def read(self, path: str) -> Buffer | None:
+        """A file's bytes; None when it is absent or a directory (limits as FatFileSystem.read)."""
         entry = self.files.get(path.lower())
         if entry is None or entry.is_dir:
             return None
         return self.fs.read(entry)
+
+    def exists(self, path: str) -> bool:
+        return path.lower() in self.files
 
     def where(self, path: str, line: int | None = None) -> Provenance:
         real = self.files[path.lower()].path if path.lower() in self.files else path
         return Provenance(file=real, line=line, partition=self.part.name)
 
 
+def second_stage(first: str) -> str:
+    """What shim at `first` starts: grubx64.efi beside it (shim's DEFAULT_LOADER)."""
+    return posixpath.join(posixpath.dirname(first), "grubx64.efi")
+
+
 def _kind(path: str, pe: PeImage, data: Buffer) -> str:
-    sbat = ""
-    if ".sbat" in pe.sections:
-        off, size = pe.sections[".sbat"]
-        sbat = data[off : off + size].decode("utf-8", "replace")
+    sbat = section(data, pe, ".sbat").decode("utf-8", "replace")
     name = posixpath.basename(path).lower()
     if ".linux" in pe.sections:
         return "uki"
@@ -101,15 +111,21 @@ def _kind(path: str, pe: PeImage, data: Buffer) -> str:
     return "other"
 
 
+def grub_build(data: Buffer, pe: PeImage) -> tuple[str, str]:
+    """(distribution, version) from a signed GRUB's SBAT row `grub.debian,4,Debian,grub2,2.06-13,…`;
+    empty strings when it has none."""
+    for line in section(data, pe, ".sbat").decode("utf-8", "replace").splitlines():
+        fields = line.split(",")
+        if fields[0].startswith("grub.") and len(fields) >= 5:
+            return fields[0].split(".", 1)[1], fields[4]
+        if fields[0].startswith("grub."):
+            return fields[0].split(".", 1)[1], ""
+    return "", ""
+
+
 def _vendor(data: Buffer, pe: PeImage) -> str:
     """The distribution in a signed GRUB's SBAT (`grub.debian,…` -> `debian`)."""
-    if ".sbat" not in pe.sections:
-        return ""
-    off, size = pe.sections[".sbat"]
-    for line in data[off : off + size].decode("utf-8", "replace").splitlines():
-        if line.startswith("grub.") and "," in line:
-            return line.split(",")[0].split(".", 1)[1]
-    return ""
+    return grub_build(data, pe)[0]
 
 
 def scan_boot(
@@ -129,14 +145,14 @@ def scan_boot(
     except CvmlintError as err:
         reason = f"the ESP cannot be read: {err}"
         return BootScan(Unknown(reason), Unknown(reason), Unknown(reason))
-    esp = _Esp(esp_part, fs, files)
+    esp = EspFiles(esp_part, fs, files)
     binaries, images = _binaries(esp)
     first = images.get(FALLBACK.lower())
     chain = [FALLBACK] if first else []
     shim = bool(first and first.kind == "shim")
     second = None
     if shim:
-        second = posixpath.join(posixpath.dirname(FALLBACK), "grubx64.efi")
+        second = second_stage(FALLBACK)
         chain.append(second)
     loader_path = second if shim else (FALLBACK if first else None)
     found_loader = images.get(loader_path.lower()) if loader_path else None
@@ -153,7 +169,7 @@ def scan_boot(
             entries=Unknown(reason),
             where=esp.where("/"),
         )
-        return BootScan(boot, Unknown(reason), Unknown(reason), problems)
+        return BootScan(boot, Unknown(reason), Unknown(reason), problems, esp)
     chain += [ref.path for _, ref in entries if isinstance(ref, KernelRef) and ref.partition == "esp"][:1]
     for _, ref in entries:
         if isinstance(ref, KernelRef) and ref.partition == "esp" and ref.path.lower() in images:
@@ -174,10 +190,10 @@ def scan_boot(
         entries=Items([e for e, _ in entries], esp.where("/")),
         where=esp.where(FALLBACK),
     )
-    return BootScan(boot, default.boot.cmdline, default.kernel, problems)
+    return BootScan(boot, default.boot.cmdline, default.kernel, problems, esp)
 
 
-def _binaries(esp: _Esp) -> tuple[list[BootBinary], dict[str, EspImage]]:
+def _binaries(esp: EspFiles) -> tuple[list[BootBinary], dict[str, EspImage]]:
     out: list[BootBinary] = []
     images: dict[str, EspImage] = {}
     read: dict[tuple[int, int], tuple[Buffer, PeImage | CvmlintError | None]] = {}  # cross-linked entries: once
@@ -251,7 +267,7 @@ def _signed_path(images: dict[str, EspImage], chain: list[str]) -> bool | Unknow
 
 
 def _entries(
-    esp: _Esp,
+    esp: EspFiles,
     images: dict[str, EspImage],
     loader: str,
     loader_path: str | None,
@@ -270,7 +286,7 @@ def _entries(
 
 
 def _uki_entry(
-    esp: _Esp, images: dict[str, EspImage], path: str, default: bool, title: str | None = None
+    esp: EspFiles, images: dict[str, EspImage], path: str, default: bool, title: str | None = None
 ) -> Entry | None:
     image = images.get(path.lower())
     if image is None or image.kind != "uki":
@@ -279,8 +295,7 @@ def _uki_entry(
     where = esp.where(path)
     params: list[Param] = []
     if ".cmdline" in pe.sections:
-        off, size = pe.sections[".cmdline"]
-        text = data[off : off + size].split(b"\0", 1)[0].decode("utf-8", "replace")
+        text = section(data, pe, ".cmdline").split(b"\0", 1)[0].decode("utf-8", "replace")
         where = Provenance(file=esp.files[path.lower()].path, partition=esp.part.name, detail="section .cmdline")
         params = parse_cmdline(text, where)
     entry = BootEntry(
@@ -295,7 +310,7 @@ def _uki_entry(
 
 
 def _grub_entries(
-    esp: _Esp, images: dict[str, EspImage], loader_path: str, disk: Disk, root_tree: Tree | None
+    esp: EspFiles, images: dict[str, EspImage], loader_path: str, disk: Disk, root_tree: Tree | None
 ) -> tuple[list[Entry], list[str]]:
     loader = images[loader_path.lower()]
     pe, data = loader.pe, loader.data
@@ -378,7 +393,7 @@ def _grub_entries(
     return out, menu.problems
 
 
-def _sd_boot_entries(esp: _Esp, images: dict[str, EspImage]) -> tuple[list[Entry], list[str]]:
+def _sd_boot_entries(esp: EspFiles, images: dict[str, EspImage]) -> tuple[list[Entry], list[str]]:
     conf = esp.read("/loader/loader.conf") or b""
     pattern = ""
     for line in conf.decode("utf-8", "replace").splitlines():
@@ -407,7 +422,7 @@ def _with_default(entry: BootEntry, default: bool) -> BootEntry:
     return replace(entry, default=default)
 
 
-def _bls_entry(esp: _Esp, path: str) -> Entry:
+def _bls_entry(esp: EspFiles, path: str) -> Entry:
     text = (esp.read(path) or b"").decode("utf-8", "replace")
     fields: dict[str, list[tuple[str, int]]] = {}
     for number, line in enumerate(text.splitlines(), start=1):

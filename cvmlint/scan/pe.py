@@ -42,6 +42,14 @@ class PeImage:
         return False
 
 
+def section(data: Buffer, pe: PeImage, name: str) -> bytes:
+    """A section's content; empty when the image has no such section."""
+    if name not in pe.sections:
+        return b""
+    offset, size = pe.sections[name]
+    return bytes(data[offset : offset + size])
+
+
 def is_pe(data: Buffer) -> bool:
     """An MZ header pointing at a PE signature."""
     if data[:2] != b"MZ" or len(data) < 0x40:
