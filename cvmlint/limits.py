@@ -133,6 +133,13 @@ TABLE: dict[str, Limit] = {
             "the UKI test image's UKI, shim and systemd-boot: under 40 MiB",
             "bytes",
         ),
+        Limit(
+            "eventlog-bytes",
+            16 * MiB,
+            "an event log given to `measure --eventlog`",
+            "OVMF's log of the UKI test boot: 9 KiB",
+            "bytes",
+        ),
         Limit("grub-config-bytes", 4 * MiB, "a grub.cfg", "the test images' grub.cfg: 300 bytes", "bytes"),
         Limit(
             "grub-files", 16, "GRUB configs followed through configfile/source", "2 (shim's stub and the real config)"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cvmlint.cliargs import Opt, command
 from cvmlint.commands.common import FILE_OUTPUT, fail, write
+
+if TYPE_CHECKING:
+    from cvmlint.measure.eventlog import EventLog
 
 
 class TextOrJson(enum.StrEnum):
@@ -32,6 +36,13 @@ TEXT_OR_JSON = Opt(("--format", "-f"), "fmt", "Output format.", kind=TextOrJson,
     ),
     Opt(("--entry",), "entry", "The boot entry to predict, by title (default: the default entry)."),
     Opt(("--reference",), "reference", "Also write reference values for a verifier to this file.", kind=Path),
+    Opt(
+        ("--eventlog",),
+        "eventlog",
+        "A real boot's TCG2 event log (binary_bios_measurements): name the first event that differs from the"
+        " prediction, and why (exit 1 when one does).",
+        kind=Path,
+    ),
     FILE_OUTPUT,
 )
 def measure_cmd(
@@ -41,6 +52,7 @@ def measure_cmd(
     secure_boot: bool,
     entry: str | None,
     reference: Path | None,
+    eventlog: Path | None,
     output: Path | None,
 ) -> None:
     """Predict what booting the image extends into the TPM's PCRs and TDX RTMRs, event by event.
@@ -56,6 +68,7 @@ def measure_cmd(
 
     if not image.is_file():
         fail(f"{image}: no such image file")
+    log = _read_log(eventlog) if eventlog is not None else None
     with open_image(image) as (src, _kind):
         prediction = predict(open_disk(src), secure_boot=secure_boot, entry=entry)
     if reference is not None:
@@ -64,7 +77,32 @@ def measure_cmd(
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
         write(render.reference(prediction, image.name, digest.hexdigest()), reference)
+    comparison = None
+    if log is not None and eventlog is not None:
+        from cvmlint.measure.compare import compare
+
+        comparison = compare(prediction, log)
     if fmt is TextOrJson.json:
-        write(render.as_json(prediction, image.name), output)
+        compared = render.comparison_json(comparison, str(eventlog)) if comparison else None
+        write(render.as_json(prediction, image.name, compared), output)
     else:
-        write(render.text(prediction, image.name, transcript), output)
+        shown = render.comparison_text(comparison, str(eventlog)) if comparison else ""
+        write(render.text(prediction, image.name, transcript) + shown, output)
+    if comparison is not None and comparison.differs:
+        raise SystemExit(1)
+
+
+def _read_log(path: Path) -> EventLog:
+    """The event log file, whole (up to the eventlog-bytes limit)."""
+    from cvmlint import limits
+    from cvmlint.measure.eventlog import parse_event_log
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limits.get("eventlog-bytes") + 1)
+    except OSError as err:
+        fail(f"cannot read the event log {path}: {err.strerror}")
+    limits.check("eventlog-bytes", len(data), "event log", str(path))
+    if not data:
+        fail(f"the event log {path} is empty", tip="read it from /sys/kernel/security/tpm0/binary_bios_measurements")
+    return parse_event_log(data)

@@ -7,6 +7,8 @@ import textwrap
 from typing import Any
 
 from cvmlint.facts.provenance import Unknown
+from cvmlint.measure.compare import Comparison, Difference, describe
+from cvmlint.measure.eventlog import LoggedEvent
 from cvmlint.measure.predict import BANKS, Event, Prediction
 
 REFERENCE_FORMAT = "cvmlint.measurements/1"
@@ -66,8 +68,9 @@ def _event_lines(number: int, event: Event) -> list[str]:
     return lines + [f"    {bank} {event.digests[bank].hex()}" for bank in BANKS]
 
 
-def as_json(prediction: Prediction, image: str) -> str:
-    """Every event (type, digests, what it covers, where in the image it came from) and the registers."""
+def as_json(prediction: Prediction, image: str, compared: dict[str, Any] | None = None) -> str:
+    """Every event (type, digests, what it covers, where in the image it came from) and the registers;
+    `compared`: a real boot's log next to them (comparison_json)."""
     doc: dict[str, Any] = {
         "image": image,
         "entry": prediction.entry,
@@ -79,6 +82,8 @@ def as_json(prediction: Prediction, image: str) -> str:
         "rtmr_components": sorted(prediction.on_tdx),
         "unknown": _unknowns(prediction),
     }
+    if compared is not None:
+        doc["eventlog"] = compared
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -117,3 +122,76 @@ def reference(prediction: Prediction, image: str, image_sha256: str) -> str:
         "unknown": _unknowns(prediction),
     }
     return json.dumps(doc, indent=2) + "\n"
+
+
+def comparison_text(comparison: Comparison, log_name: str) -> str:
+    """The log next to the prediction: the first event that differs, each PCR's, and the registers."""
+    lines = ["", f"event log: {log_name} (banks compared: {', '.join(comparison.banks)})"]
+    lines += [w for note in comparison.boot_options for w in _wrapped(f"note: {note}")]
+    first = comparison.first
+    if first is None and not comparison.differs:
+        lines.append("every compared event and register equals the prediction")
+    for n, difference in enumerate(comparison.differences):
+        lines.append("")
+        lines += _wrapped(("first difference: " if n == 0 else "also: ") + f"PCR {difference.pcr}")
+        lines += _difference_lines(difference)
+    lines.append("")
+    for register in comparison.registers:
+        verdict = {True: "equal", False: "DIFFERS", None: "not predicted"}[register.equal]
+        lines.append(f"{register.name:<13} {verdict:<13} log {register.logged.hex()}")
+    lines += [w for pcr, why in comparison.unknown.items() for w in _wrapped(f"PCR {pcr} not compared: {why}")]
+    return "\n".join(lines) + "\n"
+
+
+def _difference_lines(difference: Difference) -> list[str]:
+    lines: list[str] = []
+    real, mine = difference.logged, difference.predicted
+    if real is not None:
+        lines += _wrapped(f"  log event {real.index} (byte {real.offset}): {real.type_name} {describe(real)}")
+    else:
+        lines.append("  log: no such event")
+    if mine is not None:
+        where = f" ({mine.where})" if mine.where else ""
+        lines += _wrapped(f"  predicted: {mine.type} by {mine.by}: {mine.what}{where}")
+    else:
+        lines.append("  predicted: no such event")
+    lines += _wrapped(f"  likely cause: {difference.cause}")
+    return lines
+
+
+def comparison_json(comparison: Comparison, log_name: str) -> dict[str, Any]:
+    """The comparison as JSON: each PCR's first difference and every register."""
+
+    def side(real: LoggedEvent | None) -> dict[str, Any] | None:
+        if real is None:
+            return None
+        return {
+            "index": real.index,
+            "offset": real.offset,
+            "pcr": real.pcr,
+            "type": real.type_name,
+            "digests": {bank: real.digests[bank].hex() for bank in comparison.banks if bank in real.digests},
+            "data": real.data.hex(),
+            "shown": describe(real),
+        }
+
+    return {
+        "log": log_name,
+        "banks": comparison.banks,
+        "differs": comparison.differs,
+        "boot_options": comparison.boot_options,
+        "differences": [
+            {
+                "pcr": d.pcr,
+                "logged": side(d.logged),
+                "predicted": _event_json(d.predicted) if d.predicted else None,
+                "cause": d.cause,
+            }
+            for d in comparison.differences
+        ],
+        "registers": {
+            r.name: {"log": r.logged.hex(), "predicted": _hex(r.predicted), "equal": r.equal}
+            for r in comparison.registers
+        },
+        "not_compared": {str(pcr): why for pcr, why in comparison.unknown.items()},
+    }
