@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests import images
+from tests import images, tpm_commands
 from tests.build.boot import OVMF_VARS, qemu_argv
 from tests.tools import CACHE, require, run
 
@@ -50,10 +50,12 @@ ESP_GUID = "0e1e2e3e-4e5e-4e6e-8e7e-8e9eaebecede"
 
 @dataclass
 class Observed:
-    """What the guest printed: PCR values by (bank, index), and the event log when the kernel had it."""
+    """What the guest printed: PCR values by (bank, index), and the event log when the kernel had it;
+    and what the TPM was asked to extend, in order."""
 
     pcrs: dict[tuple[str, int], bytes]
     eventlog: bytes | None
+    extends: list[tpm_commands.Extend]
 
 
 def busybox() -> Path:
@@ -151,48 +153,103 @@ def image(kind: str, cmdline: str = CMDLINE) -> Path:
     return out
 
 
-def boot(disk: Path, timeout: float = 600) -> Observed:
+NETWORK_FIRST = (*("-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,bootindex=0,romfile="),)
+"""A NIC the firmware tries to boot from before the disk (OVMF's own PXE; QEMU's user network gives it
+an address but no boot file, so it returns and the disk boots next)."""
+
+
+def boot(disk: Path, timeout: float = 600, network_first: bool = False) -> Observed:
     """Boot `disk` (a snapshot) with a fresh software TPM (sha256 and sha384 banks) as the first boot
-    option, and read what the guest printed; the console is cached beside the image."""
-    console = disk.with_suffix(".console")
+    option, or with `network_first` after a network boot that fails, and read what the guest printed
+    and what the TPM was asked to extend; the console is cached beside the image."""
+    console = disk.with_suffix(".network-first.console" if network_first else ".console")
     if not console.exists():
-        require("qemu-system-x86_64", "swtpm", "swtpm_setup")
-        with tempfile.TemporaryDirectory(prefix="cvmlint-tpm-") as state:
-            text = _boot_with_tpm(disk, Path(state), timeout)
+        text = _boot_with_tpm(disk, timeout, NETWORK_FIRST if network_first else ())
         if "measure-end" not in text:
             raise AssertionError(f"the guest did not report its measurements:\n{text[-3000:]}")
-        console.with_suffix(".partial").write_text(text)
-        console.with_suffix(".partial").rename(console)
+        _keep(console, text)
     return _observed(console.read_text())
 
 
-def _boot_with_tpm(disk: Path, state: Path, timeout: float) -> str:
-    run("swtpm_setup", "--tpm2", "--tpmstate", state, "--pcr-banks", "sha256,sha384")
-    sock = state / "swtpm.sock"
-    tpm_log = state / "swtpm.log"
-    with open(tpm_log, "wb") as log:
-        tpm = subprocess.Popen(
-            ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}", "--ctrl", f"type=unixio,path={sock}"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_for_socket(tpm, sock, tpm_log, deadline=time.monotonic() + 10)
-        vars_copy = state / "vars.fd"
-        shutil.copyfile(OVMF_VARS, vars_copy)
-        argv = [
-            *qemu_argv(disk, vars_copy, "1024", cpus=1, first_boot_option=True),
-            *("-chardev", f"socket,id=chrtpm,path={sock}"),
-            *("-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"),
-        ]
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
-        text = done.stdout.decode("utf-8", "replace").replace("\r", "")
-        if "measure-end" not in text:  # QEMU's own complaint is the first thing to read then
-            text += "\n--- qemu stderr ---\n" + done.stderr.decode("utf-8", "replace")[-3000:]
-        return text
-    finally:
-        tpm.kill()
-        tpm.wait()
+def boot_to_exit_boot_services(disk: Path, timeout: float = 1200) -> Observed:
+    """Boot any image (one that reports nothing) until the firmware logs that boot services were
+    exited: the extends up to the kernel, from the TPM's side (Observed.pcrs stays empty)."""
+    console = disk.with_suffix(".tpm.console")
+    if not console.exists():
+        _keep(console, _boot_with_tpm(disk, timeout, (), until_exit_boot_services=True))
+    return _observed(console.read_text())
+
+
+def _keep(console: Path, text: str) -> None:
+    console.with_suffix(".partial").write_text(text)
+    console.with_suffix(".partial").rename(console)
+
+
+EXITED = hashlib.sha256(b"Exit Boot Services Returned with Success").digest()
+"""The firmware's last PCR 5 event before the kernel runs."""
+
+
+def _boot_with_tpm(disk: Path, timeout: float, devices: tuple[str, ...], until_exit_boot_services: bool = False) -> str:
+    """The console, then one `tpm-extend PCR bank:digest …` line per extend swtpm was asked for."""
+    require("qemu-system-x86_64", "swtpm", "swtpm_setup")
+    with tempfile.TemporaryDirectory(prefix="cvmlint-tpm-") as tmp:
+        state = Path(tmp)
+        run("swtpm_setup", "--tpm2", "--tpmstate", state, "--pcr-banks", "sha256,sha384")
+        sock, tpm_log, commands = state / "swtpm.sock", state / "swtpm.log", state / "commands.log"
+        with open(tpm_log, "wb") as log:
+            tpm = subprocess.Popen(
+                [
+                    *("swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}"),
+                    *("--ctrl", f"type=unixio,path={sock}", "--log", f"file={commands},level=20"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_for_socket(tpm, sock, tpm_log, deadline=time.monotonic() + 10)
+            vars_copy = state / "vars.fd"
+            shutil.copyfile(OVMF_VARS, vars_copy)
+            disk_first = qemu_argv(disk, vars_copy, "1024", cpus=1, first_boot_option=True)
+            argv = [
+                *(a.replace("bootindex=0", "bootindex=1") if devices else a for a in disk_first),
+                *("-chardev", f"socket,id=chrtpm,path={sock}"),
+                *("-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"),
+                *devices,
+            ]
+            text = _run_qemu(argv, state, timeout, commands if until_exit_boot_services else None)
+        finally:
+            tpm.kill()
+            tpm.wait()
+        done = tpm_commands.extends(commands.read_text(errors="replace"), ("sha256", "sha384"))
+    lines = [f"tpm-extend {e.pcr} " + " ".join(f"{b}:{d.hex()}" for b, d in e.digests.items()) for e in done]
+    return text + "\n" + "\n".join(lines) + "\n"
+
+
+def _run_qemu(argv: list[str], state: Path, timeout: float, stop_at_exit: Path | None) -> str:
+    """QEMU to its end, or (`stop_at_exit`: the TPM's command log) until boot services are exited."""
+    out, err = state / "qemu.out", state / "qemu.err"
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        qemu = subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        try:
+            while qemu.poll() is None and time.monotonic() < deadline:
+                time.sleep(2)
+                if stop_at_exit is not None and _exited(stop_at_exit):
+                    break
+        finally:
+            qemu.kill()
+            qemu.wait()
+    text = out.read_bytes().decode("utf-8", "replace").replace("\r", "")
+    if stop_at_exit is None and "measure-end" not in text:  # QEMU's own complaint is the first thing to read then
+        text += "\n--- qemu stderr ---\n" + err.read_bytes().decode("utf-8", "replace")[-3000:]
+    if stop_at_exit is not None and not _exited(stop_at_exit):
+        raise AssertionError(f"boot services were not exited in {timeout} s:\n{text[-3000:]}")
+    return text
+
+
+def _exited(commands: Path) -> bool:
+    done = tpm_commands.extends(commands.read_text(errors="replace"), ("sha256",))
+    return any(e.pcr == 5 and e.digests.get("sha256") == EXITED for e in done)
 
 
 def _wait_for_socket(tpm: subprocess.Popen[bytes], sock: Path, log: Path, deadline: float) -> None:
@@ -220,4 +277,8 @@ def _observed(console: str) -> Observed:
     if "eventlog-begin" in lines:
         start, end = lines.index("eventlog-begin"), lines.index("eventlog-end")
         log = base64.b64decode("".join(lines[start + 1 : end]))
-    return Observed(pcrs, log)
+    extends = [
+        tpm_commands.Extend(int(words[1]), {b: bytes.fromhex(d) for b, d in (w.split(":") for w in words[2:])})
+        for words in (line.split() for line in lines if line.startswith("tpm-extend "))
+    ]
+    return Observed(pcrs, log, extends)

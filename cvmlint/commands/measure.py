@@ -34,6 +34,12 @@ TEXT_OR_JSON = Opt(("--format", "-f"), "fmt", "Output format.", kind=TextOrJson,
         "Predict for firmware with Secure Boot on (systemd-stub then ignores the options it is given).",
         switch=True,
     ),
+    Opt(
+        ("--td-vtpm",),
+        "td_vtpm",
+        "On TDX, the TD also has a vTPM (as on GCP): decides which components reach the RTMRs.",
+        switch=True,
+    ),
     Opt(("--entry",), "entry", "The boot entry to predict, by title (default: the default entry)."),
     Opt(("--reference",), "reference", "Also write reference values for a verifier to this file.", kind=Path),
     Opt(
@@ -50,6 +56,7 @@ def measure_cmd(
     fmt: TextOrJson,
     transcript: bool,
     secure_boot: bool,
+    td_vtpm: bool,
     entry: str | None,
     reference: Path | None,
     eventlog: Path | None,
@@ -70,7 +77,7 @@ def measure_cmd(
         fail(f"{image}: no such image file")
     log = _read_log(eventlog) if eventlog is not None else None
     with open_image(image) as (src, _kind):
-        prediction = predict(open_disk(src), secure_boot=secure_boot, entry=entry)
+        prediction = predict(open_disk(src), secure_boot=secure_boot, entry=entry, td_vtpm=td_vtpm)
     if reference is not None:
         digest = hashlib.sha256()
         with open(image, "rb") as fh:

@@ -47,6 +47,9 @@ STUB_SECTIONS = {252: (".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".d
 CC_FROM = {"shim": (15, 7), "systemd-boot": (256,), "systemd-stub": (256,), "linux": (6, 9), "grub": (2, 14)}
 """The first version of each component that measures through TDX's CC protocol (shim 4fd484e4,
 systemd 7ff0e0a5/dbbd8783, Linux ac93cbfc, GRUB 86df7927); older ones extend no RTMR."""
+GRUB_CC_WITH_TPM = (2, 12)
+"""GRUB 2.12 measures through the CC protocol too, but registers its measurements only when a TPM is
+present (upstream 30708dfe; 2.14's 86df7927 measures without one)."""
 LINUX_STUB_MEASURES_FROM = (6, 1)
 """The Linux EFI stub measures its LoadOptions and initrd into PCR 9 from this version on (seen on 6.1)."""
 TAG_LOAD_OPTIONS, TAG_INITRD = 0x8F3B22ED, 0x8F3B22EC
@@ -79,6 +82,8 @@ class Prediction:
     on_tdx: set[str] = field(default_factory=lambda: {"firmware"})
     """The components that also measure through TDX's CC protocol (TDVF has no TPM): only their events
     reach the RTMRs."""
+    td_vtpm: bool = False
+    """The TD has a vTPM too (as on GCP): GRUB 2.12 measures only then, the Linux stub only without."""
 
     def pcrs(self, bank: str) -> dict[int, bytes | Unknown]:
         """PREDICTED PCRs of `bank`, replayed from zero; unknown where an event's digest is."""
@@ -137,9 +142,10 @@ def _utf16z(text: str) -> bytes:
     return (text + "\0").encode("utf-16-le")
 
 
-def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> Prediction:
+def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None, td_vtpm: bool = False) -> Prediction:
     """The measurements of booting the image's default entry, or the entry titled `entry` (`secure_boot`:
-    the firmware's setting, which decides whether systemd-stub accepts and measures the options it is given)."""
+    the firmware's setting, which decides whether systemd-stub accepts and measures the options it is given;
+    `td_vtpm`: on TDX, the TD also has a vTPM, which decides which components reach the RTMRs)."""
     boot = bootscan.scan_boot(disk, None, None, entry)
     if isinstance(boot.boot, Unknown) or boot.esp is None:
         reason = boot.boot.reason if isinstance(boot.boot, Unknown) else "no readable ESP"
@@ -149,10 +155,11 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> 
     kernel = boot.kernel
     entries = [] if isinstance(boot.boot.entries, Unknown) else list(boot.boot.entries)
     title = entry if entry is not None else next((e.title for e in entries if e.default), "")
-    prediction = Prediction(title, [])
+    prediction = Prediction(title, [], td_vtpm=td_vtpm)
     prediction.assumptions.append(
         "firmware: OVMF/TDVF booting the disk's removable-media path as its first boot option"
         f"; Secure Boot {'on' if secure_boot else 'off'}"
+        f"; on TDX, a TD {'with' if td_vtpm else 'without'} a vTPM"
     )
     events = prediction.events
     events.append(Event(4, "EV_EFI_ACTION", CALLING.decode(), "firmware", digests(CALLING), CALLING))
@@ -183,7 +190,7 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None) -> 
         return _nothing_known(title, chain, "with Secure Boot on GRUB hands the kernel to shim: not checked yet")
     else:
         chain.append(kernel.path)
-        events.extend(_grub(esp, chain[-2], esp_part.entry.number, entry))
+        events.extend(_grub(esp, chain[-2], esp_part.entry.number, entry, prediction))
     for text in EBS:
         events.append(Event(5, "EV_EFI_ACTION", text.decode(), "firmware", digests(text), text))
     prediction.chain = chain
@@ -391,43 +398,37 @@ def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader
             where,
         )
     )
-    version_text = _kernel_version(linux)
-    if version_text and version_text >= CC_FROM["linux"]:
+    initrd = section(data, pe, ".initrd") if ".initrd" in pe.sections else None
+    events += _linux_stub(prediction, linux, options, initrd, where)
+
+
+def _linux_stub(
+    prediction: Prediction, kernel: bytes, options: bytes, initrd: bytes | None, where: Provenance
+) -> list[Event]:
+    """The Linux EFI stub's PCR 9 events: the LoadOptions it was given, then the initrd it loaded."""
+    version = _kernel_version(kernel)
+    if version and version >= CC_FROM["linux"] and not prediction.td_vtpm:  # CC only when TCG2 is absent
         prediction.on_tdx.add("linux")
-    if version_text is None or version_text < LINUX_STUB_MEASURES_FROM:
-        reason = Unknown(
-            f"Linux {version_text or '(version not found)'}: its EFI stub's measurements are known from 6.1"
-        )
-        events.append(Event(9, "EV_EVENT_TAG", "kernel's LoadOptions and initrd", "linux", reason))
-        return
-    events.append(
+    if version is None or version < LINUX_STUB_MEASURES_FROM:
+        reason = Unknown(f"Linux {version or '(version not found)'}: its EFI stub's measurements are known from 6.1")
+        return [Event(9, "EV_EVENT_TAG", "kernel's LoadOptions and initrd", "linux", reason)]
+    label = b"LOADED_IMAGE::LoadOptions\0"
+    out = [
         Event(
-            9,
-            "EV_EVENT_TAG",
-            "LOADED_IMAGE::LoadOptions",
-            "linux",
-            digests(options),
-            _tagged(TAG_LOAD_OPTIONS, b"LOADED_IMAGE::LoadOptions\0"),
-            where,
+            9, "EV_EVENT_TAG", label[:-1].decode(), "linux", digests(options), _tagged(TAG_LOAD_OPTIONS, label), where
         )
-    )
-    if ".initrd" in pe.sections:
-        initrd = section(data, pe, ".initrd")
-        events.append(
-            Event(
-                9,
-                "EV_EVENT_TAG",
-                "Linux initrd",
-                "linux",
-                digests(initrd),
-                _tagged(TAG_INITRD, b"Linux initrd\0"),
-                where,
-            )
+    ]
+    if initrd is not None:
+        label = b"Linux initrd\0"
+        out.append(
+            Event(9, "EV_EVENT_TAG", label[:-1].decode(), "linux", digests(initrd), _tagged(TAG_INITRD, label), where)
         )
+    return out
 
 
-def _grub(esp: _EspFiles, path: str, partition: int, entry: str | None) -> list[Event]:
-    """Debian's signed GRUB 2.06: the commands it runs (PCR 8) and the files it reads (PCR 9)."""
+def _grub(esp: _EspFiles, path: str, partition: int, entry: str | None, prediction: Prediction) -> list[Event]:
+    """Debian's signed GRUB: the commands it runs (PCR 8) and the files it reads (PCR 9); from 2.12 also
+    the kernel's EFI stub it starts (PCR 9)."""
     from cvmlint.measure import grub
 
     where = Provenance(partition="esp", file=path)
@@ -435,20 +436,33 @@ def _grub(esp: _EspFiles, path: str, partition: int, entry: str | None) -> list[
         data = esp.read(path) or b""
         pe = parse_pe(data, f"esp:{path}")
         vendor, version = bootscan.grub_build(data, pe)
-        if vendor != "debian" or not version.startswith(grub.KNOWN):
+        known = next((k for k in grub.KNOWN if version.startswith(k + "-") or version == k), None)
+        if vendor != "debian" or known is None:
             raise grub.NotPredicted(f"GRUB at {path} is not Debian's signed {' or '.join(grub.KNOWN)} (its SBAT)")
-
-        measured = grub.measurements(f"hd0,gpt{partition}", esp.read, esp.exists, entry)
+        measured, handoff = grub.measurements(
+            f"hd0,gpt{partition}", esp.read, esp.exists, entry, known, path.rsplit("/", 1)[0]
+        )
     except CvmlintError as err:
         reason = Unknown(f"GRUB's measurements: {err}")
         return [
             Event(8, "EV_IPL", "GRUB commands and kernel command line", "grub", reason, None, where),
             Event(9, "EV_IPL", "files GRUB reads", "grub", reason, None, where),
         ]
-    return [
+    release = tuple(int(x) for x in known.split("."))
+    if release >= CC_FROM["grub"] or (release >= GRUB_CC_WITH_TPM and prediction.td_vtpm):
+        prediction.on_tdx.add("grub")
+    events = [
         Event(m.pcr, "EV_IPL", m.description, "grub", digests(m.payload), m.description.encode() + b"\0", where)
         for m in measured
     ]
+    if known == "2.06":  # it starts the kernel without its EFI stub
+        return events
+    options = ("BOOT_IMAGE=" + handoff.cmdline).encode("utf-16-le")
+    prediction.assumptions.append(
+        f"GRUB {known} on TDX: it measures only when the TD has a vTPM, then into the RTMRs too"
+        f" ({'assumed: its events are in RTMR[2]' if prediction.td_vtpm else 'assumed without: none of its events'})"
+    )
+    return events + _linux_stub(prediction, handoff.kernel, options, handoff.initrd, where)
 
 
 def _tagged(tag: int, text: bytes) -> bytes:

@@ -55,6 +55,43 @@ def tdx_debian(tmp_path_factory: pytest.TempPathFactory, kernel_deb: Path, build
 
 
 @pytest.mark.heavy
+def test_measure_predicts_every_register_of_the_debian_tdx_base_boot(tdx_debian: Any) -> None:
+    """shim 16 -> Debian 13's signed GRUB 2.12 -> our kernel, as `cvmlint build -d debian` makes it, booted
+    (QEMU + OVMF + swtpm) until boot services are exited: every predicted event is what the TPM was asked
+    to extend, in order, in both banks; nothing is unknown; RTMR[1]/[2] follow from the same events."""
+    import hashlib
+
+    from cvmlint.image.container import open_image
+    from cvmlint.measure.predict import BANKS, PREDICTED, Event, predict, rtmrs
+    from cvmlint.scan.disk import open_disk
+    from tests import measure_images
+
+    code, doc, err, _ = tdx_debian
+    assert code == 0, err[-3000:]
+    image = Path(doc["image"]["path"])
+    with open_image(image) as (src, _kind):
+        prediction = predict(open_disk(src))
+    seen = measure_images.boot_to_exit_boot_services(image)
+    for pcr in PREDICTED:
+        extended = [{b: e.digests[b] for b in BANKS} for e in seen.extends if e.pcr == pcr]
+        assert [e.digests for e in prediction.events if e.pcr == pcr] == extended, f"PCR {pcr}"
+    assert [e.what for e in prediction.events if e.by == "linux"] == ["LOADED_IMAGE::LoadOptions", "Linux initrd"]
+    separator = hashlib.sha256(bytes(4)).digest()  # the extends carry no event type: TDVF keeps one separator
+    as_events = [
+        Event(
+            e.pcr, "EV_SEPARATOR" if e.digests["sha256"] == separator else "", "", "", {b: e.digests[b] for b in BANKS}
+        )
+        for e in seen.extends
+    ]
+    assert rtmrs([e for e in prediction.events if e.pcr in PREDICTED]) == rtmrs(as_events)
+    values = [*prediction.rtmrs().values(), *(v for b in BANKS for v in prediction.pcrs(b).values())]
+    assert all(isinstance(v, bytes) for v in values)
+    assert prediction.on_tdx == {"firmware", "shim"}  # a TD without a vTPM: GRUB 2.12 measures nothing there
+    with open_image(image) as (src, _kind):
+        assert predict(open_disk(src), td_vtpm=True).on_tdx == {"firmware", "shim", "grub"}
+
+
+@pytest.mark.heavy
 def test_the_debian_tdx_base_image_builds_passes_and_does_not_drift(tdx_debian: Any) -> None:
     code, doc, err, _ = tdx_debian
     assert code == 0, err[-3000:]

@@ -20,7 +20,7 @@ from cvmlint.measure.eventlog import EV_NO_ACTION, parse_event_log
 from cvmlint.measure.predict import BANKS, PREDICTED, Event, Prediction, predict, rtmrs
 from cvmlint.recipe.facts import NOT_MEASURED
 from cvmlint.scan.disk import open_disk
-from tests import images, measure_images
+from tests import images, measure_images, tpm_commands
 from tests.tools import run
 
 pytestmark = pytest.mark.slow
@@ -255,3 +255,25 @@ def test_a_chain_never_booted_here_is_unknown_in_every_register(tmp_path: Path) 
         for value in prediction.pcrs(bank).values():
             assert isinstance(value, Unknown) and "has not been checked against a real boot" in value.reason
     assert all(isinstance(v, Unknown) for v in prediction.rtmrs().values())
+
+
+@pytest.mark.parametrize("kind", ["uki", "grub"])
+def test_the_extends_the_tpm_received_replay_to_the_pcrs_the_guest_read(kind: str) -> None:
+    """The TPM's side of a boot (the commands swtpm logged) is an oracle for images that print nothing:
+    replayed, it gives every PCR the guest read (IMA's PCR 10 too: the kernel extends through the TPM)."""
+    seen = measure_images.boot(measure_images.image(kind))
+    for bank in BANKS:
+        replayed = tpm_commands.replay(seen.extends, bank, range(16))
+        assert {n for n in range(16) if replayed[n] != seen.pcrs[(bank, n)]} == set(), bank
+
+
+@pytest.mark.parametrize("kind", ["grub", "grub-mkosi"])
+def test_every_predicted_grub_event_was_extended_in_order(kind: str) -> None:
+    """GRUB's boots leave no event log for the kernel: the TPM's side shows each predicted event, in order."""
+    disk = measure_images.image(kind)
+    seen = measure_images.boot(disk)
+    prediction = predicted(disk)
+    for pcr in PREDICTED:
+        extended = [{b: e.digests[b] for b in BANKS} for e in seen.extends if e.pcr == pcr]
+        ours = [e.digests for e in prediction.events if e.pcr == pcr]
+        assert ours == extended, f"PCR {pcr}"

@@ -101,3 +101,24 @@ def test_overlapping_sections_are_refused_not_hashed_again_and_again() -> None:
     assert len(authenticode(pe_with_sections([(0x400, 0x1000)], size), "sha256", "x")) == 32
     with pytest.raises(FormatError, match="sections overlap"):
         authenticode(pe_with_sections([(0x400, size - 0x400)] * 83, size), "sha256", "uki")
+
+
+def test_grub_2_12_measures_no_prologue_and_its_grub_cfg_twice() -> None:
+    """As the tdx-base boot showed (tests/build): the sourced grub.cfg twice, then its commands; the kernel's
+    EFI stub gets `BOOT_IMAGE=` and the initrds, each but the last padded to 4 bytes."""
+    config = ENTRY.replace("initrd /initrd.img", "initrd /initrd.img /second.img")
+    read, exists = esp(config, {"/second.img": b"abc"})
+    measured, handoff = measurements("hd0,gpt1", read, exists, version="2.12")  # type: ignore[arg-type]
+    assert [m.description for m in measured[:3]] == ["(hd0,gpt1)/EFI/debian/grub.cfg"] * 2 + [
+        "grub_cmd: menuentry Debian {\n  linux /vmlinuz root=/dev/sda\n  initrd /initrd.img /second.img\n}"
+    ]
+    assert handoff.kernel == KERNEL and handoff.cmdline == "/vmlinuz root=/dev/sda"
+    assert handoff.initrd == b"initrd\0\0abc"
+    older, _ = measurements("hd0,gpt1", read, exists)  # type: ignore[arg-type]
+    assert older[0].description.startswith("grub_cmd: [ -z (hd0,gpt1)/EFI/debian")
+
+
+def test_grub_2_12_with_a_grub_cfg_beside_it_is_not_predicted() -> None:
+    read, exists = esp(ENTRY, {"/EFI/BOOT/grub.cfg": b"set x=1\n"})
+    with pytest.raises(NotPredicted, match=r"reads /EFI/BOOT/grub.cfg \(\$fw_path\) first"):
+        measurements("hd0,gpt1", read, exists, version="2.12")  # type: ignore[arg-type]
