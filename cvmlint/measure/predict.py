@@ -69,6 +69,9 @@ class Event:
     data: bytes | None = None
     """The event data as it will be logged, when it follows from the image (None: addresses, etc.)."""
     where: Provenance | None = None
+    tpm_only: bool = False
+    """Logged to the TPM alone, even by a component that measures through the CC protocol (systemd's
+    tagged events)."""
 
 
 @dataclass
@@ -91,7 +94,7 @@ class Prediction:
 
     def rtmrs(self) -> dict[int, bytes | Unknown]:
         """TDX RTMR[1] and RTMR[2]: the events of the components in `on_tdx`, mapped by `rtmrs`."""
-        return rtmrs([e for e in self.events if e.by in self.on_tdx])
+        return rtmrs([e for e in self.events if e.by in self.on_tdx and not e.tpm_only])
 
 
 RTMR_OF_PCR = {**dict.fromkeys(range(2, 7), 1), **dict.fromkeys(range(8, 16), 2)}
@@ -177,7 +180,12 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None, td_
         events.append(_application(esp, second, "shim"))
     if isinstance(kernel, Unknown):
         return _nothing_known(title, chain, f"the default entry's kernel is not known: {kernel.reason}")
-    if boot.boot.shim is not True or (loader, kernel.section) not in VERIFIED_CHAINS:
+    if boot.boot.shim is not True and (loader, kernel.section) == ("systemd-boot", None):
+        chain.append(kernel.path)
+        problem = "with Secure Boot on: not checked yet" if secure_boot else _type1(prediction, esp, kernel, first)
+        if problem:
+            return _nothing_known(title, chain, f"systemd-boot booting {kernel.path} {problem}")
+    elif boot.boot.shim is not True or (loader, kernel.section) not in VERIFIED_CHAINS:
         chain.append(kernel.path)
         shape = f"{'shim -> ' if boot.boot.shim is True else ''}{loader} -> {kernel.section or 'kernel'}"
         return _nothing_known(title, chain, f"the chain {shape} has not been checked against a real boot")
@@ -198,7 +206,12 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None, td_
 
 
 VERIFIED_CHAINS = {("systemd-boot", ".linux"), ("uki", ".linux"), ("grub", None)}
-"""(second stage, kernel section) after shim, checked against a real boot (tests/measure)."""
+"""(second stage, kernel section) after shim, checked against a real boot (tests/measure); without shim,
+systemd-boot booting a Boot Loader Specification entry (mkosi's default, tests/build)."""
+KNOWN_SD_BOOT_TYPE1 = (257,)
+"""systemd-boot versions whose measurements of a Type #1 entry are known (seen booting mkosi's default)."""
+LOADER_CONF_TAG = 0xF5BC582A
+"""systemd-boot (>= 255) measures loader.conf into PCR 5 as a tagged event (TPM only)."""
 
 
 def _nothing_known(title: str, chain: list[str], reason: str) -> Prediction:
@@ -426,6 +439,44 @@ def _linux_stub(
     return out
 
 
+def _type1(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader: str) -> str | None:
+    """systemd-boot starting a Type #1 entry's kernel (Secure Boot off): loader.conf (PCR 5), the kernel
+    loaded through the firmware (PCR 4), the options it passes (PCR 12), then the kernel's EFI stub (PCR 9).
+    Returns why it cannot be predicted, or None."""
+    data = esp.read(loader) or b""
+    try:
+        version = _loader_version(data, parse_pe(data, f"esp:{loader}"), "systemd-boot")
+    except CvmlintError as err:
+        return f"({loader}: {err})"
+    if version not in KNOWN_SD_BOOT_TYPE1:
+        known = ", ".join(map(str, KNOWN_SD_BOOT_TYPE1))
+        return f"(systemd-boot {version or '(version not found)'}): its measurements are known for {known}"
+    if version >= 256:
+        prediction.on_tdx.add("systemd-boot")
+    kernel = esp.read(ref.path)
+    initrds = [esp.read(path) for path in ref.initrds]
+    if kernel is None or any(i is None for i in initrds):
+        return "(a file it names is not on the ESP)"
+    conf = esp.read("/loader/loader.conf")
+    if conf is not None:
+        where = Provenance(partition="esp", file="/loader/loader.conf")
+        prediction.events.append(
+            Event(5, "EV_EVENT_TAG", "loader.conf", "systemd-boot", digests(conf), None, where, tpm_only=True)
+        )
+    where = Provenance(partition="esp", file=ref.path)
+    prediction.events.append(_application(esp, ref.path, "firmware"))
+    words = [f"initrd={path.replace('/', chr(92))}" for path in ref.initrds] + ([ref.options] if ref.options else [])
+    options = _utf16z(" ".join(words))
+    shown = _shown(" ".join(words))
+    prediction.events.append(
+        Event(12, "EV_IPL", f"options systemd-boot passes: {shown}", "systemd-boot", digests(options), options, where)
+    )
+    present = [i for i in initrds if i]  # systemd-boot skips empty initrds
+    padded = [i + bytes(-len(i) % 4) for i in present[:-1]] + present[-1:]
+    prediction.events += _linux_stub(prediction, kernel, options, b"".join(padded) if present else None, where)
+    return None
+
+
 def _grub(esp: _EspFiles, path: str, partition: int, entry: str | None, prediction: Prediction) -> list[Event]:
     """Debian's signed GRUB: the commands it runs (PCR 8) and the files it reads (PCR 9); from 2.12 also
     the kernel's EFI stub it starts (PCR 9)."""
@@ -469,9 +520,6 @@ def _tagged(tag: int, text: bytes) -> bytes:
     return struct.pack("<II", tag, len(text)) + text
 
 
-_LOADER_INFO = re.compile(rb"#### LoaderInfo: systemd-stub (\d{1,6})")
-
-
 def _shown(text: str, most: int = 512) -> str:
     """A command line in an event's description: quoted, and cut (the digest covers all of it)."""
     return repr(text) if len(text) <= most else repr(text[:most]) + f" … ({len(text)} characters)"
@@ -479,9 +527,12 @@ def _shown(text: str, most: int = 512) -> str:
 
 def _stub_version(data: Buffer, pe: PeImage) -> int | None:
     """The systemd-stub version from its `.sdmagic` section."""
-    if ".sdmagic" not in pe.sections:
-        return None
-    found = _LOADER_INFO.search(section(data, pe, ".sdmagic"))
+    return _loader_version(data, pe, "systemd-stub")
+
+
+def _loader_version(data: Buffer, pe: PeImage, name: str) -> int | None:
+    """The major version of systemd-boot or systemd-stub from the `.sdmagic` section's LoaderInfo."""
+    found = re.search(rb"#### LoaderInfo: " + name.encode() + rb" (\d{1,6})", section(data, pe, ".sdmagic"))
     return int(found.group(1)) if found else None
 
 

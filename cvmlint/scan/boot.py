@@ -35,6 +35,8 @@ class KernelRef:
     """The file's bytes when the ESP scan already read them."""
     initrds: tuple[str, ...] = ()
     """Initrd paths on the same partition; for a UKI, its .initrd section."""
+    options: str = ""
+    """A Boot Loader Specification entry's `options` lines, joined by spaces (what the loader passes)."""
 
 
 @dataclass
@@ -436,7 +438,9 @@ def _bls_entry(esp: EspFiles, path: str) -> Entry:
     linux = fields.get("linux", [("", 0)])[0][0]
     initrds = tuple(v for v, _ in fields.get("initrd", []))
     ref: KernelRef | Unknown = (
-        KernelRef("esp", linux, initrds=initrds) if linux else Unknown(f"BLS entry {path} names no kernel")
+        KernelRef("esp", linux, initrds=initrds, options=" ".join(v for v, _ in fields.get("options", []) if v))
+        if linux
+        else Unknown(f"BLS entry {path} names no kernel")
     )
     where = esp.where(path, fields["options"][0][1] if "options" in fields else None)
     entry = BootEntry(

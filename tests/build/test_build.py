@@ -59,6 +59,24 @@ def test_measure_predicts_every_register_of_the_debian_tdx_base_boot(tdx_debian:
     """shim 16 -> Debian 13's signed GRUB 2.12 -> our kernel, as `cvmlint build -d debian` makes it, booted
     (QEMU + OVMF + swtpm) until boot services are exited: every predicted event is what the TPM was asked
     to extend, in order, in both banks; nothing is unknown; RTMR[1]/[2] follow from the same events."""
+    from cvmlint.image.container import open_image
+    from cvmlint.measure.predict import predict
+    from cvmlint.scan.disk import open_disk
+
+    code, doc, err, _ = tdx_debian
+    assert code == 0, err[-3000:]
+    image = Path(doc["image"]["path"])
+    prediction = booted_as_predicted(image)
+    assert [e.what for e in prediction.events if e.by == "linux"] == ["LOADED_IMAGE::LoadOptions", "Linux initrd"]
+    assert prediction.on_tdx == {"firmware", "shim"}  # a TD without a vTPM: GRUB 2.12 measures nothing there
+    with open_image(image) as (src, _kind):
+        assert predict(open_disk(src), td_vtpm=True).on_tdx == {"firmware", "shim", "grub"}
+
+
+def booted_as_predicted(image: Path) -> Any:
+    """Boot `image` until boot services are exited (QEMU + OVMF + swtpm) and check every predicted event
+    of every predicted PCR against what the TPM was asked to extend, in order, in both banks, and the
+    RTMRs by TDVF's mapping; returns the prediction."""
     import hashlib
 
     from cvmlint.image.container import open_image
@@ -66,16 +84,12 @@ def test_measure_predicts_every_register_of_the_debian_tdx_base_boot(tdx_debian:
     from cvmlint.scan.disk import open_disk
     from tests import measure_images
 
-    code, doc, err, _ = tdx_debian
-    assert code == 0, err[-3000:]
-    image = Path(doc["image"]["path"])
     with open_image(image) as (src, _kind):
         prediction = predict(open_disk(src))
     seen = measure_images.boot_to_exit_boot_services(image)
     for pcr in PREDICTED:
         extended = [{b: e.digests[b] for b in BANKS} for e in seen.extends if e.pcr == pcr]
         assert [e.digests for e in prediction.events if e.pcr == pcr] == extended, f"PCR {pcr}"
-    assert [e.what for e in prediction.events if e.by == "linux"] == ["LOADED_IMAGE::LoadOptions", "Linux initrd"]
     separator = hashlib.sha256(bytes(4)).digest()  # the extends carry no event type: TDVF keeps one separator
     as_events = [
         Event(
@@ -86,9 +100,21 @@ def test_measure_predicts_every_register_of_the_debian_tdx_base_boot(tdx_debian:
     assert rtmrs([e for e in prediction.events if e.pcr in PREDICTED]) == rtmrs(as_events)
     values = [*prediction.rtmrs().values(), *(v for b in BANKS for v in prediction.pcrs(b).values())]
     assert all(isinstance(v, bytes) for v in values)
-    assert prediction.on_tdx == {"firmware", "shim"}  # a TD without a vTPM: GRUB 2.12 measures nothing there
-    with open_image(image) as (src, _kind):
-        assert predict(open_disk(src), td_vtpm=True).on_tdx == {"firmware", "shim", "grub"}
+    return prediction
+
+
+@pytest.mark.heavy
+def test_measure_predicts_every_register_of_the_mkosi_defaults_boot(mkosi_defaults: tuple[int, Any, str]) -> None:
+    """systemd-boot 257 (no shim) -> a Type #1 entry -> Debian 13's kernel 6.12, as mkosi makes it by default."""
+    _code, doc, _err = mkosi_defaults
+    prediction = booted_as_predicted(Path(doc["image"]["path"]))
+    assert [e.by for e in prediction.events if e.pcr in (5, 9, 12) and e.by != "firmware"] == [
+        "systemd-boot",  # loader.conf (PCR 5, TPM only)
+        "systemd-boot",  # the options it passes, with its initrd= words (PCR 12)
+        "linux",
+        "linux",
+    ]
+    assert prediction.on_tdx == {"firmware", "systemd-boot", "linux"}
 
 
 @pytest.mark.heavy
@@ -236,15 +262,22 @@ def test_a_build_script_that_installs_a_forbidden_package_is_drift(project: Path
     assert "lua5.4" in {p["name"] for p in doc["packages"]["undeclared"]}
 
 
-@pytest.mark.heavy
-def test_mkosi_defaults_scan_with_every_finding_explained(tmp_path: Path, build_root: Path) -> None:
-    """A bootable Debian image with mkosi's defaults, built --no-gate, every finding checked by hand once."""
+@pytest.fixture(scope="module")
+def mkosi_defaults(tmp_path_factory: pytest.TempPathFactory, build_root: Path) -> tuple[int, Any, str]:
+    """A bootable Debian image with mkosi's defaults (systemd-boot 257, a Type #1 entry), built --no-gate."""
     import shutil
 
     from tests.conftest import ROOT
 
+    tmp_path = tmp_path_factory.mktemp("mkosi-defaults")
     shutil.copytree(ROOT / "tests/build/mkosi-defaults", tmp_path / "mkosi-defaults")
-    code, doc, err = cvmlint_build(tmp_path, "--no-gate", "mkosi-defaults")
+    return cvmlint_build(tmp_path, "--no-gate", "mkosi-defaults")
+
+
+@pytest.mark.heavy
+def test_mkosi_defaults_scan_with_every_finding_explained(mkosi_defaults: tuple[int, Any, str]) -> None:
+    """A bootable Debian image with mkosi's defaults, built --no-gate, every finding checked by hand once."""
+    code, doc, err = mkosi_defaults
     assert code == 1, err[-2000:]
     assert doc["notes"] == ["built with --no-gate although lint failed: a development image, not a release"]
     assert doc["scan"]["notes"] == doc["notes"] and doc["lint"]["notes"] == doc["notes"]
