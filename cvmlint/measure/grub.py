@@ -27,10 +27,16 @@ lib/cmdline.c, commands/menuentry.c) and Debian's build-efi-images; checked agai
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import io
+import struct
 from dataclasses import dataclass
+from typing import Protocol
 
-from cvmlint.scan.grub import Executed, GrubFile, NotFollowed, boot_trace
+from cvmlint.errors import CvmlintError
+from cvmlint.image.source import Buffer
+from cvmlint.scan.grub import Executed, GrubFile, NotFollowed
+from cvmlint.scan.grub_boot import Firmware, boot_trace
+from cvmlint.scan.pe import PeImage, section
 
 KNOWN = ("2.06", "2.12")
 """GRUB versions (Debian's signed build) whose measurements are predicted."""
@@ -38,6 +44,9 @@ INITRD_ALIGN = 4
 """GRUB places each initrd after the previous one padded to this many bytes (loader/linux.c)."""
 PREDEFINED = {"grub_platform": "efi", "grub_cpu": "x86_64"}
 """Variables GRUB sets itself, with their values on x86-64 UEFI."""
+MODULE_INFO = struct.Struct("<IIQQ")
+MODULE_MAGIC = 0x676D696D  # "mimg"
+MODULE_ELF, MODULE_MEMDISK, MODULE_PREFIX = 0, 1, 3
 NotPredicted = NotFollowed
 
 
@@ -59,45 +68,62 @@ class Handoff:
     initrd: bytes | None
 
 
-Reader = Callable[[str], bytes | None]
-"""A file of the ESP by absolute path (None: absent)."""
-Exists = Callable[[str], bool]
+class Volumes(Protocol):
+    """The disk's partitions as GRUB names them (`hd0,gptN`)."""
+
+    esp: str
+
+    def read(self, device: str, path: str) -> bytes | None:
+        """A regular file's bytes; None when it does not exist."""
+
+    def exists(self, device: str, path: str) -> bool:
+        """A file or a directory."""
+
+    def find(self, kind: str, value: str) -> str:
+        """The one partition a search (fs-uuid, label, file) finds; NotFollowed when none or several."""
 
 
 def measurements(
-    device: str,
-    read: Reader,
-    exists: Exists,
+    volumes: Volumes,
+    firmware: Firmware,
     entry: str | None = None,
     version: str = "2.06",
     loader_dir: str = "/EFI/BOOT",
+    prefix: str = "/EFI/debian",
 ) -> tuple[list[Measured], Handoff]:
-    """The measurements of Debian's signed GRUB `version` (at `loader_dir` on the ESP `device`, `hd0,gptN`)
-    booting its default entry or the one titled `entry` (chosen from the menu), and what it hands the kernel."""
-    if version == "2.12" and exists(f"{loader_dir}/grub.cfg"):
+    """The measurements of Debian's signed GRUB `version` (at `loader_dir` on the ESP; `prefix`: the
+    directory built into its image) booting its default entry or the one titled `entry`, and what it
+    hands the kernel."""
+    device = volumes.esp
+    if version == "2.12" and volumes.exists(device, f"{loader_dir}/grub.cfg"):
         raise NotPredicted(f"GRUB 2.12 reads {loader_dir}/grub.cfg ($fw_path) first: not seen booting yet")
-    prefix = f"({device})/EFI/debian"
+    if version == "2.12" and volumes.exists(device, f"{prefix}/x86_64-efi"):
+        raise NotPredicted(f"GRUB 2.12 would read the lists in {prefix}/x86_64-efi on the ESP: not seen booting yet")
+    full = f"({device}){prefix}"
     out: list[Measured] = []
     prologue: list[Measured] = []
-    _command(prologue, f"[ -z {prefix} -o ! -e {prefix} ]")
-    if not exists("/EFI/debian"):
-        raise NotPredicted("the ESP has no /EFI/debian: GRUB would search other disks for its configuration")
-    for candidate in ("/EFI/debian/x86_64-efi/grub.cfg", "/EFI/debian/grub.cfg"):
+    _command(prologue, f"[ -z {full} -o ! -e {full} ]")
+    if not volumes.exists(device, prefix):
+        raise NotPredicted(f"the ESP has no {prefix}: GRUB would search other disks for its configuration")
+    candidates = (
+        (f"{prefix}/x86_64-efi/grub.cfg", f"{prefix}/grub.cfg") if version == "2.06" else (f"{prefix}/grub.cfg",)
+    )
+    for candidate in candidates:
         _command(prologue, f"[ -e ({device}){candidate} ]")
-        if exists(candidate):
-            if version == "2.12" and candidate != "/EFI/debian/grub.cfg":
-                raise NotPredicted(f"GRUB 2.12 sourcing {candidate}: only /EFI/debian/grub.cfg has been seen booting")
+        if volumes.exists(device, candidate):
             _command(prologue, f"source ({device}){candidate}")
             out += prologue if version == "2.06" else []
             trace = boot_trace(
-                _esp_loader(device, read, exists),
-                _esp_reader(device, read),
+                lambda dev, path: _config(volumes, dev, path),
+                volumes.read,
+                volumes.find,
+                firmware,
                 device,
                 candidate,
-                {**PREDEFINED, "root": device, "prefix": prefix},
+                {**PREDEFINED, "root": device, "prefix": full},
                 entry,
             )
-            if version == "2.12":  # the sourced file, measured a second time
+            if version == "2.12":  # opened once to test it, once to run it
                 trace.insert(1, trace[0])
             for step in trace:
                 if step.kind == "command":
@@ -107,7 +133,70 @@ def measurements(
                 else:
                     out.append(Measured(8, f"kernel_cmdline: {step.text}", step.text.encode()))
             return out, _handoff(trace)
-    raise NotPredicted("no grub.cfg under /EFI/debian: GRUB would source $cmdpath/grub.cfg (its case is not known)")
+    raise NotPredicted(f"no grub.cfg under {prefix}: GRUB would look elsewhere (its case is not known)")
+
+
+def _config(volumes: Volumes, device: str, path: str) -> GrubFile | None:
+    data = volumes.read(device, path)
+    if data is None and volumes.exists(device, path):
+        raise NotPredicted(f"({device}){path} is not a file GRUB can read (a directory?)")
+    if data is None:
+        return None
+    return GrubFile(device, path, data.decode("utf-8", "replace").replace("\r", ""), data)
+
+
+def image_firmware(data: Buffer, pe: PeImage, name: str) -> tuple[Firmware, str]:
+    """What a GRUB core image carries (its `mods` section): the modules built in, the files of its
+    memdisk, and its prefix. Every header is checked against the section's size."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    mods = section(data, pe, "mods")
+    if len(mods) < MODULE_INFO.size:
+        raise NotPredicted(f"{name}: no module section: not a GRUB core image cvmlint can read")
+    magic, _pad, offset, size = MODULE_INFO.unpack_from(mods)
+    if magic != MODULE_MAGIC or size > len(mods) or offset < MODULE_INFO.size:
+        raise NotPredicted(f"{name}: its module section's header is not GRUB's (magic {magic:#x}, size {size})")
+    modules: set[str] = set()
+    memdisk: set[str] = set()
+    prefix = ""
+    at = offset
+    while at + 8 <= size:
+        kind, length = struct.unpack_from("<II", mods, at)
+        if length < 8 or at + length > size:
+            raise NotPredicted(f"{name}: module header at byte {at} of its mods section claims {length} bytes")
+        body = mods[at + 8 : at + length]
+        try:
+            if kind == MODULE_ELF:
+                found = ELFFile(io.BytesIO(body)).get_section_by_name(".modname")
+                if found is None:
+                    raise NotPredicted(f"{name}: a module at byte {at} has no name")
+                modules.add(found.data().rstrip(b"\0").decode("ascii", "replace"))
+            elif kind == MODULE_MEMDISK:
+                memdisk |= _memdisk_fonts(body)
+            elif kind == MODULE_PREFIX:
+                prefix = body.split(b"\0", 1)[0].decode("utf-8", "replace")
+        except (ELFError, CvmlintError, struct.error, ValueError) as err:
+            raise NotPredicted(f"{name}: module at byte {at} of its mods section cannot be read: {err}") from None
+        at += length
+    return Firmware(frozenset(modules), frozenset(memdisk)), prefix
+
+
+def _memdisk_fonts(body: bytes) -> set[str]:
+    """Which of the fonts GRUB loads by name its memdisk holds (a squashfs in 2.12, a FAT image in 2.06)."""
+    from cvmlint.image.fat import FatFileSystem
+    from cvmlint.image.fsid import Content, format_of, identify
+    from cvmlint.image.source import BytesSource
+
+    src = BytesSource(body)
+    content = identify(src)
+    font = "/fonts/unicode.pf2"
+    if content is Content.VFAT:
+        return {font[1:]} if FatFileSystem(src).lookup(font) is not None else set()
+    tree = format_of(content).open_tree(src) if content is Content.SQUASHFS else None
+    if tree is None:
+        raise NotPredicted(f"GRUB's memdisk is {content}: not read")
+    return {font[1:]} if tree.lookup(font) is not None else set()
 
 
 def _handoff(trace: list[Executed]) -> Handoff:
@@ -127,29 +216,6 @@ def _handoff(trace: list[Executed]) -> Handoff:
             initrds.append(step.data)
     padded = [data + bytes(-len(data) % INITRD_ALIGN) for data in initrds[:-1]]
     return Handoff(kernel, cmdline, b"".join(padded + initrds[-1:]) if initrds else None)
-
-
-def _esp_reader(esp: str, read: Reader) -> Callable[[str, str], bytes | None]:
-    def file(device: str, path: str) -> bytes | None:
-        if device != esp:
-            raise NotPredicted(f"({device}){path}: a file on another device than the ESP is not followed")
-        return read(path)
-
-    return file
-
-
-def _esp_loader(esp: str, read: Reader, exists: Exists) -> Callable[[str, str], GrubFile | None]:
-    def load(device: str, path: str) -> GrubFile | None:
-        if device != esp:
-            raise NotPredicted(f"({device}){path}: a file on another device than the ESP is not followed")
-        data = read(path)
-        if data is None and exists(path):
-            raise NotPredicted(f"{path} is not a file GRUB can read (a directory?)")
-        if data is None:
-            return None
-        return GrubFile(device, path, data.decode("utf-8", "replace").replace("\r", ""), data)
-
-    return load
 
 
 def _command(out: list[Measured], text: str) -> None:

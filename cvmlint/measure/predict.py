@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from cvmlint import limits
 from cvmlint.errors import CvmlintError
 from cvmlint.facts.provenance import Items, Provenance, Unknown
 from cvmlint.image.source import Buffer
@@ -35,6 +36,7 @@ from cvmlint.scan.pe import PeImage, parse_pe, section
 
 if TYPE_CHECKING:
     from cvmlint.facts.model import Measurements
+    from cvmlint.image.tree import Tree
 
 BANKS = ("sha256", "sha384")
 PREDICTED = (4, 5, 8, 9, 11, 12, 14)
@@ -198,7 +200,7 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None, td_
         return _nothing_known(title, chain, "with Secure Boot on GRUB hands the kernel to shim: not checked yet")
     else:
         chain.append(kernel.path)
-        events.extend(_grub(esp, chain[-2], esp_part.entry.number, entry, prediction))
+        events.extend(_grub(disk, esp, chain[-2], esp_part.entry.number, entry, prediction))
     for text in EBS:
         events.append(Event(5, "EV_EFI_ACTION", text.decode(), "firmware", digests(text), text))
     prediction.chain = chain
@@ -477,7 +479,9 @@ def _type1(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, load
     return None
 
 
-def _grub(esp: _EspFiles, path: str, partition: int, entry: str | None, prediction: Prediction) -> list[Event]:
+def _grub(
+    disk: Disk, esp: _EspFiles, path: str, partition: int, entry: str | None, prediction: Prediction
+) -> list[Event]:
     """Debian's signed GRUB: the commands it runs (PCR 8) and the files it reads (PCR 9); from 2.12 also
     the kernel's EFI stub it starts (PCR 9)."""
     from cvmlint.measure import grub
@@ -490,8 +494,10 @@ def _grub(esp: _EspFiles, path: str, partition: int, entry: str | None, predicti
         known = next((k for k in grub.KNOWN if version.startswith(k + "-") or version == k), None)
         if vendor != "debian" or known is None:
             raise grub.NotPredicted(f"GRUB at {path} is not Debian's signed {' or '.join(grub.KNOWN)} (its SBAT)")
+        firmware, prefix = grub.image_firmware(data, pe, f"esp:{path}")
+        volumes = _Volumes(disk, esp, f"hd0,gpt{partition}")
         measured, handoff = grub.measurements(
-            f"hd0,gpt{partition}", esp.read, esp.exists, entry, known, path.rsplit("/", 1)[0]
+            volumes, firmware, entry, known, path.rsplit("/", 1)[0], prefix if known == "2.12" else "/EFI/debian"
         )
     except CvmlintError as err:
         reason = Unknown(f"GRUB's measurements: {err}")
@@ -514,6 +520,62 @@ def _grub(esp: _EspFiles, path: str, partition: int, entry: str | None, predicti
         f" ({'assumed: its events are in RTMR[2]' if prediction.td_vtpm else 'assumed without: none of its events'})"
     )
     return events + _linux_stub(prediction, handoff.kernel, options, handoff.initrd, where)
+
+
+class _Volumes:
+    """The disk's partitions as GRUB names them (`hd0,gptN`): the ESP through the scan's reader, the
+    others through their file system's reader; each file read once."""
+
+    def __init__(self, disk: Disk, esp: _EspFiles, esp_device: str) -> None:
+        self.disk, self.esp_files, self.esp = disk, esp, esp_device
+        self._trees: dict[str, Tree | None] = {}
+
+    def _tree(self, device: str) -> Tree | None:
+        from cvmlint.measure.grub import NotPredicted
+
+        if device not in self._trees:
+            number = re.fullmatch(r"hd0,gpt(\d{1,4})", device)
+            part = next((p for p in self.disk.partitions if number and p.entry.number == int(number.group(1))), None)
+            if part is None:
+                raise NotPredicted(f"({device}): the disk has no such partition (GRUB would look on other disks)")
+            try:
+                self._trees[device] = self.disk.tree(part)
+            except CvmlintError as err:
+                raise NotPredicted(f"({device}) cannot be read: {err}") from None
+            if self._trees[device] is None:
+                raise NotPredicted(f"({device}): cvmlint does not read its file system ({part.content})")
+        return self._trees[device]
+
+    def read(self, device: str, path: str) -> bytes | None:
+        if device == self.esp:
+            return self.esp_files.read(path)
+        tree = self._tree(device)
+        node = tree.lookup(path) if tree else None
+        if tree is None or node is None or not node.is_reg:
+            return None
+        return bytes(tree.read(node, limits.get("boot-file-bytes")))
+
+    def exists(self, device: str, path: str) -> bool:
+        if device == self.esp:
+            return self.esp_files.exists(path)
+        tree = self._tree(device)
+        return tree is not None and tree.lookup(path) is not None
+
+    def find(self, kind: str, value: str) -> str:
+        from cvmlint.measure.grub import NotPredicted
+
+        if kind == "file":
+            raise NotPredicted(f"search --file {value}: not followed yet")
+        lost = self.disk.unidentified()
+        found = [
+            p
+            for p in self.disk.partitions
+            if (kind == "fs-uuid" and p.fs_uuid.lower() == value.lower()) or (kind == "label" and p.fs_label == value)
+        ]
+        if len(found) != 1 or lost:
+            why = f"{len(found)} partitions match" + (f"; the UUID and label of {lost} are unknown" if lost else "")
+            raise NotPredicted(f"search --{kind} {value}: {why} (GRUB's choice cannot be predicted)")
+        return f"hd0,gpt{found[0].entry.number}"
 
 
 def _tagged(tag: int, text: bytes) -> bytes:

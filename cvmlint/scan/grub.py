@@ -2,9 +2,10 @@
 `cvmlint measure`, what it runs while it boots (the one GRUB interpreter of both).
 
 Two modes. `read_menu` (scan) follows every branch it cannot decide and records the menu: it says
-what the image may boot. `boot_trace` (measure) follows only what GRUB will do on one boot: the
-commands it runs after expansion, the files it opens and the kernel command line, in order; a
-statement whose effect it cannot decide raises NotFollowed naming the file and line, never a guess.
+what the image may boot. `grub_boot.boot_trace` (measure) runs the same interpreter with its hooks
+overridden to follow only what GRUB will do on one boot: the commands it runs after expansion, the
+files it opens and the kernel command line, in order; a statement whose effect it cannot decide
+raises NotFollowed naming the file and line, never a guess.
 
 Handled: `set`, variables (`$x`, `${x}`, in double quotes), `search` (--fs-uuid, --label, --file,
 search.fs_uuid, --set=var), `configfile` (a new menu) and `source`, `menuentry`/`submenu`
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cvmlint import limits
-from cvmlint.errors import SHOWN_LINE, CvmlintError, reader
+from cvmlint.errors import CvmlintError, reader
 
 GRUB_FEATURES = {
     name: "y"
@@ -229,64 +230,35 @@ def split_device(path: str, env: dict[str, str]) -> tuple[str, str]:
 
 FileReader = Callable[[str, str], bytes | None]
 """(device, path) -> a file's bytes (a kernel, an initrd), None when it does not exist."""
-EXPORTED = ("root", "prefix", "grub_platform", "grub_cpu", *GRUB_FEATURES)
-"""The variables a `configfile` menu starts with when a boot is traced (GRUB exports these itself)."""
-BOOT_COMMANDS = ("set", "configfile", "source")
-"""Statements outside a menu entry whose measurements are followed (checked against real boots)."""
-
-
-@dataclass
-class _Boot:
-    """The state of a traced boot: what GRUB ran, the entries it defined, the entry to boot."""
-
-    read: FileReader
-    entry: str | None
-    trace: list[Executed] = field(default_factory=list)
-    entries: list[tuple[str, list[_Tok], int, GrubFile]] = field(default_factory=list)
-    """(title, the file's tokens, index of the block's `{`, file) of each menuentry defined."""
-    reads: dict[tuple[str, str], bytes] = field(default_factory=dict)
-    handed_over: bool = False
-    """A `configfile` took over: the rest of this file is not run."""
-
-    def command(self, words: list[str]) -> None:
-        self.trace.append(Executed("command", " ".join(words)))
-
-    def file(self, name: str, device: str, path: str, where: str) -> bytes:
-        """A file GRUB opens (read once per boot, at most boot-reads files)."""
-        if (device, path) not in self.reads:
-            if len(self.reads) >= limits.get("boot-reads"):
-                raise NotFollowed(f"{where}: the boot reads more files than the limit boot-reads")
-            data = self.read(device, path)
-            if data is None:
-                raise NotFollowed(f"{where}: {name} does not exist: GRUB would stop")
-            self.reads[(device, path)] = data
-        data = self.reads[(device, path)]
-        self.trace.append(Executed("file", name, data))
-        return data
 
 
 class _Interp:
-    def __init__(self, load: Loader, find: Finder, menu: GrubMenu, boot: _Boot | None = None) -> None:
+    """The interpreter a scan runs: the menu, with every branch it cannot decide followed. A traced
+    boot (grub_boot.Tracer) overrides the hooks: stop, expand, opened, finished, define, function,
+    run and test."""
+
+    def __init__(self, load: Loader, find: Finder, menu: GrubMenu) -> None:
         self.load = load
         self.find = find
         self.menu = menu
-        self.boot = boot
         self.loaded = 0
         self.positions = [0]  # the next item's position at each menu level
         self.submenus: list[tuple[int, str, str]] = []
         self.dry = 0  # inside a branch GRUB would not take: parse, do nothing
 
     def stop(self, message: str) -> None:
-        """Scanning: a problem noted; tracing a boot: the boot cannot be followed."""
-        if self.boot is not None:
-            raise NotFollowed(message)
+        """A problem: noted (a traced boot raises NotFollowed)."""
         self.menu.problems.append(message)
 
     def expand(self, word: str, env: dict[str, str], where: str) -> str:
-        try:
-            return expand(word, env, strict=self.boot is not None)
-        except NotFollowed as err:
-            raise NotFollowed(f"{where}: {err}") from None
+        return expand(word, env)
+
+    def opened(self, file: GrubFile, name: str) -> None:
+        """A configuration file was opened (a traced boot measures it)."""
+
+    def finished(self) -> bool:
+        """Nothing more of the current file runs (a traced boot after `configfile`)."""
+        return False
 
     def run_file(self, device: str, path: str, env: dict[str, str], depth: int, name: str = "") -> dict[str, str]:
         """Run the file; returns the variables as it left them."""
@@ -311,8 +283,7 @@ class _Interp:
             return env
         self.loaded += 1
         self.menu.files.append((file.device, file.path))
-        if self.boot is not None:
-            self.boot.trace.append(Executed("file", name or f"({device}){path}", file.data))
+        self.opened(file, name or f"({device}){path}")
         env = dict(env)
         env.setdefault("root", file.device)
         self.block(tokenize(file.text), 0, env, file, depth, None)
@@ -337,7 +308,7 @@ class _Interp:
             )
             return len(toks)
         while i < len(toks):
-            if self.boot is not None and self.boot.handed_over:
+            if self.finished():
                 return len(toks)
             tok = toks[i]
             if tok.kind == "sep":
@@ -367,91 +338,63 @@ class _Interp:
         where = f"{file.path}:{line}"
         if name == "if":
             return self.conditional(toks, i, env, file, depth + 1, entry)
+        braced = j < len(toks) and toks[j].kind == "{"
         if self.dry:
-            return self.skip_braces(toks, j) + 1 if j < len(toks) and toks[j].kind == "{" else j
+            return self.skip_braces(toks, j) + 1 if braced else j
+        if name == "function" and braced:
+            return self.function(words, toks, j, file, where)
         args = [self.expand(w.raw, env, where) for w in words[1:]]
-        if name in ("menuentry", "submenu") and j < len(toks) and toks[j].kind == "{":
-            if self.boot is not None:
-                return self.define_traced(name, args, toks, j, file, where)
-            title = next((a for a in args if not a.startswith("--")), "")
-            ident = next((args[k + 1] for k, a in enumerate(args[:-1]) if a == "--id"), "")
-            here = (self.positions[-1], title, ident)
-            self.positions[-1] += 1
-            if name == "submenu":
-                self.submenus.append(here)
-                self.positions.append(0)
-                end = self.block(toks, j + 1, dict(env), file, depth + 1, None)
-                self.positions.pop()
-                self.submenus.pop()
-                return end + 1
-            new = GrubEntry(title, file.device, file.path, line, path=(*self.submenus, here))
-            end = self.block(toks, j + 1, dict(env), file, depth + 1, new)
-            self.menu.entries.append(new)
-            return end + 1
-        if name == "function" and j < len(toks) and toks[j].kind == "{":
-            if self.boot is not None:
-                raise NotFollowed(f"{where}: functions are not followed when a boot is traced")
-            return self.skip_braces(toks, j) + 1
-        if self.boot is not None:
-            self.traced(name, args, env, file, depth, entry, where)
-        else:
-            self.simple(name, args, line, env, file, depth, entry)
+        if name in ("menuentry", "submenu") and braced:
+            return self.define(name, args, toks, j, env, file, depth, line, where)
+        self.run(name, words, args, line, env, file, depth, entry, where)
         return j
 
-    def define_traced(self, name: str, args: list[str], toks: list[_Tok], j: int, file: GrubFile, where: str) -> int:
-        """A menuentry GRUB defines: measured as a command whose last word is its block, as written."""
-        assert self.boot is not None
-        if name == "submenu" or len(args) != 1:
-            raise NotFollowed(f"{where}: {name} {' '.join(args)}: submenus and menuentry options are not followed")
-        end = self.skip_braces(toks, j)
-        if end >= len(toks):
-            raise NotFollowed(f"{where}: the menuentry's block is not closed")
-        self.boot.command([name, args[0], file.text[toks[j].pos : toks[end].pos + 1]])
-        self.boot.entries.append((args[0], toks, j, file))
-        return end + 1
+    def function(self, words: list[_Tok], toks: list[_Tok], j: int, file: GrubFile, where: str) -> int:
+        """`function NAME { … }`: a scan does not call functions."""
+        return self.skip_braces(toks, j) + 1
 
-    def traced(
+    def define(
         self,
         name: str,
         args: list[str],
+        toks: list[_Tok],
+        j: int,
+        env: dict[str, str],
+        file: GrubFile,
+        depth: int,
+        line: int,
+        where: str,
+    ) -> int:
+        """A menuentry or submenu: its entries recorded with what they boot."""
+        title = next((a for a in args if not a.startswith("--")), "")
+        ident = next((args[k + 1] for k, a in enumerate(args[:-1]) if a == "--id"), "")
+        here = (self.positions[-1], title, ident)
+        self.positions[-1] += 1
+        if name == "submenu":
+            self.submenus.append(here)
+            self.positions.append(0)
+            end = self.block(toks, j + 1, dict(env), file, depth + 1, None)
+            self.positions.pop()
+            self.submenus.pop()
+            return end + 1
+        new = GrubEntry(title, file.device, file.path, line, path=(*self.submenus, here))
+        end = self.block(toks, j + 1, dict(env), file, depth + 1, new)
+        self.menu.entries.append(new)
+        return end + 1
+
+    def run(
+        self,
+        name: str,
+        words: list[_Tok],
+        args: list[str],
+        line: int,
         env: dict[str, str],
         file: GrubFile,
         depth: int,
         entry: GrubEntry | None,
         where: str,
     ) -> None:
-        """A statement of a traced boot: measured as GRUB runs it, followed where its effect is known."""
-        assert self.boot is not None
-        statement = " ".join([name, *args])
-        statement = statement if len(statement) <= SHOWN_LINE else statement[:SHOWN_LINE] + "…"
-        if entry is not None and name in ("linux", "initrd") and args:
-            self.boot.command([name, *args])
-            if len(args) > limits.get("boot-reads"):
-                raise NotFollowed(f"{where}: more files than the limit boot-reads = {limits.get('boot-reads')}")
-            for word in args[:1] if name == "linux" else args:
-                self.boot.file(word, *split_device(word, env), where)
-            if name == "linux":
-                self.boot.trace.append(Executed("cmdline", " ".join(_cmdline_word(w) for w in args)))
-            return
-        if name not in BOOT_COMMANDS or (name == "set" and (len(args) != 1 or "=" not in args[0])) or not args:
-            raise NotFollowed(
-                f"{where}: `{statement}` is not followed ({', '.join(BOOT_COMMANDS)}, if [ … ] and menuentry are;"
-                " in the booted entry linux and initrd)"
-            )
-        self.boot.command([name, *args])
-        if name == "set":
-            key, _, value = args[0].partition("=")
-            env[key] = value
-            return
-        device, path = split_device(args[0], env)
-        if name == "configfile":  # a new menu, booted from there: GRUB does not come back
-            self.boot.entries.clear()
-            final = self.run_file(device, path, {k: env[k] for k in EXPORTED if k in env}, depth + 1, args[0])
-            if not self.boot.handed_over:
-                self.boot_entry(final, f"{file.path}: configfile {args[0]}")
-            self.boot.handed_over = True
-        else:  # `source` runs in the same context
-            env.update(self.run_file(device, path, env, depth + 1, args[0]))
+        self.simple(name, args, line, env, file, depth, entry)
 
     def skip_braces(self, toks: list[_Tok], i: int) -> int:
         level = 0
@@ -473,7 +416,7 @@ class _Interp:
         taken = False
         while i < len(toks) and toks[i].raw in ("if", "elif"):
             words, j = self._words(toks, i + 1)
-            verdict = None if self.dry or taken else self.test([w.raw for w in words], env, file, toks[i].line)
+            verdict = None if self.dry or taken else self.test(words, env, file, toks[i].line)
             while j < len(toks) and toks[j].raw != "then":
                 j += 1
             i = (
@@ -488,15 +431,9 @@ class _Interp:
             i = self.branch(toks, i + 1, env, file, depth, entry, not taken, ("fi",))
         return i + 1 if i < len(toks) else i
 
-    def test(self, raw: list[str], env: dict[str, str], file: GrubFile, line: int) -> bool | None:
-        """A condition's value (the test is a command GRUB runs: measured when a boot is traced)."""
-        verdict = _condition(raw, env)
-        if self.boot is not None:
-            where = f"{file.path}:{line}"
-            if verdict is None:
-                raise NotFollowed(f"{where}: the condition `{' '.join(raw)}` is not decided")
-            self.boot.command([self.expand(w, env, where) for w in raw])
-        return verdict
+    def test(self, words: list[_Tok], env: dict[str, str], file: GrubFile, line: int) -> bool | None:
+        """A condition's value, None when it cannot be decided."""
+        return _condition([w.raw for w in words], env)
 
     def branch(
         self,
@@ -515,23 +452,6 @@ class _Interp:
             return self.block(toks, i, env, file, depth, entry, stop)
         finally:
             self.dry -= 0 if live else 1
-
-    def boot_entry(self, env: dict[str, str], where: str) -> None:
-        """Boot the requested entry, or the default one: `setparams TITLE`, then its block."""
-        assert self.boot is not None
-        default = self.boot.entry if self.boot.entry is not None else env.get("default", "0")
-        entries = self.boot.entries
-        if not entries:
-            raise NotFollowed(f"{where} defines no menu entry")
-        chosen = next((e for e in entries if e[0] == default), None)
-        if chosen is None and default.isdigit() and len(default) < 10 and int(default) < len(entries):
-            chosen = entries[int(default)]
-        if chosen is None:
-            raise NotFollowed(f"{where}: default={default!r} names no entry")
-        title, toks, start, file = chosen
-        self.boot.command(["setparams", title])
-        new = GrubEntry(title, file.device, file.path, toks[start].line)
-        self.block(toks, start + 1, env, file, 1, new)
 
     def simple(
         self,
@@ -636,19 +556,6 @@ def read_menu(load: Loader, find: Finder, start: list[tuple[str, str]], env: dic
     else:
         menu.problems.append("no GRUB configuration found at " + ", ".join(f"({d}){p}" for d, p in start))
     return menu
-
-
-def boot_trace(
-    load: Loader, read: FileReader, device: str, path: str, env: dict[str, str], entry: str | None = None
-) -> list[Executed]:
-    """What GRUB runs, opens and hands the kernel when `(device)path` is sourced with `env` and the
-    default entry (or the one titled `entry`) is booted; NotFollowed when any of it cannot be decided."""
-    boot = _Boot(read, entry)
-    interp = _Interp(load, lambda _kind, _value: None, GrubMenu(), boot)
-    final = interp.run_file(device, path, {**GRUB_FEATURES, **env}, 0)
-    if not boot.handed_over:
-        interp.boot_entry(final, f"({device}){path}")
-    return boot.trace
 
 
 def _cmdline_word(word: str) -> str:

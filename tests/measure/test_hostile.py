@@ -11,27 +11,37 @@ import pytest
 from cvmlint.errors import FormatError
 from cvmlint.measure.authenticode import authenticode
 from cvmlint.measure.grub import NotPredicted, measurements
+from cvmlint.scan.grub_boot import Firmware
 
 KERNEL = b"\x4d\x5a" + bytes(100)
 
 
-def esp(config: str, files: dict[str, bytes] | None = None) -> tuple[object, object]:
-    found = {"/EFI/debian/grub.cfg": config.encode(), "/vmlinuz": KERNEL, "/initrd.img": b"initrd", **(files or {})}
-    directories = {"/EFI/debian"}
+class Esp:
+    """An ESP's files by path, as GRUB names the partition (hd0,gpt1); no other partition."""
 
-    def read(path: str) -> bytes | None:
-        return found.get(path)
+    esp = "hd0,gpt1"
 
-    def exists(path: str) -> bool:
-        return path in found or path in directories
+    def __init__(self, config: str, files: dict[str, bytes] | None = None, directories: tuple[str, ...] = ()) -> None:
+        self.files = {"/EFI/debian/grub.cfg": config.encode(), "/vmlinuz": KERNEL, "/initrd.img": b"initrd"}
+        self.files.update(files or {})
+        self.directories = {"/EFI/debian", *directories}
 
-    return read, exists
+    def read(self, device: str, path: str) -> bytes | None:
+        return self.files.get(path) if device == self.esp else None
+
+    def exists(self, device: str, path: str) -> bool:
+        return device == self.esp and (path in self.files or path in self.directories)
+
+    def find(self, kind: str, value: str) -> str:
+        raise NotPredicted(f"search --{kind} {value}: no partition matches")
+
+
+NO_MODULES = Firmware(frozenset())
 
 
 def predict(config: str, files: dict[str, bytes] | None = None) -> str:
-    read, exists = esp(config, files)
     try:
-        measurements("hd0,gpt1", read, exists)  # type: ignore[arg-type]
+        measurements(Esp(config, files), NO_MODULES)
     except NotPredicted as err:
         return str(err)
     return "predicted"
@@ -70,13 +80,9 @@ def test_the_same_initrd_named_thousands_of_times_is_refused() -> None:
 
 
 def test_grub_cfg_that_is_a_directory_is_not_an_assertion() -> None:
-    read, _ = esp(ENTRY)
-
-    def exists(path: str) -> bool:
-        return path in ("/EFI/debian", "/EFI/debian/x86_64-efi/grub.cfg")
-
+    volumes = Esp(ENTRY, directories=("/EFI/debian/x86_64-efi/grub.cfg",))
     with pytest.raises(NotPredicted, match="not a file GRUB can read"):
-        measurements("hd0,gpt1", lambda p: None if p.endswith("x86_64-efi/grub.cfg") else read(p), exists)  # type: ignore[operator]
+        measurements(volumes, NO_MODULES)
 
 
 def pe_with_sections(sections: list[tuple[int, int]], size: int) -> bytes:
@@ -107,18 +113,18 @@ def test_grub_2_12_measures_no_prologue_and_its_grub_cfg_twice() -> None:
     """As the tdx-base boot showed (tests/build): the sourced grub.cfg twice, then its commands; the kernel's
     EFI stub gets `BOOT_IMAGE=` and the initrds, each but the last padded to 4 bytes."""
     config = ENTRY.replace("initrd /initrd.img", "initrd /initrd.img /second.img")
-    read, exists = esp(config, {"/second.img": b"abc"})
-    measured, handoff = measurements("hd0,gpt1", read, exists, version="2.12")  # type: ignore[arg-type]
+    volumes = Esp(config, {"/second.img": b"abc"})
+    measured, handoff = measurements(volumes, NO_MODULES, version="2.12")
     assert [m.description for m in measured[:3]] == ["(hd0,gpt1)/EFI/debian/grub.cfg"] * 2 + [
         "grub_cmd: menuentry Debian {\n  linux /vmlinuz root=/dev/sda\n  initrd /initrd.img /second.img\n}"
     ]
     assert handoff.kernel == KERNEL and handoff.cmdline == "/vmlinuz root=/dev/sda"
     assert handoff.initrd == b"initrd\0\0abc"
-    older, _ = measurements("hd0,gpt1", read, exists)  # type: ignore[arg-type]
+    older, _ = measurements(volumes, NO_MODULES)
     assert older[0].description.startswith("grub_cmd: [ -z (hd0,gpt1)/EFI/debian")
 
 
 def test_grub_2_12_with_a_grub_cfg_beside_it_is_not_predicted() -> None:
-    read, exists = esp(ENTRY, {"/EFI/BOOT/grub.cfg": b"set x=1\n"})
+    volumes = Esp(ENTRY, {"/EFI/BOOT/grub.cfg": b"set x=1\n"})
     with pytest.raises(NotPredicted, match=r"reads /EFI/BOOT/grub.cfg \(\$fw_path\) first"):
-        measurements("hd0,gpt1", read, exists, version="2.12")  # type: ignore[arg-type]
+        measurements(volumes, NO_MODULES, version="2.12")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cvmlint.scan import grub
+from cvmlint.scan import grub, grub_boot
 
 KERNELS = {"/vmlinuz-a": b"kernel a", "/vmlinuz-b": b"kernel b", "/initrd.img": b"initrd"}
 
@@ -23,7 +23,13 @@ def files(configs: dict[str, str]) -> tuple[grub.Loader, grub.FileReader]:
 
 def traced(configs: dict[str, str], entry: str | None = None) -> list[grub.Executed]:
     load, read = files(configs)
-    return grub.boot_trace(load, read, "esp", "/grub.cfg", {"grub_platform": "efi", "root": "esp"}, entry)
+
+    def find(kind: str, value: str) -> str:
+        raise grub.NotFollowed(f"search --{kind} {value}: no partition matches")
+
+    firmware = grub_boot.Firmware(frozenset({"part_gpt"}))
+    env = {"grub_platform": "efi", "root": "esp"}
+    return grub_boot.boot_trace(load, read, find, firmware, "esp", "/grub.cfg", env, entry)
 
 
 def scanned(configs: dict[str, str]) -> grub.GrubMenu:
@@ -70,8 +76,8 @@ def test_scan_and_boot_agree_on_what_an_elif_chain_boots() -> None:
 
 
 def test_an_undecided_condition_is_followed_both_ways_by_a_scan_and_stops_a_boot_trace() -> None:
-    config = PLATFORMS.replace('[ "$grub_platform" = pc ]', "[ -f /etc/marker ]")
-    with pytest.raises(grub.NotFollowed, match=r"/grub.cfg:1: the condition `\[ -f /etc/marker \]` is not decided"):
+    config = PLATFORMS.replace('[ "$grub_platform" = pc ]', '[ "$mystery" = pc ]')
+    with pytest.raises(grub.NotFollowed, match=r"/grub.cfg:1: \$mystery is not a variable cvmlint knows the value of"):
         traced({"/grub.cfg": config})
     assert not scanned({"/grub.cfg": config}).problems
 
@@ -96,11 +102,13 @@ def test_configfile_boots_its_own_menu_in_a_new_context() -> None:
 @pytest.mark.parametrize(
     ("config", "words"),
     [
-        ("insmod part_gpt\n", "`insmod part_gpt` is not followed"),
-        ("search --fs-uuid --set=root 1234\n", "`search --fs-uuid --set=root 1234` is not followed"),
+        ("insmod lvm_x\n", "insmod lvm_x: $prefix is not known"),
+        ("search --fs-uuid --set=root 1234\n", "search --fs-uuid 1234: no partition matches"),
         ("set x=$unknown\n", "$unknown is not a variable cvmlint knows the value of"),
-        ("function f { true }\n", "functions are not followed"),
-        ("submenu more { true }\n", "submenus and menuentry options are not followed"),
+        ("background_image /x.png\n", "`background_image /x.png` is not followed"),
+        ("[ -d /boot ]\n", "`[ -d /boot ]` is not followed"),
+        ("echo /boot/*\n", "would be expanded against file names"),
+        ("menuentry y --weird z { linux /vmlinuz-a }\n", "menuentry option --weird is not followed"),
         ("set default=7\n", "default='7' names no entry"),
     ],
 )
@@ -110,3 +118,56 @@ def test_what_a_boot_trace_cannot_decide_is_named_with_its_line(config: str, wor
     assert words in str(err.value)
     if "names no entry" not in words:
         assert "/grub.cfg:2" in str(err.value)
+
+
+ENV_BLOCK = b"# GRUB Environment Block\nsaved_entry=one\n" + b"#" * 990
+
+
+def test_grub_mkconfig_constructs_are_run_and_measured_as_grub_runs_them() -> None:
+    """`[ -s ]` and load_env open grubenv (measured twice), an assignment and a function call are command
+    lines, `if CMD` runs CMD and keeps its status in $?, export carries a variable into configfile's menu."""
+    configs = {
+        "/grub.cfg": """if [ -s $prefix/grubenv ]; then
+  set have_grubenv=true
+  load_env
+fi
+id_option="--id"
+export id_option
+function pick {
+  set default="${1}"
+}
+pick 1
+insmod part_gpt
+if [ "$?" = 0 ]; then echo "ok ${saved_entry}"; fi
+configfile /menu.cfg
+""",
+        "/menu.cfg": "menuentry zero $id_option z0 { linux /vmlinuz-b }\nmenuentry one { linux /vmlinuz-a }\n",
+    }
+    load, read = files(configs)
+
+    def read_all(device: str, path: str) -> bytes | None:
+        return ENV_BLOCK if path == "/boot/grub/grubenv" else read(device, path)
+
+    def find(kind: str, value: str) -> str:
+        raise grub.NotFollowed("no search here")
+
+    firmware = grub_boot.Firmware(frozenset({"part_gpt"}))
+    env = {"grub_platform": "efi", "root": "esp", "prefix": "(esp)/boot/grub"}
+    steps = grub_boot.boot_trace(load, read_all, find, firmware, "esp", "/grub.cfg", env)
+    commands = [s.text for s in steps if s.kind == "command"]
+    assert commands[:9] == [
+        "[ -s (esp)/boot/grub/grubenv ]",
+        "set have_grubenv=true",
+        "load_env",
+        "id_option=--id",
+        "export id_option",
+        "pick 1",
+        "set default=1",
+        "insmod part_gpt",
+        "[ 0 = 0 ]",
+    ]
+    assert commands[9:11] == ["echo ok one", "configfile /menu.cfg"]
+    assert commands[11].startswith("menuentry zero --id z0 {")  # the exported option, in the new menu
+    assert commands[-2:] == ["setparams zero", "linux /vmlinuz-b"]  # `default` is not exported
+    opened = [s.text for s in steps if s.kind == "file"]
+    assert opened[:3] == ["(esp)/grub.cfg", "(esp)/boot/grub/grubenv", "(esp)/boot/grub/grubenv"]
