@@ -140,6 +140,19 @@ TABLE: dict[str, Limit] = {
             "OVMF's log of the UKI test boot: 9 KiB",
             "bytes",
         ),
+        Limit(
+            "grub-steps",
+            100_000,
+            "commands GRUB runs while `measure` follows one boot (function calls included)",
+            "the grub-mkconfig test image: 55",
+        ),
+        Limit(
+            "grub-read-bytes",
+            4 * GiB,
+            "bytes of the files GRUB opens while `measure` follows one boot",
+            "the grub-mkconfig test image: 55 MiB (kernel and initrd)",
+            "bytes",
+        ),
         Limit("grub-config-bytes", 4 * MiB, "a grub.cfg", "the test images' grub.cfg: 300 bytes", "bytes"),
         Limit(
             "grub-files", 16, "GRUB configs followed through configfile/source", "2 (shim's stub and the real config)"

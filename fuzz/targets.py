@@ -185,14 +185,29 @@ def grub(data: bytes) -> None:
 
 
 def _grub_measured(data: bytes) -> None:
-    """The same text as the grub.cfg `cvmlint measure` follows (every other file exists, a few bytes)."""
+    """The same text as the grub.cfg `cvmlint measure` follows, booted by GRUB 2.06 and 2.12: every other
+    file exists (its own path as content), every search finds the second partition."""
     from cvmlint.measure.grub import NotPredicted, measurements
+    from cvmlint.scan.grub_boot import Firmware
 
-    def read(path: str) -> bytes:
-        return data if path == "/EFI/debian/grub.cfg" else path.encode()
+    class Everywhere:
+        esp = "hd0,gpt1"
 
-    with contextlib.suppress(NotPredicted):
-        measurements("hd0,gpt1", read, lambda path: path != "/EFI/debian/x86_64-efi/grub.cfg")
+        def read(self, device: str, path: str) -> bytes | None:
+            if path.endswith("x86_64-efi/grub.cfg") or path == "/EFI/BOOT/grub.cfg" or path.endswith("/x86_64-efi"):
+                return None
+            return data if path.endswith("grub.cfg") else path.encode()
+
+        def exists(self, device: str, path: str) -> bool:
+            return self.read(device, path) is not None or path in ("/EFI/debian",)
+
+        def find(self, kind: str, value: str) -> str:
+            return "hd0,gpt2"
+
+    firmware = Firmware(frozenset({"part_gpt", "ext2", "gzio", "all_video"}), frozenset({"fonts/unicode.pf2"}))
+    for version in ("2.06", "2.12"):
+        with contextlib.suppress(NotPredicted):
+            measurements(Everywhere(), firmware, version=version)
 
 
 def dpkg(data: bytes) -> None:

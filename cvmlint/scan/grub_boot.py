@@ -93,9 +93,12 @@ class Tracer(_Interp):
 
     def __init__(self, load: Loader, read: FileReader, find: Finder, firmware: Firmware, entry: str | None) -> None:
         super().__init__(load, lambda _kind, _value: None, GrubMenu())
-        self.read, self.locate, self.firmware, self.wanted = read, find, firmware, entry
+        self.source, self.locate, self.firmware, self.wanted = read, find, firmware, entry
         self.state = _State()
         self.status = 0
+        self.steps = 0
+        self.files: dict[tuple[str, str], bytes | None] = {}
+        self.bytes_read = 0
 
     # hooks of the base interpreter
 
@@ -181,7 +184,19 @@ class Tracer(_Interp):
     # what each command does
 
     def measure(self, words: list[str]) -> None:
+        self.steps += 1
+        limits.check("grub-steps", self.steps, "grub", "commands run while booting")
         self.state.trace.append(Executed("command", " ".join(words)))
+
+    def read(self, device: str, path: str) -> bytes | None:
+        """A file of the disk, read once per boot; all of them together within grub-read-bytes."""
+        key = (device, path)
+        if key not in self.files:
+            data = self.source(device, path)
+            self.bytes_read += len(data) if data is not None else 0
+            limits.check("grub-read-bytes", self.bytes_read, "grub", f"({device}){path}")
+            self.files[key] = data
+        return self.files[key]
 
     def execute(
         self,

@@ -9,6 +9,7 @@ import struct
 import pytest
 
 from cvmlint.errors import FormatError
+from cvmlint.limits import LimitExceeded
 from cvmlint.measure.authenticode import authenticode
 from cvmlint.measure.grub import NotPredicted, measurements
 from cvmlint.scan.grub_boot import Firmware
@@ -128,3 +129,25 @@ def test_grub_2_12_with_a_grub_cfg_beside_it_is_not_predicted() -> None:
     volumes = Esp(ENTRY, {"/EFI/BOOT/grub.cfg": b"set x=1\n"})
     with pytest.raises(NotPredicted, match=r"reads /EFI/BOOT/grub.cfg \(\$fw_path\) first"):
         measurements(volumes, NO_MODULES, version="2.12")
+
+
+def test_functions_that_call_each_other_twice_stop_at_a_step_budget() -> None:
+    """f0 calls f1 twice, f1 calls f2 twice … : 2^30 commands unless the tracer counts them."""
+    calls = "".join(f"function f{n} {{ f{n + 1}; f{n + 1}; }}\n" for n in range(30))
+    config = calls + "function f30 { true; }\nf0\n" + ENTRY
+    with pytest.raises(LimitExceeded, match="grub-steps"):
+        measurements(Esp(config), NO_MODULES)
+
+
+def test_a_file_tested_again_and_again_is_read_once() -> None:
+    volumes = Esp("set prefix=(hd0,gpt1)/x\n" + "[ -s /vmlinuz ]\n" * 5000 + ENTRY)
+    reads: list[str] = []
+    original = volumes.read
+
+    def counted(device: str, path: str) -> bytes | None:
+        reads.append(path)
+        return original(device, path)
+
+    volumes.read = counted  # type: ignore[method-assign]
+    measured, _ = measurements(volumes, NO_MODULES)
+    assert reads.count("/vmlinuz") == 1 and sum(m.description == "/vmlinuz" for m in measured) == 5001
