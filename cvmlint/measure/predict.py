@@ -32,7 +32,7 @@ from cvmlint.image.source import Buffer
 from cvmlint.measure.authenticode import authenticode
 from cvmlint.scan import boot as bootscan
 from cvmlint.scan.disk import Disk
-from cvmlint.scan.pe import PeImage, parse_pe, section
+from cvmlint.scan.pe import PeImage, parse_pe, section, section_in_memory
 
 if TYPE_CHECKING:
     from cvmlint.facts.model import Measurements
@@ -187,6 +187,13 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None, td_
         problem = "with Secure Boot on: not checked yet" if secure_boot else _type1(prediction, esp, kernel, first)
         if problem:
             return _nothing_known(title, chain, f"systemd-boot booting {kernel.path} {problem}")
+    elif boot.boot.shim is not True and (loader, kernel.section) == ("systemd-boot", ".linux"):
+        chain.append(kernel.path)
+        problem = _uki(prediction, esp, kernel, loader, first, secure_boot)
+        if _stub_version_of(esp, kernel.path) != 257:
+            problem = problem or "(systemd-boot without shim has been checked with systemd 257 only)"
+        if problem:
+            return _nothing_known(title, chain, f"systemd-boot starting {kernel.path} {problem}")
     elif boot.boot.shim is not True or (loader, kernel.section) not in VERIFIED_CHAINS:
         chain.append(kernel.path)
         shape = f"{'shim -> ' if boot.boot.shim is True else ''}{loader} -> {kernel.section or 'kernel'}"
@@ -194,7 +201,9 @@ def predict(disk: Disk, secure_boot: bool = False, entry: str | None = None, td_
     elif kernel.section == ".linux":
         if kernel.path.lower() != chain[-1].lower():  # shim's second stage may be the UKI itself
             chain.append(kernel.path)
-        _uki(prediction, esp, kernel, loader, secure_boot)
+        problem = _uki(prediction, esp, kernel, loader, chain[1], secure_boot)
+        if problem:
+            return _nothing_known(title, chain, f"{loader} starting {kernel.path} {problem}")
     elif secure_boot:
         chain.append(kernel.path)
         return _nothing_known(title, chain, "with Secure Boot on GRUB hands the kernel to shim: not checked yet")
@@ -317,8 +326,11 @@ def _shim_mok(esp: _EspFiles, path: str, prediction: Prediction) -> list[Event]:
     ]
 
 
-def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader: str, secure_boot: bool) -> None:
-    """A UKI started by systemd-boot (or directly by shim): the loader's, the stub's and the kernel's events."""
+def _uki(
+    prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader: str, loader_path: str, secure_boot: bool
+) -> str | None:
+    """A UKI started by systemd-boot (or directly by shim): the loader's, the stub's and the kernel's events.
+    Returns why the chain cannot be predicted (systemd 257), or None."""
     events = prediction.events
     where = Provenance(partition="esp", file=ref.path)
     try:
@@ -326,12 +338,12 @@ def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader
         pe = parse_pe(data, f"esp:{ref.path}") if data is not None else None
     except CvmlintError as err:
         events.append(Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", ref.path, loader, Unknown(str(err)), None, where))
-        return
+        return None
     if data is None or pe is None:
         events.append(
             Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", ref.path, loader, Unknown("not on the ESP"), None, where)
         )
-        return
+        return None
     if loader == "systemd-boot":
         events.append(
             Event(
@@ -344,6 +356,8 @@ def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader
                 where,
             )
         )
+    if _stub_version(data, pe) == 257:
+        return _uki_257(prediction, esp, ref, data, pe, loader, loader_path, secure_boot)
     cmdline = section(data, pe, ".cmdline").decode("utf-8", "replace") if ".cmdline" in pe.sections else ""
     options = _utf16z(cmdline)
     if loader == "systemd-boot":
@@ -415,6 +429,71 @@ def _uki(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, loader
     )
     initrd = section(data, pe, ".initrd") if ".initrd" in pe.sections else None
     events += _linux_stub(prediction, linux, options, initrd, where)
+    return None
+
+
+def _uki_257(
+    prediction: Prediction,
+    esp: _EspFiles,
+    ref: bootscan.KernelRef,
+    data: bytes,
+    pe: PeImage,
+    loader: str,
+    loader_path: str,
+    secure_boot: bool,
+) -> str | None:
+    """systemd-boot and systemd-stub 257 (measure/stub.py): loader.conf (PCR 5), the sections (PCR 11),
+    no options passed for a UKI with .cmdline (PCR 12 untouched), .linux loaded through the firmware
+    (PCR 4), then Linux's stub with the stub's command line and initrd (PCR 9)."""
+    from cvmlint.measure import stub
+
+    where = Provenance(partition="esp", file=ref.path)
+    if loader == "systemd-boot":
+        boot_data = esp.read(loader_path) or b""
+        version = _loader_version(boot_data, parse_pe(boot_data, f"esp:{loader_path}"), "systemd-boot")
+        if version != 257:
+            return f"(systemd-boot {version or '(version not found)'} starting systemd-stub 257: not checked yet)"
+    if secure_boot:
+        return "(systemd-stub 257 with Secure Boot on: not checked yet)"
+    sidecars = [f"{ref.path}.extra.d", "/loader/credentials", "/loader/addons"]
+    present = [path for path in sidecars if esp.exists(path)]
+    if present or ".cmdline" not in pe.sections or ".profile" in pe.sections:
+        found = ", ".join(present) or "a UKI without .cmdline or with profiles"
+        return f"(systemd-stub 257 with {found}: not predicted yet)"
+    prediction.on_tdx |= {"systemd-boot", "systemd-stub"}
+    events = prediction.events
+    if loader == "systemd-boot" and (conf := esp.read("/loader/loader.conf")) is not None:
+        conf_where = Provenance(partition="esp", file="/loader/loader.conf")
+        events.append(
+            Event(5, "EV_EVENT_TAG", "loader.conf", "systemd-boot", digests(conf), None, conf_where, tpm_only=True)
+        )
+    contents = {name: section_in_memory(data, pe, name) for name in (*stub.SECTIONS, ".pcrsig") if name in pe.sections}
+    for name in stub.SECTIONS:
+        if name in contents:
+            label = _utf16z(name)
+            events.append(
+                Event(
+                    11, "EV_IPL", f"section name {name}", "systemd-stub", digests(name.encode() + b"\0"), label, where
+                )
+            )
+            events.append(
+                Event(11, "EV_IPL", f"section {name} contents", "systemd-stub", digests(contents[name]), label, where)
+            )
+    linux = contents[".linux"]
+    events.append(
+        Event(
+            4,
+            "EV_EFI_BOOT_SERVICES_APPLICATION",
+            f"Authenticode digest of {ref.path} section .linux",
+            "firmware",
+            _authenticode(linux, f"{ref.path}:.linux"),
+            None,
+            where,
+        )
+    )
+    options = _utf16z(stub.cmdline(contents[".cmdline"]))
+    events += _linux_stub(prediction, linux, options, stub.initrd(contents), where)
+    return None
 
 
 def _linux_stub(
@@ -590,6 +669,14 @@ def _shown(text: str, most: int = 512) -> str:
 def _stub_version(data: Buffer, pe: PeImage) -> int | None:
     """The systemd-stub version from its `.sdmagic` section."""
     return _loader_version(data, pe, "systemd-stub")
+
+
+def _stub_version_of(esp: _EspFiles, path: str) -> int | None:
+    data = esp.read(path)
+    try:
+        return _stub_version(data, parse_pe(data, f"esp:{path}")) if data is not None else None
+    except CvmlintError:
+        return None
 
 
 def _loader_version(data: Buffer, pe: PeImage, name: str) -> int | None:

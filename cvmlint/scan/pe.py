@@ -26,6 +26,8 @@ class PeImage:
 
     sections: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Section name -> (file offset, size): the content, without the padding to the file alignment."""
+    virtual_sizes: dict[str, int] = field(default_factory=dict)
+    """Section name -> VirtualSize: its size in memory (zero-filled past the file's data)."""
     signers: list[str] = field(default_factory=list)
     """Subject of the signing certificate of each Authenticode signature."""
     signature_problems: list[str] = field(default_factory=list)
@@ -48,6 +50,15 @@ def section(data: Buffer, pe: PeImage, name: str) -> bytes:
         return b""
     offset, size = pe.sections[name]
     return bytes(data[offset : offset + size])
+
+
+def section_in_memory(data: Buffer, pe: PeImage, name: str) -> bytes:
+    """A section as a loader sees it in memory: VirtualSize bytes, zero-filled past the file's data."""
+    content = section(data, pe, name)
+    missing = pe.virtual_sizes.get(name, len(content)) - len(content)
+    if missing > 0:
+        limits.check("boot-file-bytes", len(content) + missing, FMT, f"section {name} in memory")
+    return content + bytes(max(0, missing))
 
 
 def is_pe(data: Buffer) -> bool:
@@ -94,6 +105,7 @@ def parse_pe(data: Buffer, name: str) -> PeImage:
                 f"data {pointer}..{pointer + size} lies past the end of the file ({len(data)} bytes)",
             )
         image.sections.setdefault(sec_name, (pointer, size))
+        image.virtual_sizes.setdefault(sec_name, virtual_size or raw_size)
     if dirs + 40 <= opt + opt_size:
         cert_off, cert_size = struct.unpack_from("<II", data, dirs + 32)
         if cert_size:
