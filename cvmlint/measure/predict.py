@@ -457,8 +457,8 @@ def _uki_257(
         return "(systemd-stub 257 with Secure Boot on: not checked yet)"
     sidecars = [f"{ref.path}.extra.d", "/loader/credentials", "/loader/addons"]
     present = [path for path in sidecars if esp.exists(path)]
-    if present or ".cmdline" not in pe.sections or ".profile" in pe.sections:
-        found = ", ".join(present) or "a UKI without .cmdline or with profiles"
+    if present or ".profile" in pe.sections:
+        found = ", ".join(present) or "a UKI with profiles"
         return f"(systemd-stub 257 with {found}: not predicted yet)"
     prediction.on_tdx |= {"systemd-boot", "systemd-stub"}
     events = prediction.events
@@ -491,8 +491,8 @@ def _uki_257(
             where,
         )
     )
-    options = _utf16z(stub.cmdline(contents[".cmdline"]))
-    events += _linux_stub(prediction, linux, options, stub.initrd(contents), where)
+    cmdline = stub.cmdline(contents.get(".cmdline", b""))  # systemd-boot passes nothing to a UKI of its own
+    events += _linux_stub(prediction, linux, _utf16z(cmdline) if cmdline else b"", stub.initrd(contents), where)
     return None
 
 
@@ -507,11 +507,21 @@ def _linux_stub(
         reason = Unknown(f"Linux {version or '(version not found)'}: its EFI stub's measurements are known from 6.1")
         return [Event(9, "EV_EVENT_TAG", "kernel's LoadOptions and initrd", "linux", reason)]
     label = b"LOADED_IMAGE::LoadOptions\0"
-    out = [
-        Event(
-            9, "EV_EVENT_TAG", label[:-1].decode(), "linux", digests(options), _tagged(TAG_LOAD_OPTIONS, label), where
-        )
-    ]
+    out = (
+        []
+        if not options
+        else [
+            Event(
+                9,
+                "EV_EVENT_TAG",
+                label[:-1].decode(),
+                "linux",
+                digests(options),
+                _tagged(TAG_LOAD_OPTIONS, label),
+                where,
+            )
+        ]
+    )
     if initrd is not None:
         label = b"Linux initrd\0"
         out.append(

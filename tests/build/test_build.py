@@ -74,6 +74,39 @@ def test_measure_predicts_every_register_of_the_debian_tdx_base_boot(tdx_debian:
         assert predict(open_disk(src), td_vtpm=True).on_tdx == {"firmware", "shim", "grub"}
 
 
+@pytest.fixture(scope="module")
+def mkosi_uki(tmp_path_factory: pytest.TempPathFactory, build_root: Path) -> tuple[int, Any, str]:
+    """mkosi's defaults with a UKI and a command line: systemd-boot 257 -> systemd-stub 257 -> Linux 6.12."""
+    import shutil
+
+    from tests.conftest import ROOT
+
+    tmp_path = tmp_path_factory.mktemp("mkosi-uki")
+    shutil.copytree(ROOT / "tests/build/mkosi-uki", tmp_path / "mkosi-uki")
+    return cvmlint_build(tmp_path, "--no-gate", "mkosi-uki")
+
+
+@pytest.mark.heavy
+def test_measure_predicts_every_register_of_a_systemd_257_uki_boot(mkosi_uki: tuple[int, Any, str]) -> None:
+    """The sections systemd-stub 257 measures (.uname and .sbat beyond 252's), no PCR 12 event for a UKI
+    systemd-boot starts, the command line and the initrd (with the stub's /.extra/os-release cpio) Linux
+    measures."""
+    _code, doc, err = mkosi_uki
+    assert doc is not None, err[-3000:]
+    prediction = booted_as_predicted(Path(doc["image"]["path"]))
+    names = [e.what for e in prediction.events if e.pcr == 11 and e.what.startswith("section name")]
+    assert [n.removeprefix("section name ") for n in names] == [
+        ".linux",
+        ".osrel",
+        ".cmdline",
+        ".initrd",
+        ".uname",
+        ".sbat",
+    ]
+    assert [e.what for e in prediction.events if e.pcr == 9] == ["LOADED_IMAGE::LoadOptions", "Linux initrd"]
+    assert not [e for e in prediction.events if e.pcr == 12]
+
+
 @pytest.mark.heavy
 def test_measure_predicts_every_register_of_the_mkosi_defaults_boot(mkosi_defaults: tuple[int, Any, str]) -> None:
     """systemd-boot 257 (no shim) -> a Type #1 entry -> Debian 13's kernel 6.12, as mkosi makes it by default."""
