@@ -344,6 +344,8 @@ def _uki(
             Event(4, "EV_EFI_BOOT_SERVICES_APPLICATION", ref.path, loader, Unknown("not on the ESP"), None, where)
         )
         return None
+    if loader == "systemd-boot" and _stub_version(data, pe) == 257:
+        events += _loader_conf(esp)  # read by systemd-boot before it starts the UKI
     if loader == "systemd-boot":
         events.append(
             Event(
@@ -462,11 +464,6 @@ def _uki_257(
         return f"(systemd-stub 257 with {found}: not predicted yet)"
     prediction.on_tdx |= {"systemd-boot", "systemd-stub"}
     events = prediction.events
-    if loader == "systemd-boot" and (conf := esp.read("/loader/loader.conf")) is not None:
-        conf_where = Provenance(partition="esp", file="/loader/loader.conf")
-        events.append(
-            Event(5, "EV_EVENT_TAG", "loader.conf", "systemd-boot", digests(conf), None, conf_where, tpm_only=True)
-        )
     contents = {name: section_in_memory(data, pe, name) for name in (*stub.SECTIONS, ".pcrsig") if name in pe.sections}
     for name in stub.SECTIONS:
         if name in contents:
@@ -548,12 +545,7 @@ def _type1(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, load
     initrds = [esp.read(path) for path in ref.initrds]
     if kernel is None or any(i is None for i in initrds):
         return "(a file it names is not on the ESP)"
-    conf = esp.read("/loader/loader.conf")
-    if conf is not None:
-        where = Provenance(partition="esp", file="/loader/loader.conf")
-        prediction.events.append(
-            Event(5, "EV_EVENT_TAG", "loader.conf", "systemd-boot", digests(conf), None, where, tpm_only=True)
-        )
+    prediction.events += _loader_conf(esp)
     where = Provenance(partition="esp", file=ref.path)
     prediction.events.append(_application(esp, ref.path, "firmware"))
     words = [f"initrd={path.replace('/', chr(92))}" for path in ref.initrds] + ([ref.options] if ref.options else [])
@@ -566,6 +558,15 @@ def _type1(prediction: Prediction, esp: _EspFiles, ref: bootscan.KernelRef, load
     padded = [i + bytes(-len(i) % 4) for i in present[:-1]] + present[-1:]
     prediction.events += _linux_stub(prediction, kernel, options, b"".join(padded) if present else None, where)
     return None
+
+
+def _loader_conf(esp: _EspFiles) -> list[Event]:
+    """systemd-boot (>= 255) measures loader.conf into PCR 5 when it reads it (a tagged event, TPM only)."""
+    conf = esp.read("/loader/loader.conf")
+    if conf is None:
+        return []
+    where = Provenance(partition="esp", file="/loader/loader.conf")
+    return [Event(5, "EV_EVENT_TAG", "loader.conf", "systemd-boot", digests(conf), None, where, tpm_only=True)]
 
 
 def _grub(
