@@ -382,20 +382,6 @@ class _Interp:
         self.menu.entries.append(new)
         return end + 1
 
-    def run(
-        self,
-        name: str,
-        words: list[_Tok],
-        args: list[str],
-        line: int,
-        env: dict[str, str],
-        file: GrubFile,
-        depth: int,
-        entry: GrubEntry | None,
-        where: str,
-    ) -> None:
-        self.simple(name, args, line, env, file, depth, entry)
-
     def skip_braces(self, toks: list[_Tok], i: int) -> int:
         level = 0
         while i < len(toks):
@@ -453,16 +439,19 @@ class _Interp:
         finally:
             self.dry -= 0 if live else 1
 
-    def simple(
+    def run(
         self,
         name: str,
+        words: list[_Tok],
         args: list[str],
         line: int,
         env: dict[str, str],
         file: GrubFile,
         depth: int,
         entry: GrubEntry | None,
+        where: str,
     ) -> None:
+        """A command: its effect on the menu (a traced boot overrides this with what GRUB does)."""
         if self.dry:
             return
         assignment = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)=", name)
@@ -492,30 +481,38 @@ class _Interp:
             entry.kernel_device, entry.chainloader = split_device(args[-1], env)
 
     def search(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        kind = {"search.fs_uuid": "fs-uuid", "search.fs_label": "label", "search.file": "file"}.get(name, "file")
-        target, value = "root", None
-        positional = []
-        for a in args:
-            if a in ("--fs-uuid", "-u"):
-                kind = "fs-uuid"
-            elif a in ("--label", "-l"):
-                kind = "label"
-            elif a in ("--file", "-f"):
-                kind = "file"
-            elif a.startswith("--set="):
-                target = a.split("=", 1)[1]
-            elif not a.startswith("-"):
-                positional.append(a)
-        if positional:
-            value = positional[0]
-            if name.startswith("search.") and len(positional) > 1:
-                target = positional[1]
+        kind, target, value, _unknown = search_args(name, args)
         if value is not None:
             device = self.find(kind, value)
             if device is not None:
                 env[target] = device
             else:
                 self.menu.problems.append(f"search --{kind} {value}: no partition matches")
+
+
+def search_args(name: str, args: list[str]) -> tuple[str, str, str | None, list[str]]:
+    """`search` and `search.fs_uuid`/`fs_label`/`file`: (kind: file | fs-uuid | label, the variable it sets,
+    the value searched for, the options not known here)."""
+    kind = {"search.fs_uuid": "fs-uuid", "search.fs_label": "label", "search.file": "file"}.get(name, "file")
+    target, positional, unknown = "root", [], []
+    for arg in args:
+        if arg in ("--fs-uuid", "-u"):
+            kind = "fs-uuid"
+        elif arg in ("--label", "-l"):
+            kind = "label"
+        elif arg in ("--file", "-f"):
+            kind = "file"
+        elif arg.startswith("--set="):
+            target = arg.split("=", 1)[1]
+        elif arg in ("--no-floppy", "-n") or arg.startswith("--hint"):
+            continue
+        elif arg.startswith("-"):
+            unknown.append(arg)
+        else:
+            positional.append(arg)
+    if name.startswith("search.") and len(positional) > 1:
+        target = positional[1]
+    return kind, target, positional[0] if positional else None, unknown
 
 
 def _condition(raw: list[str], env: dict[str, str]) -> bool | None:

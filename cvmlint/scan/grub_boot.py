@@ -36,6 +36,7 @@ from cvmlint.scan.grub import (
     _cmdline_word,
     _Interp,
     _Tok,
+    search_args,
     split_device,
 )
 
@@ -327,29 +328,11 @@ class Tracer(_Interp):
         return data is not None
 
     def find_device(self, name: str, args: list[str], env: dict[str, str], where: str) -> int:
-        kind = {"search.fs_uuid": "fs-uuid", "search.fs_label": "label", "search.file": "file"}.get(name)
-        target, positional = "root", []
-        for arg in args:
-            if arg in ("--fs-uuid", "-u"):
-                kind = "fs-uuid"
-            elif arg in ("--label", "-l"):
-                kind = "label"
-            elif arg in ("--file", "-f"):
-                kind = "file"
-            elif arg.startswith("--set="):
-                target = arg.split("=", 1)[1]
-            elif arg in ("--no-floppy", "-n") or arg.startswith("--hint"):
-                continue
-            elif arg.startswith("-"):
-                raise NotFollowed(f"{where}: search option {arg} is not followed")
-            else:
-                positional.append(arg)
-        if kind is None or not positional:
+        kind, target, value, unknown = search_args(name, args)
+        if unknown or value is None:
             raise NotFollowed(f"{where}: `{name} {' '.join(args)}` is not followed")
-        if name.startswith("search.") and len(positional) > 1:
-            target = positional[1]
         try:
-            env[target] = self.locate(kind, positional[0])
+            env[target] = self.locate(kind, value)
         except NotFollowed as err:
             raise NotFollowed(f"{where}: {err}") from None
         return 0

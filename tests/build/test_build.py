@@ -77,13 +77,7 @@ def test_measure_predicts_every_register_of_the_debian_tdx_base_boot(tdx_debian:
 @pytest.fixture(scope="module")
 def mkosi_uki(tmp_path_factory: pytest.TempPathFactory, build_root: Path) -> tuple[int, Any, str]:
     """mkosi's defaults with a UKI and a command line: systemd-boot 257 -> systemd-stub 257 -> Linux 6.12."""
-    import shutil
-
-    from tests.conftest import ROOT
-
-    tmp_path = tmp_path_factory.mktemp("mkosi-uki")
-    shutil.copytree(ROOT / "tests/build/mkosi-uki", tmp_path / "mkosi-uki")
-    return cvmlint_build(tmp_path, "--no-gate", "mkosi-uki")
+    return built_no_gate(tmp_path_factory, "mkosi-uki")
 
 
 @pytest.mark.heavy
@@ -266,16 +260,21 @@ def test_a_build_script_that_installs_a_forbidden_package_is_drift(project: Path
     assert "lua5.4" in {p["name"] for p in doc["packages"]["undeclared"]}
 
 
-@pytest.fixture(scope="module")
-def mkosi_defaults(tmp_path_factory: pytest.TempPathFactory, build_root: Path) -> tuple[int, Any, str]:
-    """A bootable Debian image with mkosi's defaults (systemd-boot 257, a Type #1 entry), built --no-gate."""
+def built_no_gate(tmp_path_factory: pytest.TempPathFactory, recipe: str) -> tuple[int, Any, str]:
+    """`cvmlint build --no-gate` of tests/build/RECIPE in a fresh directory."""
     import shutil
 
     from tests.conftest import ROOT
 
-    tmp_path = tmp_path_factory.mktemp("mkosi-defaults")
-    shutil.copytree(ROOT / "tests/build/mkosi-defaults", tmp_path / "mkosi-defaults")
-    return cvmlint_build(tmp_path, "--no-gate", "mkosi-defaults")
+    tmp_path = tmp_path_factory.mktemp(recipe)
+    shutil.copytree(ROOT / "tests/build" / recipe, tmp_path / recipe)
+    return cvmlint_build(tmp_path, "--no-gate", recipe)
+
+
+@pytest.fixture(scope="module")
+def mkosi_defaults(tmp_path_factory: pytest.TempPathFactory, build_root: Path) -> tuple[int, Any, str]:
+    """A bootable Debian image with mkosi's defaults (systemd-boot 257, a Type #1 entry), built --no-gate."""
+    return built_no_gate(tmp_path_factory, "mkosi-defaults")
 
 
 @pytest.mark.heavy
