@@ -71,17 +71,21 @@ def load_signing_key(path: Path) -> SigningKey:
 
 
 def load_public_key(path: Path) -> Any:
-    """A PEM public key (or the public half of a private key file)."""
+    """A PEM public key. A private key is refused: a verifier never needs it, and one passed around to
+    verify with has left the signer's hands."""
     from cryptography.hazmat.primitives import serialization
 
     data = _read_key(path)
     try:
         key = serialization.load_pem_public_key(data)
-    except ValueError:
-        try:
-            key = serialization.load_pem_private_key(data, password=None).public_key()
-        except (ValueError, TypeError) as err:
-            raise SignatureError(f"{path}: not a PEM public or private key: {err}") from None
+    except ValueError as err:
+        if b"PRIVATE KEY-----" in data:
+            raise SignatureError(
+                f"{path} is a private key: --key takes the signer's public key",
+                hint=f"use {path}.pub (`cvmlint evidence keygen` writes it beside the private key), and keep the "
+                "private key with the signer only",
+            ) from None
+        raise SignatureError(f"{path}: not a PEM public key: {err}") from None
     _algorithm(key)
     return key
 

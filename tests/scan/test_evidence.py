@@ -125,6 +125,12 @@ def test_the_wrong_key_an_extra_file_and_another_image_are_mismatches(
     assert f"MISMATCH: {cloud_image}: sha256 " in proc.stdout and proc.returncode == 1
 
 
+def test_a_private_key_given_to_verify_is_refused_naming_the_public_one(bundle: Path, keys: dict[str, Path]) -> None:
+    proc = run("evidence", "verify", bundle, "--key", keys["ed25519"])
+    assert proc.returncode == 2 and "is a private key: --key takes the signer's public key" in proc.stderr
+    assert f"Tip: use {keys['ed25519']}.pub" in proc.stderr and "verified" not in proc.stdout
+
+
 def test_replay_reproduces_the_results_and_names_a_changed_fact(bundle: Path, tmp_path: Path) -> None:
     proc = run("evidence", "replay", bundle)
     assert proc.returncode == 0 and proc.stdout.endswith("verified\n"), proc.stdout
