@@ -61,14 +61,18 @@ COLORED = {OutputFormat.text, OutputFormat.table}
 VERBOSE_FORMATS = {OutputFormat.text}
 
 
-def reporter_for(fmt: OutputFormat, color: bool, verbose: bool = False) -> Reporter:
-    """The reporter of one output format."""
+def reporter_for(
+    fmt: OutputFormat, color: bool, verbose: bool = False, inputs: dict[str, Any] | None = None
+) -> Reporter:
+    """The reporter of one output format (`inputs`: the image's digests and partitions, for the HTML page)."""
     import importlib
 
     module, name = REPORTERS[fmt]
-    options: dict[str, bool] = {"color": color} if fmt in COLORED else {}
+    options: dict[str, Any] = {"color": color} if fmt in COLORED else {}
     if fmt in VERBOSE_FORMATS:
         options["verbose"] = verbose
+    if fmt is OutputFormat.html and inputs:
+        options["inputs"] = inputs
     reporter: Reporter = getattr(importlib.import_module(module), name)(**options)
     return reporter
 
@@ -205,13 +209,16 @@ class ReportOptions:
             self.unknown.value if self.unknown else (project.unknown if project else None) or UnknownMode.fail.value,
         )
 
-    def emit(self, scored: list[tuple[Report, int]]) -> None:
-        emit(scored, self.fmt, self.output, self.verbose)
+    def emit(self, scored: list[tuple[Report, int]], inputs: dict[str, Any] | None = None) -> None:
+        emit(scored, self.fmt, self.output, self.verbose, inputs)
 
-    def finish(self, report: Report) -> NoReturn:
+    def wants(self, fmt: OutputFormat) -> bool:
+        return fmt in (self.fmt or [])
+
+    def finish(self, report: Report, inputs: dict[str, Any] | None = None) -> NoReturn:
         """Write the report in every asked format and exit with the code it earns."""
         code = report.exit_code(*self.gate())
-        self.emit([(report, code)])
+        self.emit([(report, code)], inputs)
         raise SystemExit(code)
 
 
@@ -275,6 +282,7 @@ def emit(
     formats: list[OutputFormat] | None,
     outputs: list[Path | None] | None,
     verbose: bool = False,
+    inputs: dict[str, Any] | None = None,
 ) -> None:
     """Write every report in each asked format: each --output takes the --format before it, the others go
     to standard output (so one run can write SARIF for the machine and the text view for a person)."""
@@ -282,7 +290,7 @@ def emit(
 
     for fmt, target in pairs(formats, outputs):
         color = target is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        write(render_all(reporter_for(fmt, color, verbose), scored), target)
+        write(render_all(reporter_for(fmt, color, verbose, inputs), scored), target)
 
 
 def pairs(

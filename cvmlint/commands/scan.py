@@ -12,6 +12,7 @@ from cvmlint.commands.common import (
     PROFILE,
     REPORT,
     EvidenceOptions,
+    OutputFormat,
     ReportOptions,
     fail,
     load_policy,
@@ -58,26 +59,30 @@ def scan_cmd(
     key, started, inputs = evidence.key(), datetime.now(UTC), None
     waivers = load_waivers(report.waivers) if report.waivers is not None else None
     with progress_bar(True) as progress:
-        if evidence.evidence is not None:  # one read for the file's and each partition's digests
+        # one read for the file's and each partition's digests: the bundle and the HTML page show them
+        if evidence.evidence is not None or report.wants(OutputFormat.html):
             from cvmlint.evidence.inputs import image_inputs
 
             inputs = image_inputs(image, progress)
             options.known_digest = inputs["sha256"]
         options.progress = progress
         with judge_image(image, policy, options, waivers) as judged:
-            if evidence.evidence is not None and inputs is not None:
+            if inputs is not None:
                 from cvmlint.evidence.inputs import add_verity
 
-                facts = judged.facts(everything=True)  # those no rule read too (the measurements)
+                # the bundle records every fact, those no rule read too (the measurements)
+                facts = judged.facts(everything=True) if evidence.evidence is not None else judged.facts("verity")
+                inputs = add_verity(inputs, facts)
+            if evidence.evidence is not None and inputs is not None:
                 write_evidence(
                     evidence.evidence,
                     judged.report,
                     facts,
                     policy,
-                    add_verity(inputs, facts),
+                    inputs,
                     judged.report.exit_code(*report.gate()),
                     report.waivers,
                     key,
                     started,
                 )
-    report.finish(judged.report)
+    report.finish(judged.report, inputs)

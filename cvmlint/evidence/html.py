@@ -7,6 +7,7 @@ rule with its rationale, remediation, references, findings, unknowns and waivers
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from html import escape
@@ -31,7 +32,10 @@ word-break:break-all}
 .st.waived{background:#2d6cdf}.st.skipped{background:#7a7f87}.st.error{background:#6b2fa8}
 .sev-critical{color:#b3261e;font-weight:700}.sev-high{color:#c2410c;font-weight:700}
 details{background:#fff;border:1px solid #d9dce1;border-radius:6px;margin:6px 0;padding:8px 12px}
-summary{cursor:pointer} .muted{color:#5f6670}
+summary{cursor:pointer} .muted{color:#5f6670} td{overflow-wrap:anywhere}
+@media (max-width:700px){main{padding:10px} table.failed,table.failed tr,table.failed td{display:block}
+table.failed tr:first-child{display:none} table.failed td{border:0;padding:2px 6px}
+table.failed tr{border:1px solid #d9dce1;margin:6px 0}}
 """
 ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.UNKNOWN: 2, Status.WAIVED: 3, Status.PASS: 4, Status.SKIPPED: 5}
 
@@ -62,8 +66,9 @@ def render_page(
         title = f"{len(targets)} targets"
         page_title = ", ".join(r.target.name for r, _, _ in targets)
     parts = [
-        f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>cvmlint: "
-        f"{escape(page_title)}</title><style>{CSS}</style></head><body><main>",
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'><title>cvmlint: "
+        + f"{escape(page_title)}</title><style>{CSS}</style></head><body><main>",
         f"<h1>cvmlint report: {title}</h1>",
     ]
     if signed_by is None:
@@ -89,7 +94,7 @@ def _section(
     parts = [_verdict(report, exit_code), *[f"<p class=warn>{escape(n)}</p>" for n in report.notes]]
     if failing:
         parts.append(
-            "<h2>What failed, and why</h2><table><tr><th>rule</th><th>severity</th><th>result</th>"
+            "<h2>What failed, and why</h2><table class=failed><tr><th>rule</th><th>severity</th><th>result</th>"
             "<th>why</th><th>where</th></tr>"
         )
         parts += [_failing_row(r) for r in failing]
@@ -119,10 +124,15 @@ def _failing_row(r: RuleResult) -> str:
     more = f" <span class=muted>(+{len(r.findings) - 1} more)</span>" if len(r.findings) > 1 else ""
     where = r.findings[0].location if r.findings else ""
     return (
-        f"<tr><td><a href='#{escape(r.rule_id)}'>{escape(r.rule_id)}</a><br>{escape(r.title)}</td>"
+        f"<tr><td><a href='#{escape(r.rule_id)}'>{escape(r.rule_id)}</a><br>{_prose(r.title)}</td>"
         f"<td class=sev-{escape(r.severity)}>{escape(r.severity)}</td><td>{_status(r.status)}</td>"
-        f"<td>{escape(why)}{more}</td><td><code>{escape(where)}</code></td></tr>"
+        f"<td>{_prose(why)}{more}</td><td><code>{escape(where)}</code></td></tr>"
     )
+
+
+def _prose(text: str) -> str:
+    """Text a rule or finding wrote, escaped, with its `code` spans shown as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
 
 
 def _status(status: Status) -> str:
@@ -173,29 +183,29 @@ def _checked(report: Report, inputs: dict[str, Any], signed_by: str | None, when
 def _rule(r: RuleResult, rule: RuleInfo | None) -> str:
     body = [f"<p>{_status(r.status)} <span class=sev-{escape(r.severity)}>{escape(r.severity)}</span></p>"]
     if rule is not None and rule.rationale:
-        body.append(f"<p><b>Why it matters.</b> {escape(rule.rationale)}</p>")
+        body.append(f"<p><b>Why it matters.</b> {_prose(rule.rationale)}</p>")
     if rule is not None and rule.remediation:
-        body.append(f"<p><b>What to do.</b> {escape(rule.remediation)}</p>")
+        body.append(f"<p><b>What to do.</b> {_prose(rule.remediation)}</p>")
     if r.references:
         body.append(f"<p><b>Controls.</b> {escape(', '.join(r.references))}</p>")
     if r.findings:
         body.append(
             "<table><tr><th>finding</th><th>where</th><th>waiver</th></tr>"
             + "".join(
-                f"<tr><td>{escape(f.message)}</td><td><code>{escape(f.location)}</code></td><td>{_waiver(f)}</td></tr>"
+                f"<tr><td>{_prose(f.message)}</td><td><code>{escape(f.location)}</code></td><td>{_waiver(f)}</td></tr>"
                 for f in r.findings
             )
             + "</table>"
         )
     body += [
-        f"<p><b>{'Unknown because' if r.status is Status.UNKNOWN else 'Reason'}:</b> {escape(x)}</p>" for x in r.reasons
+        f"<p><b>{'Unknown because' if r.status is Status.UNKNOWN else 'Reason'}:</b> {_prose(x)}</p>" for x in r.reasons
     ]
     if r.note:
         body.append(f"<p class=muted>{escape(r.note)}</p>")
     opened = " open" if r.status in (Status.FAIL, Status.ERROR, Status.UNKNOWN) else ""
     return (
         f"<details id='{escape(r.rule_id)}'{opened}><summary><h3 style=display:inline>{escape(r.rule_id)} — "
-        f"{escape(r.title)}</h3> {_status(r.status)}</summary>{''.join(body)}</details>"
+        f"{_prose(r.title)}</h3> {_status(r.status)}</summary>{''.join(body)}</details>"
     )
 
 

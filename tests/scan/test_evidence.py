@@ -260,6 +260,28 @@ def test_the_html_report_in_a_browser(bundle: Path, tmp_path: Path) -> None:
     shutil.copy(shot, Path("/tmp/cvmlint-report.png"))  # to look at by hand
 
 
+def test_scan_html_shows_what_the_bundle_page_shows_and_fits_a_phone(hardened_grub: Path, tmp_path: Path) -> None:
+    """`scan -f html` names the image's SHA-256, its partitions and the verity root hash like the bundle's
+    page; it declares a viewport, and rule texts' `code` is code, not raw backticks."""
+    page = tmp_path / "scan.html"
+    proc = run("scan", "--profile", "tdx-base", "-f", "html", "-o", page, hardened_grub)
+    assert proc.returncode in (0, 1), proc.stderr
+    text = page.read_text()
+    assert f"<code>{run_sha256(hardened_grub)}</code>" in text and "dm-verity root hash" in text
+    assert "<th>partitions</th>" in text and "root-x86-64-verity" in text
+    assert "<meta name=viewport content='width=device-width, initial-scale=1'>" in text
+    assert "through the <code>dev</code> profile" in text and "`dev`" not in text
+    require("chromium")
+    shot = tmp_path / "phone.png"
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=390,1400", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    shutil.copy(shot, Path("/tmp/cvmlint-scan-phone.png"))  # to look at by hand
+
+
 def test_lint_writes_a_recipe_bundle(tmp_path: Path) -> None:
     from tests.conftest import ROOT
 
