@@ -89,7 +89,9 @@ def evidence_replay(bundle: Path) -> None:
     PROFILE,
 )
 def evidence_diff(a: Path, b: Path, policy_path: Path | None, profile: list[str] | None) -> None:
-    """What changed between two builds, and each rule whose status changed with the fact that caused it."""
+    """What changed between two builds, and each rule whose status changed with what caused it.
+
+    Exit 0: no rule got worse; 1: a rule's status got worse (checked to skipped, pass to unknown or fail)."""
     from cvmlint.evidence.diff import diff, load_side
 
     policy = load_policy(policy_path, profile)
@@ -98,3 +100,5 @@ def evidence_diff(a: Path, b: Path, policy_path: Path | None, profile: list[str]
             fail(f"{path}: no such bundle or image")
     result = diff(load_side(a, policy), load_side(b, policy), policy)
     print(result.render(), end="")
+    if result.worse:
+        raise SystemExit(1)

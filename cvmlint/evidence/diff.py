@@ -1,8 +1,10 @@
 """`cvmlint evidence diff A B`: what changed between two builds, and which rule changed because of it.
 
-A and B are evidence bundles (facts.json, results.json) or images (scanned here with the default
-policy). The changes are listed per fact; each rule whose status changed names the facts it reads that
-changed, which is why it changed.
+A and B are evidence bundles (facts.json, results.json, inputs.json) or images (scanned here with the
+default policy). The changes are listed per fact, then what judged them (the policy, its profiles and why
+each was applied, the waivers that applied) and the digests of the image and its partitions; each rule
+whose status changed names what changed that it depends on. A rule whose status got worse (checked to
+not checked, passed to unknown or failed) makes the exit code 1.
 """
 
 from __future__ import annotations
@@ -18,30 +20,44 @@ from cvmlint.policy.loader import Policy
 MAX_LISTED = 200
 
 
+RANK = {"pass": 0, "waived": 1, "skipped": 1, "unknown": 2, "fail": 3, "error": 3}
+"""How far a status is from a checked pass: a rule that moves up this scale got worse."""
+
+
 @dataclass
 class Side:
-    """One build: its facts and results as JSON documents."""
+    """One build: its facts and results as JSON documents, and its digests (inputs.json) when known."""
 
     name: str
     facts: dict[str, Any]
     results: dict[str, Any]
+    inputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Diff:
-    """Changes per fact, and rule status changes with their causes."""
+    """Changes per fact, what judged them and the digests; rule status changes with their causes."""
 
     changes: dict[str, list[str]] = field(default_factory=dict)
+    judged: dict[str, list[str]] = field(default_factory=dict)
+    """Changes of the policy, its profiles and the waivers."""
+    digests: list[str] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)
+    worse: list[str] = field(default_factory=list)
+    """The rules whose status got worse."""
 
     def render(self) -> str:
         lines = []
-        for fact, items in self.changes.items():
+        for fact, items in [*self.changes.items(), *self.judged.items()]:
             lines.append(f"{fact}:")
             lines += [f"  {item}" for item in items[:MAX_LISTED]]
             if len(items) > MAX_LISTED:
                 lines.append(f"  … {len(items) - MAX_LISTED} more")
+        if self.digests:
+            lines += ["digests:", *[f"  {d}" for d in self.digests]]
         lines += [f"rule {r}" for r in self.rules] or ["rules: no status changed"]
+        if self.worse:
+            lines.append(f"worse: {len(self.worse)} rules ({', '.join(self.worse)})")
         return "\n".join(lines) + "\n"
 
 
@@ -51,15 +67,19 @@ def load_side(path: Path, policy: Policy) -> Side:
         from cvmlint.evidence.bundle import read_bundle
 
         files = read_bundle(path)
-        return Side(path.name, json.loads(files["facts.json"]), json.loads(files["results.json"]))
+        inputs = json.loads(files["inputs.json"]) if "inputs.json" in files else {}
+        return Side(path.name, json.loads(files["facts.json"]), json.loads(files["results.json"]), inputs)
+    from cvmlint.evidence.inputs import add_verity, image_inputs
     from cvmlint.facts.serialize import facts_to_json
     from cvmlint.pipeline import judge_image
     from cvmlint.report.json import report_to_json
     from cvmlint.scan import ScanOptions
 
-    with judge_image(path, policy, ScanOptions()) as judged:
+    inputs = image_inputs(path)
+    with judge_image(path, policy, ScanOptions(known_digest=inputs["sha256"])) as judged:
         facts = judged.facts(*COMPARED)  # not the measurement prediction: no change is listed from it
-        return Side(path.name, facts_to_json(facts), report_to_json(judged.report, judged.report.exit_code()))
+        report = report_to_json(judged.report, judged.report.exit_code())
+        return Side(path.name, facts_to_json(facts), report, add_verity(inputs, facts))
 
 
 def diff(a: Side, b: Side, policy: Policy) -> Diff:
@@ -69,17 +89,80 @@ def diff(a: Side, b: Side, policy: Policy) -> Diff:
         items = COMPARED[name](fa.get(name), fb.get(name))
         if items:
             out.changes[name] = items
+    out.judged = _judged(a.results, b.results)
+    out.digests = _digests(a.inputs, b.inputs)
     reads = _rule_reads(policy)
     before = {r["rule"]: r for r in a.results["results"]}
     for rule in b.results["results"]:
         old = before.get(rule["rule"])
         if old is None or old["status"] == rule["status"]:
             continue
-        causes = [f for f in reads.get(rule["rule"], ()) if f in out.changes] or ["no fact it reads changed"]
+        causes = [f for f in reads.get(rule["rule"], ()) if f in out.changes]
+        causes += [name for name in ("policy", "profiles") if name in out.judged]
+        if "waived" in (old["status"], rule["status"]):
+            causes.append("waivers")
         finding = (rule["findings"] or old["findings"] or [{}])[0]
         why = f": {finding['message']} at {finding.get('location', '')}" if finding else ""
-        out.rules.append(f"{rule['rule']}: {old['status']} -> {rule['status']} (changed: {', '.join(causes)}){why}")
+        shown = ", ".join(causes) or "no fact it reads, no policy, profile or waiver changed"
+        out.rules.append(f"{rule['rule']}: {old['status']} -> {rule['status']} (changed: {shown}){why}")
+        if RANK.get(rule["status"], 3) > RANK.get(old["status"], 3):
+            out.worse.append(rule["rule"])
     return out
+
+
+def _judged(a: dict[str, Any], b: dict[str, Any]) -> dict[str, list[str]]:
+    """The policy (name, version, digest), its profiles with why each applied, and the waivers used."""
+    out: dict[str, list[str]] = {}
+    pa, pb = a.get("policy") or {}, b.get("policy") or {}
+    policy = [
+        f"{key}: {_show(pa.get(key))} -> {_show(pb.get(key))}"
+        for key in ("name", "version", "sha256")
+        if pa.get(key) != pb.get(key)
+    ]
+    if policy:
+        out["policy"] = policy
+    sa, sb = pa.get("profile_sources") or {}, pb.get("profile_sources") or {}
+    profiles = [f"+ {p} ({sb.get(p, 'applied')})" for p in pb.get("profiles", []) if p not in pa.get("profiles", [])]
+    profiles += [f"- {p} ({sa.get(p, 'applied')})" for p in pa.get("profiles", []) if p not in pb.get("profiles", [])]
+    if profiles:
+        out["profiles"] = profiles
+    wa, wb = _waivers(a), _waivers(b)
+    waivers = [f"+ {w}" for w in sorted(wb - wa)] + [f"- {w}" for w in sorted(wa - wb)]
+    if waivers:
+        out["waivers"] = waivers
+    return out
+
+
+def _waivers(results: dict[str, Any]) -> set[str]:
+    return {
+        f"{r['rule']}: {f['waived_by'].get('reason', '')}".strip()
+        for r in results.get("results", [])
+        for f in r.get("findings") or []
+        if isinstance(f.get("waived_by"), dict)
+    }
+
+
+def _digests(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The image's and each partition's SHA-256, and the verity root hash, where either side has them."""
+    out = []
+    if a.get("sha256") or b.get("sha256"):
+        mark = "same" if a.get("sha256") == b.get("sha256") else "changed"
+        out.append(f"image: {_digest(a.get('sha256'))} -> {_digest(b.get('sha256'))} ({mark})")
+    parts_a = {p["number"]: p for p in a.get("partitions") or []}
+    parts_b = {p["number"]: p for p in b.get("partitions") or []}
+    for number in sorted(parts_a.keys() | parts_b.keys()):
+        pa, pb = parts_a.get(number, {}), parts_b.get(number, {})
+        mark = "same" if pa.get("sha256") == pb.get("sha256") else "changed"
+        name = pb.get("type") or pa.get("type") or ""
+        out.append(f"partition {number} {name}: {_digest(pa.get('sha256'))} -> {_digest(pb.get('sha256'))} ({mark})")
+    va, vb = (a.get("verity") or {}).get("root_hash"), (b.get("verity") or {}).get("root_hash")
+    if va or vb:
+        out.append(f"verity root hash: {_digest(va)} -> {_digest(vb)} ({'same' if va == vb else 'changed'})")
+    return out
+
+
+def _digest(value: Any) -> str:
+    return value if isinstance(value, str) and value else "(none)"
 
 
 def _rule_reads(policy: Policy) -> dict[str, list[str]]:

@@ -207,11 +207,27 @@ def _untimed(data: bytes) -> Any:
 
 
 def test_diff_names_the_rule_and_the_fact_that_changed(hardened_grub: Path, variant_image: Any, bundle: Path) -> None:
+    """A rule that goes from pass to fail is exit 1, named with the fact that changed; the image's and
+    each partition's digests are shown, the ESP (the command line is in its grub.cfg) as changed."""
     image = variant_image("no-lockdown", Variant(cmdline=HARDENED_CMDLINE.replace("lockdown=integrity ", "")))
     proc = run("evidence", "diff", bundle, image, "--profile", "tdx-base")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr
     assert "cmdline:" in proc.stdout and "lockdown=integrity" in proc.stdout
     assert "rule CVM-BOOT-001: pass -> fail (changed: cmdline)" in proc.stdout, proc.stdout
+    assert "worse: 1 rules (CVM-BOOT-001)" in proc.stdout
+    assert f"image: {run_sha256(hardened_grub)} -> {run_sha256(image)} (changed)" in proc.stdout
+    assert "partition 1 esp: " in proc.stdout and "partition 2 root-x86-64: " in proc.stdout
+    same = run("evidence", "diff", bundle, bundle)
+    assert same.returncode == 0 and "rules: no status changed" in same.stdout
+
+
+def test_diff_names_a_profile_as_the_cause(hardened_grub: Path, bundle: Path) -> None:
+    """The same image judged with the dev profile too: the SSH rule stops being checked (worse, exit 1),
+    and the cause shown is the profile, not a fact; the digests are the same."""
+    proc = run("evidence", "diff", bundle, hardened_grub, "--profile", "tdx-base", "--profile", "dev")
+    assert proc.returncode == 1 and "profiles:\n  + dev (" in proc.stdout, proc.stdout
+    assert "rule CVM-PKG-004: pass -> skipped (changed: profiles)" in proc.stdout
+    assert f"image: {run_sha256(hardened_grub)} -> {run_sha256(hardened_grub)} (same)" in proc.stdout
 
 
 def test_the_oscal_document_validates(bundle: Path) -> None:
