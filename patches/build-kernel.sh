@@ -15,6 +15,27 @@
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:?usage: build-kernel.sh OUT_DIR}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)  # the build runs elsewhere: every path made absolute first
+
+# The signing key and certificate are checked now, not after a quarter of an hour of compiling.
+if [ -n "${SB_KEY:-}" ] || [ -n "${SB_CERT:-}" ]; then
+    for name in SB_KEY SB_CERT; do
+        eval "value=\${$name:-}"
+        if [ -z "$value" ]; then echo "build-kernel.sh: $name is not set (SB_KEY and SB_CERT go together)" >&2; exit 2; fi
+        if [ ! -r "$value" ]; then echo "build-kernel.sh: $name=$value: no such readable file" >&2; exit 2; fi
+        eval "$name=\$(cd \"\$(dirname \"\$value\")\" && pwd)/\$(basename \"\$value\")"
+    done
+    if ! key_pub=$(openssl pkey -in "$SB_KEY" -pubout 2>/dev/null); then
+        echo "build-kernel.sh: SB_KEY=$SB_KEY is not an unencrypted PEM private key" >&2; exit 2
+    fi
+    if ! cert_pub=$(openssl x509 -in "$SB_CERT" -noout -pubkey 2>/dev/null); then
+        echo "build-kernel.sh: SB_CERT=$SB_CERT is not a PEM certificate" >&2; exit 2
+    fi
+    if [ "$key_pub" != "$cert_pub" ]; then
+        echo "build-kernel.sh: SB_KEY and SB_CERT do not belong together (the certificate is for another key)" >&2
+        exit 2
+    fi
+fi
 CACHE=${CACHE:-/var/cache/cvmlint/kernel}
 JOBS=${JOBS:-$(nproc)}
 RELEASE=6.1.0-cvm
