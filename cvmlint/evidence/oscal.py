@@ -28,6 +28,10 @@ STATE = {
 }
 
 
+NS = "https://cvmlint.dev/ns/oscal"
+"""The namespace of cvmlint's own OSCAL properties."""
+
+
 def control_id(reference: str) -> str | None:
     """`NIST-800-53:CM-7(5)` -> `cm-7.5`; None for references outside SP 800-53."""
     m = NIST.match(reference)
@@ -48,38 +52,36 @@ def assessment_results(ev: Evidence) -> dict[str, Any]:
     controls = sorted({c for r in report.results for c in map(control_id, r.references) if c})
     observations, findings = [], []
     for r in report.results:
-        if r.status is Status.SKIPPED:
-            continue
         evidence = [{"description": f"{f.message} at {f.location}" if f.location else f.message} for f in r.findings]
-        evidence += [{"description": f"unknown: {reason}"} for reason in r.reasons]
+        label = {Status.UNKNOWN: "unknown", Status.SKIPPED: "skipped"}.get(r.status, "reason")
+        evidence += [{"description": f"{label}: {reason}"} for reason in r.reasons]
         observation = {
             "uuid": uid("obs", r.rule_id),
             "title": f"{r.rule_id}: {r.title}",
             "description": f"cvmlint rule {r.rule_id} ({r.severity}) on {report.target.name}: {r.status.value}",
             "methods": ["TEST"],
             "collected": when,
-            "props": [{"name": "result", "ns": "https://cvmlint.dev/ns/oscal", "value": r.status.value}],
+            "props": [{"name": "result", "ns": NS, "value": r.status.value}],
         }
         if evidence:
             observation["relevant-evidence"] = evidence
         observations.append(observation)
         if r.status in (Status.FAIL, Status.UNKNOWN, Status.ERROR):
-            named: list[str | None] = [c for c in map(control_id, r.references) if c]
-            for control in named or [None]:
-                target = {
+            named = [c for c in map(control_id, r.references) if c]
+            finding: dict[str, Any] = {
+                "uuid": uid("finding", r.rule_id),
+                "title": f"{r.rule_id}: {r.title}",
+                "description": r.findings[0].message if r.findings else "; ".join(r.reasons),
+                "target": {
                     "type": "objective-id",
-                    "target-id": f"{control or r.rule_id.lower()}_obj",
+                    "target-id": f"{named[0] if named else r.rule_id.lower()}_obj",
                     "status": {"state": STATE[r.status]},
-                }
-                findings.append(
-                    {
-                        "uuid": uid("finding", r.rule_id, control or ""),
-                        "title": f"{r.rule_id}: {r.title}",
-                        "description": r.findings[0].message if r.findings else "; ".join(r.reasons),
-                        "target": target,
-                        "related-observations": [{"observation-uuid": uid("obs", r.rule_id)}],
-                    }
-                )
+                },
+                "related-observations": [{"observation-uuid": uid("obs", r.rule_id)}],
+            }
+            if named:  # one finding per rule; every control it maps to is named on it
+                finding["props"] = [{"name": "control-id", "ns": NS, "value": c} for c in named]
+            findings.append(finding)
     result: dict[str, Any] = {
         "uuid": uid("result"),
         "title": f"cvmlint {report.policy_name} {report.policy_version} on {report.target.name}",

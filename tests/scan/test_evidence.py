@@ -233,6 +233,8 @@ def test_diff_names_a_profile_as_the_cause(hardened_grub: Path, bundle: Path) ->
 def test_the_oscal_document_validates(bundle: Path) -> None:
     from trestle.oscal.assessment_results import AssessmentResults
 
+    from cvmlint.evidence.oscal import control_id
+
     doc = json.loads((bundle / "oscal.json").read_text())
     model = AssessmentResults.parse_obj(doc["assessment-results"])
     result = model.results[0]
@@ -243,6 +245,18 @@ def test_the_oscal_document_validates(bundle: Path) -> None:
     }
     assert {"cm-7.5", "si-7"} <= controls
     assert any(f.title.startswith("CVM-PKG-001") for f in result.findings or ())
+    results = json.loads((bundle / "results.json").read_text())["results"]
+    # every rule an observation (skipped ones too), one finding per failed or unknown rule with all its controls
+    assert len(result.observations or ()) == len(results)
+    judged = [r for r in results if r["status"] in ("fail", "unknown", "error")]
+    assert sorted(f.title.split(":")[0] for f in result.findings or ()) == sorted(r["rule"] for r in judged)
+    raw = {f["title"].split(":")[0]: f for f in doc["assessment-results"]["results"][0]["findings"]}
+    several = 0
+    for rule in judged:
+        named = [p["value"] for p in raw[rule["rule"]].get("props", []) if p["name"] == "control-id"]
+        assert named == [c for c in map(control_id, rule.get("references", [])) if c]
+        several += len(named) > 1
+    assert several  # a rule mapped to two controls is one finding naming both
 
 
 def test_the_html_report_in_a_browser(bundle: Path, tmp_path: Path) -> None:
