@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -45,11 +46,17 @@ def cvmlint(cwd: Path, *args: str | Path, env: dict[str, str] | None = None) -> 
     return proc
 
 
-def validate_sarif(log: dict[str, Any]) -> None:
-    """The SARIF 2.1.0 schema, and what GitHub code scanning asks beyond it."""
+def schema_errors(log: Any) -> list[str]:
+    """What the official SARIF 2.1.0 schema (OASIS errata 01, draft-04, formats checked) finds wrong."""
     import jsonschema
 
-    jsonschema.validate(log, json.loads(SCHEMA.read_text()), cls=jsonschema.Draft7Validator)
+    validator = jsonschema.Draft4Validator(json.loads(SCHEMA.read_text()), format_checker=jsonschema.FormatChecker())
+    return [error.message for error in validator.iter_errors(log)]
+
+
+def validate_sarif(log: dict[str, Any]) -> None:
+    """The SARIF 2.1.0 schema, and what GitHub code scanning asks beyond it."""
+    assert schema_errors(log) == []
     assert len(log["runs"]) <= 20
     ids = [run["automationDetails"]["id"] for run in log["runs"]]
     assert len(ids) == len(set(ids))
@@ -69,6 +76,29 @@ def validate_sarif(log: dict[str, Any]) -> None:
                 assert not uri.startswith("/") and ".." not in uri.split("/")
                 region = location["physicalLocation"].get("region")
                 assert region is None or region["startLine"] >= 1
+
+
+def test_the_sarif_schema_rejects_what_is_not_sarif(project: Path) -> None:
+    """A negative control: the schema the tests validate with refuses a wrong version, a result without
+    its message, an unknown property and a level SARIF does not have; a real log passes."""
+    import copy
+
+    log = json.loads(cvmlint(project, "lint", "--mkosi-profile", "dev", "recipes/tdx-base", "-f", "sarif").stdout)
+    assert schema_errors(log) == []
+    assert json.loads(SCHEMA.read_text())["id"].endswith("/errata01/os/schemas/sarif-schema-2.1.0.json")
+    damages: tuple[Callable[[dict[str, Any]], object], ...] = (
+        lambda d: d.update(version="9.9"),
+        lambda d: d["runs"][0]["results"][0].pop("message"),
+        lambda d: d["runs"][0].update(surprise=True),
+        lambda d: d["runs"][0]["results"][0].update(level="fatal"),
+        lambda d: d.pop("runs"),
+    )
+    broken = []
+    for damage in damages:
+        bad = copy.deepcopy(log)
+        damage(bad)
+        broken.append(bool(schema_errors(bad)))
+    assert broken == [True] * 5
 
 
 def openssh_result(log: dict[str, Any]) -> dict[str, Any]:

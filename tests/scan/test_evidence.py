@@ -257,6 +257,11 @@ def test_the_oscal_document_validates(bundle: Path) -> None:
         assert named == [c for c in map(control_id, rule.get("references", [])) if c]
         several += len(named) > 1
     assert several  # a rule mapped to two controls is one finding naming both
+    broken = json.loads(json.dumps(doc["assessment-results"]))  # a negative control: trestle refuses it
+    del broken["results"][0]["uuid"]
+    broken["results"][0]["findings"][0]["target"]["status"]["state"] = "maybe"
+    with pytest.raises(Exception, match="uuid|state"):
+        AssessmentResults.parse_obj(broken)
 
 
 def test_the_html_report_in_a_browser(bundle: Path, tmp_path: Path) -> None:
