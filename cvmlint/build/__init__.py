@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +81,8 @@ class BuildOutcome:
     outputs: dict[str, Path] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
     """What the build was made from (see `record_inputs`): what a rebuild needs."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of each phase: lint, mkosi, record, evidence inputs, scan, evidence bundle."""
     rebuild: Any = None
     """The RebuildOutcome of `--check-reproducible`."""
 
@@ -111,8 +114,10 @@ def build_recipe(
     """Lint, then (unless the gate holds) build with mkosi, scan and compare."""
     warnings = warnings if warnings is not None else []
     read: list[Path] = []
+    clock = time.monotonic()
     lint, recipe_facts, policy = lint_recipe(plan, project, warnings, read)
     outcome = BuildOutcome(lint=lint, policy=policy)
+    outcome.timings["lint"] = time.monotonic() - clock
     if lint.exit_code(plan.fail_on, plan.unknown) != 0:
         if plan.gate:
             outcome.gated = True
@@ -154,9 +159,12 @@ def build_recipe(
         log = output_dir / f"build-{about['Output']}.mkosi.log"
         outcome.outputs["mkosi log"] = log
         outcome.seconds = build(mkosi, args, binds, log, progress)
+        outcome.timings["mkosi"] = outcome.seconds
         progress("recording the packages the build used")
+        clock = time.monotonic()
         outcome.inputs = record_inputs(plan, recipe_facts, read, cache, about, outcome.mkosi)
         outcome.inputs["tools"] = tool_versions(mkosi)
+        outcome.timings["record"] = time.monotonic() - clock
     if not image.is_file():
         raise BuildError(
             f"mkosi finished, but the image it names ({image}) is not there; its log: {outcome.outputs['mkosi log']}"
@@ -226,8 +234,11 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
     if plan.evidence is not None:
         from cvmlint.evidence.inputs import image_inputs
 
+        clock = time.monotonic()
         inputs = image_inputs(outcome.image)
         options.digest, options.known_digest = False, inputs["sha256"]
+        outcome.timings["evidence inputs"] = time.monotonic() - clock
+    clock = time.monotonic()
     waivers = load_waivers(plan.waivers) if plan.waivers is not None else None
     with judge_image(outcome.image, outcome.policy, options, waivers) as judged:
         scan = judged.report
@@ -242,7 +253,9 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
         outcome.sha256 = digest.removeprefix("sha256:") if isinstance(digest, str) else ""
         verity = image_facts.verity
         outcome.root_hash = verity.root_hash if isinstance(verity, Verity) and isinstance(verity.root_hash, str) else ""
+        outcome.timings["scan"] = time.monotonic() - clock
         if plan.evidence is not None and inputs is not None:
+            clock = time.monotonic()
             from cvmlint.evidence.bundle import Evidence, write_bundle
             from cvmlint.evidence.inputs import add_verity
 
@@ -260,6 +273,7 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
                 plan.sign_key,
             )
             outcome.outputs["evidence"] = plan.evidence.resolve()
+            outcome.timings["evidence bundle"] = time.monotonic() - clock
     outcome.size = outcome.image.stat().st_size
 
 
@@ -284,9 +298,11 @@ def _write_outputs(outcome: BuildOutcome, plan: BuildPlan) -> None:
     }
     if outcome.root_hash:
         files["root hash"] = (base.with_suffix(".roothash"), outcome.root_hash + "\n")
-    for name, (path, text) in files.items():
-        path.write_text(text, encoding="utf-8")
+    for name, (path, _text) in files.items():  # every output named before the record that lists them is made
         outcome.outputs[name] = path
+    files["build summary"] = (files["build summary"][0], json.dumps(build_json(outcome, plan), indent=2) + "\n")
+    for path, text in files.values():
+        path.write_text(text, encoding="utf-8")
 
 
 def build_json(outcome: BuildOutcome, plan: BuildPlan) -> dict[str, Any]:
@@ -317,6 +333,7 @@ def build_json(outcome: BuildOutcome, plan: BuildPlan) -> dict[str, Any]:
         else None,
         "mkosi": outcome.mkosi,
         "build_seconds": round(outcome.seconds, 1),
+        "timings": {phase: round(seconds, 1) for phase, seconds in outcome.timings.items()},
         "drift": [d.__dict__ | {"recipe": d.recipe.value, "image": d.image.value} for d in outcome.drift],
         "packages": packages,
         "exit_code": outcome.exit_code(plan.fail_on, plan.unknown),
