@@ -18,7 +18,7 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +59,15 @@ class ToolRoot:
     def exists(self, cache: Path | None = None) -> bool:
         return (self.path(cache) / MARKER).is_file()
 
-    def ensure(self, cache: Path | None = None, mirror: str | None = None) -> Path:
-        """The root, made now if it is not cached yet (needs root and the network to the mirror)."""
+    def ensure(
+        self, cache: Path | None = None, mirror: str | None = None, progress: Callable[[str], None] | None = None
+    ) -> Path:
+        """The root, made now if it is not cached yet (needs root and the network to the mirror); each
+        step is told to `progress` as it starts."""
+        say = progress or (lambda step: None)
         root = self.path(cache)
         if self.exists(cache):
+            say(f"the tool root {root} is made already")
             return root
         if os.geteuid() != 0:
             raise ToolError(f"making the tool root {root} needs root (debootstrap, chroot): run it once as root")
@@ -72,6 +77,7 @@ class ToolRoot:
         tmp = root.with_name(root.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
+        say(f"debootstrap {self.suite} (minbase) from {mirror} into {tmp}")
         run([require("debootstrap"), "--variant=minbase", self.suite, tmp, mirror])
         target = ""
         if self.tools_suite:
@@ -83,11 +89,13 @@ class ToolRoot:
             "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
             f"--no-install-recommends {target}{' '.join(map(shlex.quote, self.packages))} && apt-get clean"
         )
+        say(f"installing {', '.join(self.packages)}{' from ' + self.tools_suite if self.tools_suite else ''}")
         run_in_root(tmp, ["sh", "-c", install])
         (tmp / MARKER).write_text(
             json.dumps({"suite": self.suite, "packages": list(self.packages), "tools_suite": self.tools_suite}) + "\n"
         )
         tmp.rename(root)
+        say(f"made {root}")
         return root
 
 

@@ -140,9 +140,9 @@ def find_mkosi(cache: Path | None = None) -> Mkosi:
     )
 
 
-def setup(cache: Path | None = None) -> Path:
+def setup(cache: Path | None = None, progress: Progress | None = None) -> Path:
     """Make the build tool root (needs root, debootstrap and the network to the apt mirror)."""
-    return BUILD_ROOT.ensure(cache or default_cache())
+    return BUILD_ROOT.ensure(cache or default_cache(), progress=progress)
 
 
 def _version(text: str) -> tuple[int, ...]:

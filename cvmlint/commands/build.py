@@ -95,7 +95,9 @@ def build_cmd(
     from cvmlint.pipeline import recipe_targets
 
     if setup:
-        print(f"build tool root: {setup_root()}")
+        with step_display("setup") as progress:
+            root = setup_root(progress=progress)
+        print(f"build tool root: {root}")
         raise SystemExit(0)
     jobs = recipe_targets(recipes)
     evidence.refuse_one_file_for_several(len(jobs) > 1)

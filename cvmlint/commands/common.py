@@ -363,10 +363,14 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
 
 
 @contextmanager
-def step_display() -> Iterator[Callable[[str], None]]:
-    """Each mkosi step as it starts: a status line with the elapsed time on a terminal, else a log line."""
+def step_display(what: str = "mkosi") -> Iterator[Callable[[str], None]]:
+    """Each step of a long job as it starts: a status line with the elapsed time on a terminal, else a
+    log line with the seconds since the job began."""
     if not sys.stderr.isatty():
-        yield lambda step: err(f"cvmlint: mkosi: {step}")
+        import time
+
+        began = time.monotonic()
+        yield lambda step: err(f"cvmlint: {what}: [{time.monotonic() - began:6.1f} s] {step}")
         return
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -378,5 +382,5 @@ def step_display() -> Iterator[Callable[[str], None]]:
         console=Console(stderr=True),
         transient=True,
     ) as bar:
-        task = bar.add_task("mkosi: starting", total=None)
-        yield lambda step: bar.update(task, description=f"mkosi: {step[:100]}")
+        task = bar.add_task(f"{what}: starting", total=None)
+        yield lambda step: bar.update(task, description=f"{what}: {step[:100]}")
