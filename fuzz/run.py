@@ -104,10 +104,17 @@ def _import_readers() -> None:
     import cvmlint.image.squashfs
     import cvmlint.image.verity
     import cvmlint.image.vhd
+    import cvmlint.measure.authenticode
+    import cvmlint.measure.compare
+    import cvmlint.measure.eventlog
+    import cvmlint.measure.grub
+    import cvmlint.measure.predict
+    import cvmlint.measure.stub
     import cvmlint.policy.loader
     import cvmlint.recipe.facts
     import cvmlint.scan.disk
     import cvmlint.scan.grub
+    import cvmlint.scan.grub_boot
     import cvmlint.scan.initrd
     import cvmlint.scan.kernel
     import cvmlint.scan.pe

@@ -280,26 +280,29 @@ def bundle(data: bytes) -> None:
 
 def uki(data: bytes) -> None:
     """A UKI as `cvmlint measure` reads it: the PE, its Authenticode digest in both banks, the stub's version,
-    the sections systemd-stub measures, the command line and shim's version string."""
-    from cvmlint.measure import predict
+    the sections systemd-stub 252 and 257 measure (in memory), the initrd and command line 257 hands Linux,
+    and shim's version string."""
+    from cvmlint.measure import predict, stub
     from cvmlint.measure.authenticode import authenticode
-    from cvmlint.scan.pe import parse_pe
+    from cvmlint.scan.pe import parse_pe, section, section_in_memory
 
     image = parse_pe(data, "fuzz.efi")
     for bank in ("sha256", "sha384"):
         authenticode(data, bank, "fuzz.efi")
     predict._stub_version(data, image)
-    for name in (*predict.STUB_SECTIONS[252], ".cmdline", ".sdmagic", ".data.ident"):
+    contents = {}
+    for name in (*predict.STUB_SECTIONS[252], *stub.SECTIONS, ".pcrsig", ".sdmagic", ".data.ident"):
         if name in image.sections:
-            section = predict._section(data, image, name)
-            predict._SHIM_VERSION.search(section)
+            contents[name] = section_in_memory(data, image, name)
+            predict._SHIM_VERSION.search(section(data, image, name))
+    stub.initrd(contents)
     if ".cmdline" in image.sections:
         from cvmlint.facts.cmdline import parse_cmdline
         from cvmlint.facts.provenance import Provenance
 
-        text = predict._section(data, image, ".cmdline").decode("utf-8", "replace")
+        text = section(data, image, ".cmdline").decode("utf-8", "replace")
         parse_cmdline(text, Provenance())
-        predict._utf16z(text)
+        predict._utf16z(stub.cmdline(contents[".cmdline"]))
         predict._shown(text)
 
 

@@ -140,6 +140,14 @@ def parse_event_log(data: bytes) -> EventLog:
     offset = start + size
     while offset < len(data):
         event, offset = _event(data, offset, sizes, len(log.events))
+        missing = [bank for bank in log.banks if bank not in event.digests]
+        if missing and event.type != EV_NO_ACTION:  # it could not be replayed in those banks
+            raise FormatError(
+                FMT,
+                f"event {event.index}",
+                event.offset,
+                f"no {', '.join(missing)} digest, which the Spec ID event lists",
+            )
         log.events.append(event)
     return log
 
