@@ -36,7 +36,7 @@ def test_version(capsys) -> None:  # type: ignore[no-untyped-def]
 def test_policy_check_of_the_shipped_policies(capsys) -> None:  # type: ignore[no-untyped-def]
     code, out, err = cli(capsys, "policy", "check", str(ROOT / "policies"))
     assert code == 0 and err == ""
-    assert "ok: policy cvm-baseline 1.0, 27 rules, 5 profiles" in out
+    assert "ok: policy cvm-baseline 1.0, 28 rules, 5 profiles" in out
 
 
 def test_policy_check_reports_like_a_compiler(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -71,7 +71,7 @@ def test_policy_facts_lists_the_catalogue(capsys) -> None:  # type: ignore[no-un
 
 def test_policy_test(capsys) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli(capsys, "policy", "test", "--strict")
-    assert code == 0 and "75 of 75 cases passed" in out
+    assert code == 0 and "79 of 79 cases passed" in out
 
 
 def test_policy_test_reports_a_failing_case(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -94,7 +94,7 @@ def test_facts_summary_and_json(capsys) -> None:  # type: ignore[no-untyped-def]
 
 def test_check_passes_the_hardened_image(capsys) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli(capsys, "check", str(IMAGE), "--profile", "tdx-base")
-    assert code == 0 and "24 pass, 3 skipped; exit 0" in out
+    assert code == 0 and "25 pass, 3 skipped; exit 0" in out
 
 
 def test_check_fails_with_locations(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -166,7 +166,7 @@ def test_the_site_policy_checks_and_passes_its_tests() -> None:
     proc = subprocess.run(
         [str(CVMLINT), "policy", "check", str(EXAMPLES / "policies/site.cvmp")], capture_output=True, text=True
     )
-    assert proc.returncode == 0 and "ok: policy example-site 1.0, 28 rules, 6 profiles" in proc.stdout
+    assert proc.returncode == 0 and "ok: policy example-site 1.0, 29 rules, 6 profiles" in proc.stdout
     proc = subprocess.run(
         [str(CVMLINT), "policy", "test", str(EXAMPLES / "policies/tests")], capture_output=True, text=True
     )

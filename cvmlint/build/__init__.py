@@ -59,6 +59,8 @@ class BuildPlan:
     """The SigningKey that signs it, or None (unsigned)."""
     pinned: Path | None = None
     """A rebuild: the directory of the recorded packages, the only ones mkosi is offered."""
+    boot_check: bool = False
+    """Boot the image under QEMU (cvmlint.bootcheck) before the scan; its console goes into the evidence."""
 
 
 @dataclass
@@ -85,6 +87,8 @@ class BuildOutcome:
     """Wall seconds of each phase: lint, mkosi, record, evidence inputs, scan, evidence bundle."""
     rebuild: Any = None
     """The RebuildOutcome of `--check-reproducible`."""
+    boot: Any = None
+    """The BootCheck of `--boot-check`."""
 
     def exit_code(self, fail_on: str = "low", unknown: str = "fail") -> int:
         codes = [self.lint.exit_code(fail_on, unknown) if self.gated else 0]
@@ -94,6 +98,8 @@ class BuildOutcome:
             codes.append(1)
         if self.rebuild is not None:
             codes.append(self.rebuild.exit_code())
+        if self.boot is not None:
+            codes.append(self.boot.exit_code())
         return max(codes)
 
 
@@ -170,6 +176,8 @@ def build_recipe(
             f"mkosi finished, but the image it names ({image}) is not there; its log: {outcome.outputs['mkosi log']}"
         )
     outcome.image = image
+    if plan.boot_check:
+        _boot(outcome, progress)
     _scan(outcome, plan, recipe_facts, progress)
     _write_outputs(outcome, plan)
     return outcome
@@ -218,6 +226,30 @@ def _tree_files(facts: Facts) -> list[Path]:
     ]
     files = [p for root in roots if root.is_dir() for p in sorted(root.rglob("*")) if p.is_file()]
     return files + [Path(s) for s in b.scripts if Path(s).is_file()]
+
+
+def _boot(outcome: BuildOutcome, progress: Progress) -> None:
+    """Boot the image and keep its console and the checks beside it (and, later, in the evidence)."""
+    from cvmlint.bootcheck import boot_check
+
+    assert outcome.image is not None
+    base = outcome.image.with_suffix("")
+    progress("booting the image (QEMU, OVMF, swtpm) to check its console")
+    clock = time.monotonic()
+    outcome.boot = boot_check(outcome.image, base.with_suffix(".boot.log"))
+    report = base.with_suffix(".boot.json")
+    report.write_text(json.dumps(outcome.boot.to_json(), indent=2) + "\n", encoding="utf-8")
+    outcome.outputs["boot console"], outcome.outputs["boot report"] = outcome.boot.log, report
+    outcome.timings["boot"] = time.monotonic() - clock
+
+
+def _boot_evidence(outcome: BuildOutcome) -> dict[str, bytes]:
+    if outcome.boot is None:
+        return {}
+    return {
+        "boot/serial.log": outcome.boot.log.read_bytes(),
+        "boot/report.json": (json.dumps(outcome.boot.to_json(), indent=2, sort_keys=True) + "\n").encode(),
+    }
 
 
 def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress: Progress) -> None:
@@ -269,6 +301,7 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
                     scan.exit_code(plan.fail_on, plan.unknown),
                     plan.waivers,
                     started,
+                    extra=_boot_evidence(outcome),
                 ),
                 plan.sign_key,
             )
@@ -336,6 +369,7 @@ def build_json(outcome: BuildOutcome, plan: BuildPlan) -> dict[str, Any]:
         "timings": {phase: round(seconds, 1) for phase, seconds in outcome.timings.items()},
         "drift": [d.__dict__ | {"recipe": d.recipe.value, "image": d.image.value} for d in outcome.drift],
         "packages": packages,
+        "boot": outcome.boot.to_json() if outcome.boot is not None else None,
         "exit_code": outcome.exit_code(plan.fail_on, plan.unknown),
         "outputs": {k: str(v) for k, v in outcome.outputs.items()},
         "inputs": outcome.inputs or None,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from cvmlint.cliargs import Opt, command
 from cvmlint.commands.common import (
@@ -59,7 +60,9 @@ if TYPE_CHECKING:
     Opt(
         ("--setup",),
         "setup",
-        "Make the build tool root (Debian trixie with mkosi 25; needs root and the apt mirror) and exit.",
+        "Make what a first build needs and exit: the build tool root (Debian trixie with mkosi 25; needs root and "
+        "the apt mirror) and, for the recipes here, the Secure Boot key (recipes/common/mkosi.key, .crt) and the "
+        "CVM kernel (patches/build-kernel.sh) when they are missing.",
         switch=True,
     ),
     Opt(
@@ -67,6 +70,13 @@ if TYPE_CHECKING:
         "check_reproducible",
         "Then build it again from the recorded inputs (fresh work directory, the same package versions) and "
         "compare the images (exit 1 when they differ, with where and why).",
+        switch=True,
+    ),
+    Opt(
+        ("--boot-check",),
+        "boot_check",
+        "Boot the built image under QEMU with OVMF (and swtpm) and check its console, as `cvmlint boot` does: "
+        "the console and the checks go beside the image and into the evidence; exit 1 when a check fails.",
         switch=True,
     ),
     EVIDENCE_OPTIONS,
@@ -82,6 +92,7 @@ def build_cmd(
     mkosi_arg: list[str] | None,
     setup: bool,
     check_reproducible: bool,
+    boot_check: bool,
     evidence: EvidenceOptions,
 ) -> None:
     """Lint a recipe, build it with mkosi, scan the image with the same policy, and compare the two.
@@ -95,10 +106,7 @@ def build_cmd(
     from cvmlint.pipeline import recipe_targets
 
     if setup:
-        with step_display("setup") as progress:
-            root = setup_root(progress=progress)
-        print(f"build tool root: {root}")
-        raise SystemExit(0)
+        _setup(setup_root)
     jobs = recipe_targets(recipes)
     evidence.refuse_one_file_for_several(len(jobs) > 1)
     code, outcomes, shown = 0, [], set[str]()
@@ -120,6 +128,7 @@ def build_cmd(
             gate_unknown,
             evidence.destination(job.directory, len(jobs) > 1),
             key,
+            boot_check=boot_check,
         )
         warnings: list[str] = []
         with step_display() as progress:
@@ -131,6 +140,26 @@ def build_cmd(
         outcomes.append((outcome, plan))
     _emit_builds(outcomes, report)
     raise SystemExit(code)
+
+
+def _setup(setup_root: Callable[..., Path]) -> NoReturn:
+    """The tool root; then, where the shipped recipes are (recipes/common here), the key and the kernel."""
+    from cvmlint.build.prepare import cvm_kernel, secure_boot_key
+
+    with step_display("setup") as progress:
+        root = setup_root(progress=progress)
+    print(f"build tool root: {root}")
+    common = Path("recipes/common")
+    if not (common / "mkosi.conf").is_file():
+        print("no recipes/common/mkosi.conf here: no Secure Boot key or kernel made (run it where the recipes are)")
+        raise SystemExit(0)
+    key, cert, made = secure_boot_key(common)
+    said = "made now: enrol the certificate as MOK or in db" if made else "already there"
+    print(f"Secure Boot key: {key}, {cert} ({said})")
+    with step_display("setup") as progress:
+        kernel, built = cvm_kernel(common, Path("patches/build-kernel.sh"), key, cert, progress)
+    print(f"CVM kernel: {kernel} ({'built now' if built else 'already there'})")
+    raise SystemExit(0)
 
 
 def _rebuild_of(outcome: BuildOutcome, plan: BuildPlan, project: Project, progress: Progress) -> RebuildOutcome:

@@ -9,6 +9,7 @@
     policy/          the policy as evaluated: every policy and data file, byte for byte; policy.json names
                      the main file, the profiles and the waivers file (policy/waivers/…)
     report.html      the report for people;  oscal.json  OSCAL assessment-results for compliance tools
+    boot/            `cvmlint build --boot-check`: the serial console and what it showed (cvmlint.boot/1)
 
 Files are written in a fixed order with sorted JSON keys, so the same scan gives the same bytes apart
 from times and signatures. A bundle is a directory, or one uncompressed tar file (`*.tar`).
@@ -62,6 +63,8 @@ class Evidence:
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished: datetime = field(default_factory=lambda: datetime.now(UTC))
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    extra: dict[str, bytes] = field(default_factory=dict)
+    """Further files by bundle name, e.g. a build's boot console (boot/serial.log, boot/report.json)."""
 
 
 def tool_info(ev: Evidence) -> dict[str, Any]:
@@ -130,6 +133,7 @@ def bundle_files(ev: Evidence, signed_by: str | None) -> dict[str, bytes]:
     files["report.html"] = render_html(
         ev.report, ev.exit_code, ev.inputs, signed_by, _time(ev.finished), os.environ.get("USER") or None
     ).encode()
+    files.update(ev.extra)
     return files
 
 

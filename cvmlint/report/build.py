@@ -55,6 +55,10 @@ def build_text(outcome: BuildOutcome, plan: BuildPlan, table: Reporter) -> str:
             out.append(f"declared but not in the image: {name} ({where})\n")
     elif outcome.packages is not None:
         out.append(f"package comparison: unknown ({outcome.packages.reason})\n")
+    if outcome.boot is not None:
+        from cvmlint.bootcheck import render_text as boot_text
+
+        out.append(boot_text(outcome.boot))
     out.append(
         f"summary: lint {_verdict(outcome.lint, plan)}; built {_relative(outcome.image)} "
         f"({outcome.size / 2**20:.0f} MiB, sha256 {outcome.sha256[:16]}…, {outcome.seconds:.0f} s, "

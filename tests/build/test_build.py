@@ -6,6 +6,7 @@ linux-source with the BadAML patch. The Ubuntu flavour cannot be built here (no 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -16,7 +17,6 @@ from typing import Any
 import pytest
 
 from tests.boot_proof import booted_as_predicted
-from tests.build.boot import boot
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,9 @@ def tdx_debian(tmp_path_factory: pytest.TempPathFactory, kernel_deb: Path, build
     project = copy_project(tmp_path_factory.mktemp("project"), kernel_deb)
     return (
         *cvmlint_build(  # type: ignore[return-value]
-            project, "-d", "debian", "--evidence", "evidence", "-f", "text", "-o", "build.txt", "recipes/tdx-base"
+            project,
+            *("-d", "debian", "--boot-check", "--evidence", "evidence", "-f", "text", "-o", "build.txt"),
+            "recipes/tdx-base",
         ),
         project,
     )
@@ -161,26 +163,64 @@ def test_the_readme_build_example_is_what_the_build_printed(tdx_debian: Any) -> 
 
 
 @pytest.mark.heavy
-def test_the_debian_tdx_base_image_boots_with_verity_lockdown_and_tmpfs(tdx_debian: Any) -> None:
-    code, doc, _, _ = tdx_debian
+def test_the_debian_tdx_base_image_boots_clean_with_verity_lockdown_and_tmpfs(tdx_debian: Any) -> None:
+    """`build --boot-check`: the image reaches its default target with no failed unit, the root on
+    dm-verity, lockdown on and the volatile mounts; the console is kept beside the image and in the
+    signed evidence."""
+    code, doc, _, project = tdx_debian
+    assert code == 0
+    boot = doc["boot"]
+    checks = {c["name"]: (c["status"], c["detail"]) for c in boot["checks"]}
+    assert {status for status, _ in checks.values()} == {"pass"}, checks
+    assert checks["failed units"] == ("pass", "none on the console")
+    assert checks["lockdown"] == ("pass", "integrity (/sys/kernel/security/lockdown)")
+    assert checks["root on dm-verity"][1].startswith("/dev/mapper/root erofs ro")
+    assert all(checks[f"volatile {d}"][1].split()[1] == "tmpfs" for d in ("/tmp", "/var/tmp", "/var/log"))
+    console = Path(doc["outputs"]["boot console"]).read_text()
+    assert "device-mapper: verity" in console and "[FAILED]" not in console
+    from cvmlint.evidence.bundle import read_bundle
+
+    bundle = read_bundle(project / "evidence")
+    assert bundle["boot/serial.log"] == Path(doc["outputs"]["boot console"]).read_bytes()
+    listed = json.loads(base64.b64decode(json.loads(bundle["statement.json"])["payload"]))["predicate"]["files"]
+    assert {"boot/serial.log", "boot/report.json"} <= set(listed)
+
+
+@pytest.mark.heavy
+def test_cvmlint_boot_reports_the_built_image_as_build_did(tdx_debian: Any) -> None:
+    """The README's `cvmlint boot` example, run on the built image: what a user runs on an image someone
+    else built; the same checks as the build's, and the image file untouched."""
+    from tests.test_readme import EXAMPLES, NEEDS_BOOT, check
+
+    code, doc, _, project = tdx_debian
     assert code == 0
     image = Path(doc["image"]["path"])
-    log = image.with_suffix(".serial.log")
-    console = boot(
-        image,
-        log,
-        # the status service prints lockdown, then the mounts, /var/log last: what the assertions read. Waiting
-        # for multi-user as well added nothing checked and cost the whole 900 s timeout in a run where
-        # systemd-logind kept failing to start and multi-user was not reached
-        until=[r"cvm-status: lockdown", r"cvm-status: mount /var/log "],
-    )
-    status = [line.split("cvm-status: ", 1)[1] for line in console.splitlines() if "cvm-status: " in line]
-    assert "lockdown none integrity [confidentiality]" not in status
-    assert any(s.startswith("lockdown ") and "[integrity]" in s for s in status), console[-3000:]
-    mounts = {s.split()[1]: s.split()[2:] for s in status if s.startswith("mount ")}
-    assert mounts["/"][0].startswith("/dev/mapper/") and mounts["/"][1] == "erofs", mounts
-    assert all(mounts[d][1] == "tmpfs" for d in ("/tmp", "/var/tmp", "/var/log")), mounts
-    assert "device-mapper: verity" in console or "verity" in mounts["/"][0]
+    before = (image.stat().st_mtime_ns, doc["image"]["sha256"])
+    example = next(e for e in EXAMPLES if e.command.startswith(NEEDS_BOOT))
+    check(example, project)
+    assert [c["name"] for c in doc["boot"]["checks"]] == [
+        line.split(maxsplit=1)[1].rsplit("  ", 1)[0].strip() for line in example.expected[1:-1]
+    ]
+    from cvmlint.evidence.inputs import image_inputs
+
+    assert (image.stat().st_mtime_ns, image_inputs(image)["sha256"]) == before
+    assert "Reached target" in (project / "boot.log").read_text()
+
+
+@pytest.mark.heavy
+def test_the_dev_profile_builds_without_drift(kernel_deb: Path, build_root: Path, tmp_path: Path) -> None:
+    """The debug image, selected by the operator: SSH allowed by the policy's dev profile, and what the
+    tools pull in by allowlists/dev.txt; nothing fails, the recipe and the image agree."""
+    from tests.build.conftest import copy_project
+
+    project = copy_project(tmp_path, kernel_deb)
+    code, doc, stderr = cvmlint_build(project, "-d", "debian", "--mkosi-profile", "dev", "recipes/tdx-base")
+    assert doc is not None, stderr
+    scan = statuses(doc["scan"])
+    failing = {rule: status for rule, status in scan.items() if status not in ("pass", "skipped")}
+    assert code == 0 and failing == {} and doc["drift"] == [], (failing, doc["drift"], stderr[-2000:])
+    assert scan["CVM-PKG-001"] == "pass" and scan["CVM-PKG-004"] == "skipped"
+    assert doc["scan"]["policy"]["profile_sources"] == {"tdx-base": "cvmlint.toml", "dev": "--mkosi-profile dev"}
 
 
 @pytest.mark.heavy

@@ -66,8 +66,8 @@ def test_github_says_so_when_everything_passes(
     assert code == 0
     lines = out.splitlines()
     assert len(lines) == 2 and all(line.startswith("::notice title=cvmlint PASS::recipe recipes/") for line in lines)
-    assert "21 pass, 6 skipped; exit 0" in lines[0]
-    assert "* recipe `recipes/tdx-base`: 21 pass, 6 skipped; exit 0" in summary.read_text()
+    assert "22 pass, 6 skipped; exit 0" in lines[0]
+    assert "* recipe `recipes/tdx-base`: 22 pass, 6 skipped; exit 0" in summary.read_text()
 
 
 def test_one_html_page_for_several_recipes(at_root: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -57,7 +57,7 @@ def test_a_failure_shows_each_finding_once_grouped_by_rule(project: Path) -> Non
     assert out.count(f"at {LOCATION}\n") == 2  # once under each of the two rules it fails
     assert (
         out.rstrip().splitlines()[-1].strip()
-        == "summary: 19 pass, 2 fail, 6 skipped; failing: 1 critical, 1 high; exit 1"
+        == "summary: 20 pass, 2 fail, 6 skipped; failing: 1 critical, 1 high; exit 1"
     )
     verbose = cvmlint(project, "lint", "--mkosi-profile", "dev", "--verbose", "recipes/tdx-base").stdout
     assert "PASS    CVM-FS-001" in verbose and "SKIPPED" in verbose.upper()

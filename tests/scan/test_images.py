@@ -36,6 +36,7 @@ HARDENED_PASS = {
     "CVM-BOOT-003",
     "CVM-BOOT-004",
     "CVM-BOOT-005",
+    "CVM-BOOT-006",
     "CVM-KERN-003",
     "CVM-KERN-005",
 }
