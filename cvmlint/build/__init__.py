@@ -302,6 +302,7 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
                     plan.waivers,
                     started,
                     extra=_boot_evidence(outcome),
+                    root=judged.scanned.root,
                 ),
                 plan.sign_key,
             )

@@ -320,10 +320,11 @@ def write_evidence(
     waivers: Path | None,
     key: Any,
     started: Any,
+    root: Any = None,
 ) -> None:
     from cvmlint.evidence.bundle import Evidence, write_bundle
 
-    write_bundle(dest, Evidence(report, facts, policy, inputs, code, waivers, started), key)
+    write_bundle(dest, Evidence(report, facts, policy, inputs, code, waivers, started, root=root), key)
     err(f"cvmlint: evidence: {dest} ({f'signed by key {key.keyid[:16]}…' if key else 'UNSIGNED: no --sign-key'})")
 
 

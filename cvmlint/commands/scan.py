@@ -84,5 +84,6 @@ def scan_cmd(
                     report.waivers,
                     key,
                     started,
+                    judged.scanned.root,
                 )
     report.finish(judged.report, inputs)

@@ -9,6 +9,7 @@
     policy/          the policy as evaluated: every policy and data file, byte for byte; policy.json names
                      the main file, the profiles and the waivers file (policy/waivers/…)
     report.html      the report for people;  oscal.json  OSCAL assessment-results for compliance tools
+    sbom.cdx.json    the software bill of materials, CycloneDX 1.6;  sbom.spdx.json  the same in SPDX 2.3
     boot/            `cvmlint build --boot-check`: the serial console and what it showed (cvmlint.boot/1)
 
 Files are written in a fixed order with sorted JSON keys, so the same scan gives the same bytes apart
@@ -65,6 +66,8 @@ class Evidence:
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     extra: dict[str, bytes] = field(default_factory=dict)
     """Further files by bundle name, e.g. a build's boot console (boot/serial.log, boot/report.json)."""
+    root: Any = None
+    """The image's root file system, when read (the SBOMs' licences come from its copyright files)."""
 
 
 def tool_info(ev: Evidence) -> dict[str, Any]:
@@ -130,11 +133,24 @@ def bundle_files(ev: Evidence, signed_by: str | None) -> dict[str, bytes]:
         }
     )
     files["oscal.json"] = _json(assessment_results(ev))
+    files.update(_sboms(ev))
     files["report.html"] = render_html(
         ev.report, ev.exit_code, ev.inputs, signed_by, _time(ev.finished), os.environ.get("USER") or None
     ).encode()
     files.update(ev.extra)
     return files
+
+
+def _sboms(ev: Evidence) -> dict[str, bytes]:
+    """The target's software bill of materials, CycloneDX and SPDX (cvmlint/sbom.py)."""
+    from cvmlint import sbom
+
+    document = sbom.from_facts(ev.facts, ev.root)
+    document.created = ev.finished.replace(microsecond=0)
+    return {
+        "sbom.cdx.json": sbom.cyclonedx_json(document).encode(),
+        "sbom.spdx.json": sbom.spdx_json(document).encode(),
+    }
 
 
 def statement(ev: Evidence, files: dict[str, bytes]) -> dict[str, Any]:

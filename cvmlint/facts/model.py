@@ -150,6 +150,7 @@ class BootBinary(Record):
     kind: str = doc("`shim`, `grub`, `systemd-boot`, `uki`, `kernel`, `mokmanager` or `other`.")
     signed: Maybe[bool] = doc("Carries an Authenticode signature.", default=False)
     signer: Maybe[str] = doc("Subject of the signer certificate; empty when unsigned.", default="")
+    sha256: Maybe[str] = doc("SHA-256 of the file, hex; empty when it was not read.", default="")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -71,6 +71,8 @@ class Scanned:
     facts: Facts
     later: dict[str, Callable[[], Any]] = field(default_factory=dict)
     cancels: list[Callable[[], None]] = field(default_factory=list)
+    root: Tree | None = None
+    """The root file system, when it could be read (for what no fact holds: the SBOM's licences)."""
 
     def complete(self, names: Iterable[str] | None = None) -> Facts:
         """The facts with every pending one (or those of `names`) waited for; the others stay pending."""
@@ -180,6 +182,7 @@ def _read(
     scanned: Scanned, choice: RootChoice, verity: Verity | Unknown | PendingVerity, disk: Disk, options: ScanOptions
 ) -> None:
     root_tree, tree_reason = _root_tree(disk, choice)
+    scanned.root = root_tree
     _start_boot(scanned, disk, root_tree, choice, options)
     scanned.later["measurements"] = functools.cache(lambda: _measurements(disk))
     part = choice.partition

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import posixpath
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -247,6 +248,7 @@ def _binaries(esp: EspFiles) -> tuple[list[BootBinary], dict[str, EspImage]]:
                 kind=kind,
                 signed=pe.signed,
                 signer=pe.signers[0] if pe.signers else "",
+                sha256=hashlib.sha256(data).hexdigest(),
                 where=esp.where(entry.path),
             )
         )

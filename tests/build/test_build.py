@@ -223,6 +223,67 @@ def test_the_dev_profile_builds_without_drift(kernel_deb: Path, build_root: Path
     assert doc["scan"]["policy"]["profile_sources"] == {"tdx-base": "cvmlint.toml", "dev": "--mkosi-profile dev"}
 
 
+def dpkg_database_of(image: Path, work: Path) -> Path:
+    """The root partition's /var/lib/dpkg, copied out with the file system's own tools (fsck.erofs
+    --extract, debugfs rdump): the test's scratch copy, so dpkg-query can list it."""
+    table = json.loads(subprocess.run(["sfdisk", "-J", str(image)], capture_output=True, text=True, check=True).stdout)
+    root = next(p for p in table["partitiontable"]["partitions"] if p["type"] == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")
+    part = work / "root.img"
+    with open(image, "rb") as src, open(part, "wb") as dst:
+        src.seek(root["start"] * 512)
+        left = root["size"] * 512
+        while left:
+            chunk = src.read(min(left, 1 << 24))
+            dst.write(chunk)
+            left -= len(chunk)
+    out = work / "root"
+    if part.read_bytes()[1024:1028] == bytes.fromhex("e2e1f5e0"):  # erofs superblock magic
+        subprocess.run(["fsck.erofs", f"--extract={out}", str(part)], check=True, capture_output=True)
+        return out / "var/lib/dpkg"
+    (out / "var/lib").mkdir(parents=True)
+    subprocess.run(["debugfs", "-R", f"rdump /var/lib/dpkg {out}/var/lib", str(part)], check=True, capture_output=True)
+    return out / "var/lib/dpkg"
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("which", ["tdx-base", "mkosi-defaults"])
+def test_the_sbom_of_a_built_image_lists_exactly_what_dpkg_query_lists(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """`cvmlint sbom` on a built image, both formats valid, against dpkg-query on the image's own database;
+    and the build's evidence carries both documents."""
+    from tests.scan.test_sbom import cyclonedx_packages, validate_cyclonedx, validate_spdx
+
+    built = request.getfixturevalue("tdx_debian" if which == "tdx-base" else "mkosi_defaults")
+    doc = built[1]
+    image = Path(doc["image"]["path"])
+    admindir = dpkg_database_of(image, tmp_path)
+    listed = subprocess.run(
+        [
+            *("dpkg-query", f"--admindir={admindir}", "-W"),
+            "-f=${db:Status-Status} ${Package} ${Version} ${Architecture}\n",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    expected = {tuple(line.split()[1:]) for line in listed.splitlines() if line.startswith("installed ")}
+    assert len(expected) > 50
+    for fmt in ("cyclonedx", "spdx"):
+        out = tmp_path / f"sbom.{fmt}.json"
+        proc = subprocess.run([sys.executable, "-m", "cvmlint", "sbom", str(image), "-f", fmt, "-o", str(out)])
+        assert proc.returncode == 0
+    validate_cyclonedx((tmp_path / "sbom.cyclonedx.json").read_text())
+    validate_spdx(tmp_path / "sbom.spdx.json")
+    assert cyclonedx_packages(json.loads((tmp_path / "sbom.cyclonedx.json").read_text())) == expected
+    if which == "tdx-base":
+        from cvmlint.evidence.bundle import read_bundle
+
+        bundle = read_bundle(built[3] / "evidence")
+        validate_cyclonedx(bundle["sbom.cdx.json"].decode())
+        assert cyclonedx_packages(json.loads(bundle["sbom.cdx.json"])) == expected
+
+
 @pytest.mark.heavy
 def test_a_rebuild_from_the_record_is_bit_for_bit_the_first(tdx_debian: Any) -> None:
     """The issue's check: a second build from a cold work directory, offered only the recorded package
@@ -349,6 +410,7 @@ def test_mkosi_defaults_scan_with_every_finding_explained(mkosi_defaults: tuple[
         "CVM-BOOT-003": "pass",
         "CVM-BOOT-004": "pass",  # Debian-signed systemd-boot and kernel
         "CVM-BOOT-005": "pass",
+        "CVM-BOOT-006": "pass",  # every security parameter once
         "CVM-KERN-001": "fail",  # Debian's kernel has no BadAML guard
         "CVM-KERN-002": "fail",  # CONFIG_ACPI_TABLE_UPGRADE=y (read from esp:/config-<kver>)
         "CVM-KERN-003": "pass",  # CONFIG_STRICT_DEVMEM=y

@@ -76,11 +76,19 @@ def test_a_signed_bundle_holds_everything_and_verifies(
         "policy/policy.json",
         "report.html",
         "results.json",
+        "sbom.cdx.json",
+        "sbom.spdx.json",
         "statement.json",
         "tool.json",
     ]
     inputs = json.loads((bundle / "inputs.json").read_text())
     assert inputs["sha256"] == run_sha256(hardened_grub)
+    from tests.scan.test_sbom import validate_cyclonedx, validate_spdx
+
+    validate_cyclonedx((bundle / "sbom.cdx.json").read_text())
+    validate_spdx(bundle / "sbom.spdx.json")
+    cdx = json.loads((bundle / "sbom.cdx.json").read_text())
+    assert cdx["metadata"]["component"]["hashes"][0]["content"] == inputs["sha256"]
     assert [p["type"] for p in inputs["partitions"]] == ["esp", "root-x86-64", "root-x86-64-verity"]
     assert inputs["verity"]["root_hash"] == inputs["verity"]["data_root_hash"]
     proc = run("evidence", "verify", bundle, "--key", f"{keys['ed25519']}.pub", "--image", hardened_grub)
@@ -196,7 +204,7 @@ def test_two_bundles_of_one_scan_differ_only_in_times_and_signatures(
     for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
         rel = path.relative_to(bundle)
         a, b = path.read_bytes(), (again / rel).read_bytes()
-        if rel.name in ("tool.json", "statement.json", "oscal.json", "report.html"):
+        if rel.name in ("tool.json", "statement.json", "oscal.json", "report.html", "sbom.cdx.json", "sbom.spdx.json"):
             a, b = _untimed(a), _untimed(b)
         assert a == b, rel
 
@@ -204,8 +212,8 @@ def test_two_bundles_of_one_scan_differ_only_in_times_and_signatures(
 def _untimed(data: bytes) -> Any:
     import re
 
-    data = re.sub(rb'"(payload|sig)": "[^"]*"', b"", data)
-    return re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", b"TIME", data)
+    data = re.sub(rb'"(payload|sig|serialNumber)": "[^"]*"', b"", data)  # a CycloneDX serial includes the time
+    return re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|\+00:00)", b"TIME", data)
 
 
 def test_diff_names_the_rule_and_the_fact_that_changed(hardened_grub: Path, variant_image: Any, bundle: Path) -> None:
