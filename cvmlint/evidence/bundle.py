@@ -10,6 +10,8 @@
                      the main file, the profiles and the waivers file (policy/waivers/…)
     report.html      the report for people;  oscal.json  OSCAL assessment-results for compliance tools
     sbom.cdx.json    the software bill of materials, CycloneDX 1.6;  sbom.spdx.json  the same in SPDX 2.3
+    attestations/    standard in-toto statements, each in its own DSSE envelope: the SBOM as a CycloneDX
+                     predicate, and for a build SLSA provenance v1 (cvmlint/evidence/attest.py)
     boot/            `cvmlint build --boot-check`: the serial console and what it showed (cvmlint.boot/1)
 
 Files are written in a fixed order with sorted JSON keys, so the same scan gives the same bytes apart
@@ -153,16 +155,22 @@ def _sboms(ev: Evidence) -> dict[str, bytes]:
     }
 
 
+def subject(ev: Evidence) -> dict[str, Any]:
+    """What every statement of the bundle speaks of: the image file (or the recipe tree) and its SHA-256."""
+    target = ev.report.target
+    digest = ev.inputs.get("sha256") or (target.digest if isinstance(target.digest, str) else "")
+    return {"name": target.name, "digest": {"sha256": str(digest).removeprefix("sha256:")}}
+
+
 def statement(ev: Evidence, files: dict[str, bytes]) -> dict[str, Any]:
     """The in-toto Statement: the subject and the cvmlint predicate (docs/evidence.md)."""
     import hashlib
 
     target = ev.report.target
-    digest = ev.inputs.get("sha256") or (target.digest if isinstance(target.digest, str) else "")
-    subject = {"name": target.name, "digest": {"sha256": str(digest).removeprefix("sha256:")}}
+
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [subject],
+        "subject": [subject(ev)],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "target": {"kind": target.kind, "name": target.name},
@@ -184,7 +192,10 @@ def statement(ev: Evidence, files: dict[str, bytes]) -> dict[str, Any]:
 
 def write_bundle(dest: Path, ev: Evidence, key: SigningKey | None = None) -> Path:
     """Write the bundle (a directory, or a tar file when `dest` ends in .tar); its path."""
+    from cvmlint.evidence.attest import envelopes
+
     files = bundle_files(ev, key.keyid if key else None)
+    files.update(envelopes(subject(ev), files, ev.inputs.get("build"), (ev.started, ev.finished), key))
     body = canonical_json(statement(ev, files))
     envelope = sign(body, key) if key else unsigned(body)
     files = {"statement.json": _json(envelope), **files}

@@ -48,10 +48,13 @@ def tdx_debian(tmp_path_factory: pytest.TempPathFactory, kernel_deb: Path, build
     from tests.build.conftest import copy_project
 
     project = copy_project(tmp_path_factory.mktemp("project"), kernel_deb)
+    keygen = [sys.executable, "-m", "cvmlint", "evidence", "keygen", str(project / "evidence-key.pem")]
+    subprocess.run(keygen, check=True, capture_output=True)
     return (
         *cvmlint_build(  # type: ignore[return-value]
             project,
-            *("-d", "debian", "--boot-check", "--evidence", "evidence", "-f", "text", "-o", "build.txt"),
+            *("-d", "debian", "--boot-check", "--evidence", "evidence", "--sign-key", "evidence-key.pem"),
+            *("-f", "text", "-o", "build.txt"),
             "recipes/tdx-base",
         ),
         project,
@@ -282,6 +285,32 @@ def test_the_sbom_of_a_built_image_lists_exactly_what_dpkg_query_lists(
         bundle = read_bundle(built[3] / "evidence")
         validate_cyclonedx(bundle["sbom.cdx.json"].decode())
         assert cyclonedx_packages(json.loads(bundle["sbom.cdx.json"])) == expected
+
+
+@pytest.mark.heavy
+def test_the_build_provenance_is_slsa_v1_and_verifies_with_in_toto(tdx_debian: Any) -> None:
+    """attestations/provenance.slsa.dsse.json, checked by in-toto's libraries: the subject is the image, the
+    materials are every recipe file and every installed package with its digest, the builder names mkosi."""
+    from cvmlint.evidence.bundle import read_bundle
+    from tests.intoto import verified_statement
+
+    code, doc, _, project = tdx_debian
+    assert code == 0
+    bundle = read_bundle(project / "evidence")
+    public = project / "evidence-key.pem.pub"
+    provenance = verified_statement(bundle["attestations/provenance.slsa.dsse.json"], public)
+    assert provenance["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert provenance["subject"][0]["digest"] == {"sha256": doc["image"]["sha256"]}
+    definition = provenance["predicate"]["buildDefinition"]
+    resolved = {d.get("uri") or d["name"]: d["digest"]["sha256"] for d in definition["resolvedDependencies"]}
+    inputs = doc["inputs"]
+    assert {f["path"]: f["sha256"] for f in inputs["files"]}.items() <= resolved.items()
+    debs = {d["name"]: d["digest"]["sha256"] for d in definition["resolvedDependencies"] if "uri" in d}
+    assert debs == {p["name"]: p["sha256"] for p in inputs["packages"]}
+    assert provenance["predicate"]["runDetails"]["builder"]["version"]["mkosi"] == doc["mkosi"]
+    assert definition["externalParameters"]["recipe"] == "recipes/tdx-base"
+    sbom = verified_statement(bundle["attestations/sbom.cdx.dsse.json"], public)
+    assert sbom["predicate"] == json.loads(bundle["sbom.cdx.json"])
 
 
 @pytest.mark.heavy
