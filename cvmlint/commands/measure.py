@@ -20,6 +20,13 @@ class TextOrJson(enum.StrEnum):
     json = "json"
 
 
+class ReferenceFormat(enum.StrEnum):
+    """What `--reference` writes."""
+
+    cvmlint = "cvmlint"
+    trustee = "trustee"
+
+
 TEXT_OR_JSON = Opt(("--format", "-f"), "fmt", "Output format.", kind=TextOrJson, default=TextOrJson.text)
 
 
@@ -43,6 +50,14 @@ TEXT_OR_JSON = Opt(("--format", "-f"), "fmt", "Output format.", kind=TextOrJson,
     Opt(("--entry",), "entry", "The boot entry to predict, by title (default: the default entry)."),
     Opt(("--reference",), "reference", "Also write reference values for a verifier to this file.", kind=Path),
     Opt(
+        ("--reference-format",),
+        "reference_format",
+        "cvmlint (cvmlint.measurements/1, every register with its reason when unknown) or trustee (a message "
+        "for Trustee's RVPS, `rvps-tool register --path FILE`: rtmr_1, rtmr_2, tpm_pcrN).",
+        kind=ReferenceFormat,
+        default=ReferenceFormat.cvmlint,
+    ),
+    Opt(
         ("--eventlog",),
         "eventlog",
         "A real boot's TCG2 event log (binary_bios_measurements): name the first event that differs from the"
@@ -59,6 +74,7 @@ def measure_cmd(
     td_vtpm: bool,
     entry: str | None,
     reference: Path | None,
+    reference_format: ReferenceFormat,
     eventlog: Path | None,
     output: Path | None,
 ) -> None:
@@ -78,7 +94,9 @@ def measure_cmd(
     log = _read_log(eventlog) if eventlog is not None else None
     with open_image(image) as (src, _kind):
         prediction = predict(open_disk(src), secure_boot=secure_boot, entry=entry, td_vtpm=td_vtpm)
-    if reference is not None:
+    if reference is not None and reference_format is ReferenceFormat.trustee:
+        write(render.trustee_reference(prediction), reference)
+    elif reference is not None:
         digest = hashlib.sha256()
         with open(image, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):

@@ -124,6 +124,30 @@ def reference(prediction: Prediction, image: str, image_sha256: str) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
+TRUSTEE_MESSAGE_VERSION = "0.1.0"
+
+
+def trustee_reference(prediction: Prediction) -> str:
+    """The reference values as a message for Trustee's Reference Value Provider Service (`rvps-tool
+    register --path FILE`): `{"version": "0.1.0", "type": "sample", "payload": base64(JSON)}`, the payload
+    mapping each reference value name to its accepted values. The names are those Trustee's default
+    attestation policy queries: `rtmr_1`, `rtmr_2` (TDX, compared with the quote's hex registers) and
+    `tpm_pcr<N>` (the SHA-256 bank; the policy reads `tpm_pcr11`). A register cvmlint could not predict
+    is left out: RVPS then has no value for it and the policy fails that claim, never passes it."""
+    import base64
+
+    values: dict[str, list[str]] = {}
+    for rtmr, value in prediction.rtmrs().items():
+        if isinstance(value, bytes):
+            values[f"rtmr_{rtmr}"] = [value.hex()]
+    for pcr, value in prediction.pcrs("sha256").items():
+        if isinstance(value, bytes):
+            values[f"tpm_pcr{pcr}"] = [value.hex()]
+    payload = json.dumps(values, indent=2, sort_keys=True).encode()
+    message = {"version": TRUSTEE_MESSAGE_VERSION, "type": "sample", "payload": base64.b64encode(payload).decode()}
+    return json.dumps(message, indent=2) + "\n"
+
+
 def comparison_text(comparison: Comparison, log_name: str) -> str:
     """The log next to the prediction: the first event that differs, each PCR's, and the registers."""
     lines = ["", f"event log: {log_name} (banks compared: {', '.join(comparison.banks)})"]

@@ -198,6 +198,36 @@ def test_the_cli_prints_registers_transcript_json_and_reference(tmp_path: Path) 
     assert ref["image"]["sha256"] == run("sha256sum", disk).split()[0]
 
 
+@pytest.mark.parametrize(("kind", "options"), [("uki", []), ("grub-mkosi", []), ("grub-mkosi", ["--secure-boot"])])
+def test_the_trustee_reference_is_the_rvps_sample_message_with_our_values(
+    kind: str, options: list[str], tmp_path: Path
+) -> None:
+    """`--reference-format trustee`, checked field by field against Trustee's description (RVPS `Message`:
+    version 0.1.0, type, base64 payload; the sample extractor's payload: name -> list of values; the names
+    its default policy queries: rtmr_1, rtmr_2, tpm_pcr11): the same values as cvmlint's own reference,
+    nothing for a register cvmlint could not predict. RVPS itself (Rust) cannot be installed here."""
+    import base64
+
+    disk = measure_images.image(kind)
+    ours, theirs = tmp_path / "ours.json", tmp_path / "trustee.json"
+    run(".venv/bin/cvmlint", "measure", *options, "--reference", ours, disk)
+    run(".venv/bin/cvmlint", "measure", *options, "--reference", theirs, "--reference-format", "trustee", disk)
+    message = json.loads(theirs.read_text())
+    assert set(message) == {"version", "type", "payload"} and message["version"] == "0.1.0"
+    assert message["type"] == "sample"
+    values = json.loads(base64.b64decode(message["payload"], validate=True))
+    assert isinstance(values, dict) and all(isinstance(v, list) and len(v) == 1 for v in values.values())
+    reference = json.loads(ours.read_text())
+    expected = {f"rtmr_{k[4:]}": [v] for k, v in reference["registers"].items() if k.startswith("rtmr")}
+    expected |= {f"tpm_pcr{k[3:-7]}": [v] for k, v in reference["registers"].items() if k.endswith(".sha256")}
+    assert values == expected
+    assert {"rtmr_1", "rtmr_2", "tpm_pcr11"} <= set(values) or reference["unknown"]
+    assert all(re.fullmatch(r"[0-9a-f]{96}", v[0]) for k, v in values.items() if k.startswith("rtmr_"))
+    assert all(re.fullmatch(r"[0-9a-f]{64}", v[0]) for k, v in values.items() if k.startswith("tpm_pcr"))
+    for name in reference["unknown"]:  # pcr4, rtmr2 …: no value at all
+        assert f"tpm_pcr{name[3:]}" not in values and f"rtmr_{name[4:]}" not in values, name
+
+
 def test_a_policy_pins_the_measurements_of_a_scanned_image(policy_of) -> None:  # type: ignore[no-untyped-def]
     """The `measurements` fact: a site policy pins RTMR[2] and PCR 11 and forbids a debug command line;
     a wrong pin fails naming the fact; a recipe has no measurements (unknown, never a pass)."""
