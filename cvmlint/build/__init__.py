@@ -29,6 +29,7 @@ from cvmlint.build.mkosi import (
     tool_versions,
 )
 from cvmlint.facts.model import Build, Facts, System, Verity
+from cvmlint.facts.provenance import Items
 from cvmlint.policy.loader import Policy
 from cvmlint.policy.results import Report
 from cvmlint.project import Project, RecipeEntry
@@ -252,6 +253,15 @@ def _boot_evidence(outcome: BuildOutcome) -> dict[str, bytes]:
     }
 
 
+def _package_origins(delta: Any, image: Facts) -> dict[str, Any]:
+    """The image's packages by origin: named by the recipe, or pulled in as dependencies (for the report)."""
+    if not isinstance(delta, PackageDelta) or not isinstance(image.packages, Items):
+        return {}
+    pulled = {name for name, _ in delta.undeclared}
+    names = sorted({p.name for p in image.packages})
+    return {"package_origins": {"declared": [n for n in names if n not in pulled], "pulled_in": sorted(pulled)}}
+
+
 def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress: Progress) -> None:
     from cvmlint import limits
     from cvmlint.pipeline import judge_image
@@ -297,7 +307,9 @@ def _scan(outcome: BuildOutcome, plan: BuildPlan, recipe_facts: Facts, progress:
                     scan,
                     image_facts,
                     outcome.policy,
-                    add_verity(inputs, image_facts) | ({"build": outcome.inputs} if outcome.inputs else {}),
+                    add_verity(inputs, image_facts)
+                    | ({"build": outcome.inputs} if outcome.inputs else {})
+                    | _package_origins(outcome.packages, image_facts),
                     scan.exit_code(plan.fail_on, plan.unknown),
                     plan.waivers,
                     started,

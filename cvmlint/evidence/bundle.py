@@ -135,24 +135,26 @@ def bundle_files(ev: Evidence, signed_by: str | None) -> dict[str, bytes]:
         }
     )
     files["oscal.json"] = _json(assessment_results(ev))
-    files.update(_sboms(ev))
+    sboms, packages = _sboms(ev)
+    files.update(sboms)
     files["report.html"] = render_html(
-        ev.report, ev.exit_code, ev.inputs, signed_by, _time(ev.finished), os.environ.get("USER") or None
+        ev.report, ev.exit_code, ev.inputs, signed_by, _time(ev.finished), os.environ.get("USER") or None, packages
     ).encode()
     files.update(ev.extra)
     return files
 
 
-def _sboms(ev: Evidence) -> dict[str, bytes]:
-    """The target's software bill of materials, CycloneDX and SPDX (cvmlint/sbom.py)."""
+def _sboms(ev: Evidence) -> tuple[dict[str, bytes], int]:
+    """The target's software bill of materials, CycloneDX and SPDX (cvmlint/sbom.py), and its package count."""
     from cvmlint import sbom
 
     document = sbom.from_facts(ev.facts, ev.root)
     document.created = ev.finished.replace(microsecond=0)
-    return {
+    files = {
         "sbom.cdx.json": sbom.cyclonedx_json(document).encode(),
         "sbom.spdx.json": sbom.spdx_json(document).encode(),
     }
+    return files, sum(p.kind in ("package", "declared") for p in document.parts)
 
 
 def subject(ev: Evidence) -> dict[str, Any]:

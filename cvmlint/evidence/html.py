@@ -47,8 +47,11 @@ def render_html(
     signed_by: str | None,
     when: str | None = None,
     by: str | None = None,
+    packages: int | None = None,
 ) -> str:
-    """The whole page for one target."""
+    """The whole page for one target; `packages` (a bundle's page) links the SBOMs beside it."""
+    if packages is not None:
+        inputs = inputs | {"sbom_packages": packages}
     return render_page([(report, exit_code, inputs)], signed_by, when, by)
 
 
@@ -158,6 +161,8 @@ def _checked(report: Report, inputs: dict[str, Any], signed_by: str | None, when
     rows.append(("profiles", escape(report.profiles_text() or "none")))
     if report.config:
         rows.append(("configuration", escape(report.config)))
+    if "sbom_packages" in inputs:
+        rows.append(("software", _software(inputs)))
     rows.append(("signed", f"by key <code>{escape(signed_by)}</code>" if signed_by else "<b>no: unsigned</b>"))
     rows.append(("checked", escape(f"{when or 'now'} by cvmlint {__version__}" + (f", run by {by}" if by else ""))))
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
@@ -178,6 +183,18 @@ def _checked(report: Report, inputs: dict[str, Any], signed_by: str | None, when
             f"<tr><th>read</th><td><code>{escape(item['path'])}</code> <code>{escape(item['sha256'])}</code></td></tr>"
         )
     return f"<h2>What was checked</h2><table>{table}</table>"
+
+
+def _software(inputs: dict[str, Any]) -> str:
+    """The package count, by origin when a build knows it, and the bill of materials beside the page."""
+    count = inputs["sbom_packages"]
+    origins = inputs.get("package_origins") or {}
+    text = f"{count} packages"
+    if origins:
+        declared, pulled = len(origins.get("declared", [])), len(origins.get("pulled_in", []))
+        text += f": {declared} declared by the recipe, {pulled} pulled in as dependencies"
+    links = "<a href='sbom.cdx.json'>CycloneDX</a>, <a href='sbom.spdx.json'>SPDX</a>"
+    return f"{escape(text)}; bill of materials: {links}"
 
 
 def _rule(r: RuleResult, rule: RuleInfo | None) -> str:

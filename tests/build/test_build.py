@@ -285,6 +285,11 @@ def test_the_sbom_of_a_built_image_lists_exactly_what_dpkg_query_lists(
         bundle = read_bundle(built[3] / "evidence")
         validate_cyclonedx(bundle["sbom.cdx.json"].decode())
         assert cyclonedx_packages(json.loads(bundle["sbom.cdx.json"])) == expected
+        origins = re.search(
+            r"(\d+) packages: (\d+) declared by the recipe, (\d+) pulled in", bundle["report.html"].decode()
+        )
+        assert origins is not None and int(origins[1]) == len(expected) == int(origins[2]) + int(origins[3])
+        assert int(origins[3]) == len(doc["packages"]["undeclared"])
 
 
 @pytest.mark.heavy

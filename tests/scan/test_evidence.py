@@ -91,6 +91,9 @@ def test_a_signed_bundle_holds_everything_and_verifies(
     validate_spdx(bundle / "sbom.spdx.json")
     cdx = json.loads((bundle / "sbom.cdx.json").read_text())
     assert cdx["metadata"]["component"]["hashes"][0]["content"] == inputs["sha256"]
+    packages = sum(c.get("purl", "").startswith("pkg:deb/") for c in cdx["components"])
+    page = (bundle / "report.html").read_text()
+    assert f"{packages} packages; bill of materials: <a href='sbom.cdx.json'>CycloneDX</a>" in page
     assert [p["type"] for p in inputs["partitions"]] == ["esp", "root-x86-64", "root-x86-64-verity"]
     assert inputs["verity"]["root_hash"] == inputs["verity"]["data_root_hash"]
     proc = run("evidence", "verify", bundle, "--key", f"{keys['ed25519']}.pub", "--image", hardened_grub)
