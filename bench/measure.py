@@ -11,14 +11,13 @@ Usage: python3 bench/measure.py [--runs 7] [--image NAME=PATH ...]   (repository
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import timed  # noqa: E402
+from common import images_given, side_by_side  # noqa: E402
 
 from tests import grub_mkconfig_image, images, measure_images  # noqa: E402
 
@@ -36,20 +35,15 @@ def main() -> None:
         "hardened image": images.hardened(),
         "grub-mkconfig image": grub_mkconfig_image.image(),
     }
-    disks |= {name: Path(path) for name, path in (item.split("=", 1) for item in args.image)}
+    disks |= images_given(args.image)
     for name, disk in disks.items():
         commands = {
             "measure": [CVMLINT, "measure", str(disk)],
             "scan --no-verity": [CVMLINT, "scan", "--no-verity", "-f", "json", str(disk)],
             "scan": [CVMLINT, "scan", "-f", "json", str(disk)],
         }
-        for argv in commands.values():
-            timed(argv, (0, 1))
-        times: dict[str, list[float]] = {k: [] for k in commands}
-        for _ in range(args.runs):
-            for label, argv in commands.items():
-                times[label].append(timed(argv, (0, 1)))
-        shown = ", ".join(f"{label} {statistics.median(t) * 1000:.0f} ms" for label, t in times.items())
+        medians = side_by_side(commands, args.runs, (0, 1))
+        shown = ", ".join(f"{label} {seconds * 1000:.0f} ms" for label, seconds in medians.items())
         print(f"{name} ({disk.stat().st_size >> 20} MiB): {shown}")
 
 

@@ -11,7 +11,6 @@ Usage: python3 bench/sbom.py [--runs 5] [--image NAME=PATH ...]   (repository ro
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common import timed  # noqa: E402
+from common import images_given, side_by_side  # noqa: E402
 
 from tests import images  # noqa: E402
 
@@ -32,7 +31,7 @@ def main() -> None:
     parser.add_argument("--image", action="append", default=[], help="NAME=PATH of another image to time")
     args = parser.parse_args()
     disks = {"hardened image": images.hardened(), "cloud image": images.cloud()}
-    disks |= {name: Path(path) for name, path in (item.split("=", 1) for item in args.image)}
+    disks |= images_given(args.image)
     for name, disk in disks.items():
         commands = {
             "sbom cyclonedx": [CVMLINT, "sbom", str(disk)],
@@ -43,13 +42,8 @@ def main() -> None:
             fmt: len(subprocess.run([CVMLINT, "sbom", "-f", fmt, str(disk)], capture_output=True, check=True).stdout)
             for fmt in ("cyclonedx", "spdx")
         }
-        for argv in commands.values():
-            timed(argv, (0, 1))
-        times: dict[str, list[float]] = {k: [] for k in commands}
-        for _ in range(args.runs):
-            for label, argv in commands.items():
-                times[label].append(timed(argv, (0, 1)))
-        shown = ", ".join(f"{label} {statistics.median(t) * 1000:.0f} ms" for label, t in times.items())
+        medians = side_by_side(commands, args.runs, (0, 1))
+        shown = ", ".join(f"{label} {seconds * 1000:.0f} ms" for label, seconds in medians.items())
         size = ", ".join(f"{fmt} {n / 1024:.0f} KiB" for fmt, n in sizes.items())
         print(f"{name} ({disk.stat().st_size >> 20} MiB): {shown}; documents: {size}")
 
