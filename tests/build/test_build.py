@@ -144,9 +144,10 @@ def test_the_debian_tdx_base_image_builds_passes_and_does_not_drift(tdx_debian: 
     assert hashlib.sha256(image.read_bytes()).hexdigest() == doc["image"]["sha256"]
     assert {"libc6", "grub2-common", "shim-unsigned"} <= {p["name"] for p in doc["packages"]["undeclared"]}
     assert doc["packages"]["missing"] == []
-    bundle = Path(doc["outputs"]["evidence"])  # the scan's evidence, unsigned here
+    bundle = Path(doc["outputs"]["evidence"])  # the scan's evidence, signed with the fixture's key
+    key = bundle.parent / "evidence-key.pem.pub"
     verified = subprocess.run(
-        [sys.executable, "-m", "cvmlint", "evidence", "verify", "--allow-unsigned", "--image", str(image), str(bundle)],
+        [sys.executable, "-m", "cvmlint", "evidence", "verify", "--key", str(key), "--image", str(image), str(bundle)],
         capture_output=True,
         text=True,
     )
