@@ -5,7 +5,8 @@ mounts, no failed unit.
 The image is never written: QEMU opens it as a snapshot. What the console does not show is unknown,
 with the reason, never a pass. The recipes' `cvm-status.service` prints the lockdown mode and what
 `/`, `/tmp`, `/var/tmp` and `/var/log` are mounted from (`cvm-status: …` lines); another image is
-judged from systemd's and the kernel's own lines where they suffice.
+judged from systemd's and the kernel's own lines where they suffice. The console is what the guest
+chose to print: this shows how an image boots, it does not prove anything about a hostile one.
 """
 
 from __future__ import annotations
