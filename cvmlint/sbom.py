@@ -172,17 +172,17 @@ def _dep5_licences(text: str) -> list[str]:
     from debian.copyright import Copyright, Error, NotMachineReadableError
 
     logging.getLogger("debian.copyright").setLevel(logging.ERROR)  # its notes on the file's style are not ours
-    try:
-        parsed = Copyright(text.splitlines(keepends=True), strict=False)
-    except (Error, NotMachineReadableError, ValueError):
-        return []
     found: list[str] = []
-    paragraphs: list[Any] = [parsed.header, *parsed.all_files_paragraphs()]
-    for paragraph in paragraphs:
-        licence = getattr(paragraph, "license", None)
-        synopsis = licence.synopsis.strip() if licence is not None else ""
-        if synopsis and synopsis not in found:
-            found.append(synopsis)
+    try:  # fields are parsed when read: a malformed one raises there, not in the constructor
+        parsed = Copyright(text.splitlines(keepends=True), strict=False)
+        paragraphs: list[Any] = [parsed.header, *parsed.all_files_paragraphs()]
+        for paragraph in paragraphs:
+            licence = getattr(paragraph, "license", None)
+            synopsis = licence.synopsis.strip() if licence is not None else ""
+            if synopsis and synopsis not in found:
+                found.append(synopsis)
+    except (Error, NotMachineReadableError, ValueError):
+        return []  # not machine-readable after all: no licence claimed
     return found
 
 
