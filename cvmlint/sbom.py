@@ -62,6 +62,12 @@ class Sbom:
     parts: list[Part]
     created: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
 
+    @property
+    def unknown(self) -> dict[str, str]:
+        """What could not be read, by fact: an SBOM without it is incomplete, and says so."""
+        prefix = "cvmlint:unknown:"
+        return {k.removeprefix(prefix): v for k, v in self.root.properties.items() if k.startswith(prefix)}
+
 
 def from_facts(facts: Facts, root_tree: Tree | None = None) -> Sbom:
     """The SBOM of an image's or a recipe's facts; `root_tree` (an image's root) gives the licences."""
@@ -72,14 +78,23 @@ def from_facts(facts: Facts, root_tree: Tree | None = None) -> Sbom:
     release = system.release if system and isinstance(system.release, str) else ""
     if target.kind == "recipe":
         root = Part("recipe", "recipe", target.name, sha256=digest, properties={"cvmlint:kind": "recipe"})
+        _note_unknown(root, facts, ("packages",))
         return Sbom(root, _declared(facts, distro, release))
     root = Part("image", "image", target.name, sha256=digest, properties={"cvmlint:kind": "disk image"})
+    _note_unknown(root, facts, ("packages", "kernel", "boot"))
     verity = facts.verity
     root_hash = getattr(verity, "root_hash", None)
     if isinstance(root_hash, str) and root_hash:
         root.properties["cvmlint:verity-root-hash"] = root_hash
     parts = _installed(facts, distro, release, root_tree) + _kernel(facts) + _boot(facts)
     return Sbom(root, parts)
+
+
+def _note_unknown(root: Part, facts: Facts, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(facts, name)
+        if isinstance(value, Unknown):
+            root.properties[f"cvmlint:unknown:{name}"] = str(value.reason)
 
 
 def _purl(distro: str, name: str, version: str, arch: str, release: str) -> str:

@@ -6,7 +6,7 @@ import enum
 from pathlib import Path
 
 from cvmlint.cliargs import Opt, command
-from cvmlint.commands.common import FILE_OUTPUT, MKOSI, MkosiOptions, fail, print_warnings, progress_bar, write
+from cvmlint.commands.common import FILE_OUTPUT, MKOSI, MkosiOptions, err, fail, print_warnings, progress_bar, write
 
 
 class SbomFormat(enum.StrEnum):
@@ -37,6 +37,9 @@ def sbom_cmd(target: Path, fmt: SbomFormat, no_verity: bool, output: Path | None
     """Print the software bill of materials of an image (every dpkg package with its package URL and
     licences, the kernel, the EFI binaries with their SHA-256 and signer, the image's SHA-256 and verity
     root hash) or of a recipe (the declared packages with their file and line; versions unknown).
+
+    Exit 1 when part of it could not be read (a LUKS root, no package database …): the document names
+    what is missing and why (`cvmlint:unknown:*` properties of the root component).
     """
     from cvmlint import sbom
 
@@ -61,3 +64,7 @@ def sbom_cmd(target: Path, fmt: SbomFormat, no_verity: bool, output: Path | None
             options.progress = progress
             document = sbom.from_facts(scanned.complete(), scanned.root)
     write(sbom.cyclonedx_json(document) if fmt is SbomFormat.cyclonedx else sbom.spdx_json(document), output)
+    for name, reason in document.unknown.items():
+        err(f"cvmlint: sbom: {name} unknown ({reason}): the bill of materials is incomplete")
+    if document.unknown:
+        raise SystemExit(1)

@@ -137,3 +137,14 @@ def test_a_recipe_sbom_lists_the_declared_packages_at_their_lines(tmp_path: Path
     assert Path(path).read_text().splitlines()[int(line) - 1].strip() in ("systemd", "Packages=systemd")
     _, spdx_path = sbom(Path("recipes/tdx-base"), "spdx", tmp_path)
     validate_spdx(spdx_path)
+
+
+def test_an_image_whose_root_cannot_be_read_gives_an_incomplete_sbom_and_exit_1(tmp_path: Path) -> None:
+    """A LUKS2 root: no package list, and the SBOM says so (never an empty list passed off as complete)."""
+    image = images.unreadable_root("luks-root")
+    out = tmp_path / "sbom.json"
+    run = cvmlint("sbom", image, "-o", out)
+    assert run.code == 1 and "packages unknown (" in run.err and "incomplete" in run.err
+    validate_cyclonedx(out.read_text())
+    root = {p["name"]: p["value"] for p in json.loads(out.read_text())["metadata"]["component"]["properties"]}
+    assert "LUKS2" in root["cvmlint:unknown:packages"] or "luks" in root["cvmlint:unknown:packages"].lower()
