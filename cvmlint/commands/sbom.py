@@ -55,14 +55,24 @@ def sbom_cmd(target: Path, fmt: SbomFormat, no_verity: bool, output: Path | None
         print_warnings(project.warnings + warnings, set())
         document = sbom.from_facts(facts)
     else:
+        from concurrent.futures import ThreadPoolExecutor
+        from dataclasses import replace
+
         from cvmlint.commands.common import load_policy
+        from cvmlint.evidence.inputs import file_sha256
         from cvmlint.policy.probes import kernel_needles
         from cvmlint.scan import ScanOptions, open_scan
 
-        options = ScanOptions(verity=not no_verity, digest=True, needles=kernel_needles(load_policy(None, None)))
-        with progress_bar(True) as progress, open_scan(target, options) as scanned:
+        options = ScanOptions(verity=not no_verity, needles=kernel_needles(load_policy(None, None)))
+        # the image's SHA-256 (the root component's digest) is hashed while the scan reads: hashlib lets go
+        # of the interpreter lock, so the two overlap
+        with ThreadPoolExecutor(1) as pool, progress_bar(True) as progress:
+            digest = pool.submit(file_sha256, target)
             options.progress = progress
-            document = sbom.from_facts(scanned.complete(), scanned.root)
+            with open_scan(target, options) as scanned:
+                facts = scanned.complete()
+                facts = replace(facts, target=replace(facts.target, digest=f"sha256:{digest.result()}"))
+                document = sbom.from_facts(facts, scanned.root)
     write(sbom.cyclonedx_json(document) if fmt is SbomFormat.cyclonedx else sbom.spdx_json(document), output)
     for name, reason in document.unknown.items():
         err(f"cvmlint: sbom: {name} unknown ({reason}): the bill of materials is incomplete")
