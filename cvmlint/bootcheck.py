@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cvmlint import limits
 from cvmlint.errors import InputError
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -65,6 +66,8 @@ class BootCheck:
     seconds: float = 0.0
     console: list[str] = field(default_factory=list)
     timed_out: bool = False
+    cut: str = ""
+    """Why reading the console stopped early (the console-bytes limit), or empty."""
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -106,6 +109,8 @@ def boot_check(image: Path, log: Path, timeout: float = 600, memory_mib: int = 1
         said = f"tcg (software emulation: KVM failed: {failed})"
         result = _attempt(image, log, "tcg", said, timeout, memory_mib, tpm)
     result.checks = judge(result.console, result.timed_out, timeout)
+    if result.cut:
+        result.checks.append(Check("console", "unknown", result.cut))
     return result
 
 
@@ -193,12 +198,19 @@ def _run(argv: list[str], result: BootCheck, timeout: float) -> None:
         assert qemu.stdout is not None
         selector = selectors.DefaultSelector()
         selector.register(qemu.stdout.fileno(), selectors.EVENT_READ)
-        buffer = b""
+        buffer, total, cap = b"", 0, limits.get("console-bytes")
         while qemu.poll() is None and time.monotonic() < (settled or deadline):
             if not selector.select(timeout=1):
                 continue
             chunk = os.read(qemu.stdout.fileno(), 1 << 16)
             if not chunk:
+                break
+            total += len(chunk)
+            if total > cap:
+                result.cut = (
+                    f"the console passed {cap:,} bytes after {time.monotonic() - started:.0f} s; reading stopped "
+                    "(raise it with --limit console-bytes=N)"
+                )
                 break
             *complete, buffer = (buffer + chunk).split(b"\n")
             for raw in complete:
@@ -209,7 +221,7 @@ def _run(argv: list[str], result: BootCheck, timeout: float) -> None:
                     settled = min(deadline, time.monotonic() + SETTLE_SECONDS)
                 if KVM_FAILED.search(line):
                     settled = time.monotonic()
-        result.timed_out = settled is None and qemu.poll() is None
+        result.timed_out = settled is None and not result.cut and time.monotonic() >= deadline
         qemu.kill()
     result.seconds = time.monotonic() - started
 

@@ -134,6 +134,13 @@ TABLE: dict[str, Limit] = {
             "bytes",
         ),
         Limit(
+            "console-bytes",
+            64 * MiB,
+            "what `cvmlint boot` reads from an image's serial console",
+            "the tdx-base boot under TCG: 40 KiB",
+            "bytes",
+        ),
+        Limit(
             "eventlog-bytes",
             16 * MiB,
             "an event log given to `measure --eventlog`",

@@ -173,12 +173,16 @@ def _licences(tree: Tree | None, package: str) -> list[str]:
 
     try:
         node = tree.lookup(f"/usr/share/doc/{package}/copyright")
-        text = tree.read(node, COPYRIGHT_BYTES).decode("utf-8", "replace") if node is not None else ""
+        raw = tree.read(node, COPYRIGHT_BYTES) if node is not None else b""
     except (CvmlintError, OSError):
         return []
-    if not text.startswith("Format:"):
-        return []
-    return _dep5_licences(text)
+    return copyright_licences(raw)
+
+
+def copyright_licences(raw: bytes) -> list[str]:
+    """The licences of a copyright file's bytes: none unless it is machine-readable (DEP-5)."""
+    text = raw[:COPYRIGHT_BYTES].decode("utf-8", "replace")
+    return _dep5_licences(text) if text.startswith("Format:") else []
 
 
 def _dep5_licences(text: str) -> list[str]:

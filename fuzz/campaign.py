@@ -28,7 +28,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "containers": ("gpt", "disk", "qcow2", "vhd", "tar", "luks", "verity"),
     "boot": ("bzimage", "module", "pe", "cpio"),
     "measure": ("grub", "uki", "eventlog"),
-    "text": ("dpkg", "recipe", "policy"),
+    "text": ("dpkg", "copyright", "recipe", "policy"),
     "evidence": ("bundle", "record"),
 }
 

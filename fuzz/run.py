@@ -41,7 +41,8 @@ def main() -> None:
 
     import atheris
 
-    with atheris.instrument_imports(include=["cvmlint"]):
+    # python-debian's copyright parser too: the copyright target's paths are mostly in it
+    with atheris.instrument_imports(include=["cvmlint", "debian.copyright"]):
         import targets
 
         _import_readers()
@@ -92,6 +93,8 @@ def main() -> None:
 
 def _import_readers() -> None:
     """Load every module the targets reach, inside the instrumentation (targets import lazily)."""
+    import debian.copyright  # noqa: F401
+
     import cvmlint.build.pinned
     import cvmlint.build.rebuild
     import cvmlint.image.container
@@ -112,6 +115,7 @@ def _import_readers() -> None:
     import cvmlint.measure.stub
     import cvmlint.policy.loader
     import cvmlint.recipe.facts
+    import cvmlint.sbom
     import cvmlint.scan.disk
     import cvmlint.scan.grub
     import cvmlint.scan.grub_boot

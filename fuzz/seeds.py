@@ -31,9 +31,16 @@ def sh(*argv: str | Path, cwd: Path | None = None) -> None:
 
 
 def seeds_for(target: str) -> Path:
-    """The directory of seeds for `target` (made once for all targets)."""
+    """The directory of seeds for `target` (made once for all targets; test workers in parallel wait for
+    the one that makes them)."""
+    import fcntl
+
     if not (SEEDS / "done").exists():
-        make_all()
+        SEEDS.parent.mkdir(parents=True, exist_ok=True)
+        with open(SEEDS.with_name(SEEDS.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (SEEDS / "done").exists():
+                make_all()
     return SEEDS / target
 
 
@@ -173,6 +180,8 @@ def _text(work: Path) -> None:
     from tests.tools import minbase_tree
 
     _write("dpkg", "minbase", minbase_tree() / "var/lib/dpkg/status")
+    for name in ("bash", "base-passwd", "dash", "libc6"):  # DEP-5 with several paragraphs, and free-form ones
+        _write("copyright", name, minbase_tree() / f"usr/share/doc/{name}/copyright")
     conf = (ROOT / "recipes/common/mkosi.conf").read_bytes()
     repart = (ROOT / "recipes/common/mkosi.repart/10-root.conf").read_bytes()
     _write("recipe", "tdx-base", conf + b"\n---\n" + repart)

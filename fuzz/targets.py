@@ -229,6 +229,13 @@ def recipe(data: bytes) -> None:
         recipe_facts(Path(tmp), display_base=Path(tmp))
 
 
+def copyright(data: bytes) -> None:
+    """A package's copyright file as `cvmlint sbom` reads an image's: its DEP-5 licences, as SPDX."""
+    from cvmlint.sbom import copyright_licences, spdx_expression
+
+    spdx_expression(copyright_licences(data))
+
+
 def policy(data: bytes) -> None:
     """A policy file, parsed and checked."""
     from cvmlint.policy.loader import load_policy
@@ -327,6 +334,7 @@ TARGETS: dict[str, Target] = {
         eventlog,
         grub,
         dpkg,
+        copyright,
         recipe,
         policy,
         record,

@@ -78,3 +78,27 @@ def test_a_boot_that_never_reaches_its_target_fails(lines: list[str]) -> None:
     rescue = [*cut, 'You are in emergency mode. After logging in, type "journalctl -xb" to view']
     status, detail = by_name(rescue)["default target"]
     assert status == "fail" and "emergency mode" in detail
+
+
+@pytest.mark.slow
+def test_a_console_past_its_limit_stops_the_reading_and_is_unknown(tmp_path: Path) -> None:
+    """An image can print without end: reading stops at console-bytes, and the report says so (never a pass)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests import measure_images
+
+    image = measure_images.image("uki")
+    argv = [sys.executable, "-m", "cvmlint", "--limit", "console-bytes=1024", "boot", str(image)]
+    proc = subprocess.run(
+        [*argv, "--no-tpm", "--boot-timeout", "300", "--log", str(tmp_path / "c.log"), "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stderr
+    checks = {c["name"]: (c["status"], c["detail"]) for c in json.loads(proc.stdout)["checks"]}
+    assert checks["console"][0] == "unknown" and "passed 1,024 bytes" in checks["console"][1]
+    assert json.loads(proc.stdout)["verdict"] != "pass"
+    assert (tmp_path / "c.log").stat().st_size <= 1024 + (1 << 16)
