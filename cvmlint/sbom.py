@@ -97,7 +97,8 @@ def _note_unknown(root: Part, facts: Facts, names: tuple[str, ...]) -> None:
             root.properties[f"cvmlint:unknown:{name}"] = str(value.reason)
 
 
-def _purl(distro: str, name: str, version: str, arch: str, release: str) -> str:
+def purl(distro: str, name: str, version: str, arch: str, release: str) -> str:
+    """A Debian package's URL: `pkg:deb/DISTRO/NAME@VERSION?arch=ARCH&distro=RELEASE` (empty parts left out)."""
     from packageurl import PackageURL
 
     qualifiers = {k: v for k, v in (("arch", arch), ("distro", release)) if v}
@@ -117,7 +118,7 @@ def _installed(facts: Facts, distro: str, release: str, tree: Tree | None) -> li
             "package",
             p.name,
             version,
-            _purl(distro, p.name, version, arch, release),
+            purl(distro, p.name, version, arch, release),
             licences=_licences(tree, p.name),
             properties={"cvmlint:source-package": source, "cvmlint:where": str(p.where)},
         )
@@ -133,7 +134,7 @@ def _declared(facts: Facts, distro: str, release: str) -> list[Part]:
             f"declared:{p.name}",
             "declared",
             p.name,
-            purl=_purl(distro, p.name, "", "", release),
+            purl=purl(distro, p.name, "", "", release),
             properties={"cvmlint:declared-at": str(p.where), "cvmlint:version": "unknown until the image is built"},
         )
         for p in facts.packages

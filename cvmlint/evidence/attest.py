@@ -43,20 +43,14 @@ def provenance_statement(
     subject: dict[str, Any], build: dict[str, Any], started: datetime, finished: datetime
 ) -> dict[str, Any]:
     """SLSA provenance v1 of a build, from its record (cvmlint.build-inputs/1)."""
-    from packageurl import PackageURL
+    from cvmlint.sbom import purl
 
     distro = str(build.get("distribution") or "debian")
     release = str(build.get("release") or "")
     files = [{"name": f["path"], "digest": {"sha256": f["sha256"]}} for f in build.get("files", [])]
     packages = [
         {
-            "uri": PackageURL(
-                "deb",
-                distro,
-                p["name"],
-                p["version"],
-                {"arch": p["architecture"], **({"distro": release} if release else {})},
-            ).to_string(),
+            "uri": purl(distro, p["name"], p["version"], p["architecture"], release),
             "digest": {"sha256": p["sha256"]},
             "name": p["name"],
             "annotations": {"origin": p["origin"]},
@@ -64,7 +58,7 @@ def provenance_statement(
         for p in build.get("packages", [])
     ]
     tools = [
-        {"uri": PackageURL("deb", "debian", name, version).to_string(), "name": name}
+        {"uri": purl("debian", name, version, "", ""), "name": name}
         for name, version in sorted((build.get("tools") or {}).items())
         if version and " " not in version
     ]
